@@ -1,0 +1,12 @@
+/** Convert worker: consumes `convert.file` and `archive.build`, and sweeps expired results. */
+import { QUEUES } from '@kiln/queue';
+import { createArchiveHandler, createFileHandler, runWorkerProcess, startRetentionSweeper } from '@kiln/worker-runtime';
+
+await runWorkerProcess({
+  service: 'convert-worker',
+  register: async (deps, config) => {
+    await deps.queue.work(QUEUES.convertFile, config.CONVERT_CONCURRENCY, createFileHandler(deps, 'convert'));
+    await deps.queue.work(QUEUES.archiveBuild, 1, createArchiveHandler(deps));
+    startRetentionSweeper(deps.pool, deps.store, deps.log);
+  },
+});

@@ -1,0 +1,37 @@
+/**
+ * The gateway's Express app, built from its dependencies so tests can run it without a process.
+ * Never imports sharp or ffmpeg: conversion happens in the workers.
+ */
+import crypto from 'node:crypto';
+import express, { type Express } from 'express';
+import type { GatewayDeps } from './deps.ts';
+import { requireApiKey } from './auth.ts';
+import { errorHandler, notFound } from './errors.ts';
+import { filesRouter } from './files.routes.ts';
+import { formatsRouter } from './formats.routes.ts';
+import { healthRouter } from './health.routes.ts';
+import { jobsRouter } from './jobs.routes.ts';
+import { syncRouter } from './sync.routes.ts';
+
+export function createApp(deps: GatewayDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use((req, res, next) => {
+    const given = req.get('x-request-id');
+    req.requestId = given && /^[\w.-]{1,100}$/.test(given) ? given : crypto.randomUUID();
+    res.set('X-Request-Id', req.requestId);
+    next();
+  });
+  app.use(healthRouter(deps));
+  app.use('/api', formatsRouter());
+  app.use('/api', filesRouter(deps));
+  const api = express.Router();
+  api.use(requireApiKey(deps.pool));
+  api.use(jobsRouter(deps));
+  api.use(syncRouter(deps));
+  app.use('/api', api);
+  app.use(notFound);
+  app.use(errorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,17 @@
+import type { Config, Logger } from '@kiln/config';
+import type { Pool } from '@kiln/db';
+import type { Queue } from '@kiln/queue';
+import type { BlobStore } from '@kiln/storage';
+import type { JobWaiter } from './job-waiter.ts';
+import type { Signer } from './signing.ts';
+
+/** Everything routes need, built once in main.ts (or by a test) and passed to createApp. */
+export interface GatewayDeps {
+  config: Config;
+  pool: Pool;
+  queue: Queue;
+  store: BlobStore;
+  log: Logger;
+  signer: Signer;
+  waiter: JobWaiter;
+}

@@ -1,0 +1,30 @@
+/** Turns anything thrown into `{error, code, detail?}`. A 500 says nothing internal; the cause is logged. */
+import type { NextFunction, Request, Response } from 'express';
+import { AppError, isAppError } from '@kiln/contracts';
+import type { Logger } from '@kiln/config';
+
+export function errorHandler(log: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    let e: AppError;
+    if (isAppError(err)) {
+      e = err;
+    } else if (err && typeof err === 'object' && 'type' in err && (err as { type: string }).type === 'entity.parse.failed') {
+      e = new AppError('invalid_request', 'The request body is not valid JSON.');
+    } else if (err && typeof err === 'object' && 'status' in err && typeof (err as { status: unknown }).status === 'number' && (err as { status: number }).status < 500) {
+      e = new AppError('invalid_request', (err as { message?: string }).message ?? 'The request could not be read.');
+    } else {
+      log.error('unhandled error', { requestId: req.requestId, method: req.method, path: req.path, err });
+      e = new AppError('internal_error', `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, { detail: { requestId: req.requestId } });
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (e.headers) res.set(e.headers);
+    res.status(e.status).json(e.toBody());
+  };
+}
+
+export function notFound(req: Request, res: Response) {
+  res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; see GET /api/formats and the README for the API.`).toBody());
+}

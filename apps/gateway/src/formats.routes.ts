@@ -1,0 +1,19 @@
+/** `GET /api/formats`: the input → output matrix, generated from the same registry the codec uses. */
+import { Router } from 'express';
+import { CONVERSIONS, INPUT_INFO, INPUT_KINDS, OUTPUT_FORMATS, OUTPUT_INFO, compressTargetFor } from '@kiln/formats';
+
+export function formatsRouter(): Router {
+  const r = Router();
+  const body = {
+    outputs: OUTPUT_FORMATS.map((f) => ({ format: f, ...OUTPUT_INFO[f] })),
+    inputs: INPUT_KINDS.map((k) => {
+      const rule = CONVERSIONS[INPUT_INFO[k].family];
+      return { input: k, family: INPUT_INFO[k].family, mime: INPUT_INFO[k].mime, convertTo: rule.targets, options: rule.options, compressTo: compressTargetFor(k) ?? null };
+    }),
+    aliases: { jpeg: 'jpg' },
+  };
+  r.get('/formats', (_req, res) => {
+    res.json(body);
+  });
+  return r;
+}

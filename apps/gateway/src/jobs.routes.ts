@@ -1,0 +1,64 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { AppError } from '@kiln/contracts';
+import { cancelJob, getJob, listJobs } from '@kiln/db';
+import type { GatewayDeps } from './deps.ts';
+import { apiKeyOf } from './auth.ts';
+import { createJobFromUpload, toJobDetail, toSummary, urlBuilder } from './jobs.service.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).default(0),
+  status: z.enum(['pending', 'processing', 'completed', 'failed']).optional(),
+});
+
+export function jobIdParam(req: Request): string {
+  const id = String(req.params.id ?? '');
+  if (!UUID.test(id)) throw new AppError('not_found', `No job ${id}.`);
+  return id;
+}
+
+export function jobsRouter(deps: GatewayDeps): Router {
+  const r = Router();
+
+  r.post('/jobs', async (req, res) => {
+    const created = await createJobFromUpload(deps, req, res, apiKeyOf(req));
+    if (!created.created) {
+      const job = await getJob(deps.pool, created.jobId, apiKeyOf(req).id);
+      res.set('Idempotent-Replayed', 'true').json({ jobId: created.jobId, status: job?.status ?? 'pending' });
+      return;
+    }
+    res.json({ jobId: created.jobId, status: 'pending' });
+  });
+
+  r.get('/jobs', async (req, res) => {
+    const q = listQuery.safeParse(req.query);
+    if (!q.success) {
+      const issue = q.error.issues[0]!;
+      const field = String(issue.path[0] ?? 'query');
+      throw new AppError('invalid_field', `${field}: ${field === 'limit' ? 'must be an integer from 1 to 100' : field === 'offset' ? 'must be an integer ≥ 0' : 'must be one of pending, processing, completed, failed'}.`, { detail: { field } });
+    }
+    const { jobs, total } = await listJobs(deps.pool, { apiKeyId: apiKeyOf(req).id, ...q.data });
+    res.json({ jobs: jobs.map(toSummary), pagination: { limit: q.data.limit, offset: q.data.offset, total, hasMore: q.data.offset + jobs.length < total } });
+  });
+
+  r.get('/jobs/:id', async (req, res) => {
+    const id = jobIdParam(req);
+    const job = await getJob(deps.pool, id, apiKeyOf(req).id);
+    if (!job) throw new AppError('not_found', `No job ${id}.`);
+    res.json(await toJobDetail(deps, job, urlBuilder(deps, req)));
+  });
+
+  r.delete('/jobs/:id', async (req, res) => {
+    const id = jobIdParam(req);
+    const outcome = await cancelJob(deps.pool, id, apiKeyOf(req).id, deps.config.RETENTION_HOURS);
+    if (outcome === 'not_found') throw new AppError('not_found', `No job ${id}.`);
+    if (outcome !== 'cancelled') throw new AppError('job_not_cancellable', `Job ${id} is ${outcome}; only pending jobs can be cancelled.`, { detail: { status: outcome } });
+    const job = await getJob(deps.pool, id, apiKeyOf(req).id);
+    res.json(toSummary(job!));
+  });
+
+  return r;
+}

@@ -1,0 +1,65 @@
+/**
+ * Builds the gateway's dependencies from config and starts listening. Used by main.ts and by tests
+ * that want a real gateway on a real port.
+ */
+import http from 'node:http';
+import path from 'node:path';
+import { createLogger, type Config } from '@kiln/config';
+import { createPool, findRunningEmbedded, migrate } from '@kiln/db';
+import { Queue } from '@kiln/queue';
+import { LocalDiskStore } from '@kiln/storage';
+import { createApp } from './app.ts';
+import { bootstrapKeys } from './bootstrap-keys.ts';
+import type { GatewayDeps } from './deps.ts';
+import { createJobWaiter } from './job-waiter.ts';
+import { createSigner, loadSigningSecret } from './signing.ts';
+
+export async function buildDeps(config: Config): Promise<GatewayDeps & { close: () => Promise<void> }> {
+  const log = createLogger('gateway', config.LOG_LEVEL);
+  const url = config.DATABASE_URL ?? (await findRunningEmbedded(config.dataDir));
+  if (!url) throw new Error('No database: set DATABASE_URL, or run `pnpm start` (which starts an embedded Postgres in DATA_DIR).');
+  await migrate(url);
+  const pool = createPool(url, config.DB_POOL_MAX);
+  const queue = await new Queue({
+    connectionString: url,
+    retryLimit: config.JOB_RETRY_LIMIT,
+    expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60,
+    supervise: false,
+    onError: (err) => log.error('queue error', { err }),
+  }).start();
+  const store = await new LocalDiskStore(path.join(config.dataDir, 'blobs')).init();
+  const signer = createSigner(await loadSigningSecret(config.SIGNING_SECRET, config.dataDir));
+  const waiter = await createJobWaiter(url, pool, log);
+  await bootstrapKeys(pool, config.BOOTSTRAP_API_KEY, log);
+  return {
+    config, pool, queue, store, log, signer, waiter,
+    close: async () => {
+      await waiter.close();
+      await queue.stop(5000).catch(() => undefined);
+      await pool.end().catch(() => undefined);
+    },
+  };
+}
+
+export async function startGateway(config: Config): Promise<{ server: http.Server; url: string; deps: GatewayDeps; stop: () => Promise<void> }> {
+  const deps = await buildDeps(config);
+  const app = createApp(deps);
+  const server = http.createServer(app);
+  // Uploads of large files are slow by nature; don't cut them off, but do bound idle sockets.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.PORT, config.HOST, resolve));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
+  const url = `http://127.0.0.1:${port}`;
+  deps.log.info('gateway listening', { url, dataDir: config.dataDir });
+  let stopping: Promise<void> | undefined;
+  return {
+    server, url, deps,
+    stop: () => (stopping ??= (async () => {
+      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeIdleConnections(); });
+      await deps.close();
+    })()),
+  };
+}

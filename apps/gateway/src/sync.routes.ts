@@ -1,0 +1,99 @@
+/**
+ * Synchronous `POST /api/convert` and `POST /api/compress` (API.md §2.3): the same pipeline as a job,
+ * with the request held until the job ends. Past SYNC_TIMEOUT_SECONDS the answer is 202 with the job
+ * id to poll. Without saveToStorage=true results come back inline as data: URLs and nothing is kept.
+ */
+import { Router, type Request, type Response } from 'express';
+import { AppError, type ErrorCode, type JobType, type SyncFile } from '@kiln/contracts';
+import { getJob, getJobFiles, markJobPurged } from '@kiln/db';
+import { keys } from '@kiln/storage';
+import type { GatewayDeps } from './deps.ts';
+import { apiKeyOf } from './auth.ts';
+import { createJobFromUpload, toFileResult, urlBuilder } from './jobs.service.ts';
+
+const FILE_ERROR_STATUS: Record<string, ErrorCode> = {
+  invalid_input: 'invalid_request',
+  unsupported_format: 'unsupported_format',
+  limit_exceeded: 'file_too_large',
+};
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export function syncRouter(deps: GatewayDeps): Router {
+  const r = Router();
+  const handle = (jobType: JobType) => async (req: Request, res: Response) => {
+    const key = apiKeyOf(req);
+    const created = await createJobFromUpload(deps, req, res, key, jobType);
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const final = await deps.waiter.wait(created.jobId, deps.config.SYNC_TIMEOUT_SECONDS * 1000, abort.signal);
+    const job = await getJob(deps.pool, created.jobId, key.id);
+    if (!job) throw new AppError('not_found', `No job ${created.jobId}.`);
+    if (!final) {
+      res.status(202).json({ jobId: job.id, status: job.status, notice: `Still running after ${deps.config.SYNC_TIMEOUT_SECONDS} s (SYNC_TIMEOUT_SECONDS); poll GET /api/jobs/${job.id}.` });
+      return;
+    }
+    const rows = await getJobFiles(deps.pool, job.id);
+    const urlFor = urlBuilder(deps, req);
+    const failed = rows.filter((f) => f.status !== 'completed');
+    if (failed.length === rows.length) {
+      const first = failed[0]!;
+      const code = FILE_ERROR_STATUS[first.errorCode ?? ''] ?? 'internal_error';
+      throw new AppError(code, first.errorMessage ?? job.errorMessage ?? 'The conversion failed.', {
+        detail: { jobId: job.id, fileErrorCode: first.errorCode, results: rows.map((f) => toFileResult(f, urlFor)) },
+      });
+    }
+    const save = created.request.saveToStorage === true;
+    let inlineTooBig = false;
+    const files: (SyncFile & { error?: unknown })[] = [];
+    for (const f of rows) {
+      const result = toFileResult(f, urlFor);
+      if (f.status !== 'completed' || !f.output) {
+        files.push({ filename: result.filename, originalSize: f.originalSize, finalSize: 0, savedPercent: 0, mimeType: '', downloadUrl: '', appliedQuality: null, storedFileId: null, error: result.error });
+        continue;
+      }
+      let downloadUrl = result.downloadUrl!;
+      if (!save) {
+        if (f.output.size <= deps.config.SYNC_INLINE_MAX_BYTES) {
+          const bytes = await readAll(await deps.store.open(f.output.storageKey));
+          downloadUrl = `data:${f.output.mimeType};base64,${bytes.toString('base64')}`;
+        } else {
+          inlineTooBig = true;
+        }
+      }
+      files.push({
+        filename: f.output.filename,
+        originalSize: f.originalSize,
+        finalSize: f.output.size,
+        savedPercent: result.savedPercent ?? 0,
+        mimeType: f.output.mimeType,
+        downloadUrl,
+        appliedQuality: result.appliedQuality,
+        storedFileId: save || inlineTooBig ? f.output.id : null,
+      });
+    }
+    if (!save && !inlineTooBig) {
+      // Nothing is kept: sources and outputs go now, the job row stays as the record.
+      await deps.store.delete([keys.job(job.id)]);
+      await markJobPurged(deps.pool, job.id);
+    }
+    res.json({
+      files,
+      storage: {
+        saved: save || inlineTooBig,
+        notice: save
+          ? `Results are stored until ${job.expiresAt?.toISOString() ?? 'the retention period ends'}; download URLs are signed and expire.`
+          : inlineTooBig
+            ? `A result is larger than SYNC_INLINE_MAX_BYTES (${deps.config.SYNC_INLINE_MAX_BYTES} bytes), so results were stored and are returned as signed URLs.`
+            : 'Results are returned inline as data: URLs and were not stored; send saveToStorage=true for download links.',
+      },
+    });
+  };
+  r.post('/convert', handle('convert'));
+  r.post('/compress', handle('compress'));
+  return r;
+}

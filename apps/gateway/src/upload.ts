@@ -1,0 +1,124 @@
+/**
+ * Multipart intake. Each file part is streamed straight to the BlobStore (never held in memory)
+ * while its first bytes are kept to detect what it really is. Names and client MIME types are not
+ * trusted: the published SDK uploads every file as `upload` with no extension.
+ */
+import crypto from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Request, Response } from 'express';
+import multer from 'multer';
+import { AppError } from '@kiln/contracts';
+import { SNIFF_BYTES, sniff, type InputKind } from '@kiln/formats';
+import { keys, type BlobStore } from '@kiln/storage';
+
+export interface UploadedFile {
+  /** Position among the request's files, after ordering `files[N]` parts by N. */
+  index: number;
+  fileId: string;
+  fieldname: string;
+  filename: string;
+  key: string;
+  size: number;
+  kind: InputKind | undefined;
+}
+
+const FILE_FIELD = /^files(?:\[(\d+)\]|\.items(?:\[(\d+)\])?|\[\])?$/;
+
+class HeadCapture extends Transform {
+  head = Buffer.alloc(0);
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.head.length < SNIFF_BYTES) this.head = Buffer.concat([this.head, chunk.subarray(0, SNIFF_BYTES - this.head.length)]);
+    cb(null, chunk);
+  }
+}
+
+interface StoredPart { fileId: string; key: string; size: number; kind: InputKind | undefined }
+
+function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string): multer.StorageEngine {
+  return {
+    _handleFile(req, file, cb) {
+      if (!FILE_FIELD.test(file.fieldname)) {
+        file.stream.resume();
+        cb(new AppError('invalid_field', `Unexpected file field "${file.fieldname}": upload files in the "files" field (or files[0], files[1], …).`, { detail: { field: file.fieldname } }));
+        return;
+      }
+      const fileId = crypto.randomUUID();
+      const key = keys.source(jobIdOf(req as Request), fileId);
+      const capture = new HeadCapture();
+      file.stream.pipe(capture);
+      store.put(key, capture).then(
+        ({ size }) => cb(null, { fileId, key, size, kind: sniff(capture.head) } satisfies StoredPart as unknown as Partial<Express.Multer.File>),
+        (err: unknown) => { void store.delete([key]).catch(() => undefined); cb(err as Error); },
+      );
+    },
+    _removeFile(_req, file, cb) {
+      const key = (file as unknown as StoredPart).key;
+      if (!key) return cb(null);
+      store.delete([key]).then(() => cb(null), (err: Error) => cb(err));
+    },
+  };
+}
+
+export interface UploadLimits {
+  maxFileBytes: number;
+  maxFiles: number;
+  maxFieldBytes: number;
+}
+
+function multerError(err: multer.MulterError, limits: UploadLimits): AppError {
+  switch (err.code) {
+    case 'LIMIT_FILE_SIZE':
+      return new AppError('file_too_large', `A file is larger than the upload limit of ${limits.maxFileBytes} bytes; split it or raise MAX_UPLOAD_BYTES (per key: maxUploadBytes).`, { detail: { limit: 'MAX_UPLOAD_BYTES', maxBytes: limits.maxFileBytes, field: err.field } });
+    case 'LIMIT_FILE_COUNT':
+      return new AppError('too_many_files', `Too many files: at most ${limits.maxFiles} per request; send several requests or raise MAX_FILES_PER_JOB (per key: maxFilesPerJob).`, { detail: { limit: 'MAX_FILES_PER_JOB', maxFiles: limits.maxFiles } });
+    case 'LIMIT_FIELD_VALUE':
+      return new AppError('invalid_field', `Field "${err.field}" is longer than ${limits.maxFieldBytes} bytes; raise MAX_FIELD_BYTES if this is intended.`, { detail: { field: err.field, limit: 'MAX_FIELD_BYTES' } });
+    case 'LIMIT_UNEXPECTED_FILE':
+      return new AppError('invalid_field', `Unexpected file field "${err.field}": upload files in the "files" field.`, { detail: { field: err.field } });
+    default:
+      return new AppError('invalid_request', `The multipart body could not be read (${err.code}); send multipart/form-data with files in the "files" field.`, { detail: { reason: err.code } });
+  }
+}
+
+/**
+ * Runs multer for one request and returns the stored parts in file order. On any error every blob
+ * this request stored is removed before the error propagates, so a refused upload leaves nothing.
+ */
+export function receiveUpload(store: BlobStore, req: Request, res: Response, jobId: string, limits: UploadLimits): Promise<UploadedFile[]> {
+  const ct = req.headers['content-type'] ?? '';
+  if (!/^multipart\/form-data/i.test(ct)) {
+    return Promise.reject(new AppError('invalid_request', 'Send the request as multipart/form-data with the files in the "files" field.', { detail: { contentType: ct || null } }));
+  }
+  const mw = multer({
+    storage: blobStorage(store, () => jobId),
+    limits: { fileSize: limits.maxFileBytes, files: limits.maxFiles, fieldSize: limits.maxFieldBytes, fields: 200, parts: limits.maxFiles + 200 },
+  }).any();
+  return new Promise((resolve, reject) => {
+    mw(req, res, (err?: unknown) => {
+      const raw = (req.files as unknown as (Express.Multer.File & StoredPart)[] | undefined) ?? [];
+      if (err) {
+        void store.delete(raw.map((f) => f.key).filter(Boolean)).catch(() => undefined);
+        if (err instanceof multer.MulterError) return reject(multerError(err, limits));
+        if (err instanceof AppError) return reject(err);
+        const e = err as { status?: number; message?: string; type?: string };
+        if (e.status && e.status < 500) return reject(new AppError('invalid_request', `The multipart body could not be read: ${e.message ?? 'malformed'}.`));
+        return reject(err);
+      }
+      const withIndex = raw.map((f, arrival) => {
+        const m = FILE_FIELD.exec(f.fieldname)!;
+        const explicit = m[1] ?? m[2];
+        return { f, order: explicit !== undefined ? Number(explicit) : arrival, arrival };
+      });
+      withIndex.sort((a, b) => a.order - b.order || a.arrival - b.arrival);
+      resolve(withIndex.map(({ f }, index) => ({
+        index,
+        fileId: f.fileId,
+        fieldname: f.fieldname,
+        filename: (f.originalname || 'upload').slice(0, 255),
+        key: f.key,
+        size: f.size,
+        kind: f.kind,
+      })));
+    });
+  });
+}

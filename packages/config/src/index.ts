@@ -1,0 +1,94 @@
+/**
+ * @kiln/config — composes small zod fragments into one typed config. `loadConfig(env)` is pure: it
+ * reads only the object it is given, is called once in each `main.ts`, and reports every bad variable
+ * at once with its name and how to fix it. Depends on zod only.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+const int = (dflt: number, min = 0) => z.coerce.number().int().min(min).default(dflt);
+const optStr = z.string().trim().min(1).optional().catch(undefined);
+const cores = Math.max(1, os.availableParallelism());
+
+/** Each fragment owns one area; the docs table in README.md is generated from these descriptions. */
+export const fragments = {
+  core: z.object({
+    DATA_DIR: z.string().default('./data').describe('Where blobs, the embedded Postgres cluster and the signing secret live.'),
+    DATABASE_URL: z.string().url().optional().describe('External Postgres. When unset, `pnpm start` runs an embedded server in DATA_DIR/postgres.'),
+    DB_POOL_MAX: int(10, 1).describe('Connections per process in our own pool (pg-boss keeps its own).'),
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Log verbosity.'),
+    RETENTION_HOURS: z.coerce.number().positive().default(24).describe('Results and sources are deleted this long after a job ends.'),
+    EMBEDDED_PG_PORT: int(54329, 1).describe('Port of the embedded Postgres server (127.0.0.1 only).'),
+  }),
+  gateway: z.object({
+    PORT: int(8080, 0).describe('Port the gateway listens on.'),
+    HOST: z.string().default('0.0.0.0').describe('Address the gateway binds to.'),
+    PUBLIC_URL: z.string().url().optional().describe('Base of absolute download URLs; else taken from the request Host.'),
+    SIGNING_SECRET: z.string().min(16).optional().describe('HMAC key for download URLs; generated once into DATA_DIR/signing-secret when unset.'),
+    MAX_UPLOAD_BYTES: int(1024 ** 3, 1).describe('Largest single uploaded file, in bytes (413 above it).'),
+    MAX_FILES_PER_JOB: int(50, 1).describe('Most files in one request.'),
+    MAX_FIELD_BYTES: int(1024 * 1024, 1024).describe('Largest non-file form field, in bytes.'),
+    SYNC_TIMEOUT_SECONDS: int(60, 1).describe('How long POST /api/convert and /api/compress wait before answering 202 with the job id.'),
+    SYNC_INLINE_MAX_BYTES: int(25 * 1024 * 1024, 1).describe('Largest result returned inline as a data: URL by the sync endpoints.'),
+    DOWNLOAD_URL_TTL_SECONDS: int(3600, 60).describe('Lifetime of signed download URLs.'),
+    BOOTSTRAP_API_KEY: optStr.describe('Makes sure this API key exists at start-up (for automation).'),
+  }),
+  worker: z.object({
+    CONVERT_CONCURRENCY: int(cores, 1).describe('Files the convert worker processes at once.'),
+    COMPRESS_CONCURRENCY: int(cores, 1).describe('Files the compress worker processes at once.'),
+    FILE_TIMEOUT_SECONDS: int(600, 1).describe('Longest a single file conversion may run.'),
+    JOB_RETRY_LIMIT: int(2, 0).describe('Retries (with backoff) for engine failures and timeouts; bad input is never retried.'),
+    IMAGE_MAX_PIXELS: int(100_000_000, 1).describe('Largest decoded image, in pixels (width × height × frames).'),
+    AVIF_EFFORT: int(2, 0).describe('AVIF/HEIF encoder effort 0–9: 2 is service-friendly, higher is smaller but much slower.'),
+    RESIZE_PRESETS: z.string().optional().describe('JSON overriding resize presets, e.g. {"email":{"width":640,"fit":"inside"}}.'),
+    SHARP_CONCURRENCY: int(0, 0).describe('libvips threads per image (0 = sharp default, one per core).'),
+  }),
+};
+
+export const configSchema = fragments.core.and(fragments.gateway).and(fragments.worker);
+export type RawConfig = z.infer<typeof configSchema>;
+export interface Config extends RawConfig {
+  /** DATA_DIR resolved to an absolute path. */
+  dataDir: string;
+}
+
+export class ConfigError extends Error {
+  readonly issues: string[];
+  constructor(issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** Treats empty strings as unset, so `FOO= pnpm start` means "default". */
+function clean(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') out[k] = v;
+  return out;
+}
+
+export function loadConfig(env: Record<string, string | undefined>, cwd = process.cwd()): Config {
+  const parsed = configSchema.safeParse(clean(env));
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  return { ...parsed.data, dataDir: path.resolve(cwd, parsed.data.DATA_DIR) };
+}
+
+/** Rows for the README configuration table: name, default, meaning. */
+export function describeConfig(): { name: string; default: string; meaning: string }[] {
+  const rows: { name: string; default: string; meaning: string }[] = [];
+  for (const frag of Object.values(fragments)) {
+    for (const [name, schema] of Object.entries(frag.shape)) {
+      const s = schema as z.ZodType;
+      let dflt = '—';
+      const r = s.safeParse(undefined);
+      if (r.success && r.data !== undefined) dflt = String(r.data);
+      rows.push({ name, default: dflt, meaning: s.description ?? '' });
+    }
+  }
+  return rows;
+}
+export * from './logger.ts';

@@ -1,0 +1,53 @@
+/**
+ * The single catalog of error codes Kiln answers with, and the HTTP status each maps to. Codes are
+ * stable and part of the public contract (API.md §2.7); messages are sentences that say how to fix it.
+ */
+export const ERROR_STATUS = {
+  invalid_field: 400,
+  invalid_request: 400,
+  unauthorized: 401,
+  quota_exceeded: 402,
+  format_not_allowed: 403,
+  forbidden: 403,
+  not_found: 404,
+  job_not_cancellable: 409,
+  conflict: 409,
+  file_too_large: 413,
+  too_many_files: 413,
+  unsupported_format: 415,
+  rate_limited: 429,
+  internal_error: 500,
+  unavailable: 503,
+} as const;
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** Codes recorded on a single file's result when its conversion fails. */
+export const FILE_ERROR_CODES = ['invalid_input', 'unsupported_format', 'limit_exceeded', 'timeout', 'engine_failed', 'cancelled'] as const;
+export type FileErrorCode = (typeof FILE_ERROR_CODES)[number];
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly detail: Record<string, unknown> | undefined;
+  readonly headers: Record<string, string> | undefined;
+  constructor(code: ErrorCode, message: string, opts: { detail?: Record<string, unknown>; cause?: unknown; headers?: Record<string, string> } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.detail = opts.detail;
+    this.headers = opts.headers;
+  }
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+  toBody(): ErrorBody {
+    return this.detail ? { error: this.message, code: this.code, detail: this.detail } : { error: this.message, code: this.code };
+  }
+}
+
+export interface ErrorBody {
+  error: string;
+  code: string;
+  detail?: Record<string, unknown>;
+}
+
+export const isAppError = (e: unknown): e is AppError => e instanceof AppError;

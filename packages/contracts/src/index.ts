@@ -1,0 +1,9 @@
+/**
+ * @kiln/contracts — the public contract in code: request field parsing, the queue job catalog,
+ * response shapes and the error-code catalog. Depends on zod and the format registry only.
+ */
+export * from './errors.ts';
+export * from './job-fields.ts';
+export * from './payloads.ts';
+export * from './dto.ts';
+export * from './resize-presets.ts';

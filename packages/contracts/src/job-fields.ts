@@ -1,0 +1,168 @@
+/**
+ * Parsing of the Convertly multipart fields (API.md §2.1) into one options object per uploaded file.
+ * Every field comes as a string. A field is either one singular value for the whole batch, or a JSON
+ * array (its plural name) with exactly one entry per file. Errors name the field, the file index and
+ * the accepted values; nothing is queued when any field is wrong.
+ */
+import { z } from 'zod';
+import { OUTPUT_FORMATS, parseOutputFormat, type OutputFormat } from '@kiln/formats';
+import { AppError } from './errors.ts';
+
+export const RESIZE_PRESETS = ['original', 'website', 'email', 'instagram', 'linkedin', 'ecommerce', 'square', 'width', 'height'] as const;
+export type ResizePreset = (typeof RESIZE_PRESETS)[number];
+export const COMPRESS_MODES = ['quality', 'target-size'] as const;
+export type CompressMode = (typeof COMPRESS_MODES)[number];
+export const JOB_TYPES = ['convert', 'compress'] as const;
+export type JobType = (typeof JOB_TYPES)[number];
+
+export const DEFAULT_QUALITY = 82;
+
+export const fileOptionsSchema = z.object({
+  format: z.enum(OUTPUT_FORMATS).optional(),
+  resize: z.enum(RESIZE_PRESETS),
+  resizeWidth: z.number().int().min(1).nullable(),
+  resizeHeight: z.number().int().min(1).nullable(),
+  quality: z.number().int().min(1).max(100),
+  autoOrient: z.boolean(),
+  mono: z.boolean(),
+  mode: z.enum(COMPRESS_MODES),
+  targetBytes: z.number().int().min(1).nullable(),
+  lossless: z.boolean(),
+  stripMetadata: z.boolean(),
+});
+export type FileOptions = z.infer<typeof fileOptionsSchema>;
+
+export interface JobRequest {
+  jobType: JobType;
+  createArchive: boolean;
+  /** null when the client did not say; async jobs always store, sync calls default to inline results. */
+  saveToStorage: boolean | null;
+  files: FileOptions[];
+}
+
+type Raw = Record<string, unknown>;
+
+/** Parses one value; returns the parsed value or an error sentence fragment naming what is accepted. */
+type ValueParser<T> = (v: unknown) => { ok: true; value: T } | { ok: false; accepted: string };
+
+const boolParser: ValueParser<boolean> = (v) => {
+  if (v === true || v === 'true') return { ok: true, value: true };
+  if (v === false || v === 'false') return { ok: true, value: false };
+  return { ok: false, accepted: '"true" or "false"' };
+};
+const intParser = (min: number, max?: number, nullable = false): ValueParser<number | null> => (v) => {
+  const accepted = `an integer ${max === undefined ? `≥ ${min}` : `from ${min} to ${max}`}${nullable ? ' or null' : ''}`;
+  if (v === null || v === 'null' || v === '') return nullable ? { ok: true, value: null } : { ok: false, accepted };
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min || (max !== undefined && n > max)) return { ok: false, accepted };
+  return { ok: true, value: n };
+};
+const enumParser = <T extends string>(values: readonly T[]): ValueParser<T> => (v) =>
+  typeof v === 'string' && (values as readonly string[]).includes(v) ? { ok: true, value: v as T } : { ok: false, accepted: `one of ${values.join(', ')}` };
+const formatParser: ValueParser<OutputFormat> = (v) => {
+  const f = typeof v === 'string' ? parseOutputFormat(v) : undefined;
+  return f ? { ok: true, value: f } : { ok: false, accepted: `one of ${OUTPUT_FORMATS.join(', ')} (jpeg is an alias of jpg)` };
+};
+
+interface FieldSpec<T> {
+  key: keyof FileOptions;
+  singular: readonly string[];
+  plural: string;
+  parse: ValueParser<T>;
+}
+
+const FIELDS: FieldSpec<unknown>[] = [
+  { key: 'format', singular: ['format'], plural: 'formats', parse: formatParser },
+  { key: 'resize', singular: ['resize'], plural: 'resizes', parse: enumParser(RESIZE_PRESETS) },
+  { key: 'resizeWidth', singular: ['resizeWidth'], plural: 'resizeWidths', parse: intParser(1, undefined, true) },
+  { key: 'resizeHeight', singular: ['resizeHeight'], plural: 'resizeHeights', parse: intParser(1, undefined, true) },
+  { key: 'quality', singular: ['compression', 'quality'], plural: 'compressions', parse: intParser(1, 100) },
+  { key: 'autoOrient', singular: ['autoOrient'], plural: 'autoOrients', parse: boolParser },
+  { key: 'mono', singular: ['mono'], plural: 'monos', parse: boolParser },
+  { key: 'mode', singular: ['mode'], plural: 'modes', parse: enumParser(COMPRESS_MODES) },
+  { key: 'targetBytes', singular: ['targetBytes'], plural: 'targetByteValues', parse: intParser(1, undefined, true) },
+  { key: 'lossless', singular: ['lossless'], plural: 'losslessValues', parse: boolParser },
+  { key: 'stripMetadata', singular: ['stripMetadata'], plural: 'stripMetadataValues', parse: boolParser },
+];
+
+const DEFAULTS: Omit<FileOptions, 'format'> = {
+  resize: 'original', resizeWidth: null, resizeHeight: null, quality: DEFAULT_QUALITY, autoOrient: true, mono: false,
+  mode: 'quality', targetBytes: null, lossless: false, stripMetadata: true,
+};
+
+function invalid(field: string, message: string, detail: Record<string, unknown>): AppError {
+  return new AppError('invalid_field', message, { detail: { field, ...detail } });
+}
+
+/** A multipart field that was sent more than once arrives as an array; the last one wins. */
+function single(raw: Raw, name: string): string | undefined {
+  const v = raw[name];
+  if (Array.isArray(v)) return v.length ? String(v[v.length - 1]) : undefined;
+  return v === undefined ? undefined : String(v);
+}
+
+function parseTopBool<D extends boolean | null>(raw: Raw, name: string, dflt: D): boolean | D {
+  const v = single(raw, name);
+  if (v === undefined || v === '') return dflt;
+  const r = boolParser(v);
+  if (!r.ok) throw invalid(name, `${name} must be "true" or "false"; got ${JSON.stringify(v)}.`, { accepted: ['true', 'false'] });
+  return r.value;
+}
+
+export function parseJobFields(raw: Raw, fileCount: number, forced?: { jobType?: JobType }): JobRequest {
+  const jobTypeRaw = forced?.jobType ?? single(raw, 'jobType') ?? 'convert';
+  const jt = enumParser(JOB_TYPES)(jobTypeRaw);
+  if (!jt.ok) throw invalid('jobType', `jobType must be one of ${JOB_TYPES.join(', ')}; got ${JSON.stringify(jobTypeRaw)}.`, { accepted: JOB_TYPES });
+  const jobType = jt.value;
+
+  const perFile: Partial<FileOptions>[] = Array.from({ length: fileCount }, () => ({}));
+  for (const spec of FIELDS) {
+    const pluralRaw = single(raw, spec.plural);
+    if (pluralRaw !== undefined && pluralRaw !== '') {
+      let arr: unknown;
+      try {
+        arr = JSON.parse(pluralRaw);
+      } catch {
+        throw invalid(spec.plural, `${spec.plural} must be a JSON array with one entry per file; it is not valid JSON.`, { expectedLength: fileCount });
+      }
+      if (!Array.isArray(arr)) throw invalid(spec.plural, `${spec.plural} must be a JSON array with one entry per file.`, { expectedLength: fileCount });
+      if (arr.length !== fileCount)
+        throw invalid(spec.plural, `${spec.plural} has ${arr.length} entries but ${fileCount} file(s) were uploaded; send exactly one entry per file.`, { expectedLength: fileCount, actualLength: arr.length });
+      arr.forEach((v, i) => {
+        const r = spec.parse(v);
+        if (!r.ok) throw invalid(spec.plural, `${spec.plural}[${i}] must be ${r.accepted}; got ${JSON.stringify(v)}.`, { index: i, accepted: r.accepted });
+        (perFile[i] as Record<string, unknown>)[spec.key] = r.value;
+      });
+      continue;
+    }
+    for (const name of spec.singular) {
+      const v = single(raw, name);
+      if (v === undefined || v === '') continue;
+      const r = spec.parse(v);
+      if (!r.ok) throw invalid(name, `${name} must be ${r.accepted}; got ${JSON.stringify(v)}.`, { accepted: r.accepted });
+      for (const f of perFile) (f as Record<string, unknown>)[spec.key] = r.value;
+      break;
+    }
+  }
+
+  const files = perFile.map((p, i): FileOptions => {
+    const o = { ...DEFAULTS, ...p } as FileOptions;
+    const where = fileCount > 1 ? ` (file ${i})` : '';
+    if (jobType === 'convert' && !o.format)
+      throw invalid('format', `format is required${where}: send format=<${OUTPUT_FORMATS.slice(0, 6).join('|')}|…> or formats=[…] with one entry per file.`, { index: i });
+    if (o.resize === 'width' && o.resizeWidth === null)
+      throw invalid('resizeWidth', `resize=width needs resizeWidth${where}: send resizeWidth=<pixels>.`, { index: i });
+    if (o.resize === 'height' && o.resizeHeight === null)
+      throw invalid('resizeHeight', `resize=height needs resizeHeight${where}: send resizeHeight=<pixels>.`, { index: i });
+    if (jobType === 'compress' && o.mode === 'target-size' && o.targetBytes === null)
+      throw invalid('targetBytes', `mode=target-size needs targetBytes${where}: send targetBytes=<bytes> or targetByteValues=[…].`, { index: i });
+    return fileOptionsSchema.parse(o);
+  });
+
+  return {
+    jobType,
+    createArchive: parseTopBool(raw, 'createArchive', false),
+    saveToStorage: parseTopBool(raw, 'saveToStorage', null),
+    files,
+  };
+}

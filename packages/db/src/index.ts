@@ -1,0 +1,10 @@
+/**
+ * @kiln/db — Kiln's Postgres: the pool, the migration runner for `migrations/`, the embedded server
+ * used when DATABASE_URL is unset, and repositories for our own tables. Knows nothing of HTTP,
+ * queues or codecs; pg-boss's schema is not ours and is never touched here.
+ */
+export * from './pool.ts';
+export * from './migrate.ts';
+export * from './embedded.ts';
+export * from './api-keys.repo.ts';
+export * from './jobs.repo.ts';

@@ -1,0 +1,334 @@
+/**
+ * Jobs, their files and the blobs they produced. This table set is the record of what happened;
+ * pg-boss only carries messages. Counters on `jobs` are always recomputed from `job_files` under a
+ * row lock, so a retried or duplicated message can never double-count.
+ */
+import type { PoolClient, Queryable } from './pool.ts';
+
+export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
+export type FileStatus = JobStatus;
+
+export interface NewJobFile {
+  id: string;
+  idx: number;
+  filename: string;
+  sourceKey: string;
+  sourceKind: string | null;
+  originalSize: number;
+  options: Record<string, unknown>;
+}
+
+export interface NewJob {
+  id: string;
+  apiKeyId: string;
+  jobType: 'convert' | 'compress';
+  createArchive: boolean;
+  files: NewJobFile[];
+}
+
+export interface JobRow {
+  id: string;
+  apiKeyId: string;
+  jobType: 'convert' | 'compress';
+  status: JobStatus;
+  createArchive: boolean;
+  totalFiles: number;
+  completedFiles: number;
+  failedFiles: number;
+  errorMessage: string | null;
+  cancelled: boolean;
+  createdAt: Date;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  expiresAt: Date | null;
+  archiveFileId: string | null;
+  progress: number;
+}
+
+export interface JobFileRow {
+  id: string;
+  jobId: string;
+  idx: number;
+  filename: string;
+  sourceKey: string;
+  sourceKind: string | null;
+  originalSize: number;
+  options: Record<string, unknown>;
+  status: FileStatus;
+  progress: number;
+  attempts: number;
+  result: Record<string, unknown> | null;
+  outputFileId: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+}
+
+export interface StoredFileRow {
+  id: string;
+  jobId: string;
+  storageKey: string;
+  filename: string;
+  mimeType: string;
+  size: number;
+}
+
+const JOB_COLS = `j.id, j.api_key_id AS "apiKeyId", j.job_type AS "jobType", j.status, j.create_archive AS "createArchive",
+  j.total_files AS "totalFiles", j.completed_files AS "completedFiles", j.failed_files AS "failedFiles",
+  j.error_message AS "errorMessage", j.cancelled, j.created_at AS "createdAt", j.started_at AS "startedAt",
+  j.completed_at AS "completedAt", j.expires_at AS "expiresAt", j.archive_file_id AS "archiveFileId",
+  CASE WHEN j.status IN ('completed','failed') THEN 100 ELSE
+    (SELECT coalesce(floor(avg(CASE WHEN f.status IN ('completed','failed') THEN 100 ELSE f.progress END)), 0)::int
+       FROM job_files f WHERE f.job_id = j.id) END AS progress`;
+
+const FILE_COLS = `id, job_id AS "jobId", idx, filename, source_key AS "sourceKey", source_kind AS "sourceKind",
+  original_size AS "originalSize", options, status, progress, attempts, result, output_file_id AS "outputFileId",
+  error_code AS "errorCode", error_message AS "errorMessage"`;
+
+const STORED_COLS = `id, job_id AS "jobId", storage_key AS "storageKey", filename, mime_type AS "mimeType", size`;
+
+export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
+  await db.query(
+    `INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files) VALUES ($1, $2, $3, $4, $5)`,
+    [job.id, job.apiKeyId, job.jobType, job.createArchive, job.files.length],
+  );
+  // One statement for all files, however many there are.
+  await db.query(
+    `INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options)
+     SELECT f.id, $1, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options
+       FROM jsonb_to_recordset($2::jsonb) AS f(id uuid, idx int, filename text, source_key text, source_kind text, original_size bigint, options jsonb)`,
+    [job.id, JSON.stringify(job.files.map((f) => ({ id: f.id, idx: f.idx, filename: f.filename, source_key: f.sourceKey, source_kind: f.sourceKind, original_size: f.originalSize, options: f.options })))],
+  );
+}
+
+/**
+ * Claims an Idempotency-Key for a job inside the job's transaction. Returns the job id that owns the
+ * key: `jobId` itself when this request claimed it, an older job's id when the key was used before.
+ */
+export async function claimIdempotencyKey(db: Queryable, apiKeyId: string, key: string, jobId: string): Promise<string> {
+  const r = await db.query<{ job_id: string }>(
+    `INSERT INTO idempotency_keys (api_key_id, key, job_id) VALUES ($1, $2, $3)
+     ON CONFLICT (api_key_id, key) DO NOTHING RETURNING job_id`,
+    [apiKeyId, key, jobId],
+  );
+  if (r.rows[0]) return r.rows[0].job_id;
+  const existing = await db.query<{ job_id: string }>(`SELECT job_id FROM idempotency_keys WHERE api_key_id = $1 AND key = $2`, [apiKeyId, key]);
+  return existing.rows[0]!.job_id;
+}
+
+export async function findIdempotentJob(db: Queryable, apiKeyId: string, key: string): Promise<string | undefined> {
+  const r = await db.query<{ job_id: string }>(`SELECT job_id FROM idempotency_keys WHERE api_key_id = $1 AND key = $2`, [apiKeyId, key]);
+  return r.rows[0]?.job_id;
+}
+
+/** A job as its owner sees it; `apiKeyId` undefined means the operator (dashboard) view. */
+export async function getJob(db: Queryable, jobId: string, apiKeyId?: string): Promise<JobRow | undefined> {
+  const r = await db.query<JobRow>(
+    `SELECT ${JOB_COLS} FROM jobs j WHERE j.id = $1 ${apiKeyId ? 'AND j.api_key_id = $2' : ''}`,
+    apiKeyId ? [jobId, apiKeyId] : [jobId],
+  );
+  return r.rows[0];
+}
+
+export async function getJobFiles(db: Queryable, jobId: string): Promise<(JobFileRow & { output: StoredFileRow | null })[]> {
+  const r = await db.query<JobFileRow & { output: StoredFileRow | null }>(
+    `SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')},
+            CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id, 'jobId', s.job_id, 'storageKey', s.storage_key,
+              'filename', s.filename, 'mimeType', s.mime_type, 'size', s.size) END AS output
+       FROM job_files f LEFT JOIN stored_files s ON s.id = f.output_file_id
+      WHERE f.job_id = $1 ORDER BY f.idx`,
+    [jobId],
+  );
+  return r.rows;
+}
+
+export interface ListJobsQuery {
+  apiKeyId?: string;
+  status?: JobStatus;
+  limit: number;
+  offset: number;
+}
+
+export async function listJobs(db: Queryable, q: ListJobsQuery): Promise<{ jobs: JobRow[]; total: number }> {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (q.apiKeyId) { args.push(q.apiKeyId); where.push(`j.api_key_id = $${args.length}`); }
+  if (q.status) { args.push(q.status); where.push(`j.status = $${args.length}`); }
+  const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const total = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs j ${w}`, args);
+  args.push(q.limit, q.offset);
+  const rows = await db.query<JobRow>(
+    `SELECT ${JOB_COLS} FROM jobs j ${w} ORDER BY j.created_at DESC, j.id LIMIT $${args.length - 1} OFFSET $${args.length}`,
+    args,
+  );
+  return { jobs: rows.rows, total: total.rows[0]!.n };
+}
+
+/** Cancels a pending job. A cancelled job reads failed with "Job was cancelled.". */
+export async function cancelJob(db: Queryable, jobId: string, apiKeyId: string, retentionHours: number): Promise<'cancelled' | 'not_found' | JobStatus> {
+  const r = await db.query<{ id: string }>(
+    `UPDATE jobs SET status = 'failed', cancelled = true, error_message = 'Job was cancelled.', completed_at = now(),
+            expires_at = now() + make_interval(secs => $3 * 3600)
+      WHERE id = $1 AND api_key_id = $2 AND status = 'pending' RETURNING id`,
+    [jobId, apiKeyId, retentionHours],
+  );
+  if (r.rowCount) {
+    await db.query(`UPDATE job_files SET status = 'failed', error_code = 'cancelled', error_message = 'Job was cancelled.', completed_at = now() WHERE job_id = $1 AND status = 'pending'`, [jobId]);
+    return 'cancelled';
+  }
+  const existing = await getJob(db, jobId, apiKeyId);
+  return existing ? existing.status : 'not_found';
+}
+
+export async function getStoredFile(db: Queryable, id: string): Promise<StoredFileRow | undefined> {
+  const r = await db.query<StoredFileRow>(`SELECT ${STORED_COLS} FROM stored_files WHERE id = $1`, [id]);
+  return r.rows[0];
+}
+
+// ---- worker side -------------------------------------------------------------------------------
+
+export interface FileClaim {
+  file: JobFileRow;
+  job: Pick<JobRow, 'id' | 'jobType' | 'status' | 'cancelled'>;
+}
+
+/**
+ * Marks a file as being processed and returns it, or undefined when there is nothing to do: the file
+ * already reached a final state (a duplicate or retried message) or its job was cancelled.
+ */
+export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
+  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean }>(
+    `WITH f AS (
+       UPDATE job_files SET status = 'processing', attempts = attempts + 1, started_at = coalesce(started_at, now())
+        WHERE id = $1 AND status IN ('pending', 'processing')
+          AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_files.job_id AND jobs.cancelled)
+        RETURNING *),
+     j AS (
+       UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, now())
+        WHERE id = (SELECT job_id FROM f) AND status = 'pending' RETURNING id)
+     SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.cancelled
+       FROM f JOIN jobs ON jobs.id = f.job_id`,
+    [fileId],
+  );
+  const row = r.rows[0];
+  if (!row) return undefined;
+  const { jobStatus, jobType, cancelled, ...file } = row;
+  return { file, job: { id: file.jobId, jobType, status: jobStatus, cancelled } };
+}
+
+export async function setFileProgress(db: Queryable, fileId: string, progress: number): Promise<void> {
+  await db.query(`UPDATE job_files SET progress = $2 WHERE id = $1 AND status = 'processing' AND progress < $2`, [fileId, Math.max(0, Math.min(99, Math.round(progress)))]);
+}
+
+export type FileOutcome =
+  | { ok: true; output: Omit<StoredFileRow, 'id' | 'jobId'>; result: Record<string, unknown> }
+  | { ok: false; code: string; message: string };
+
+export interface JobProgressAfter {
+  /** Every file reached a final state with this call. */
+  allFilesDone: boolean;
+  /** The job itself reached completed/failed (false while an archive is still to be built). */
+  jobFinal: boolean;
+  needsArchive: boolean;
+  status: JobStatus;
+}
+
+/** Records a file's outcome and moves the job on. Call inside a transaction. */
+export async function finishFile(tx: PoolClient, jobId: string, fileId: string, outcome: FileOutcome, retentionHours: number): Promise<JobProgressAfter | undefined> {
+  if (outcome.ok) {
+    const s = await tx.query<{ id: string }>(
+      `INSERT INTO stored_files (job_id, storage_key, filename, mime_type, size) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (storage_key) DO UPDATE SET filename = EXCLUDED.filename, mime_type = EXCLUDED.mime_type, size = EXCLUDED.size
+       RETURNING id`,
+      [jobId, outcome.output.storageKey, outcome.output.filename, outcome.output.mimeType, outcome.output.size],
+    );
+    const u = await tx.query(
+      `UPDATE job_files SET status = 'completed', progress = 100, output_file_id = $2, result = $3, completed_at = now(), error_code = NULL, error_message = NULL
+        WHERE id = $1 AND status IN ('pending', 'processing')`,
+      [fileId, s.rows[0]!.id, JSON.stringify(outcome.result)],
+    );
+    if (!u.rowCount) return undefined;
+  } else {
+    const u = await tx.query(
+      `UPDATE job_files SET status = 'failed', progress = 100, error_code = $2, error_message = $3, completed_at = now()
+        WHERE id = $1 AND status IN ('pending', 'processing')`,
+      [fileId, outcome.code, outcome.message],
+    );
+    if (!u.rowCount) return undefined;
+  }
+  return settleJob(tx, jobId, retentionHours);
+}
+
+async function settleJob(tx: PoolClient, jobId: string, retentionHours: number): Promise<JobProgressAfter> {
+  const job = await tx.query<{ status: JobStatus; create_archive: boolean; total_files: number; cancelled: boolean }>(
+    `SELECT status, create_archive, total_files, cancelled FROM jobs WHERE id = $1 FOR UPDATE`,
+    [jobId],
+  );
+  const j = job.rows[0]!;
+  const c = await tx.query<{ done: number; failed: number }>(
+    `SELECT count(*) FILTER (WHERE status = 'completed')::int AS done, count(*) FILTER (WHERE status = 'failed')::int AS failed
+       FROM job_files WHERE job_id = $1`,
+    [jobId],
+  );
+  const { done, failed } = c.rows[0]!;
+  const allFilesDone = done + failed === j.total_files;
+  let status: JobStatus = j.status === 'pending' ? 'processing' : j.status;
+  let jobFinal = false;
+  let needsArchive = false;
+  if (allFilesDone && !j.cancelled && (j.status === 'pending' || j.status === 'processing')) {
+    if (done > 0 && j.create_archive) {
+      needsArchive = true;
+    } else {
+      status = done > 0 ? 'completed' : 'failed';
+      jobFinal = true;
+    }
+  }
+  await tx.query(
+    `UPDATE jobs SET completed_files = $2, failed_files = $3,
+            status = CASE WHEN cancelled THEN status ELSE $4 END,
+            error_message = CASE WHEN $5 AND $4 = 'failed' AND NOT cancelled THEN $6 ELSE error_message END,
+            completed_at = CASE WHEN $5 THEN now() ELSE completed_at END,
+            expires_at = CASE WHEN $5 THEN now() + make_interval(secs => $7 * 3600) ELSE expires_at END
+      WHERE id = $1`,
+    [jobId, done, failed, status, jobFinal, failed === 1 ? 'The file failed to convert; see results[].error.' : `All ${failed} files failed to convert; see results[].error.`, retentionHours],
+  );
+  return { allFilesDone, jobFinal, needsArchive, status };
+}
+
+/** Records the job's archive (or the reason there is none) and completes the job. */
+export async function finishArchive(tx: PoolClient, jobId: string, archive: Omit<StoredFileRow, 'id' | 'jobId'> | { error: string }, retentionHours: number): Promise<boolean> {
+  let archiveId: string | null = null;
+  if (!('error' in archive)) {
+    const s = await tx.query<{ id: string }>(
+      `INSERT INTO stored_files (job_id, storage_key, filename, mime_type, size) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (storage_key) DO UPDATE SET size = EXCLUDED.size RETURNING id`,
+      [jobId, archive.storageKey, archive.filename, archive.mimeType, archive.size],
+    );
+    archiveId = s.rows[0]!.id;
+  }
+  const r = await tx.query(
+    `UPDATE jobs SET status = 'completed', archive_file_id = $2, completed_at = now(),
+            error_message = $3, expires_at = now() + make_interval(secs => $4 * 3600)
+      WHERE id = $1 AND status = 'processing'`,
+    [jobId, archiveId, 'error' in archive ? archive.error : null, retentionHours],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Jobs whose retention ran out, with every blob key they own, oldest first. */
+export async function expiredJobs(db: Queryable, limit = 100): Promise<{ id: string; keys: string[] }[]> {
+  const r = await db.query<{ id: string; keys: string[] }>(
+    `SELECT j.id,
+            array_remove(array_cat(
+              ARRAY(SELECT source_key FROM job_files WHERE job_id = j.id),
+              ARRAY(SELECT storage_key FROM stored_files WHERE job_id = j.id)), NULL) AS keys
+       FROM jobs j WHERE j.expires_at < now() AND j.purged_at IS NULL ORDER BY j.expires_at LIMIT $1`,
+    [limit],
+  );
+  return r.rows;
+}
+
+/** After retention: the blobs are gone, so their rows go too; the job row stays as the record. */
+export async function markJobPurged(db: Queryable, jobId: string): Promise<void> {
+  await db.query(`UPDATE jobs SET archive_file_id = NULL, purged_at = now() WHERE id = $1`, [jobId]);
+  await db.query(`DELETE FROM stored_files WHERE job_id = $1`, [jobId]);
+}

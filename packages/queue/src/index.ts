@@ -1,0 +1,131 @@
+/**
+ * @kiln/queue — the one place that knows pg-boss. Queue names and payloads come from the contract's
+ * job catalog; payloads are validated on send and re-parsed on receipt. Our tables stay the record:
+ * this is transport only. Depends on pg-boss and @kiln/contracts.
+ */
+import { PgBoss } from 'pg-boss';
+import { PAYLOADS, QUEUES, type PayloadOf, type QueueName } from '@kiln/contracts';
+
+export { QUEUES };
+export type { QueueName, PayloadOf };
+
+/** Anything that can run SQL: a pg Pool or a client inside our own transaction. */
+export interface SqlRunner {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+export interface QueueOptions {
+  connectionString: string;
+  /** Retries with backoff for engine failures (bad input is never retried: handlers don't throw for it). */
+  retryLimit: number;
+  /** Longest a message may stay active before pg-boss gives it to another worker. */
+  expireInSeconds: number;
+  poolMax?: number;
+  /** Run pg-boss maintenance (expiry, retention) in this process. Workers do; the gateway needn't. */
+  supervise?: boolean;
+  onError?: (err: Error) => void;
+}
+
+export interface JobContext {
+  id: string;
+  /** Retries already made; the attempt is the last one when `retryCount >= retryLimit`. */
+  retryCount: number;
+  retryLimit: number;
+  signal: AbortSignal;
+}
+
+export class Queue {
+  readonly boss: PgBoss;
+  private readonly opts: QueueOptions;
+  private started = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(opts: QueueOptions) {
+    this.opts = opts;
+    this.boss = new PgBoss({
+      connectionString: opts.connectionString,
+      useListenNotify: true,
+      max: opts.poolMax ?? 4,
+      application_name: 'kiln-queue',
+      // Kiln has no cron jobs; skipping the scheduler saves a poll loop per process.
+      schedule: false,
+      supervise: opts.supervise ?? true,
+    });
+    this.boss.on('error', (err) => (opts.onError ?? ((e) => console.error(e)))(err));
+  }
+
+  /** Starts pg-boss (creating its schema when needed) and makes sure our queues exist with notify on. */
+  async start(): Promise<this> {
+    if (this.started) return this;
+    await this.boss.start();
+    for (const name of Object.values(QUEUES)) {
+      const options = {
+        notify: true,
+        retryLimit: this.opts.retryLimit,
+        retryBackoff: true,
+        retryDelay: 2,
+        retryDelayMax: 60,
+        expireInSeconds: this.opts.expireInSeconds,
+      };
+      const existing = await this.boss.getQueue(name);
+      if (!existing) {
+        try {
+          await this.boss.createQueue(name, options);
+        } catch (err) {
+          // Another process created it between our check and our insert.
+          if (!(await this.boss.getQueue(name))) throw err;
+        }
+      } else {
+        await this.boss.updateQueue(name, options);
+      }
+    }
+    this.started = true;
+    return this;
+  }
+
+  /** Queues messages; pass `db` to make the insert part of the caller's transaction. */
+  async sendMany<Q extends QueueName>(name: Q, payloads: PayloadOf<Q>[], db?: SqlRunner): Promise<void> {
+    const schema = PAYLOADS[name];
+    const jobs = payloads.map((p) => ({ data: schema.parse(p) as object }));
+    await this.boss.insert(name, jobs, db ? { db: { executeSql: (text, values) => db.query(text, values) as Promise<{ rows: unknown[] }> } } : undefined);
+  }
+
+  async send<Q extends QueueName>(name: Q, payload: PayloadOf<Q>, db?: SqlRunner): Promise<void> {
+    await this.sendMany(name, [payload], db);
+  }
+
+  /**
+   * Runs `handler` for each message, `concurrency` at a time. A handler that throws is retried with
+   * backoff up to the queue's retryLimit; handlers record permanent failures themselves and return.
+   */
+  async work<Q extends QueueName>(name: Q, concurrency: number, handler: (payload: PayloadOf<Q>, ctx: JobContext) => Promise<void>): Promise<void> {
+    const schema = PAYLOADS[name];
+    await this.boss.work<object>(name, { localConcurrency: concurrency, batchSize: 1, notifyPollingIntervalSeconds: 5, pollingIntervalSeconds: 2 }, async (jobs) => {
+      for (const job of jobs) {
+        const parsed = schema.safeParse(job.data);
+        if (!parsed.success) {
+          // A malformed message can never succeed: drop it loudly rather than retry it forever.
+          console.error(JSON.stringify({ level: 'error', msg: 'dropping malformed queue message', queue: name, id: job.id, issues: parsed.error.issues }));
+          continue;
+        }
+        await handler(parsed.data as PayloadOf<Q>, {
+          id: job.id,
+          retryCount: job.retryCount,
+          retryLimit: this.opts.retryLimit,
+          signal: job.signal,
+        });
+      }
+    });
+  }
+
+  /** Cheap liveness check for /readyz: pg-boss's own pool can reach its schema. */
+  async ping(): Promise<void> {
+    await this.boss.getQueue(QUEUES.convertFile);
+  }
+
+  /** Stops taking work, waits (bounded) for running handlers, closes pg-boss's pool. Idempotent. */
+  stop(timeoutMs = 30_000): Promise<void> {
+    this.stopping ??= this.started ? this.boss.stop({ graceful: true, timeout: timeoutMs, close: true }) : Promise.resolve();
+    return this.stopping;
+  }
+}

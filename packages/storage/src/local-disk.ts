@@ -1,0 +1,95 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { assertKey, type BlobStore } from './blob-store.ts';
+
+/** Blobs as plain files under one root directory (DATA_DIR/blobs). */
+export class LocalDiskStore implements BlobStore {
+  readonly kind = 'local';
+  readonly root: string;
+  private readonly tmpRoot: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.tmpRoot = path.join(this.root, '.tmp');
+  }
+
+  async init(): Promise<this> {
+    await fsp.mkdir(this.tmpRoot, { recursive: true });
+    return this;
+  }
+
+  private file(key: string): string {
+    assertKey(key);
+    const p = path.join(this.root, key);
+    // Belt and braces: the key regex already forbids escaping, this makes it structural.
+    if (!p.startsWith(this.root + path.sep)) throw new Error(`Storage key ${key} resolves outside the store.`);
+    return p;
+  }
+
+  private tmpName(): string {
+    return path.join(this.tmpRoot, crypto.randomUUID());
+  }
+
+  async put(key: string, source: Readable): Promise<{ size: number }> {
+    const dest = this.file(key);
+    const tmp = this.tmpName();
+    let size = 0;
+    source.on('data', (c: Buffer) => { size += c.length; });
+    try {
+      await pipeline(source, fs.createWriteStream(tmp, { flags: 'wx' }));
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await fsp.rename(tmp, dest);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      throw err;
+    }
+    return { size };
+  }
+
+  async putFile(key: string, localPath: string): Promise<{ size: number }> {
+    const dest = this.file(key);
+    await fsp.mkdir(path.dirname(dest), { recursive: true });
+    try {
+      await fsp.rename(localPath, dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      await fsp.copyFile(localPath, dest);
+      await fsp.rm(localPath, { force: true });
+    }
+    return { size: (await fsp.stat(dest)).size };
+  }
+
+  async open(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const p = this.file(key);
+    const handle = await fsp.open(p, 'r');
+    return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+  }
+
+  async stat(key: string): Promise<{ size: number } | undefined> {
+    try {
+      return { size: (await fsp.stat(this.file(key))).size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    await Promise.all(keys.map((k) => fsp.rm(this.file(k), { force: true, recursive: true })));
+  }
+
+  async localPath(key: string): Promise<{ path: string; release: () => Promise<void> }> {
+    return { path: this.file(key), release: async () => undefined };
+  }
+
+  async scratch(): Promise<{ dir: string; release: () => Promise<void> }> {
+    // Scratch lives beside the blobs so finished outputs can be renamed into place, not copied.
+    const dir = await fsp.mkdtemp(path.join(this.tmpRoot, 'w-')).catch(() => fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-')));
+    return { dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
+  }
+}

@@ -1,0 +1,44 @@
+/** Builds the job's one zip of outputs (createArchive) and completes the job. */
+import { QUEUES } from '@kiln/contracts';
+import { finishArchive, getJob, getJobFiles, withTransaction } from '@kiln/db';
+import { keys } from '@kiln/storage';
+import { zipFiles } from '@kiln/codec';
+import type { JobContext } from '@kiln/queue';
+import { notifyJobDone, type WorkerDeps } from './file-handler.ts';
+
+export { QUEUES };
+
+export function createArchiveHandler(deps: WorkerDeps) {
+  return async function handle(payload: { jobId: string }, ctx: JobContext): Promise<void> {
+    const job = await getJob(deps.pool, payload.jobId);
+    if (!job || job.status !== 'processing') return;
+    const files = (await getJobFiles(deps.pool, job.id)).filter((f) => f.status === 'completed' && f.output);
+    const scratch = await deps.store.scratch();
+    const held: { release: () => Promise<void> }[] = [];
+    try {
+      const entries = [];
+      for (const f of files) {
+        const p = await deps.store.localPath(f.output!.storageKey);
+        held.push(p);
+        entries.push({ path: p.path, name: f.output!.filename });
+      }
+      const out = `${scratch.dir}/archive.zip`;
+      let outcome: Parameters<typeof finishArchive>[2];
+      try {
+        await zipFiles(entries, out);
+        const storageKey = keys.archive(job.id);
+        const { size } = await deps.store.putFile(storageKey, out);
+        outcome = { storageKey, filename: `kiln-${job.id.slice(0, 8)}.zip`, mimeType: 'application/zip', size };
+      } catch (err) {
+        if (ctx.retryCount < ctx.retryLimit) throw err;
+        outcome = { error: 'The archive of results could not be built; the files are still available one by one.' };
+      }
+      await withTransaction(deps.pool, async (tx) => {
+        if (await finishArchive(tx, job.id, outcome, deps.settings.retentionHours)) await notifyJobDone(tx, job.id);
+      });
+    } finally {
+      for (const h of held) await h.release();
+      await scratch.release();
+    }
+  };
+}

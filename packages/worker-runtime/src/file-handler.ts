@@ -1,0 +1,163 @@
+/**
+ * Processes one uploaded file: claim it, run the codec, store the output, record the outcome and move
+ * the job on. Shared by the convert and compress workers. Idempotent: a duplicate or retried message
+ * finds the file already final and does nothing; output keys are deterministic.
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
+import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
+import { claimFile, finishFile, setFileProgress, withTransaction, type FileOutcome, type Pool } from '@kiln/db';
+import type { JobContext, Queue } from '@kiln/queue';
+import { keys, type BlobStore } from '@kiln/storage';
+import { convert, isCodecError, type CodecErrorKind, type ConvertResult } from '@kiln/codec';
+import type { Logger } from '@kiln/config';
+
+export interface WorkerSettings {
+  retentionHours: number;
+  fileTimeoutMs: number;
+  maxPixels: number;
+  avifEffort: number;
+  presets: PresetTable;
+}
+
+export interface WorkerDeps {
+  pool: Pool;
+  queue: Queue;
+  store: BlobStore;
+  log: Logger;
+  settings: WorkerSettings;
+}
+
+/** Permanent kinds are recorded on the file; transient ones are retried by pg-boss until the last attempt. */
+function classify(kind: CodecErrorKind): { permanent: boolean; code: FileErrorCode } {
+  switch (kind) {
+    case 'invalid_input': return { permanent: true, code: 'invalid_input' };
+    case 'unsupported': return { permanent: true, code: 'unsupported_format' };
+    case 'limit_exceeded': return { permanent: true, code: 'limit_exceeded' };
+    case 'cancelled': return { permanent: true, code: 'cancelled' };
+    case 'timeout': return { permanent: false, code: 'timeout' };
+    case 'engine_failed': return { permanent: false, code: 'engine_failed' };
+    default: {
+      const never: never = kind;
+      throw new Error(`unhandled codec error kind ${String(never)}`);
+    }
+  }
+}
+
+export function outputFilename(original: string, ext: string): string {
+  const base = path.basename(original).replace(/\.[^.]*$/, '') || 'file';
+  return `${base}.${ext}`;
+}
+
+export function savedPercent(original: number, final: number): number {
+  if (original <= 0) return 0;
+  return Math.max(0, Math.round((1 - final / original) * 1000) / 10);
+}
+
+export async function notifyJobDone(db: { query: (text: string, values?: unknown[]) => Promise<unknown> }, jobId: string): Promise<void> {
+  await db.query('SELECT pg_notify($1, $2)', [JOB_DONE_CHANNEL, jobId]);
+}
+
+export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress') {
+  const { pool, store, settings } = deps;
+
+  async function record(jobId: string, fileId: string, outcome: FileOutcome): Promise<void> {
+    await withTransaction(pool, async (tx) => {
+      const after = await finishFile(tx, jobId, fileId, outcome, settings.retentionHours);
+      if (!after) return;
+      if (after.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
+      if (after.jobFinal) await notifyJobDone(tx, jobId);
+    });
+  }
+
+  return async function handle(payload: { jobId: string; fileId: string }, ctx: JobContext): Promise<void> {
+    const log = deps.log.child({ jobId: payload.jobId, fileId: payload.fileId, attempt: ctx.retryCount + 1 });
+    const claim = await claimFile(pool, payload.fileId);
+    if (!claim) {
+      log.debug('file already final or job cancelled; nothing to do');
+      return;
+    }
+    const { file } = claim;
+    const fail = (code: FileErrorCode, message: string) => record(file.jobId, file.id, { ok: false, code, message });
+
+    const parsedOptions = fileOptionsSchema.safeParse(file.options);
+    if (!parsedOptions.success) return fail('invalid_input', 'The stored options for this file are invalid; resubmit the job.');
+    const o: FileOptions = parsedOptions.data;
+    const kind = (INPUT_KINDS as readonly string[]).includes(file.sourceKind ?? '') ? (file.sourceKind as InputKind) : undefined;
+    if (!kind) return fail('unsupported_format', 'The file type could not be recognised from its contents.');
+    const target: OutputFormat | undefined = o.format ?? (mode === 'compress' ? compressTargetFor(kind) : undefined);
+    if (!target) return fail('unsupported_format', `Files of type ${kind} cannot be ${mode === 'compress' ? 'compressed' : 'converted'} yet.`);
+
+    const scratch = await store.scratch();
+    const source = await store.localPath(file.sourceKey);
+    const started = Date.now();
+    let lastProgress = 0;
+    try {
+      const box = resolveResize(o, settings.presets);
+      let result: ConvertResult = await convert({
+        input: source.path,
+        inputKind: kind,
+        outputDir: scratch.dir,
+        format: target,
+        quality: o.quality,
+        ...(box ? { resize: { ...(box.width ? { width: box.width } : {}), ...(box.height ? { height: box.height } : {}), fit: box.fit } } : {}),
+        autoOrient: o.autoOrient,
+        stripMetadata: o.stripMetadata,
+        lossless: o.lossless,
+        mono: o.mono,
+        limits: { maxPixels: settings.maxPixels },
+        avifEffort: settings.avifEffort,
+        timeoutMs: settings.fileTimeoutMs,
+        signal: ctx.signal,
+        onProgress: (f) => {
+          const pct = Math.floor(f * 100);
+          if (pct >= lastProgress + 5) {
+            lastProgress = pct;
+            void setFileProgress(pool, file.id, pct).catch(() => undefined);
+          }
+        },
+      });
+      const notes = [...(result.notes ?? [])];
+      // A compress result is never larger than its input: hand the original back instead.
+      if (mode === 'compress' && !o.format && target === kind && result.size >= file.originalSize) {
+        const kept = path.join(scratch.dir, `original.${OUTPUT_INFO[target].extension}`);
+        await fsp.copyFile(source.path, kept);
+        result = { ...result, path: kept, size: file.originalSize, appliedQuality: null };
+        notes.push('The compressed file would not have been smaller; the original is returned unchanged.');
+      }
+      const ext = OUTPUT_INFO[target].extension;
+      const storageKey = keys.output(file.jobId, file.id, ext);
+      const { size } = await store.putFile(storageKey, result.path);
+      await record(file.jobId, file.id, {
+        ok: true,
+        output: { storageKey, filename: outputFilename(file.filename, ext), mimeType: result.mimeType, size },
+        result: {
+          format: result.format,
+          mimeType: result.mimeType,
+          finalSize: size,
+          savedPercent: savedPercent(file.originalSize, size),
+          appliedQuality: result.appliedQuality,
+          ...(result.width !== undefined ? { width: result.width } : {}),
+          ...(result.height !== undefined ? { height: result.height } : {}),
+          ...(result.durationSeconds !== undefined ? { durationSeconds: result.durationSeconds } : {}),
+          ...(notes.length ? { notes } : {}),
+        },
+      });
+      log.info('file done', { ms: Date.now() - started, from: kind, to: target, size });
+    } catch (err) {
+      if (isCodecError(err)) {
+        const c = classify(err.kind);
+        log.warn('file failed', { code: c.code, message: err.message, internal: err.internal, permanent: c.permanent });
+        if (c.permanent || ctx.retryCount >= ctx.retryLimit) return fail(c.code, err.message);
+        throw err;
+      }
+      log.error('file handler error', { err });
+      if (ctx.retryCount >= ctx.retryLimit) return fail('engine_failed', 'The conversion failed after several attempts because of an internal error.');
+      throw err;
+    } finally {
+      await source.release();
+      await scratch.release();
+    }
+  };
+}

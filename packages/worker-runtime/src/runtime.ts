@@ -1,0 +1,91 @@
+/**
+ * Wiring shared by the worker processes: config, database, queue, storage, handlers, graceful stop.
+ * SIGTERM stops taking work, lets running files finish (bounded), closes pools and exits.
+ */
+import { DEFAULT_RESIZE_PRESETS, presetOverridesSchema, type PresetTable } from '@kiln/contracts';
+import { createLogger, loadConfig, type Config, type Logger } from '@kiln/config';
+import { createPool, findRunningEmbedded, migrate, type Pool } from '@kiln/db';
+import { Queue } from '@kiln/queue';
+import { LocalDiskStore } from '@kiln/storage';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { WorkerDeps, WorkerSettings } from './file-handler.ts';
+
+export function presetsFrom(config: Config): PresetTable {
+  if (!config.RESIZE_PRESETS) return DEFAULT_RESIZE_PRESETS;
+  const parsed = presetOverridesSchema.safeParse(JSON.parse(config.RESIZE_PRESETS));
+  if (!parsed.success) throw new Error(`RESIZE_PRESETS is not valid: ${parsed.error.message}`);
+  return { ...DEFAULT_RESIZE_PRESETS, ...parsed.data };
+}
+
+export function settingsFrom(config: Config): WorkerSettings {
+  return {
+    retentionHours: config.RETENTION_HOURS,
+    fileTimeoutMs: config.FILE_TIMEOUT_SECONDS * 1000,
+    maxPixels: config.IMAGE_MAX_PIXELS,
+    avifEffort: config.AVIF_EFFORT,
+    presets: presetsFrom(config),
+  };
+}
+
+/** DATABASE_URL, or the embedded server a running `pnpm start` left its address for in DATA_DIR. */
+export async function resolveDatabaseUrl(config: Config): Promise<string> {
+  if (config.DATABASE_URL) return config.DATABASE_URL;
+  const url = await findRunningEmbedded(config.dataDir);
+  if (url) return url;
+  throw new Error('No database: set DATABASE_URL, or run `pnpm start` (which starts an embedded Postgres in DATA_DIR).');
+}
+
+export interface RunningWorker {
+  deps: WorkerDeps;
+  stop: () => Promise<void>;
+}
+
+export async function startWorker(opts: {
+  service: string;
+  register: (deps: WorkerDeps, config: Config) => Promise<void>;
+  env?: Record<string, string | undefined>;
+}): Promise<RunningWorker> {
+  const config = loadConfig(opts.env ?? process.env);
+  const log: Logger = createLogger(opts.service, config.LOG_LEVEL);
+  if (config.SHARP_CONCURRENCY) sharp.concurrency(config.SHARP_CONCURRENCY);
+  // libvips' operation cache only helps when the same image is processed twice; a service never does.
+  sharp.cache(false);
+  const url = await resolveDatabaseUrl(config);
+  await migrate(url);
+  const pool: Pool = createPool(url, config.DB_POOL_MAX);
+  const queue = new Queue({
+    connectionString: url,
+    retryLimit: config.JOB_RETRY_LIMIT,
+    expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60,
+    onError: (err) => log.error('queue error', { err }),
+  });
+  await queue.start();
+  const store = await new LocalDiskStore(path.join(config.dataDir, 'blobs')).init();
+  const deps: WorkerDeps = { pool, queue, store, log, settings: settingsFrom(config) };
+  await opts.register(deps, config);
+  log.info('worker ready', { storage: store.root });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info('stopping: no new work, waiting for running files');
+      await queue.stop(30_000).catch((err) => log.error('queue stop failed', { err }));
+      await pool.end().catch(() => undefined);
+      log.info('stopped');
+    })());
+  return { deps, stop };
+}
+
+/** For `main.ts`: start, and stop cleanly on SIGTERM/SIGINT. */
+export async function runWorkerProcess(opts: Parameters<typeof startWorker>[0]): Promise<void> {
+  let worker: RunningWorker;
+  try {
+    worker = await startWorker(opts);
+  } catch (err) {
+    console.error(`${opts.service} failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+  const onSignal = () => void worker.stop().then(() => process.exit(0));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}
