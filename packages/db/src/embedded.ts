@@ -46,6 +46,8 @@ export async function findRunningEmbedded(dataDir: string): Promise<string | und
 export async function startEmbedded(opts: { dataDir: string; port: number; log?: (m: string) => void; database?: string; extraFlags?: string[] }): Promise<EmbeddedServer> {
   const dir = path.join(opts.dataDir, 'postgres');
   await fs.mkdir(opts.dataDir, { recursive: true });
+  // As root the server runs as the `postgres` user, which must be able to reach its cluster folder.
+  if (process.getuid?.() === 0) await fs.chmod(opts.dataDir, 0o711);
   let port = opts.port;
   // A stale server from a crashed run, or another Kiln on this machine, may hold the port.
   for (let i = 0; i < 20 && !(await portFree(port)); i++) port++;

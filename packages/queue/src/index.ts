@@ -100,22 +100,28 @@ export class Queue {
    */
   async work<Q extends QueueName>(name: Q, concurrency: number, handler: (payload: PayloadOf<Q>, ctx: JobContext) => Promise<void>): Promise<void> {
     const schema = PAYLOADS[name];
-    await this.boss.work<object>(name, { localConcurrency: concurrency, batchSize: 1, notifyPollingIntervalSeconds: 5, pollingIntervalSeconds: 2 }, async (jobs) => {
-      for (const job of jobs) {
-        const parsed = schema.safeParse(job.data);
-        if (!parsed.success) {
-          // A malformed message can never succeed: drop it loudly rather than retry it forever.
-          console.error(JSON.stringify({ level: 'error', msg: 'dropping malformed queue message', queue: name, id: job.id, issues: parsed.error.issues }));
-          continue;
+    // One pg-boss worker per slot, each registered on its own so it can be woken by id. pg-boss
+    // otherwise sleeps for its polling interval after every job (NOTIFY only fires on insert), which
+    // would leave a backlog idling between files; waking the slot right after a job keeps it
+    // fetching while there is work and falls back to NOTIFY + slow polling when the queue is empty.
+    for (let slot = 0; slot < concurrency; slot++) {
+      let workerId: string | undefined;
+      workerId = await this.boss.work<object>(name, { batchSize: 1, notifyPollingIntervalSeconds: 5, pollingIntervalSeconds: 2 }, async (jobs) => {
+        try {
+          for (const job of jobs) {
+            const parsed = schema.safeParse(job.data);
+            if (!parsed.success) {
+              // A malformed message can never succeed: drop it loudly rather than retry it forever.
+              console.error(JSON.stringify({ level: 'error', msg: 'dropping malformed queue message', queue: name, id: job.id, issues: parsed.error.issues }));
+              continue;
+            }
+            await handler(parsed.data as PayloadOf<Q>, { id: job.id, retryCount: job.retryCount, retryLimit: this.opts.retryLimit, signal: job.signal });
+          }
+        } finally {
+          if (workerId) this.boss.notifyWorker(workerId);
         }
-        await handler(parsed.data as PayloadOf<Q>, {
-          id: job.id,
-          retryCount: job.retryCount,
-          retryLimit: this.opts.retryLimit,
-          signal: job.signal,
-        });
-      }
-    });
+      });
+    }
   }
 
   /** Cheap liveness check for /readyz: pg-boss's own pool can reach its schema. */
