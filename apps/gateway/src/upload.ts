@@ -97,12 +97,16 @@ export function receiveUpload(store: BlobStore, req: Request, res: Response, job
     mw(req, res, (err?: unknown) => {
       const raw = (req.files as unknown as (Express.Multer.File & StoredPart)[] | undefined) ?? [];
       if (err) {
-        void store.delete(raw.map((f) => f.key).filter(Boolean)).catch(() => undefined);
-        if (err instanceof multer.MulterError) return reject(multerError(err, limits));
-        if (err instanceof AppError) return reject(err);
-        const e = err as { status?: number; message?: string; type?: string };
-        if (e.status && e.status < 500) return reject(new AppError('invalid_request', `The multipart body could not be read: ${e.message ?? 'malformed'}.`));
-        return reject(err);
+        const mapped = (() => {
+          if (err instanceof multer.MulterError) return multerError(err, limits);
+          if (err instanceof AppError) return err;
+          const e = err as { status?: number; message?: string };
+          if (e.status && e.status < 500) return new AppError('invalid_request', `The multipart body could not be read: ${e.message ?? 'malformed'}.`);
+          return err;
+        })();
+        // Answer only once nothing of this request is left in storage.
+        void store.delete(raw.map((f) => f.key).filter(Boolean)).catch(() => undefined).then(() => reject(mapped));
+        return;
       }
       const withIndex = raw.map((f, arrival) => {
         const m = FILE_FIELD.exec(f.fieldname)!;

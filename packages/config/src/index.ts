@@ -86,6 +86,7 @@ export function describeConfig(): { name: string; default: string; meaning: stri
       let dflt = '—';
       const r = s.safeParse(undefined);
       if (r.success && r.data !== undefined) dflt = String(r.data);
+      if (/^(CONVERT|COMPRESS)_CONCURRENCY$/.test(name)) dflt = 'CPU cores';
       rows.push({ name, default: dflt, meaning: s.description ?? '' });
     }
   }

@@ -1,0 +1,71 @@
+/** The image engine on real sharp: formats by magic bytes, sizes, never upscaling, metadata, limits. */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp, { type Sharp } from 'sharp';
+import { sniff } from '@kiln/formats';
+import { convertImage, targetSize, CodecError } from '../src/index.ts';
+
+let dir: string;
+beforeAll(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codec-img-')); });
+afterAll(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+
+async function fixture(name: string, width: number, height: number, extra: (s: Sharp) => Sharp = (s) => s.jpeg()): Promise<string> {
+  const p = path.join(dir, name);
+  await extra(sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 120, sigma: 30 } } })).toFile(p);
+  return p;
+}
+const base = { quality: 82, autoOrient: true, stripMetadata: true, limits: { maxPixels: 50_000_000 }, avifEffort: 2 };
+
+test('targetSize never upscales and cover boxes shrink to fit small sources', () => {
+  expect(targetSize(4000, 3000, { width: 1920, fit: 'inside' })).toEqual({ width: 1920, height: 1440, crop: false });
+  expect(targetSize(800, 600, { width: 1920, fit: 'inside' })).toEqual({ width: 800, height: 600, crop: false });
+  expect(targetSize(4000, 3000, { width: 1080, height: 1080, fit: 'cover' })).toEqual({ width: 1080, height: 1080, crop: true });
+  expect(targetSize(500, 400, { width: 1080, height: 1080, fit: 'cover' })).toEqual({ width: 400, height: 400, crop: true });
+  expect(targetSize(3000, 2000, { height: 500, fit: 'inside' })).toEqual({ width: 750, height: 500, crop: false });
+});
+
+test('GPS/EXIF are stripped by default and kept with stripMetadata=false', async () => {
+  const src = await fixture('gps.jpg', 200, 100, (s) => s.withExif({ IFD0: { Copyright: 'Kiln test' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1' } }).jpeg());
+  expect((await sharp(src).metadata()).exif).toBeDefined();
+  const stripped = path.join(dir, 'stripped.jpg');
+  await convertImage({ ...base, input: src, output: stripped, format: 'jpg' });
+  expect((await sharp(stripped).metadata()).exif).toBeUndefined();
+  const kept = path.join(dir, 'kept.jpg');
+  await convertImage({ ...base, input: src, output: kept, format: 'jpg', stripMetadata: false });
+  expect((await sharp(kept).metadata()).exif).toBeDefined();
+});
+
+test('transparent PNG to JPEG is flattened on white, not black', async () => {
+  const src = path.join(dir, 'alpha.png');
+  await sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toFile(src);
+  const out = path.join(dir, 'alpha.jpg');
+  await convertImage({ ...base, input: src, output: out, format: 'jpg' });
+  const { data } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
+  expect(data[0]).toBeGreaterThan(240);
+});
+
+test('quality changes the output size and is reported back', async () => {
+  const src = await fixture('q.jpg', 400, 300);
+  const hi = await convertImage({ ...base, input: src, output: path.join(dir, 'hi.webp'), format: 'webp', quality: 95 });
+  const lo = await convertImage({ ...base, input: src, output: path.join(dir, 'lo.webp'), format: 'webp', quality: 20 });
+  expect(lo.size).toBeLessThan(hi.size);
+  expect([hi.appliedQuality, lo.appliedQuality]).toEqual([95, 20]);
+  expect(sniff(await fs.readFile(path.join(dir, 'lo.webp')))).toBe('webp');
+});
+
+test('an image over the pixel limit fails with limit_exceeded naming the setting', async () => {
+  const src = await fixture('big.png', 3000, 2000, (s) => s.png());
+  await expect(convertImage({ ...base, input: src, output: path.join(dir, 'x.jpg'), format: 'jpg', limits: { maxPixels: 1_000_000, maxPixelsSetting: 'IMAGE_MAX_PIXELS' } }))
+    .rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/IMAGE_MAX_PIXELS/) });
+});
+
+test('garbage fails with invalid_input and leaves no output behind', async () => {
+  const src = path.join(dir, 'garbage.jpg');
+  await fs.writeFile(src, Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.alloc(500, 3)]));
+  const out = path.join(dir, 'garbage.png');
+  const err = await convertImage({ ...base, input: src, output: out, format: 'png' }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(CodecError);
+  expect((err as CodecError).kind).toBe('invalid_input');
+  await expect(fs.stat(out)).rejects.toThrow();
+});
