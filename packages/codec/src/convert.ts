@@ -1,16 +1,14 @@
 /**
- * The codec's single entry for a conversion: picks the engine from the input kind and the target
- * format using the shared format registry, so `GET /api/formats` and the codec can never disagree.
+ * The codec's single entry for a conversion: picks the engine for (input kind, target format) from
+ * an ordered list, using the shared format registry, so `GET /api/formats` and the codec can never
+ * disagree. Each engine lives in its own module and says which pairs it takes.
  */
-import path from 'node:path';
-import { INPUT_INFO, OUTPUT_INFO, canConvert, type InputKind, type OutputFormat } from '@kiln/formats';
+import { canConvert, type InputKind, type OutputFormat } from '@kiln/formats';
 import { CodecError } from './errors.ts';
-import { convertImage, type OutputFacts, type RasterFormat } from './image/image.ts';
+import type { OutputFacts } from './image/image.ts';
 import type { ResizeSpec } from './image/resize.ts';
-
-export interface CodecLimits {
-  maxPixels: number;
-}
+import type { CodecLimits, EnginePaths, LimitSettings } from './limits.ts';
+import { ENGINES } from './engines.ts';
 
 export interface ConvertRequest {
   input: string;
@@ -25,8 +23,15 @@ export interface ConvertRequest {
   lossless: boolean;
   mono: boolean;
   limits: CodecLimits;
+  limitSettings: LimitSettings;
+  engines: EnginePaths;
+  /** Caps for gif / animated webp made from video. */
+  animation: { maxFps: number; maxWidth: number };
   avifEffort: number;
+  /** One deadline for the whole conversion. */
   timeoutMs: number;
+  /** The setting that changes timeoutMs, named in the timeout message. */
+  timeoutSetting: string;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
 }
@@ -35,30 +40,19 @@ export interface ConvertResult extends OutputFacts {
   path: string;
 }
 
+export interface Engine {
+  name: string;
+  accepts(kind: InputKind, format: OutputFormat): boolean;
+  run(req: ConvertRequest): Promise<ConvertResult>;
+}
+
+export function pickEngine(kind: InputKind, format: OutputFormat): Engine | undefined {
+  return ENGINES.find((e) => e.accepts(kind, format));
+}
+
 export async function convert(req: ConvertRequest): Promise<ConvertResult> {
-  if (!canConvert(req.inputKind, req.format)) {
-    throw new CodecError('unsupported', `Converting ${req.inputKind} to ${req.format} is not supported.`);
-  }
-  const family = INPUT_INFO[req.inputKind].family;
-  const output = path.join(req.outputDir, `output.${OUTPUT_INFO[req.format].extension}`);
+  const engine = canConvert(req.inputKind, req.format) ? pickEngine(req.inputKind, req.format) : undefined;
+  if (!engine) throw new CodecError('unsupported', `Converting ${req.inputKind} to ${req.format} is not supported.`);
   if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
-  switch (family) {
-    case 'image': {
-      const facts = await convertImage({
-        input: req.input,
-        output,
-        format: req.format as RasterFormat,
-        quality: req.quality,
-        ...(req.resize ? { resize: req.resize } : {}),
-        autoOrient: req.autoOrient,
-        stripMetadata: req.stripMetadata,
-        lossless: req.lossless,
-        limits: { maxPixels: req.limits.maxPixels },
-        avifEffort: req.avifEffort,
-      });
-      return { ...facts, path: output };
-    }
-    default:
-      throw new CodecError('unsupported', `Converting ${req.inputKind} to ${req.format} is not supported yet.`);
-  }
+  return engine.run(req);
 }

@@ -4,7 +4,14 @@
  * on HTTP, SQL, queues or environment variables: every limit and setting arrives as an argument.
  */
 export * from './errors.ts';
+export * from './limits.ts';
 export * from './convert.ts';
+export * from './compress/compress.ts';
 export * from './image/image.ts';
 export * from './image/resize.ts';
 export * from './archive/zip.ts';
+export * from './process/run.ts';
+export * from './media/binaries.ts';
+export * from './media/probe.ts';
+export * from './media/transcode.ts';
+export * from './archive/sevenzip-bin.ts';

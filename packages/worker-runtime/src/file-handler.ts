@@ -3,20 +3,21 @@
  * the job on. Shared by the convert and compress workers. Idempotent: a duplicate or retried message
  * finds the file already final and does nothing; output keys are deterministic.
  */
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
 import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
 import { keys, type BlobStore } from '@kiln/storage';
-import { convert, isCodecError, type CodecErrorKind, type ConvertResult } from '@kiln/codec';
+import { compress, convert, DEFAULT_LIMIT_SETTINGS, isCodecError, type CodecErrorKind, type CodecLimits, type CompressResult, type ConvertRequest, type EnginePaths } from '@kiln/codec';
 import type { Logger } from '@kiln/config';
 
 export interface WorkerSettings {
   retentionHours: number;
   fileTimeoutMs: number;
-  maxPixels: number;
+  limits: CodecLimits;
+  engines: EnginePaths;
+  animation: { maxFps: number; maxWidth: number };
   avifEffort: number;
   presets: PresetTable;
 }
@@ -95,7 +96,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     let lastProgress = 0;
     try {
       const box = resolveResize(o, settings.presets);
-      let result: ConvertResult = await convert({
+      const req: ConvertRequest = {
         input: source.path,
         inputKind: kind,
         outputDir: scratch.dir,
@@ -106,9 +107,13 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         stripMetadata: o.stripMetadata,
         lossless: o.lossless,
         mono: o.mono,
-        limits: { maxPixels: settings.maxPixels },
+        limits: settings.limits,
+        limitSettings: DEFAULT_LIMIT_SETTINGS,
+        engines: settings.engines,
+        animation: settings.animation,
         avifEffort: settings.avifEffort,
         timeoutMs: settings.fileTimeoutMs,
+        timeoutSetting: 'FILE_TIMEOUT_SECONDS',
         signal: ctx.signal,
         onProgress: (f) => {
           const pct = Math.floor(f * 100);
@@ -117,15 +122,11 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
             void setFileProgress(pool, file.id, pct).catch(() => undefined);
           }
         },
-      });
+      };
+      const result: CompressResult = mode === 'compress'
+        ? await compress({ ...req, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize: file.originalSize })
+        : await convert(req);
       const notes = [...(result.notes ?? [])];
-      // A compress result is never larger than its input: hand the original back instead.
-      if (mode === 'compress' && !o.format && target === kind && result.size >= file.originalSize) {
-        const kept = path.join(scratch.dir, `original.${OUTPUT_INFO[target].extension}`);
-        await fsp.copyFile(source.path, kept);
-        result = { ...result, path: kept, size: file.originalSize, appliedQuality: null };
-        notes.push('The compressed file would not have been smaller; the original is returned unchanged.');
-      }
       const ext = OUTPUT_INFO[target].extension;
       const storageKey = keys.output(file.jobId, file.id, ext);
       const { size } = await store.putFile(storageKey, result.path);
@@ -141,6 +142,9 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
           ...(result.width !== undefined ? { width: result.width } : {}),
           ...(result.height !== undefined ? { height: result.height } : {}),
           ...(result.durationSeconds !== undefined ? { durationSeconds: result.durationSeconds } : {}),
+          ...(result.targetMet !== undefined ? { targetMet: result.targetMet } : {}),
+          ...(result.targetReason !== undefined ? { targetReason: result.targetReason } : {}),
+          ...(result.encodes !== undefined ? { encodes: result.encodes } : {}),
           ...(notes.length ? { notes } : {}),
         },
       });

@@ -22,7 +22,25 @@ export function settingsFrom(config: Config): WorkerSettings {
   return {
     retentionHours: config.RETENTION_HOURS,
     fileTimeoutMs: config.FILE_TIMEOUT_SECONDS * 1000,
-    maxPixels: config.IMAGE_MAX_PIXELS,
+    limits: {
+      maxPixels: config.IMAGE_MAX_PIXELS,
+      maxDurationSeconds: config.MEDIA_MAX_DURATION_SECONDS,
+      maxVideoPixels: config.MEDIA_MAX_PIXELS,
+      maxStreams: config.MEDIA_MAX_STREAMS,
+      maxArchiveEntries: config.ARCHIVE_MAX_ENTRIES,
+      maxExpandedBytes: config.ARCHIVE_MAX_EXPANDED_BYTES,
+      maxExpansionRatio: config.ARCHIVE_MAX_EXPANSION_RATIO,
+      maxTracePixels: config.TRACE_MAX_PIXELS,
+      maxPdfPages: config.PDF_MAX_PAGES,
+      maxSvgDensity: config.SVG_MAX_DENSITY,
+    },
+    engines: {
+      ...(config.FFMPEG_PATH ? { ffmpegPath: config.FFMPEG_PATH } : {}),
+      ...(config.FFPROBE_PATH ? { ffprobePath: config.FFPROBE_PATH } : {}),
+      ...(config.SEVENZIP_PATH ? { sevenZipPath: config.SEVENZIP_PATH } : {}),
+      ...(config.HEIF_ENC_PATH ? { heifEncPath: config.HEIF_ENC_PATH } : {}),
+    },
+    animation: { maxFps: config.ANIMATION_MAX_FPS, maxWidth: config.ANIMATION_MAX_WIDTH },
     avifEffort: config.AVIF_EFFORT,
     presets: presetsFrom(config),
   };
