@@ -3,6 +3,13 @@ import type { NextFunction, Request, Response } from 'express';
 import { AppError, isAppError } from '@kiln/contracts';
 import type { Logger } from '@kiln/config';
 
+/** Postgres or the network to it is down or refusing: the client should retry, not give up. */
+function isUnavailable(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  if (code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006'].includes(code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(String((err as Error | null)?.message ?? ''));
+}
+
 export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     let e: AppError;
@@ -12,6 +19,9 @@ export function errorHandler(log: Logger) {
       e = new AppError('invalid_request', 'The request body is not valid JSON.');
     } else if (err && typeof err === 'object' && 'status' in err && typeof (err as { status: unknown }).status === 'number' && (err as { status: number }).status < 500) {
       e = new AppError('invalid_request', (err as { message?: string }).message ?? 'The request could not be read.');
+    } else if (isUnavailable(err)) {
+      log.error('database unavailable', { requestId: req.requestId, method: req.method, path: req.path, err });
+      e = new AppError('unavailable', 'Kiln cannot reach its database right now; retry in a few seconds.', { headers: { 'Retry-After': '5' } });
     } else {
       log.error('unhandled error', { requestId: req.requestId, method: req.method, path: req.path, err });
       e = new AppError('internal_error', `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, { detail: { requestId: req.requestId } });
