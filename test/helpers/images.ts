@@ -1,11 +1,52 @@
 /**
  * Real-looking test images made at test time with sharp: gradients + noise + text, optional EXIF
- * orientation and GPS. Nothing is downloaded; every fixture's provenance is this file.
+ * orientation, camera EXIF with GPS, and a Display P3 ICC profile. Nothing is downloaded; every fixture's provenance is this file.
  */
 import sharp from 'sharp';
 
-export async function photo(width: number, height: number, opts: { format?: 'jpeg' | 'png' | 'webp'; orientation?: number; marker?: boolean; quality?: number } = {}): Promise<Buffer> {
-  const noise = await sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).png().toBuffer();
+export interface PhotoOptions {
+  format?: 'jpeg' | 'png' | 'webp' | 'avif' | 'tiff';
+  orientation?: number;
+  marker?: boolean;
+  quality?: number;
+  /** Camera EXIF with a GPS position (as a phone writes it). */
+  gps?: boolean;
+  /** Embed a Display P3 ICC profile (pixels are then P3 values, not sRGB). */
+  icc?: 'p3';
+  /** Noise seed; the same seed gives the same pixels (default: from the size). */
+  seed?: number;
+}
+
+/**
+ * Gaussian-ish noise from a seeded generator (mulberry32, sum of four uniforms), as a PNG. sharp's own
+ * `create.noise` draws fresh randomness on every run; tests that search for sizes near a boundary
+ * need the same pixels every time, so fixtures are deterministic for a given seed.
+ */
+export function seededNoise(width: number, height: number, sigma: number, seed: number): Promise<Buffer> {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const n = width * height * 3;
+  const data = Buffer.allocUnsafe(n);
+  // The sum of four uniforms has variance 4/12: scale it to the requested sigma around 128.
+  const k = sigma / Math.sqrt(4 / 12);
+  for (let i = 0; i < n; i++) {
+    const v = 128 + (next() + next() + next() + next() - 2) * k;
+    data[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+  }
+  return sharp(data, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+}
+
+/** The GPS block `photo({gps:true})` writes: 51°30'N 0°7'W. */
+export const PHOTO_GPS = { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1', GPSLongitudeRef: 'W', GPSLongitude: '0/1 7/1 0/1' };
+
+export async function photo(width: number, height: number, opts: PhotoOptions = {}): Promise<Buffer> {
+  const noise = await seededNoise(width, height, 40, opts.seed ?? width * 7919 + height);
   const svg = Buffer.from(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
       <defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
@@ -17,10 +58,14 @@ export async function photo(width: number, height: number, opts: { format?: 'jpe
     </svg>`,
   );
   let img = sharp(noise).composite([{ input: svg, blend: 'over' }]);
+  if (opts.gps) img = img.withExif({ IFD0: { Make: 'Kiln', Model: 'Test Camera', Copyright: 'Kiln test' }, IFD3: PHOTO_GPS });
+  if (opts.icc) img = img.withIccProfile(opts.icc);
   if (opts.orientation) img = img.withMetadata({ orientation: opts.orientation });
   switch (opts.format ?? 'jpeg') {
     case 'png': return img.png().toBuffer();
     case 'webp': return img.webp({ quality: opts.quality ?? 90 }).toBuffer();
+    case 'avif': return img.avif({ quality: opts.quality ?? 80, effort: 0 }).toBuffer();
+    case 'tiff': return img.tiff({ compression: 'lzw' }).toBuffer();
     default: return img.jpeg({ quality: opts.quality ?? 90 }).toBuffer();
   }
 }

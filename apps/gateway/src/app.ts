@@ -12,6 +12,8 @@ import { formatsRouter } from './formats.routes.ts';
 import { healthRouter } from './health.routes.ts';
 import { jobsRouter } from './jobs.routes.ts';
 import { syncRouter } from './sync.routes.ts';
+import { rateLimitByKey } from './key-limits.ts';
+import { dashboardRouter } from './dashboard/dashboard.routes.ts';
 
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
@@ -28,9 +30,11 @@ export function createApp(deps: GatewayDeps): Express {
   app.use('/api', filesRouter(deps));
   const api = express.Router();
   api.use(requireApiKey(deps.pool));
+  api.use(rateLimitByKey(deps.pool, deps.config));
   api.use(jobsRouter(deps));
   api.use(syncRouter(deps));
   app.use('/api', api);
+  app.use('/dashboard', dashboardRouter(deps));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;

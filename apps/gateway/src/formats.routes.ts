@@ -1,6 +1,6 @@
 /** `GET /api/formats`: the input → output matrix, generated from the same registry the codec uses. */
 import { Router } from 'express';
-import { CONVERSIONS, INPUT_INFO, INPUT_KINDS, OUTPUT_FORMATS, OUTPUT_INFO, compressTargetFor } from '@kiln/formats';
+import { CONVERSIONS, INPUT_INFO, INPUT_KINDS, OUTPUT_FORMATS, OUTPUT_INFO, compressTargetFor, targetsFor } from '@kiln/formats';
 
 export function formatsRouter(): Router {
   const r = Router();
@@ -8,7 +8,7 @@ export function formatsRouter(): Router {
     outputs: OUTPUT_FORMATS.map((f) => ({ format: f, ...OUTPUT_INFO[f] })),
     inputs: INPUT_KINDS.map((k) => {
       const rule = CONVERSIONS[INPUT_INFO[k].family];
-      return { input: k, family: INPUT_INFO[k].family, mime: INPUT_INFO[k].mime, convertTo: rule.targets, options: rule.options, compressTo: compressTargetFor(k) ?? null };
+      return { input: k, family: INPUT_INFO[k].family, mime: INPUT_INFO[k].mime, convertTo: targetsFor(k), options: rule.options, compressTo: compressTargetFor(k) ?? null };
     }),
     aliases: { jpeg: 'jpg' },
   };

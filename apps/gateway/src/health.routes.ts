@@ -1,5 +1,9 @@
 import { Router } from 'express';
+import { listWorkerHeartbeats } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
+
+/** Workers refresh their heartbeat every 15 s; three missed beats make one stale. */
+const STALE_AFTER_SECONDS = 45;
 
 export function healthRouter(deps: GatewayDeps): Router {
   const r = Router();
@@ -22,7 +26,12 @@ export function healthRouter(deps: GatewayDeps): Router {
       check(() => deps.store.stat('readyz-probe')),
     ]);
     const ok = database.ok && queue.ok && storage.ok;
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks: { database, queue, storage } });
+    // Informational: the gateway can take jobs with no worker running (they wait in the queue), so
+    // workers do not decide readiness. Engines are what the freshest worker resolved at start-up.
+    const beats = database.ok ? await listWorkerHeartbeats(deps.pool).catch(() => []) : [];
+    const workers = beats.map((b) => ({ service: b.service, lastSeenSeconds: Math.round(b.ageSeconds), stale: b.ageSeconds > STALE_AFTER_SECONDS }));
+    const freshest = [...beats].sort((a, b) => a.ageSeconds - b.ageSeconds)[0];
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable', checks: { database, queue, storage }, workers, engines: freshest?.engines ?? null });
   });
   return r;
 }

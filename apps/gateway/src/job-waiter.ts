@@ -15,19 +15,21 @@ export interface JobWaiter {
 }
 
 export async function createJobWaiter(connectionString: string, pool: Pool, log: Logger): Promise<JobWaiter> {
-  const waiters = new Map<string, Set<() => void>>();
+  // Each waiter is called with final=true on a NOTIFY (workers send it only from the transaction
+  // that makes the job final, so it arrives after the commit) and without it when it must look.
+  const waiters = new Map<string, Set<(final?: boolean) => void>>();
   let client: pg.Client | undefined;
   let closed = false;
 
-  const wake = (jobId: string) => {
+  const wake = (jobId: string, final = false) => {
     const set = waiters.get(jobId);
-    if (set) for (const fn of set) fn();
+    if (set) for (const fn of set) fn(final);
   };
 
   const connect = async (): Promise<void> => {
     if (closed) return;
     const c = new pg.Client({ connectionString, application_name: 'kiln-gateway-listen' });
-    c.on('notification', (n) => { if (n.payload) wake(n.payload); });
+    c.on('notification', (n) => { if (n.payload) wake(n.payload, true); });
     c.on('error', (err) => {
       log.warn('job listener lost its connection; reconnecting', { err: err.message });
       client = undefined;
@@ -48,8 +50,9 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
 
   return {
     async wait(jobId, timeoutMs, signal) {
-      if (await isFinal(jobId)) return true;
-      return new Promise<boolean>((resolve) => {
+      // Register before the first look so a NOTIFY arriving while it runs is not missed; that one
+      // look then answers jobs already final too (one query instead of a look before and after).
+      return new Promise<boolean>((resolve, reject) => {
         let settled = false;
         const set = waiters.get(jobId) ?? new Set();
         waiters.set(jobId, set);
@@ -62,12 +65,19 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
           if (!set.size) waiters.delete(jobId);
           resolve(v);
         };
-        const check = () => void isFinal(jobId).then((f) => { if (f) finish(true); }, () => undefined);
+        const check = (final?: boolean) => {
+          if (final) return finish(true);
+          void isFinal(jobId).then((f) => { if (f) finish(true); }, () => undefined);
+        };
         set.add(check);
         const timer = setTimeout(() => finish(false), timeoutMs);
-        const poll = setInterval(check, 1000);
+        const poll = setInterval(() => check(), 1000);
         signal?.addEventListener('abort', () => finish(false), { once: true });
-        check();
+        isFinal(jobId).then((f) => { if (f) finish(true); }, (err: unknown) => {
+          if (settled) return;
+          finish(false);
+          reject(err);
+        });
       });
     },
     async close() {

@@ -9,6 +9,7 @@ import { claimIdempotencyKey, findIdempotentJob, getJobFiles, getStoredFile, ins
 import type { ApiKeyRow } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { receiveUpload, type UploadedFile } from './upload.ts';
+import { admitJob, checkAllowedFormats, effectiveLimits } from './key-limits.ts';
 
 export interface CreatedJob {
   jobId: string;
@@ -46,20 +47,36 @@ export function idempotencyKeyOf(req: Request): string | undefined {
   return v;
 }
 
-export async function createJobFromUpload(deps: GatewayDeps, req: Request, res: Response, key: ApiKeyRow, forcedType?: JobType): Promise<CreatedJob> {
+export interface CreateJobOptions {
+  /** Runs once the multipart body (fields included) is read, before anything is validated or created; a throw discards the upload. */
+  afterUpload?: (req: Request) => void;
+}
+
+export async function createJobFromUpload(deps: GatewayDeps, req: Request, res: Response, key: ApiKeyRow, forcedType?: JobType, opts: CreateJobOptions = {}): Promise<CreatedJob> {
   const idemKey = idempotencyKeyOf(req);
   const jobId = crypto.randomUUID();
+  const keyLimits = effectiveLimits(deps.config, key);
+  // Refuse before reading a possibly large upload; checked again under a lock when the job is inserted.
+  if (!(idemKey && (await findIdempotentJob(deps.pool, key.id, idemKey)))) await admitJob(deps.pool, key, keyLimits);
   const limits = {
     maxFileBytes: Math.min(deps.config.MAX_UPLOAD_BYTES, key.limits.maxUploadBytes ?? Infinity),
     maxFiles: Math.min(deps.config.MAX_FILES_PER_JOB, key.limits.maxFilesPerJob ?? Infinity),
+    // Which setting decided each limit, so the 413 names the one to change.
+    maxFileBytesByKey: (key.limits.maxUploadBytes ?? Infinity) < deps.config.MAX_UPLOAD_BYTES,
+    maxFilesByKey: (key.limits.maxFilesPerJob ?? Infinity) < deps.config.MAX_FILES_PER_JOB,
     maxFieldBytes: deps.config.MAX_FIELD_BYTES,
   };
   const files = await receiveUpload(deps.store, req, res, jobId, limits);
   const blobKeys = files.map((f) => f.key);
   try {
+    opts.afterUpload?.(req);
     if (files.length === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field.', { detail: { field: 'files' } });
     const request = parseJobFields(req.body ?? {}, files.length, forcedType ? { jobType: forcedType } : undefined);
     files.forEach((f, i) => checkPair(f, request.files[i]!.format, request.jobType));
+    checkAllowedFormats(keyLimits, files.map((f, i) => ({
+      index: f.index, filename: f.filename,
+      format: request.files[i]!.format ?? (request.jobType === 'compress' && f.kind ? compressTargetFor(f.kind) : undefined),
+    })));
 
     if (idemKey) {
       const existing = await findIdempotentJob(deps.pool, key.id, idemKey);
@@ -69,9 +86,11 @@ export async function createJobFromUpload(deps: GatewayDeps, req: Request, res: 
       }
     }
     const owner = await withTransaction(deps.pool, async (tx) => {
+      await admitJob(tx, key, keyLimits, { lock: true });
       await insertJob(tx, {
         id: jobId,
         apiKeyId: key.id,
+        retentionHours: key.limits.retentionHours ?? null,
         jobType: request.jobType,
         createArchive: request.createArchive,
         files: files.map((f, i) => ({
@@ -144,6 +163,10 @@ export function toFileResult(f: JobFileRow & { output: StoredFileRow | null }, u
     if (v !== undefined) out[k] = v;
   }
   if (Array.isArray(r.notes)) out.notes = r.notes as string[];
+  // Compress results (target-size): whether the target was met, why not, and how many encodes it took.
+  if (typeof r.targetMet === 'boolean') out.targetMet = r.targetMet;
+  if (typeof r.targetReason === 'string') out.targetReason = r.targetReason;
+  if (typeof r.encodes === 'number') out.encodes = r.encodes;
   if (f.status === 'failed' && f.errorCode) out.error = { code: f.errorCode as NonNullable<FileResult['error']>['code'], message: f.errorMessage ?? '' };
   return out;
 }

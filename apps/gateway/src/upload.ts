@@ -62,15 +62,22 @@ function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string): multe
 export interface UploadLimits {
   maxFileBytes: number;
   maxFiles: number;
+  /** True when the API key's own limit (lower than the server's) applies. */
+  maxFileBytesByKey?: boolean;
+  maxFilesByKey?: boolean;
   maxFieldBytes: number;
 }
 
 function multerError(err: multer.MulterError, limits: UploadLimits): AppError {
   switch (err.code) {
     case 'LIMIT_FILE_SIZE':
-      return new AppError('file_too_large', `A file is larger than the upload limit of ${limits.maxFileBytes} bytes; split it or raise MAX_UPLOAD_BYTES (per key: maxUploadBytes).`, { detail: { limit: 'MAX_UPLOAD_BYTES', maxBytes: limits.maxFileBytes, field: err.field } });
+      return limits.maxFileBytesByKey
+        ? new AppError('file_too_large', `A file is larger than this API key's upload limit of ${limits.maxFileBytes} bytes; split it, or ask the operator to raise the key's maxUploadBytes.`, { detail: { limit: 'maxUploadBytes', maxBytes: limits.maxFileBytes, field: err.field } })
+        : new AppError('file_too_large', `A file is larger than the upload limit of ${limits.maxFileBytes} bytes; split it or raise MAX_UPLOAD_BYTES.`, { detail: { limit: 'MAX_UPLOAD_BYTES', maxBytes: limits.maxFileBytes, field: err.field } });
     case 'LIMIT_FILE_COUNT':
-      return new AppError('too_many_files', `Too many files: at most ${limits.maxFiles} per request; send several requests or raise MAX_FILES_PER_JOB (per key: maxFilesPerJob).`, { detail: { limit: 'MAX_FILES_PER_JOB', maxFiles: limits.maxFiles } });
+      return limits.maxFilesByKey
+        ? new AppError('too_many_files', `Too many files: this API key allows at most ${limits.maxFiles} per request; send several requests, or ask the operator to raise the key's maxFilesPerJob.`, { detail: { limit: 'maxFilesPerJob', maxFiles: limits.maxFiles } })
+        : new AppError('too_many_files', `Too many files: at most ${limits.maxFiles} per request; send several requests or raise MAX_FILES_PER_JOB.`, { detail: { limit: 'MAX_FILES_PER_JOB', maxFiles: limits.maxFiles } });
     case 'LIMIT_FIELD_VALUE':
       return new AppError('invalid_field', `Field "${err.field}" is longer than ${limits.maxFieldBytes} bytes; raise MAX_FIELD_BYTES if this is intended.`, { detail: { field: err.field, limit: 'MAX_FIELD_BYTES' } });
     case 'LIMIT_UNEXPECTED_FILE':

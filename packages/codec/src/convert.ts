@@ -15,6 +15,8 @@ export interface ConvertRequest {
   inputKind: InputKind;
   /** Directory the output is written into (a scratch dir owned by the caller). */
   outputDir: string;
+  /** The uploaded file's name, when known: names the entry when a file is wrapped into an archive. */
+  filename?: string;
   format: OutputFormat;
   quality: number;
   resize?: ResizeSpec;
@@ -51,6 +53,8 @@ export function pickEngine(kind: InputKind, format: OutputFormat): Engine | unde
 }
 
 export async function convert(req: ConvertRequest): Promise<ConvertResult> {
+  // The gateway refuses rar at submission; embedders calling the codec directly get the same sentence.
+  if (req.format === 'rar') throw new CodecError('unsupported', 'RAR archives cannot be created with free software; choose zip or 7z.');
   const engine = canConvert(req.inputKind, req.format) ? pickEngine(req.inputKind, req.format) : undefined;
   if (!engine) throw new CodecError('unsupported', `Converting ${req.inputKind} to ${req.format} is not supported.`);
   if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');

@@ -4,7 +4,19 @@
  */
 import type { Engine } from './convert.ts';
 import { imageEngine } from './image/engine.ts';
+import { archiveEngine, batchEngine } from './archive/engine.ts';
+import { decodedImageEngine, heifEncEngine } from './image/decoded-engine.ts';
+import { traceEngine } from './vector/engine.ts';
+import { pdfEngine } from './document/engine.ts';
+import { mediaEngine } from './media/engine.ts';
 
 export const ENGINES: Engine[] = [
+  archiveEngine,
+  batchEngine,
+  heifEncEngine,
+  decodedImageEngine,
+  traceEngine,
+  pdfEngine,
   imageEngine,
+  mediaEngine,
 ];

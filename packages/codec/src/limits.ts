@@ -50,7 +50,7 @@ export const DEFAULT_LIMITS: CodecLimits = {
   maxArchiveEntries: 10_000,
   maxExpandedBytes: 4 * 1024 ** 3,
   maxExpansionRatio: 200,
-  maxTracePixels: 4_000_000,
+  maxTracePixels: 2_000_000,
   maxPdfPages: 50,
   maxSvgDensity: 600,
 };

@@ -38,6 +38,7 @@ export const fragments = {
     CONVERT_CONCURRENCY: int(cores, 1).describe('Files the convert worker processes at once.'),
     COMPRESS_CONCURRENCY: int(cores, 1).describe('Files the compress worker processes at once.'),
     FILE_TIMEOUT_SECONDS: int(600, 1).describe('Longest a single file conversion may run.'),
+    WORKER_STOP_GRACE_SECONDS: int(25, 0).describe('On SIGTERM, how long running files may finish before they are aborted (their engines killed) and queued again.'),
     JOB_RETRY_LIMIT: int(2, 0).describe('Retries (with backoff) for engine failures and timeouts; bad input is never retried.'),
     IMAGE_MAX_PIXELS: int(100_000_000, 1).describe('Largest decoded image, in pixels (width × height × frames).'),
     AVIF_EFFORT: int(2, 0).describe('AVIF/HEIF encoder effort 0–9: 2 is service-friendly, higher is smaller but much slower.'),
@@ -49,7 +50,7 @@ export const fragments = {
     ARCHIVE_MAX_ENTRIES: int(10_000, 1).describe('Most entries one archive may hold.'),
     ARCHIVE_MAX_EXPANDED_BYTES: int(4 * 1024 ** 3, 1).describe("Largest total size of an archive's contents once expanded."),
     ARCHIVE_MAX_EXPANSION_RATIO: int(200, 1).describe('Largest expanded-size / archive-size ratio (zip-bomb guard).'),
-    TRACE_MAX_PIXELS: int(4_000_000, 1).describe('Largest image traced to SVG, in pixels.'),
+    TRACE_MAX_PIXELS: int(2_000_000, 1).describe('Largest image traced to SVG, in pixels (larger ones are downscaled to it first).'),
     PDF_MAX_PAGES: int(50, 1).describe('Most pages read from a PDF.'),
     SVG_MAX_DENSITY: int(600, 1).describe('Highest density (DPI) used to rasterise SVG input.'),
     FFMPEG_PATH: optStr.describe('ffmpeg binary to use; else ffmpeg-static when its binary exists, else @ffmpeg-installer.'),
@@ -59,9 +60,22 @@ export const fragments = {
     RESIZE_PRESETS: z.string().optional().describe('JSON overriding resize presets, e.g. {"email":{"width":640,"fit":"inside"}}.'),
     SHARP_CONCURRENCY: int(0, 0).describe('libvips threads per image (0 = sharp default, one per core).'),
   }),
+  /** Defaults for API keys that set no limit of their own (MAX_UPLOAD_BYTES, MAX_FILES_PER_JOB and RETENTION_HOURS double as the others). */
+  keys: z.object({
+    KEY_DEFAULT_RPM: int(0, 0).describe('Requests per minute per API key when the key sets none (0 = unlimited); counted in Postgres, so all gateways agree.'),
+    KEY_DEFAULT_MAX_CONCURRENT_JOBS: int(0, 0).describe('Jobs one key may have pending or processing at once when the key sets none (0 = unlimited).'),
+    KEY_DEFAULT_MONTHLY_JOB_QUOTA: int(0, 0).describe('Jobs one key may create per calendar month when the key sets none (0 = unlimited).'),
+    KEY_DEFAULT_ALLOWED_FORMATS: z.string().trim().regex(/^[a-z0-9.]+(\s*,\s*[a-z0-9.]+)*$/i, 'must be a comma-separated list of output formats, e.g. png,webp,jpg').optional()
+      .describe('Output formats a key may request when the key sets none, comma-separated (unset = all).'),
+  }),
+  dashboard: z.object({
+    ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional().describe('Turns on the operator dashboard at /dashboard; sign in with this password. Unset = dashboard off.'),
+    DASHBOARD_SESSION_HOURS: z.coerce.number().positive().max(24 * 30).default(12).describe('How long a dashboard sign-in lasts.'),
+    DASHBOARD_LOGIN_ATTEMPTS_PER_MINUTE: int(5, 1).describe('Dashboard sign-in attempts allowed per client IP per minute (429 above it).'),
+  }),
 };
 
-export const configSchema = fragments.core.and(fragments.gateway).and(fragments.worker);
+export const configSchema = fragments.core.and(fragments.gateway).and(fragments.worker).and(fragments.keys).and(fragments.dashboard);
 export type RawConfig = z.infer<typeof configSchema>;
 export interface Config extends RawConfig {
   /** DATA_DIR resolved to an absolute path. */

@@ -21,6 +21,12 @@ export interface FileResult {
   downloadUrl: string | null;
   progress: number;
   notes?: string[];
+  /** Compress target-size: the output is at or under targetBytes. */
+  targetMet?: boolean;
+  /** Compress target-size: why the target could not be met. */
+  targetReason?: string;
+  /** Compress: encodes tried for this result. */
+  encodes?: number;
   error?: { code: FileErrorCode; message: string };
 }
 

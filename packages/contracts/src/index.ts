@@ -7,3 +7,4 @@ export * from './job-fields.ts';
 export * from './payloads.ts';
 export * from './dto.ts';
 export * from './resize-presets.ts';
+export * from './key-limits.ts';

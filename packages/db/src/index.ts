@@ -8,3 +8,5 @@ export * from './migrate.ts';
 export * from './embedded.ts';
 export * from './api-keys.repo.ts';
 export * from './jobs.repo.ts';
+export * from './heartbeats.repo.ts';
+export * from './rate-limits.repo.ts';

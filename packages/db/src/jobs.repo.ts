@@ -24,6 +24,8 @@ export interface NewJob {
   jobType: 'convert' | 'compress';
   createArchive: boolean;
   files: NewJobFile[];
+  /** The creating key's result retention; null/undefined means the workers' RETENTION_HOURS. */
+  retentionHours?: number | null;
 }
 
 export interface JobRow {
@@ -88,8 +90,8 @@ const STORED_COLS = `id, job_id AS "jobId", storage_key AS "storageKey", filenam
 
 export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
   await db.query(
-    `INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files) VALUES ($1, $2, $3, $4, $5)`,
-    [job.id, job.apiKeyId, job.jobType, job.createArchive, job.files.length],
+    `INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours) VALUES ($1, $2, $3, $4, $5, $6)`,
+    [job.id, job.apiKeyId, job.jobType, job.createArchive, job.files.length, job.retentionHours ?? null],
   );
   // One statement for all files, however many there are.
   await db.query(
@@ -167,7 +169,7 @@ export async function listJobs(db: Queryable, q: ListJobsQuery): Promise<{ jobs:
 export async function cancelJob(db: Queryable, jobId: string, apiKeyId: string, retentionHours: number): Promise<'cancelled' | 'not_found' | JobStatus> {
   const r = await db.query<{ id: string }>(
     `UPDATE jobs SET status = 'failed', cancelled = true, error_message = 'Job was cancelled.', completed_at = now(),
-            expires_at = now() + make_interval(secs => $3 * 3600)
+            expires_at = now() + make_interval(secs => coalesce(retention_hours, $3) * 3600)
       WHERE id = $1 AND api_key_id = $2 AND status = 'pending' RETURNING id`,
     [jobId, apiKeyId, retentionHours],
   );
@@ -232,7 +234,10 @@ export interface JobProgressAfter {
   status: JobStatus;
 }
 
-/** Records a file's outcome and moves the job on. Call inside a transaction. */
+/**
+ * Records a file's outcome and moves the job on. Call inside a transaction. `retentionHours` is the
+ * fallback for jobs created without a per-key retention (jobs.retention_hours wins when set).
+ */
 export async function finishFile(tx: PoolClient, jobId: string, fileId: string, outcome: FileOutcome, retentionHours: number): Promise<JobProgressAfter | undefined> {
   if (outcome.ok) {
     const s = await tx.query<{ id: string }>(
@@ -287,7 +292,7 @@ async function settleJob(tx: PoolClient, jobId: string, retentionHours: number):
             status = CASE WHEN cancelled THEN status ELSE $4 END,
             error_message = CASE WHEN $5 AND $4 = 'failed' AND NOT cancelled THEN $6 ELSE error_message END,
             completed_at = CASE WHEN $5 THEN now() ELSE completed_at END,
-            expires_at = CASE WHEN $5 THEN now() + make_interval(secs => $7 * 3600) ELSE expires_at END
+            expires_at = CASE WHEN $5 THEN now() + make_interval(secs => coalesce(retention_hours, $7) * 3600) ELSE expires_at END
       WHERE id = $1`,
     [jobId, done, failed, status, jobFinal, failed === 1 ? 'The file failed to convert; see results[].error.' : `All ${failed} files failed to convert; see results[].error.`, retentionHours],
   );
@@ -307,7 +312,7 @@ export async function finishArchive(tx: PoolClient, jobId: string, archive: Omit
   }
   const r = await tx.query(
     `UPDATE jobs SET status = 'completed', archive_file_id = $2, completed_at = now(),
-            error_message = $3, expires_at = now() + make_interval(secs => $4 * 3600)
+            error_message = $3, expires_at = now() + make_interval(secs => coalesce(retention_hours, $4) * 3600)
       WHERE id = $1 AND status = 'processing'`,
     [jobId, archiveId, 'error' in archive ? archive.error : null, retentionHours],
   );

@@ -96,6 +96,12 @@ export function parseOutputFormat(value: string): OutputFormat | undefined {
  * A pair missing here is refused at submission with 415 naming the pair and the formats that would work.
  */
 const RASTER_TARGETS: readonly OutputFormat[] = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'];
+const VIDEO_OUTPUTS: readonly OutputFormat[] = ['mp4', 'webm', 'mov'];
+const AUDIO_OUTPUTS: readonly OutputFormat[] = ['mp3', 'wav', 'ogg', 'm4a', 'flac'];
+/** Any file can be put into an archive (one entry) or compressed as one stream; rar is never written. */
+const ARCHIVE_TARGETS: readonly OutputFormat[] = ['zip', 'tar', 'tgz', '7z', 'gz', 'bz2', 'xz'];
+/** An archive converts to an image/SVG/PDF target entry by entry; the results come back as a zip. */
+const BATCH_TARGETS: readonly OutputFormat[] = [...RASTER_TARGETS, 'svg', 'pdf'];
 
 export interface PairRule {
   readonly targets: readonly OutputFormat[];
@@ -104,26 +110,46 @@ export interface PairRule {
 }
 
 export const CONVERSIONS: Record<Family, PairRule> = {
-  image: { targets: RASTER_TARGETS, options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient'] },
-  vector: { targets: [], options: [] },
-  document: { targets: [], options: [] },
-  video: { targets: [], options: [] },
-  audio: { targets: [], options: [] },
-  archive: { targets: [], options: [] },
-  compressed: { targets: [], options: [] },
+  // svg is traced (colour, or one colour with mono); pdf is one page per image.
+  image: { targets: [...RASTER_TARGETS, 'svg', 'pdf', ...ARCHIVE_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
+  // SVG is rasterised with external references removed; PDF input renders its first page.
+  vector: { targets: [...RASTER_TARGETS, 'pdf', ...ARCHIVE_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
+  document: { targets: [...RASTER_TARGETS, ...ARCHIVE_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
+  // gif and webp from video are animations (capped by ANIMATION_MAX_FPS / _WIDTH); the other image
+  // targets are a poster frame.
+  video: { targets: [...VIDEO_OUTPUTS, ...AUDIO_OUTPUTS, ...RASTER_TARGETS, ...ARCHIVE_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
+  audio: { targets: [...AUDIO_OUTPUTS, ...ARCHIVE_TARGETS], options: ['compression'] },
+  archive: { targets: [...ARCHIVE_TARGETS, ...BATCH_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
+  compressed: { targets: [...ARCHIVE_TARGETS, ...BATCH_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
 };
 
 /** Formats a compress job may keep for an input of this kind (its own format, or the closest one). */
 export function compressTargetFor(kind: InputKind): OutputFormat | undefined {
   switch (kind) {
     case 'jpg': case 'png': case 'webp': case 'avif': case 'tiff': case 'gif': return kind;
+    // No HEVC encoder exists here: JPEG is the closest format every device reads.
     case 'heic': return 'jpg';
+    case 'mp4': case 'mov': case 'webm': case 'mp3': case 'm4a': case 'ogg': case 'flac': return kind;
+    case 'mkv': case 'avi': return 'mp4';
+    // PCM cannot shrink without loss; FLAC keeps every sample.
+    case 'wav': return 'flac';
+    case 'zip': case '7z': case 'gz': case 'bz2': case 'xz': return kind;
+    // A tar is not compressed at all; RAR cannot be written with free software.
+    case 'tar': return 'tgz';
+    case 'rar': return '7z';
     default: return undefined;
   }
 }
 
+/** Targets one input kind has beyond its family's: an animated GIF also converts to video. */
+export const EXTRA_TARGETS: Partial<Record<InputKind, readonly OutputFormat[]>> = {
+  gif: VIDEO_OUTPUTS,
+};
+
 export function targetsFor(kind: InputKind): readonly OutputFormat[] {
-  return CONVERSIONS[INPUT_INFO[kind].family].targets;
+  const family = CONVERSIONS[INPUT_INFO[kind].family].targets;
+  const extra = EXTRA_TARGETS[kind];
+  return extra ? [...family, ...extra.filter((f) => !family.includes(f))] : family;
 }
 
 export function canConvert(kind: InputKind, target: OutputFormat): boolean {

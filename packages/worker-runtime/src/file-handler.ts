@@ -28,6 +28,8 @@ export interface WorkerDeps {
   store: BlobStore;
   log: Logger;
   settings: WorkerSettings;
+  /** Aborted when the worker stops and its grace period is over: running files are interrupted and queued again. */
+  stopSignal?: AbortSignal;
 }
 
 /** Permanent kinds are recorded on the file; transient ones are retried by pg-boss until the last attempt. */
@@ -100,6 +102,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         input: source.path,
         inputKind: kind,
         outputDir: scratch.dir,
+        filename: file.filename,
         format: target,
         quality: o.quality,
         ...(box ? { resize: { ...(box.width ? { width: box.width } : {}), ...(box.height ? { height: box.height } : {}), fit: box.fit } } : {}),
@@ -114,7 +117,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         avifEffort: settings.avifEffort,
         timeoutMs: settings.fileTimeoutMs,
         timeoutSetting: 'FILE_TIMEOUT_SECONDS',
-        signal: ctx.signal,
+        signal: deps.stopSignal ? AbortSignal.any([ctx.signal, deps.stopSignal]) : ctx.signal,
         onProgress: (f) => {
           const pct = Math.floor(f * 100);
           if (pct >= lastProgress + 5) {
@@ -127,7 +130,8 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         ? await compress({ ...req, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize: file.originalSize })
         : await convert(req);
       const notes = [...(result.notes ?? [])];
-      const ext = OUTPUT_INFO[target].extension;
+      // An archive converted entry by entry comes back as a zip whatever the target: name it by what it is.
+      const ext = OUTPUT_INFO[(result.format in OUTPUT_INFO ? result.format : target) as OutputFormat].extension;
       const storageKey = keys.output(file.jobId, file.id, ext);
       const { size } = await store.putFile(storageKey, result.path);
       await record(file.jobId, file.id, {
@@ -150,6 +154,14 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       });
       log.info('file done', { ms: Date.now() - started, from: kind, to: target, size });
     } catch (err) {
+      if (deps.stopSignal?.aborted) {
+        // Interrupted by our own shutdown, not the file's fault: queue it again as a fresh message
+        // (no retry spent; claimFile takes a file still 'processing'). If that fails, throwing lets
+        // pg-boss retry it instead.
+        await deps.queue.send(mode === 'compress' ? QUEUES.compressFile : QUEUES.convertFile, payload);
+        log.info('file interrupted by shutdown; queued again', { ms: Date.now() - started });
+        return;
+      }
       if (isCodecError(err)) {
         const c = classify(err.kind);
         log.warn('file failed', { code: c.code, message: err.message, internal: err.internal, permanent: c.permanent });

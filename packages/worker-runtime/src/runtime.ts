@@ -4,7 +4,8 @@
  */
 import { DEFAULT_RESIZE_PRESETS, presetOverridesSchema, type PresetTable } from '@kiln/contracts';
 import { createLogger, loadConfig, type Config, type Logger } from '@kiln/config';
-import { createPool, findRunningEmbedded, migrate, type Pool } from '@kiln/db';
+import { resolveFfmpeg, resolveFfprobe, type ResolvedBinary } from '@kiln/codec';
+import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
 import { Queue } from '@kiln/queue';
 import { LocalDiskStore } from '@kiln/storage';
 import path from 'node:path';
@@ -46,6 +47,19 @@ export function settingsFrom(config: Config): WorkerSettings {
   };
 }
 
+/** What this worker converts with, for the start-up log and /readyz (via worker_heartbeats). */
+export async function engineReport(settings: WorkerSettings): Promise<Record<string, unknown>> {
+  const describe = (p: Promise<ResolvedBinary>) =>
+    p.then((b) => ({ path: b.path, source: b.source, version: b.version }), (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }));
+  const [ffmpeg, ffprobe] = await Promise.all([
+    describe(resolveFfmpeg(settings.engines.ffmpegPath ? { configuredPath: settings.engines.ffmpegPath } : {})),
+    describe(resolveFfprobe(settings.engines.ffprobePath ? { configuredPath: settings.engines.ffprobePath } : {})),
+  ]);
+  return { ffmpeg, ffprobe, sharp: { version: sharp.versions.sharp ?? null, libvips: sharp.versions.vips } };
+}
+
+const HEARTBEAT_MS = 15_000;
+
 /** DATABASE_URL, or the embedded server a running `pnpm start` left its address for in DATA_DIR. */
 export async function resolveDatabaseUrl(config: Config): Promise<string> {
   if (config.DATABASE_URL) return config.DATABASE_URL;
@@ -80,14 +94,31 @@ export async function startWorker(opts: {
   });
   await queue.start();
   const store = await new LocalDiskStore(path.join(config.dataDir, 'blobs')).init();
-  const deps: WorkerDeps = { pool, queue, store, log, settings: settingsFrom(config) };
+  // Aborted when a stop's grace period runs out: running conversions are killed and queued again.
+  const stopController = new AbortController();
+  const deps: WorkerDeps = { pool, queue, store, log, settings: settingsFrom(config), stopSignal: stopController.signal };
   await opts.register(deps, config);
   log.info('worker ready', { storage: store.root });
+  const engines = await engineReport(deps.settings);
+  log.info('engines', engines);
+  const beat = () => upsertWorkerHeartbeat(pool, opts.service, engines).catch((err) => log.warn('heartbeat failed', { err }));
+  await beat();
+  const heartbeat = setInterval(beat, HEARTBEAT_MS);
+  heartbeat.unref();
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      log.info('stopping: no new work, waiting for running files');
-      await queue.stop(30_000).catch((err) => log.error('queue stop failed', { err }));
+      const graceMs = config.WORKER_STOP_GRACE_SECONDS * 1000;
+      log.info('stopping: no new work, waiting for running files', { graceSeconds: config.WORKER_STOP_GRACE_SECONDS });
+      clearInterval(heartbeat);
+      const abortTimer = setTimeout(() => {
+        log.warn('stop grace period over: aborting running files; they go back to the queue', { graceSeconds: config.WORKER_STOP_GRACE_SECONDS });
+        stopController.abort(new Error('worker stopping'));
+      }, graceMs);
+      // pg-boss's own deadline is a backstop past ours: handlers abort at graceMs and need a moment
+      // to kill their engines and re-queue their files.
+      await queue.stop(graceMs + 15_000).catch((err) => log.error('queue stop failed', { err }));
+      clearTimeout(abortTimer);
       await pool.end().catch(() => undefined);
       log.info('stopped');
     })());
@@ -104,6 +135,9 @@ export async function runWorkerProcess(opts: Parameters<typeof startWorker>[0]):
     process.exit(1);
   }
   const onSignal = () => void worker.stop().then(() => process.exit(0));
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  // `on`, not `once`: the codec's process runner re-raises a signal nobody else listens for (killing
+  // its engines at once), and a `once` listener has already removed itself when that check runs.
+  // stop() is idempotent, so a second signal changes nothing.
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }

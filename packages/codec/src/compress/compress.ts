@@ -1,16 +1,21 @@
 /**
- * Compression (API.md §2.6): keep the input's format (or the closest compatible one) and make it
- * smaller. Modes: quality, target-size, lossless; metadata stripped by default; never larger.
+ * Compression (API.md §2.6): keep the input's format (or the closest compatible one: HEIC → JPEG,
+ * MKV/AVI → MP4, WAV → FLAC) and make it smaller. Modes: quality and target-size, plus lossless;
+ * metadata stripped by default; never larger than the input unless the format changed or metadata
+ * had to go (see `finish` in image.ts). Images go to image.ts, audio/video to media.ts; other kinds
+ * fall back to a plain conversion to their own format with the never-larger rule.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { OUTPUT_INFO, compressTargetFor, type OutputFormat } from '@kiln/formats';
+import { INPUT_INFO, OUTPUT_INFO, compressTargetFor, type OutputFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import { convert, type ConvertRequest, type ConvertResult } from '../convert.ts';
+import { compressImage, IMAGE_COMPRESS_FORMATS, type ImageCompressFormat } from './image.ts';
+import { compressMedia, MEDIA_COMPRESS_FORMATS, type MediaCompressFormat } from './media.ts';
 
 export interface CompressRequest extends Omit<ConvertRequest, 'format'> {
   /** Asked-for output format; undefined keeps the input's own (or the closest compatible one). */
-  format?: OutputFormat;
+  format?: OutputFormat | undefined;
   mode: 'quality' | 'target-size';
   targetBytes: number | null;
   /** Size of the input file, for the never-larger rule and savedPercent. */
@@ -18,22 +23,63 @@ export interface CompressRequest extends Omit<ConvertRequest, 'format'> {
 }
 
 export interface CompressResult extends ConvertResult {
+  /** target-size only: whether the output is at or under targetBytes. */
   targetMet?: boolean;
+  /** Why the target could not be met. */
   targetReason?: string;
+  /** How many encodes the result took. */
   encodes?: number;
 }
+
+const isImageTarget = (f: OutputFormat): f is ImageCompressFormat => (IMAGE_COMPRESS_FORMATS as readonly string[]).includes(f);
+const isMediaTarget = (f: OutputFormat): f is MediaCompressFormat => (MEDIA_COMPRESS_FORMATS as readonly string[]).includes(f);
 
 export async function compress(req: CompressRequest): Promise<CompressResult> {
   const target = req.format ?? compressTargetFor(req.inputKind);
   if (!target) throw new CodecError('unsupported', `Files of type ${req.inputKind} cannot be compressed.`);
+  if (req.signal?.aborted) throw new CodecError('cancelled', 'The compression was cancelled.');
+  if (req.mode === 'target-size' && (req.targetBytes === null || !(req.targetBytes >= 1))) {
+    throw new CodecError('invalid_input', 'mode=target-size needs targetBytes, a whole number of bytes ≥ 1.');
+  }
+  const formatChanged = target !== req.inputKind;
+  const family = INPUT_INFO[req.inputKind].family;
+  const deadline = Date.now() + req.timeoutMs;
+
+  if (family === 'image' && isImageTarget(target)) {
+    return compressImage({
+      input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
+      mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless,
+      stripMetadata: req.stripMetadata, autoOrient: req.autoOrient, ...(req.resize ? { resize: req.resize } : {}),
+      limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
+      avifEffort: req.avifEffort, originalSize: req.originalSize, deadline, timeoutSetting: req.timeoutSetting,
+      ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    });
+  }
+  if ((family === 'video' || family === 'audio') && isMediaTarget(target)) {
+    return compressMedia({
+      input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
+      mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless, stripMetadata: req.stripMetadata,
+      ...(req.resize ? { resize: req.resize } : {}),
+      limits: {
+        maxDurationSeconds: req.limits.maxDurationSeconds, maxPixels: req.limits.maxVideoPixels, maxStreams: req.limits.maxStreams,
+        settings: { maxDurationSeconds: req.limitSettings.maxDurationSeconds, maxPixels: req.limitSettings.maxVideoPixels, maxStreams: req.limitSettings.maxStreams },
+      },
+      ...(req.engines.ffmpegPath ? { ffmpegPath: req.engines.ffmpegPath } : {}),
+      ...(req.engines.ffprobePath ? { ffprobePath: req.engines.ffprobePath } : {}),
+      deadline, timeoutSetting: req.timeoutSetting, originalSize: req.originalSize,
+      ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    });
+  }
+
+  // Anything else (archives once their engine lands): a conversion to the kept format, never larger.
   const result = await convert({ ...req, format: target });
   const notes = [...(result.notes ?? [])];
-  // Never larger: when re-encoding did not help and nothing else was asked of us, return the input.
-  if (!req.format && target === req.inputKind && result.size >= req.originalSize) {
+  if (req.mode === 'target-size') notes.push(`Target size is not supported for ${target}; compressed at quality ${req.quality} instead.`);
+  if (!formatChanged && result.size >= req.originalSize) {
     const kept = path.join(req.outputDir, `original.${OUTPUT_INFO[target].extension}`);
     await fs.copyFile(req.input, kept);
     notes.push('The compressed file would not have been smaller; the original is returned unchanged.');
-    return { ...result, path: kept, size: req.originalSize, appliedQuality: null, notes };
+    return { ...result, path: kept, size: req.originalSize, appliedQuality: null, notes, ...(req.targetBytes !== null && req.mode === 'target-size' ? { targetMet: req.originalSize <= req.targetBytes } : {}) };
   }
-  return { ...result, ...(notes.length ? { notes } : {}) };
+  return { ...result, ...(notes.length ? { notes } : {}), ...(req.targetBytes !== null && req.mode === 'target-size' ? { targetMet: result.size <= req.targetBytes } : {}) };
 }

@@ -1,0 +1,428 @@
+/**
+ * Image compression with sharp (API.md §2.6).
+ *
+ * - quality: one encode — mozjpeg JPEG, WebP, AVIF (the service's effort), palette PNG at max
+ *   deflate, GIF with fewer colours, JPEG-compressed TIFF.
+ * - target-size: the image is decoded once into an sRGB raw buffer and re-encoded from memory while
+ *   `searchQuality` looks for the highest quality that fits; if the lowest sensible quality is still
+ *   too big the image is scaled down and searched again, down to a floor size below which the
+ *   target is reported as impossible.
+ * - lossless: pixel values never change: lossless WebP/AVIF, max-deflate PNG, deflate TIFF, GIF only
+ *   when a re-encode is verified identical, and JPEG by rewriting its marker segments.
+ * Metadata (EXIF, GPS, XMP, IPTC) is stripped by default after applying the EXIF orientation; lossy
+ * outputs are converted to sRGB, lossless ones keep their ICC profile (converting would change pixels).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
+import { OUTPUT_INFO, type InputKind } from '@kiln/formats';
+import { CodecError } from '../errors.ts';
+import { readImageInfo, sharpError, type ImageInfo, type ImageLimits } from '../image/image.ts';
+import { targetSize, type ResizeSpec } from '../image/resize.ts';
+import { stripJpegMetadata } from './jpeg-segments.ts';
+import { stripPngMetadata } from './png-chunks.ts';
+import { searchQuality, type Encoded } from './search.ts';
+
+export const IMAGE_COMPRESS_FORMATS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const;
+export type ImageCompressFormat = (typeof IMAGE_COMPRESS_FORMATS)[number];
+
+export interface ImageCompressOptions {
+  input: string;
+  inputKind: InputKind;
+  outputDir: string;
+  format: ImageCompressFormat;
+  /** The format was asked for (or implied by the input, e.g. HEIC → JPEG) rather than kept. */
+  formatChanged: boolean;
+  mode: 'quality' | 'target-size';
+  targetBytes: number | null;
+  quality: number;
+  lossless: boolean;
+  stripMetadata: boolean;
+  autoOrient: boolean;
+  resize?: ResizeSpec;
+  limits: ImageLimits;
+  avifEffort: number;
+  originalSize: number;
+  deadline: number;
+  timeoutSetting: string;
+  signal?: AbortSignal;
+  onProgress?: (fraction: number) => void;
+}
+
+export interface CompressFacts {
+  path: string;
+  format: string;
+  mimeType: string;
+  size: number;
+  width?: number;
+  height?: number;
+  frames?: number;
+  durationSeconds?: number;
+  appliedQuality: number | null;
+  notes?: string[];
+  targetMet?: boolean;
+  targetReason?: string;
+  encodes?: number;
+}
+
+/** Lowest quality a target-size search goes to before it scales the image down instead. */
+const MIN_Q: Record<ImageCompressFormat, number> = { jpg: 20, webp: 20, avif: 20, heif: 20, tiff: 20, png: 10, gif: 10 };
+/** A target-size result never gets smaller than this on its longer side. */
+const MIN_SIDE = 16;
+const MAX_ENCODES = 14;
+const ANIMATED: ReadonlySet<ImageCompressFormat> = new Set(['gif', 'webp']);
+
+/** Palette size for PNG/GIF from a 1–100 quality: 256 colours from 82 up, halving every ~12 points below. */
+export function paletteColours(q: number): number {
+  return Math.max(2, Math.min(256, Math.round(2 ** (1 + (7 * Math.min(q, 82)) / 82))));
+}
+
+interface Encode { data: Buffer; width: number; height: number; frames: number }
+
+/** Adds the encoder for `format` at quality `q` to a pipeline. */
+function withEncoder(p: Sharp, format: ImageCompressFormat, q: number, lossless: boolean, hasAlpha: boolean, avifEffort: number): Sharp {
+  switch (format) {
+    case 'jpg':
+      // JPEG has no alpha: flatten onto white rather than letting transparent pixels turn black.
+      return (hasAlpha ? p.flatten({ background: '#ffffff' }) : p).jpeg({ quality: q, mozjpeg: true });
+    case 'webp':
+      return p.webp(lossless ? { lossless: true, effort: 6 } : { quality: q, effort: 4 });
+    case 'avif':
+      return p.avif(lossless ? { lossless: true, effort: avifEffort } : { quality: q, effort: avifEffort });
+    case 'heif':
+      return p.heif({ compression: 'av1', effort: avifEffort, ...(lossless ? { lossless: true } : { quality: q }) });
+    case 'png':
+      return lossless
+        ? p.png({ compressionLevel: 9, adaptiveFiltering: true, palette: false })
+        : p.png({ palette: true, quality: q, colours: paletteColours(q), dither: 1, compressionLevel: 9, effort: 7 });
+    case 'gif':
+      return lossless
+        ? p.gif({ colours: 256, dither: 0, effort: 10, interFrameMaxError: 0, interPaletteMaxError: 0 })
+        : p.gif({ colours: paletteColours(q), dither: q >= 50 ? 1 : 0.5, effort: 7, interFrameMaxError: Math.round(((100 - q) / 100) * 16), interPaletteMaxError: 3 });
+    case 'tiff':
+      return lossless || hasAlpha ? p.tiff({ compression: 'deflate', predictor: 'horizontal' }) : p.tiff({ compression: 'jpeg', quality: q });
+  }
+}
+
+interface Source {
+  width: number;
+  height: number;
+  frames: number;
+  hasAlpha: boolean;
+  encode(q: number, width: number): Promise<Encode>;
+}
+
+function scaledHeight(w0: number, h0: number, w: number): number {
+  return Math.max(1, Math.round((h0 * w) / w0));
+}
+
+/** Decodes once (orient, resize, colour to sRGB) and encodes from memory: the target-size workhorse. */
+async function rawSource(o: ImageCompressOptions, info: ImageInfo, meta: Metadata): Promise<Source> {
+  let p: Sharp;
+  if (o.inputKind === 'heic') {
+    const d = await decodeHeic(o.input);
+    p = sharp(d.data, { raw: { width: d.width, height: d.height, channels: 4 } });
+  } else {
+    p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', sequentialRead: true });
+    if (o.autoOrient) p = p.autoOrient();
+  }
+  const swapped = o.autoOrient && o.inputKind !== 'heic' && (info.orientation ?? 1) >= 5;
+  const w0 = swapped ? info.height : info.width;
+  const h0 = swapped ? info.width : info.height;
+  const t = targetSize(w0, h0, o.resize);
+  if (t.width !== w0 || t.height !== h0) {
+    p = p.resize({ width: t.width, height: t.height, fit: t.crop ? 'cover' : 'inside', position: 'centre', withoutEnlargement: !t.crop });
+  }
+  const grey = meta.space === 'b-w' || meta.space === 'grey16';
+  p = p.toColourspace(grey ? 'b-w' : 'srgb');
+  let raw: { data: Buffer; info: OutputInfo };
+  try {
+    raw = await p.raw().toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw sharpError(err, o.limits);
+  }
+  const { width, height, channels } = raw.info;
+  const hasAlpha = channels === 2 || channels === 4;
+  return {
+    width, height, frames: 1, hasAlpha,
+    async encode(q, w) {
+      let e = sharp(raw.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } });
+      if (w !== width) e = e.resize({ width: w, height: scaledHeight(width, height, w), fit: 'fill' });
+      const out = await withEncoder(e, o.format, q, o.lossless, hasAlpha, o.avifEffort).toBuffer({ resolveWithObject: true });
+      return { data: out.data, width: out.info.width, height: out.info.height, frames: 1 };
+    },
+  };
+}
+
+/**
+ * Re-reads the file for every encode: for animations (all frames), kept metadata, and lossless
+ * outputs (no sRGB conversion, bit depth kept).
+ */
+function fileSource(o: ImageCompressOptions, info: ImageInfo, animated: boolean): Source {
+  const swapped = o.autoOrient && (info.orientation ?? 1) >= 5;
+  const w0 = swapped ? info.height : info.width;
+  const h0 = swapped ? info.width : info.height;
+  const t = targetSize(w0, h0, o.resize);
+  const frames = animated ? info.frames : 1;
+  return {
+    width: t.width, height: t.height, frames, hasAlpha: info.hasAlpha,
+    async encode(q, w) {
+      let p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', animated });
+      if (o.autoOrient) p = p.autoOrient();
+      const h = w === t.width ? t.height : scaledHeight(t.width, t.height, w);
+      if (w !== w0 || h !== h0) p = p.resize({ width: w, height: h, fit: t.crop ? 'cover' : 'fill', position: 'centre' });
+      if (!o.stripMetadata) p = p.keepMetadata();
+      else if (o.lossless) p = p.keepIccProfile();
+      const out = await withEncoder(p, o.format, q, o.lossless, info.hasAlpha, o.avifEffort).toBuffer({ resolveWithObject: true });
+      const height = frames > 1 ? (out.info.pageHeight ?? Math.round(out.info.height / frames)) : out.info.height;
+      return { data: out.data, width: out.info.width, height, frames };
+    },
+  };
+}
+
+async function decodeHeic(input: string): Promise<{ width: number; height: number; data: Uint8Array }> {
+  // Imported by name at run time: heic-decode ships no types, and it is only needed for HEIC input.
+  const name = 'heic-decode';
+  const mod = (await import(name)) as { default: (a: { buffer: Buffer }) => Promise<{ width: number; height: number; data: Uint8Array }> };
+  try {
+    return await mod.default({ buffer: await fs.readFile(input) });
+  } catch (err) {
+    throw new CodecError('invalid_input', 'The file could not be decoded as a HEIC image.', { cause: err, internal: String(err) });
+  }
+}
+
+/** Raw pixels of an image for the lossless identity check (orientation applied, no colour conversion). */
+async function rawPixels(input: string | Buffer, orient: boolean, animated: boolean): Promise<Buffer> {
+  let p = sharp(input, { animated }).keepIccProfile();
+  if (orient) p = p.autoOrient();
+  return p.ensureAlpha().raw().toBuffer();
+}
+
+function privateMetadata(meta: Metadata): boolean {
+  return !!(meta.exif || meta.xmp || meta.iptc || (meta.comments && meta.comments.length));
+}
+
+export async function compressImage(o: ImageCompressOptions): Promise<CompressFacts> {
+  const info = await readImageInfo(o.input, o.limits);
+  let meta: Metadata;
+  try {
+    meta = await sharp(o.input, { limitInputPixels: o.limits.maxPixels }).metadata();
+  } catch (err) {
+    throw sharpError(err, o.limits);
+  }
+  const notes: string[] = [];
+  const ext = OUTPUT_INFO[o.format].extension;
+  const outPath = path.join(o.outputDir, `output.${ext}`);
+  const mime = OUTPUT_INFO[o.format].mime;
+  const checkpoint = () => {
+    if (o.signal?.aborted) throw new CodecError('cancelled', 'The compression was cancelled.');
+    if (Date.now() > o.deadline) throw new CodecError('timeout', `The compression did not finish in time; raise ${o.timeoutSetting} to allow more.`);
+  };
+
+  let lossless = o.lossless;
+  if (lossless && o.format === 'jpg' && o.inputKind !== 'jpg') {
+    notes.push('A lossless JPEG cannot be made from another format; encoded at quality 100 instead.');
+    lossless = false;
+  }
+  const opts: ImageCompressOptions = { ...o, lossless };
+
+  // --- Lossless JPEG: segments only, entropy-coded data byte-identical ---------------------------------
+  if (lossless && o.format === 'jpg' && !o.resize) {
+    const src = await fs.readFile(o.input);
+    const orientation = o.autoOrient ? (info.orientation ?? 1) : 1;
+    const { data, facts } = o.stripMetadata ? stripJpegMetadata(src, orientation) : { data: src, facts: undefined };
+    if (facts && orientation > 1) notes.push(`EXIF orientation ${orientation} kept as the only EXIF tag: a lossless JPEG cannot be rotated.`);
+    notes.push('Lossless JPEG: metadata segments removed, image data copied unchanged (Huffman re-optimisation is not available).');
+    await fs.writeFile(outPath, data);
+    return finish(o, { path: outPath, format: 'jpg', mimeType: mime, size: data.length, width: o.autoOrient && orientation >= 5 ? info.height : info.width, height: o.autoOrient && orientation >= 5 ? info.width : info.height, appliedQuality: 100, encodes: 0 }, notes, meta, info);
+  }
+  if (lossless && o.format === 'jpg') notes.push('Resizing a JPEG re-encodes it: the lossless request applies to the resized pixels at quality 100.');
+
+  const animated = info.frames > 1 && ANIMATED.has(o.format);
+  if (info.frames > 1 && !animated) notes.push(`Animated input: only the first of ${info.frames} frames was kept (${o.format} output is a still image).`);
+  if (o.inputKind === 'heic' && !o.stripMetadata) notes.push('HEIC metadata is not carried over.');
+  const useFile = o.inputKind !== 'heic' && (animated || !o.stripMetadata || lossless);
+  let source: Source;
+  try {
+    source = useFile ? fileSource(opts, info, animated) : await rawSource(opts, info, meta);
+  } catch (err) {
+    throw err instanceof CodecError ? err : sharpError(err, o.limits);
+  }
+  const q0 = lossless && o.format === 'jpg' ? 100 : Math.max(1, Math.min(100, Math.round(o.quality)));
+  let encodes = 0;
+  const encode = async (q: number, w: number): Promise<Encoded<Encode>> => {
+    checkpoint();
+    let e: Encode;
+    try {
+      e = await source.encode(q, w);
+    } catch (err) {
+      throw sharpError(err, o.limits);
+    }
+    encodes++;
+    return { q, size: e.data.length, out: e };
+  };
+
+  const qualityOf = (q: number): number | null => (lossless ? 100 : q);
+  if (o.format === 'tiff' && !lossless && !source.hasAlpha) notes.push('TIFF written with JPEG compression inside.');
+
+  if (o.mode === 'quality' || lossless || o.targetBytes === null) {
+    if (o.mode === 'target-size' && lossless) notes.push('Lossless output has one possible size: the target size was not searched.');
+    const r = await encode(q0, source.width);
+    if (lossless && (o.format === 'gif' || o.format === 'png')) {
+      // Palette encoders quantise: check the pixels really are unchanged.
+      const same = (await rawPixels(o.input, o.autoOrient, animated)).equals(await rawPixels(r.out.data, false, animated));
+      if (!same) {
+        notes.push(`The ${o.format.toUpperCase()} encoder could not reproduce the pixels exactly; the original is returned.`);
+        return finish(o, await keepOriginal(o, outPath, mime, info), notes, meta, info, { forceOriginal: true });
+      }
+    }
+    await fs.writeFile(outPath, r.out.data);
+    const facts: CompressFacts = { path: outPath, format: o.format, mimeType: mime, size: r.size, width: r.out.width, height: r.out.height, ...(r.out.frames > 1 ? { frames: r.out.frames } : {}), appliedQuality: qualityOf(q0), encodes };
+    if (o.mode === 'target-size' && o.targetBytes !== null) {
+      facts.targetMet = r.size <= o.targetBytes;
+      if (!facts.targetMet) facts.targetReason = `The lossless ${o.format} is ${r.size} bytes, over the target of ${o.targetBytes}; turn lossless off to reach it.`;
+    }
+    return finish(o, facts, notes, meta, info);
+  }
+
+  // --- Target size --------------------------------------------------------------------------------------
+  const target = o.targetBytes;
+  const minQ = MIN_Q[o.format];
+  let width = source.width;
+  let best: Encoded<Encode> | undefined;
+  let smallest: Encoded<Encode> | undefined;
+  let reason: string | undefined;
+  let finetuned = false;
+  for (let round = 0; round < 8 && !best; round++) {
+    const budget = MAX_ENCODES - encodes;
+    if (budget <= 0) break;
+    const w = width;
+    // After a scale-down, try the floor quality first: one encode tells whether this size can fit at all.
+    const s = await searchQuality((q) => encode(q, w), { target, minQ, maxQ: 100, startQ: round === 0 ? 75 : minQ, maxEncodes: budget });
+    o.onProgress?.(Math.min(0.9, encodes / MAX_ENCODES));
+    if (s.fit) {
+      best = s.fit;
+      // Coarse quality steps (AVIF's quantiser, noisy content) can leave a fit far under the target
+      // next to a step that is over it: take the higher quality at a slightly smaller size instead,
+      // as long as that keeps at least 85 % of each dimension.
+      const over = s.over;
+      if (over && best.size < 0.9 * target) {
+        // Secant on log(size) vs log(scale) at the over-quality, bracketed by [lo (fits), hi (over)].
+        let lo: { scale: number; size: number } | undefined;
+        let hi = { scale: 1, size: over.size };
+        for (let k = 0; k < 4 && encodes < MAX_ENCODES; k++) {
+          const aim = target * 0.95;
+          let scale = lo
+            ? Math.exp(Math.log(lo.scale) + ((Math.log(aim) - Math.log(lo.size)) * (Math.log(hi.scale) - Math.log(lo.scale))) / (Math.log(hi.size) - Math.log(lo.size)))
+            : hi.scale * Math.sqrt(aim / hi.size);
+          if (!Number.isFinite(scale)) scale = lo ? (lo.scale + hi.scale) / 2 : hi.scale * 0.95;
+          scale = Math.min(hi.scale - 0.004, Math.max((lo?.scale ?? 0) + 0.004, scale));
+          const fw = Math.floor(w * scale);
+          if (scale < 0.85 || fw < 1) break;
+          const e = await encode(over.q, fw);
+          if (e.size <= target) {
+            if (e.size > best.size) { best = e; finetuned = true; }
+            if (e.size >= 0.9 * target) break;
+            lo = { scale, size: e.size };
+          } else {
+            hi = { scale, size: e.size };
+          }
+        }
+      }
+      break;
+    }
+    const over = s.over!;
+    if (!smallest || over.size < smallest.size) smallest = over;
+    if (over.q > minQ) break; // out of budget before reaching the floor quality
+    const longSide = Math.max(over.out.width, over.out.height);
+    if (longSide <= MIN_SIDE) {
+      reason = `A valid ${o.format} of this image cannot be that small: the smallest made was ${over.size} bytes (${over.out.width}×${over.out.height} px at quality ${minQ}), over the target of ${target} bytes.`;
+      break;
+    }
+    // Size falls slower than pixel count (headers, and small images carry more detail per pixel): aim low.
+    const scale = Math.sqrt((target * 0.85) / over.size) * (round > 0 ? 0.9 : 1);
+    const minW = Math.max(1, Math.ceil((width * MIN_SIDE) / longSide));
+    width = Math.max(minW, Math.min(width - 1, Math.floor(width * scale)));
+  }
+  const chosen = best ?? smallest;
+  if (!chosen) throw new CodecError('engine_failed', 'The target-size search produced no output.');
+  await fs.writeFile(outPath, chosen.out.data);
+  const facts: CompressFacts = {
+    path: outPath, format: o.format, mimeType: mime, size: chosen.size, width: chosen.out.width, height: chosen.out.height,
+    ...(chosen.out.frames > 1 ? { frames: chosen.out.frames } : {}),
+    appliedQuality: chosen.q, encodes, targetMet: !!best,
+  };
+  if (best) {
+    if (finetuned) notes.push(`Scaled from ${source.width}×${source.height} to ${chosen.out.width}×${chosen.out.height} at quality ${chosen.q}: quality steps are coarse here and this lands closer to the target.`);
+    else if (chosen.out.width !== source.width) notes.push(`Scaled from ${source.width}×${source.height} to ${chosen.out.width}×${chosen.out.height}: even quality ${minQ} was over the target.`);
+    if (best.size < 0.9 * target) notes.push(best.q >= 100 ? 'Even the highest quality is well under the target.' : `Quality steps are coarse here: ${best.size} bytes is the closest fit under the target.`);
+  } else {
+    const tiny = Math.max(chosen.out.width, chosen.out.height) <= 2 * MIN_SIDE;
+    facts.targetReason = reason ?? (tiny
+      ? `A valid ${o.format} of this image cannot be that small: the smallest made was ${chosen.size} bytes (${chosen.out.width}×${chosen.out.height} px at quality ${chosen.q}), over the target of ${target} bytes.`
+      : `No setting within ${MAX_ENCODES} encodes reached the target of ${target} bytes; the smallest was ${chosen.size} bytes.`);
+  }
+  return finish(o, facts, notes, meta, info);
+}
+
+async function keepOriginal(o: ImageCompressOptions, outPath: string, mime: string, info: ImageInfo): Promise<CompressFacts> {
+  await fs.copyFile(o.input, outPath);
+  const swapped = (info.orientation ?? 1) >= 5;
+  return { path: outPath, format: o.format, mimeType: mime, size: o.originalSize, width: swapped ? info.height : info.width, height: swapped ? info.width : info.height, appliedQuality: null };
+}
+
+/**
+ * The never-larger rule (API.md §2.6). When the result is not smaller than the input and the format
+ * was not changed, the input is returned instead — with its metadata removed losslessly where we can
+ * (JPEG segments, PNG chunks). Where we cannot and the input carries EXIF/GPS/XMP that stripMetadata
+ * asked to remove, privacy wins: the re-encoded file is returned even though it is larger, and a
+ * note says so. A changed format is always returned as converted.
+ */
+async function finish(o: ImageCompressOptions, facts: CompressFacts, notes: string[], meta: Metadata, info: ImageInfo, extra: { forceOriginal?: boolean } = {}): Promise<CompressFacts> {
+  const target = o.mode === 'target-size' ? o.targetBytes : null;
+  const withNotes = (f: CompressFacts, more: string[] = []): CompressFacts => {
+    const all = [...notes, ...more];
+    return all.length ? { ...f, notes: all } : f;
+  };
+  if (o.formatChanged) {
+    if (o.inputKind === 'heic' && o.format === 'jpg') notes.unshift('HEIC input compressed to JPEG, the closest widely supported format.');
+    if (facts.size >= o.originalSize) notes.push(`The ${o.format} result is not smaller than the input; it is returned because the format changed.`);
+    return withNotes(facts);
+  }
+  if (!extra.forceOriginal && facts.size < o.originalSize) return withNotes(facts);
+  // Not smaller: fall back to the input itself, stripped losslessly when metadata must go.
+  const ext = OUTPUT_INFO[o.format].extension;
+  const keptPath = path.join(o.outputDir, `original.${ext}`);
+  const src = await fs.readFile(o.input);
+  let data: Buffer = src;
+  const reasons: string[] = [];
+  if (o.stripMetadata && privateMetadata(meta)) {
+    const orientation = o.autoOrient ? (info.orientation ?? 1) : 1;
+    if (o.format === 'jpg') {
+      data = stripJpegMetadata(src, orientation).data;
+      if (orientation > 1) reasons.push(`EXIF orientation ${orientation} kept as the only EXIF tag so the photo is not shown sideways.`);
+    } else if (o.format === 'png' && orientation <= 1) {
+      data = stripPngMetadata(src).data;
+    } else {
+      return withNotes(facts, [`The re-encoded file is not smaller than the input, but it is returned because the input's metadata (EXIF/GPS/XMP) had to be removed (stripMetadata=true).`]);
+    }
+  }
+  if (data.length > facts.size && !extra.forceOriginal) return withNotes(facts);
+  await fs.writeFile(keptPath, data);
+  await fs.rm(facts.path, { force: true });
+  // Displayed size of what is returned: the orientation tag survives unless autoOrient=false stripped it.
+  const swapped = (info.orientation ?? 1) >= 5 && (data === src || o.autoOrient);
+  const kept: CompressFacts = {
+    path: keptPath, format: o.format, mimeType: OUTPUT_INFO[o.format].mime, size: data.length,
+    width: swapped ? info.height : info.width, height: swapped ? info.width : info.height, ...(info.frames > 1 && facts.frames ? { frames: info.frames } : {}),
+    appliedQuality: null, ...(facts.encodes !== undefined ? { encodes: facts.encodes } : {}),
+  };
+  if (target !== null) {
+    kept.targetMet = data.length <= target;
+    if (!kept.targetMet) kept.targetReason = facts.targetReason ?? `The smallest result was not smaller than the input (${data.length} bytes), which is over the target of ${target} bytes.`;
+  }
+  reasons.unshift(data === src
+    ? 'The compressed file would not have been smaller; the original is returned unchanged.'
+    : 'The compressed file would not have been smaller; the original is returned with its metadata removed losslessly.');
+  return withNotes(kept, reasons);
+}

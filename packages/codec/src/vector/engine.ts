@@ -1,0 +1,42 @@
+/** Raster (and HEIC) → SVG by tracing. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { INPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
+import type { Engine } from '../convert.ts';
+import { rasterSource } from '../image/sources.ts';
+import { traceToSvg } from './trace.ts';
+
+export const traceEngine: Engine = {
+  name: 'vtracer',
+  accepts: (kind: InputKind, format: OutputFormat) => format === 'svg' && INPUT_INFO[kind].family === 'image',
+  async run(req) {
+    const src = await rasterSource(req);
+    const output = path.join(req.outputDir, 'output.svg');
+    const r = await traceToSvg({
+      input: src.path,
+      output,
+      quality: req.quality,
+      mono: req.mono,
+      autoOrient: src.intermediate ? false : req.autoOrient,
+      ...(req.resize ? { resize: req.resize } : {}),
+      maxTracePixels: req.limits.maxTracePixels,
+      maxTracePixelsSetting: req.limitSettings.maxTracePixels,
+      maxPixels: req.limits.maxPixels,
+      maxPixelsSetting: req.limitSettings.maxPixels,
+      timeoutMs: req.timeoutMs,
+      timeoutSetting: req.timeoutSetting,
+      ...(req.signal ? { signal: req.signal } : {}),
+    });
+    if (src.intermediate) await fs.rm(src.path, { force: true });
+    return {
+      path: output,
+      format: 'svg',
+      mimeType: 'image/svg+xml',
+      size: (await fs.stat(output)).size,
+      width: r.width,
+      height: r.height,
+      appliedQuality: Math.round(req.quality),
+      notes: [...src.notes, ...r.notes],
+    };
+  },
+};
