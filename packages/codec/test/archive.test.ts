@@ -11,23 +11,10 @@ import * as tar from 'tar';
 import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
 import { convert, type ConvertRequest } from '../src/index.ts';
 import { listWith7za, rar4, rar5, rawTar, rawZip, readWith7za, sevenZaSync } from './helpers/archive-fixtures.ts';
-import { request } from './helpers/request.ts';
+import { request, useScratch } from './helpers/request.ts';
 
-let dir: string;
-let n = 0;
-beforeAll(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codec-arc-')); });
-afterAll(async () => { await fs.rm(dir, { recursive: true, force: true }); });
-
-async function file(name: string, data: Buffer | string): Promise<string> {
-  const p = path.join(dir, `${n++}-${name}`);
-  await fs.writeFile(p, data);
-  return p;
-}
-async function run(input: string, kind: InputKind, format: OutputFormat, extra: Partial<ConvertRequest> = {}) {
-  const out = path.join(dir, `out-${n++}`);
-  await fs.mkdir(out);
-  return convert(request(input, kind, format, out, extra));
-}
+const scratch = useScratch('kiln-codec-arc-');
+const { file, run } = scratch;
 const png = () => sharp({ create: { width: 64, height: 48, channels: 3, background: '#3366cc' } }).png().toBuffer();
 /** Extracts and checks nothing landed outside `root`'s scratch. */
 async function treeOf(root: string): Promise<string[]> {
@@ -114,10 +101,10 @@ test('a zip entry named ../evil.txt refuses the archive and nothing is written o
   const bytes = rawZip([{ name: 'good.txt', data: 'ok' }, { name: '../evil.txt', data: 'pwned' }]);
   expect(bytes.includes(Buffer.from('../evil.txt'))).toBe(true);
   const src = await file('evil.zip', bytes);
-  const out = path.join(dir, `out-${n++}`);
+  const out = scratch.name('out');
   await fs.mkdir(out);
   await expect(convert(request(src, 'zip', '7z', out))).rejects.toMatchObject({ kind: 'invalid_input', message: expect.stringMatching(/outside its folder.*\.\.\/evil\.txt/) });
-  await expect(fs.access(path.join(dir, 'evil.txt'))).rejects.toThrow();
+  await expect(fs.access(path.join(scratch.dir, 'evil.txt'))).rejects.toThrow();
   expect((await treeOf(out)).some((p) => p.includes('evil'))).toBe(false);
 });
 
@@ -133,11 +120,11 @@ test('absolute paths, backslash escapes and symlinks are refused in zip, tar and
     await expect(run(await file(name, bytes), kind, 'zip')).rejects.toMatchObject({ kind: 'invalid_input', message: expect.stringMatching(/archives like this are refused/) });
   }
   // 7z with a symlink, made by 7za from a real one.
-  const srcDir = path.join(dir, `7zsrc-${n++}`);
+  const srcDir = scratch.name('7zsrc');
   await fs.mkdir(srcDir);
   await fs.writeFile(path.join(srcDir, 'a.txt'), 'a');
   await fs.symlink('/etc/passwd', path.join(srcDir, 'link'));
-  const seven = path.join(dir, `link-${n++}.7z`);
+  const seven = `${scratch.name('link')}.7z`;
   sevenZaSync(['a', seven, '*'], srcDir);
   await expect(run(seven, '7z', 'zip')).rejects.toMatchObject({ kind: 'invalid_input', message: expect.stringMatching(/symbolic link.*"link"/) });
 });
@@ -156,7 +143,7 @@ test('a zip bomb is refused by the expansion ratio and by the expanded size, nam
 
 test('too many entries are refused before anything is extracted, naming ARCHIVE_MAX_ENTRIES', async () => {
   const many = await file('many.zip', rawZip(Array.from({ length: 30 }, (_, i) => ({ name: `f${i}.txt`, data: String(i) }))));
-  const out = path.join(dir, `out-${n++}`);
+  const out = scratch.name('out');
   await fs.mkdir(out);
   await expect(convert(request(many, 'zip', 'tar', out, { limits: { maxArchiveEntries: 10 } as never }))).rejects.toMatchObject({
     kind: 'limit_exceeded', message: expect.stringMatching(/entries.*30.*ARCHIVE_MAX_ENTRIES/),

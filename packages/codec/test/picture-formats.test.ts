@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { PDFDocument } from 'pdf-lib';
 import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
 import { compress, convert, sanitizeSvg, type ConvertRequest } from '../src/index.ts';
-import { request } from './helpers/request.ts';
+import { request, useScratch } from './helpers/request.ts';
 
 const HEIC = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'two-blocks.heic');
 const heifEnc = (() => {
@@ -24,21 +24,8 @@ const heifEnc = (() => {
   }
 })();
 
-let dir: string;
-let n = 0;
-beforeAll(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codec-pic-')); });
-afterAll(async () => { await fs.rm(dir, { recursive: true, force: true }); });
-
-async function file(name: string, data: Buffer | string): Promise<string> {
-  const p = path.join(dir, `${n++}-${name}`);
-  await fs.writeFile(p, data);
-  return p;
-}
-async function run(input: string, kind: InputKind, format: OutputFormat, extra: Partial<ConvertRequest> = {}) {
-  const out = path.join(dir, `out-${n++}`);
-  await fs.mkdir(out);
-  return convert(request(input, kind, format, out, extra));
-}
+const scratch = useScratch('kiln-codec-pic-');
+const { file, run } = scratch;
 async function pixel(p: string | Buffer, x: number, y: number): Promise<[number, number, number]> {
   const { data, info } = await sharp(p).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   const i = (y * info.width + x) * info.channels;
@@ -60,7 +47,7 @@ test('HEIC (HEVC) input converts to jpg, png and webp with its pixels intact', a
 });
 
 test('compressing a HEIC goes through convert and returns a JPEG', async () => {
-  const out = path.join(dir, `out-${n++}`);
+  const out = scratch.name('out');
   await fs.mkdir(out);
   const r = await compress({ ...request(HEIC, 'heic', 'jpg', out), format: undefined, mode: 'quality', targetBytes: null, originalSize: (await fs.stat(HEIC)).size });
   expect(r.format).toBe('jpg');
@@ -238,7 +225,7 @@ test('tracing that runs past the deadline fails as timeout naming the setting', 
     if (!/^\d+$/.test(pid)) continue;
     const cmd = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     const state = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    if (cmd.includes('trace-child.ts') && cmd.includes(dir) && !/\) Z /.test(state)) tracing.push(pid);
+    if (cmd.includes('trace-child.ts') && cmd.includes(scratch.dir) && !/\) Z /.test(state)) tracing.push(pid);
   }
   expect(tracing).toEqual([]);
 });

@@ -10,10 +10,10 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { canConvert, OUTPUT_INFO, sniff, SNIFF_BYTES, type InputKind, type OutputFormat } from '@kiln/formats';
+import { canConvert, OUTPUT_INFO, sniff, type InputKind, type OutputFormat } from '@kiln/formats';
 import { CodecError, isCodecError, type CodecErrorKind } from '../errors.ts';
 import { convert, type ConvertRequest, type ConvertResult, type Engine } from '../convert.ts';
-import { extractArchive, innerName, READABLE_ARCHIVES } from './extract.ts';
+import { extractArchive, innerName, READABLE_ARCHIVES, readHead } from './extract.ts';
 import { ARCHIVE_MIME, ARCHIVE_OUTPUTS, entryNameFor, levelFromQuality, MULTI_FILE_OUTPUTS, uniqueNames, writeArchive, type ArchiveFormat, type PackEntry } from './write.ts';
 
 const RAR_REFUSAL = 'RAR archives cannot be created with free software; choose zip or 7z.';
@@ -86,17 +86,6 @@ export const archiveEngine: Engine = {
   },
 };
 
-async function head(p: string): Promise<Uint8Array> {
-  const fh = await fsp.open(p, 'r');
-  try {
-    const buf = Buffer.alloc(SNIFF_BYTES);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
 const MAX_NOTES = 50;
 
 export const batchEngine: Engine = {
@@ -114,7 +103,7 @@ export const batchEngine: Engine = {
       if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
       const left = deadline - Date.now();
       if (left <= 0) throw new CodecError('timeout', `Converting the files in the archive did not finish within ${Math.round(req.timeoutMs / 1000)} s; raise ${req.timeoutSetting} to allow more.`);
-      const kind = f.size > 0 ? sniff(await head(f.path)) : undefined;
+      const kind = f.size > 0 ? sniff(await readHead(f.path)) : undefined;
       if (kind) foundKinds.add(kind);
       if (!kind || READABLE_ARCHIVES.has(kind) || !canConvert(kind, req.format)) {
         skipped.push(`${f.rel}: ${kind ? (READABLE_ARCHIVES.has(kind) ? 'archives inside archives are not opened' : `${kind} cannot be converted to ${req.format}`) : 'not a recognised file type'}`);

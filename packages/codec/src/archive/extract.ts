@@ -86,7 +86,8 @@ export function innerName(filename: string | undefined, kind: string): string {
   return clean || 'file';
 }
 
-async function readHead(p: string): Promise<Uint8Array> {
+/** The first bytes of a file, enough for `sniff`. */
+export async function readHead(p: string): Promise<Uint8Array> {
   const fh = await fsp.open(p, 'r');
   try {
     const buf = Buffer.alloc(SNIFF_BYTES);

@@ -17,7 +17,7 @@ import path from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { OUTPUT_INFO, type InputKind } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
-import { readImageInfo, sharpError, type ImageInfo, type ImageLimits } from '../image/image.ts';
+import { readImageInfo, sharpError, type ImageInfo, type ImageLimits, type OutputFacts } from '../image/image.ts';
 import { targetSize, type ResizeSpec } from '../image/resize.ts';
 import { stripJpegMetadata } from './jpeg-segments.ts';
 import { stripPngMetadata } from './png-chunks.ts';
@@ -49,17 +49,8 @@ export interface ImageCompressOptions {
   onProgress?: (fraction: number) => void;
 }
 
-export interface CompressFacts {
+export interface CompressFacts extends OutputFacts {
   path: string;
-  format: string;
-  mimeType: string;
-  size: number;
-  width?: number;
-  height?: number;
-  frames?: number;
-  durationSeconds?: number;
-  appliedQuality: number | null;
-  notes?: string[];
   targetMet?: boolean;
   targetReason?: string;
   encodes?: number;
