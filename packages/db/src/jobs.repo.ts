@@ -47,15 +47,8 @@ export interface JobRow {
   progress: number;
 }
 
-export interface JobFileRow {
-  id: string;
+export interface JobFileRow extends NewJobFile {
   jobId: string;
-  idx: number;
-  filename: string;
-  sourceKey: string;
-  sourceKind: string | null;
-  originalSize: number;
-  options: Record<string, unknown>;
   status: FileStatus;
   progress: number;
   attempts: number;

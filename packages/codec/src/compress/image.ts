@@ -26,11 +26,12 @@ import { searchQuality, type Encoded } from './search.ts';
 export const IMAGE_COMPRESS_FORMATS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const;
 export type ImageCompressFormat = (typeof IMAGE_COMPRESS_FORMATS)[number];
 
-export interface ImageCompressOptions {
+/** What every family's compressor is given (the image and media options add their own). */
+export interface CompressCommon<F extends string> {
   input: string;
   inputKind: InputKind;
   outputDir: string;
-  format: ImageCompressFormat;
+  format: F;
   /** The format was asked for (or implied by the input, e.g. HEIC → JPEG) rather than kept. */
   formatChanged: boolean;
   mode: 'quality' | 'target-size';
@@ -38,15 +39,19 @@ export interface ImageCompressOptions {
   quality: number;
   lossless: boolean;
   stripMetadata: boolean;
-  autoOrient: boolean;
-  resize?: ResizeSpec;
-  limits: ImageLimits;
-  avifEffort: number;
   originalSize: number;
+  /** Epoch ms by which everything must be done. */
   deadline: number;
   timeoutSetting: string;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
+}
+
+export interface ImageCompressOptions extends CompressCommon<ImageCompressFormat> {
+  autoOrient: boolean;
+  resize?: ResizeSpec;
+  limits: ImageLimits;
+  avifEffort: number;
 }
 
 export interface CompressFacts extends OutputFacts {

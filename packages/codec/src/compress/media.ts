@@ -17,31 +17,16 @@ import { resolveFfmpeg, resolveFfprobe } from '../media/binaries.ts';
 import { fileUrl, inputGuards, probeMedia, type MediaInfo, type MediaStream } from '../media/probe.ts';
 import { aacKbps, opusKbps } from '../media/quality.ts';
 import { checkMediaLimits, transcodeMedia, type MediaLimits, type ResizeOptions } from '../media/transcode.ts';
-import type { CompressFacts } from './image.ts';
+import type { CompressCommon, CompressFacts } from './image.ts';
 
 export const MEDIA_COMPRESS_FORMATS = ['mp4', 'mov', 'webm', 'mp3', 'm4a', 'ogg', 'flac'] as const;
 export type MediaCompressFormat = (typeof MEDIA_COMPRESS_FORMATS)[number];
 
-export interface MediaCompressOptions {
-  input: string;
-  inputKind: InputKind;
-  outputDir: string;
-  format: MediaCompressFormat;
-  formatChanged: boolean;
-  mode: 'quality' | 'target-size';
-  targetBytes: number | null;
-  quality: number;
-  lossless: boolean;
-  stripMetadata: boolean;
+export interface MediaCompressOptions extends CompressCommon<MediaCompressFormat> {
   resize?: ResizeOptions;
   limits: MediaLimits;
   ffmpegPath?: string;
   ffprobePath?: string;
-  deadline: number;
-  timeoutSetting: string;
-  signal?: AbortSignal;
-  onProgress?: (fraction: number) => void;
-  originalSize: number;
 }
 
 const MUXER: Record<MediaCompressFormat, string> = { mp4: 'mp4', mov: 'mov', webm: 'webm', mp3: 'mp3', m4a: 'ipod', ogg: 'ogg', flac: 'flac' };
