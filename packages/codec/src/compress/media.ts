@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { OUTPUT_INFO, type InputKind } from '@kiln/formats';
+import { OUTPUT_INFO } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import { runProcess } from '../process/run.ts';
 import { resolveFfmpeg, resolveFfprobe } from '../media/binaries.ts';
