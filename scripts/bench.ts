@@ -210,8 +210,8 @@ async function measure(
   }
 
   const runs = {
-    heavy: { raw: [] as number[], api: [] as number[], ratio: [] as number[] },
-    medium: { raw: [] as number[], api: [] as number[], ratio: [] as number[] },
+    heavy: { raw: [] as number[], api: [] as number[], ratio: [] as number[], rawCpu: [] as number[], kilnCpu: [] as number[], clientCpu: [] as number[] },
+    medium: { raw: [] as number[], api: [] as number[], ratio: [] as number[], rawCpu: [] as number[], kilnCpu: [] as number[], clientCpu: [] as number[] },
     overhead: [] as { perJob: number; kilnMs: number; codecMsPerJob: number; byRole: Record<Role, number>; jobsPerSec: number }[],
     video: { raw: [] as number[], api: [] as number[] },
   };
@@ -249,11 +249,22 @@ async function measure(
     const rawFirst = r % 2 === 0;
     for (const op of OPS_WANTED) {
       const jobs = jobsOf(op);
+      // CPU per image on each side, to say what a gap is made of: the codec alone (raw), every Kiln
+      // process (API), and this client (API: multipart out, results in), which shares the cores.
       const doRaw = async () => {
+        const u0 = process.cpuUsage();
         runs[op].raw.push(await rawBatch(jobs, op, chosen[op].concurrency, chosen[op].threads, maxPixels, (d) => progress.update(`${tag}: raw ${op}`, `${d}/${jobs.length}`)));
+        const u = process.cpuUsage(u0);
+        runs[op].rawCpu.push((u.user + u.system) / 1000 / jobs.length);
       };
       const doApi = async () => {
+        const c0 = cpuByRole(kiln.supervisorPid);
+        const u0 = process.cpuUsage();
         runs[op].api.push(await apiBatch(kiln, forms[op], inFlight, (d) => progress.update(`${tag}: API ${op}`, `${d}/${forms[op].length}`)));
+        const u = process.cpuUsage(u0);
+        const c1 = cpuByRole(kiln.supervisorPid);
+        runs[op].clientCpu.push((u.user + u.system) / 1000 / forms[op].length);
+        runs[op].kilnCpu.push(ROLES.reduce((sum, k) => sum + (c1[k] - c0[k]), 0) / forms[op].length);
       };
       if (rawFirst) { await doRaw(); await doApi(); } else { await doApi(); await doRaw(); }
       runs[op].ratio.push(runs[op].api.at(-1)! / runs[op].raw.at(-1)!);
@@ -362,6 +373,11 @@ async function measure(
       api: { ...api, inFlight },
       ratioRuns: ratio,
       jobsPerRun: forms[op].length,
+      cpuMsPerImage: {
+        raw: round(median(runs[op].rawCpu), 1),
+        kiln: round(median(runs[op].kilnCpu), 1),
+        client: round(median(runs[op].clientCpu), 1),
+      },
     };
   };
   const perJob = spread(runs.overhead.map((o) => o.perJob), 2);
@@ -437,6 +453,7 @@ function table(r: Result): string {
   const lines = [
     `Kiln benchmark — ${m.cores} cores (${m.cpuModel}), Node ${m.node}, sharp ${m.sharp} / libvips ${m.libvips}, ffmpeg ${m.ffmpeg.version} (${m.ffmpeg.source})`,
     `${r.run.rounds} round(s), medians with (min–max); ${r.run.client}`,
+    `load average ${m.loadAverageAtStart[0]} at start, ${r.run.loadAverageAtEnd[0]} at end${Math.max(m.loadAverageAtStart[0]!, r.run.loadAverageAtEnd[0]!) > m.cores ? ' — the machine was busy with other work: expect noise' : ''}`,
     '',
     `${pad('figure', 44)}${lpad('raw', 26)}${lpad('API', 26)}${lpad('ratio', 8)}  target`,
   ];
@@ -445,6 +462,7 @@ function table(r: Result): string {
     const target = op === 'heavy' ? 0.95 : 0.85;
     lines.push(`${pad(`image.${op}: ${x.op}`, 44)}${lpad(s(x.raw, '/s'), 26)}${lpad(s(x.api, '/s'), 26)}${lpad(String(x.ratio), 8)}  ≥ ${target}${mark(x.ratio >= target)}`);
     lines.push(`${pad(`   raw: ${x.raw.concurrency} pipelines × ${x.raw.sharpThreads} libvips threads; API: ${x.api.inFlight} in flight, ${x.jobsPerRun} jobs/run`, 44)}`);
+    lines.push(`   CPU per image: raw ${x.cpuMsPerImage.raw} ms; API: Kiln+Postgres ${x.cpuMsPerImage.kiln} ms, this client ${x.cpuMsPerImage.client} ms`);
   }
   const v = r.video;
   if (want('video')) lines.push(`${pad(`video: ${VIDEO_SECONDS} s 720p → mp4 (seconds)`, 44)}${lpad(s(v.raw, ' s'), 26)}${lpad(v.api ? s(v.api, ' s') : 'n/a', 26)}${lpad(v.ratio === null ? 'n/a' : String(v.ratio), 8)}  ≥ 0.95${v.ratio === null ? '  (not yet measurable)' : mark(v.ratio >= 0.95)}`);

@@ -41,7 +41,9 @@ export class LocalDiskStore implements BlobStore {
     let size = 0;
     source.on('data', (c: Buffer) => { size += c.length; });
     try {
-      await pipeline(source, fs.createWriteStream(tmp, { flags: 'wx' }));
+      // A 1 MiB buffer instead of 16 KiB: uploads arrive in small pieces, and letting them gather
+      // means one writev per ~1 MiB instead of a write (and a stream pause/resume) per piece.
+      await pipeline(source, fs.createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }));
       await fsp.mkdir(path.dirname(dest), { recursive: true });
       await fsp.rename(tmp, dest);
     } catch (err) {
