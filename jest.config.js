@@ -11,6 +11,8 @@ export default {
   testPathIgnorePatterns: ['/node_modules/', '/.tools/'],
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',
+  // test/count-reporter.cjs writes the counts `pnpm test` prints (scripts/test.ts).
+  reporters: ['default', '<rootDir>/test/count-reporter.cjs'],
   testTimeout: 60_000,
   maxWorkers: 2,
 };

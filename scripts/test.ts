@@ -23,23 +23,21 @@ if (!args.includes('--no-typecheck')) {
 
 const outDir = path.join(root, 'test-output');
 fs.mkdirSync(outDir, { recursive: true });
-const jsonFile = path.join(outDir, 'jest-results.json');
-fs.rmSync(jsonFile, { force: true });
-const jestArgs = ['--json', `--outputFile=${jsonFile}`, ...args.filter((a) => a !== '--no-typecheck')];
+const countsFile = path.join(outDir, 'test-counts.json');
+fs.rmSync(countsFile, { force: true });
+const jestArgs = args.filter((a) => a !== '--no-typecheck');
 const jest = spawnSync(process.execPath, ['--experimental-vm-modules', '--disable-warning=ExperimentalWarning', path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...jestArgs], {
   cwd: root,
   stdio: 'inherit',
-  env: { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--disable-warning=ExperimentalWarning'].filter(Boolean).join(' ') },
+  env: { ...process.env, KILN_TEST_COUNTS: countsFile, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--disable-warning=ExperimentalWarning'].filter(Boolean).join(' ') },
 });
 
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 try {
-  const r = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numRuntimeErrorTestSuites: number };
-  passed = r.numPassedTests;
-  failed = r.numFailedTests + r.numRuntimeErrorTestSuites;
-  skipped = r.numPendingTests;
+  const r = JSON.parse(fs.readFileSync(countsFile, 'utf8')) as { passed: number; failed: number; skipped: number };
+  ({ passed, failed, skipped } = r);
 } catch {
   failed = Math.max(1, failed);
 }

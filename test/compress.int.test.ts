@@ -69,6 +69,24 @@ test('POST /api/compress answers with the smaller file inline and its savings', 
   expect((await sharp(bytes).metadata()).isPalette).toBe(true);
 }, 60_000);
 
+test('POST /api/compress with a target size says whether it was met, at what quality and size', async () => {
+  const jpg = await photo(800, 600, { quality: 95 });
+  const r = await kiln.api('/api/compress', { method: 'POST', body: form([{ data: jpg, filename: 'p.jpg' }], { mode: 'target-size', targetBytes: '30000' }) });
+  expect(r.status).toBe(200);
+  const f = ((await r.json()) as { files: (CompressResultJson & { mimeType: string; downloadUrl: string })[] }).files[0]!;
+  expect(f).toMatchObject({ mimeType: 'image/jpeg', targetMet: true, width: expect.any(Number), height: expect.any(Number) });
+  expect(f.width!).toBeLessThanOrEqual(800);
+  expect(f.finalSize!).toBeLessThanOrEqual(30_000);
+  expect(f.finalSize!).toBeGreaterThanOrEqual(27_000);
+  expect(f.appliedQuality).toEqual(expect.any(Number));
+  expect(f.encodes).toBeGreaterThan(0);
+  const bytes = Buffer.from(f.downloadUrl.replace(/^data:image\/jpeg;base64,/, ''), 'base64');
+  expect(bytes.length).toBe(f.finalSize);
+  expect(sniff(bytes)).toBe('jpg');
+  const m = await sharp(bytes).metadata();
+  expect([m.width, m.height]).toEqual([f.width, f.height]);
+}, 60_000);
+
 test('an impossible target completes with targetMet:false and the reason', async () => {
   const jpg = await photo(300, 200, { quality: 90 });
   const fd = form([{ data: jpg }], { jobType: 'compress', mode: 'target-size', targetBytes: '100' });

@@ -96,6 +96,27 @@ describe('target-size', () => {
     }
   }, 90_000);
 
+  test('WebP lands in the band where one quality step jumps past it (encoder presets in between)', async () => {
+    const noisy = await write('noisy.jpg', await photo(1200, 900, { quality: 95 }));
+    // Find targets no plain quality setting lands in [90 %, 100 %] of: just under the size of a quality
+    // whose next-lower step is more than 10 % smaller.
+    const sizes = new Map<number, number>();
+    for (let q = 50; q <= 95; q++) sizes.set(q, (await run(noisy, 'jpg', { format: 'webp', quality: q })).size);
+    // (Qualities under 50 are smaller still, so targets start where they cannot reach the band.)
+    const targets = [...sizes.values()].map((size) => size - 1)
+      .filter((t) => 0.9 * t > sizes.get(50)! && ![...sizes.values()].some((size) => size <= t && size >= 0.9 * t));
+    expect(targets.length).toBeGreaterThan(0);
+    for (const t of targets.slice(0, 3)) {
+      const r = await run(noisy, 'jpg', { format: 'webp', mode: 'target-size', targetBytes: t });
+      expect(sniff(r.data)).toBe('webp');
+      expect(r.targetMet).toBe(true);
+      expect([r.width, r.height]).toEqual([1200, 900]);
+      expect(r.size).toBeLessThanOrEqual(t);
+      expect(r.size).toBeGreaterThanOrEqual(0.9 * t);
+      expect(r.notes?.join(' ')).toMatch(/"(drawing|text|photo)" preset/);
+    }
+  }, 90_000);
+
   test('a palette PNG lands at or under each target and within 10 % of it where the palette allows', async () => {
     const png = await write('target.png', await graphic(500, 400));
     const sizes: number[] = [];

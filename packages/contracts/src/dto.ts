@@ -49,7 +49,8 @@ export interface JobDetail {
 
 export type JobSummary = Omit<JobDetail, 'results' | 'archive'>;
 
-export interface SyncFile {
+/** One file of a sync reply: the published fields, plus the same extras a JobDetail result carries. */
+export interface SyncFile extends Partial<Pick<FileResult, 'width' | 'height' | 'durationSeconds' | 'notes' | 'targetMet' | 'targetReason' | 'encodes'>> {
   filename: string;
   originalSize: number;
   finalSize: number;

@@ -68,21 +68,33 @@ const MIN_SIDE = 16;
 const MAX_ENCODES = 14;
 const ANIMATED: ReadonlySet<ImageCompressFormat> = new Set(['gif', 'webp']);
 
+/**
+ * Encoder presets tried, in order, when two adjacent quality steps straddle the target band: on
+ * noisy photos one WebP quality step can change the size by 20–30 %, while libwebp's presets (other
+ * spatial noise shaping and filter strengths at the same quality) land in between — `drawing`/`text`
+ * a little under the default at the over-target quality, `photo` a little over it at the fitting one.
+ * Measured with `node scripts/bench-compress.ts --formats webp`.
+ */
+type WebpPreset = 'photo' | 'drawing' | 'text';
+const IN_BETWEEN: Partial<Record<ImageCompressFormat, { at: 'over' | 'fit'; preset: WebpPreset }[]>> = {
+  webp: [{ at: 'over', preset: 'drawing' }, { at: 'over', preset: 'text' }, { at: 'fit', preset: 'photo' }],
+};
+
 /** Palette size for PNG/GIF from a 1–100 quality: 256 colours from 82 up, halving every ~12 points below. */
 export function paletteColours(q: number): number {
   return Math.max(2, Math.min(256, Math.round(2 ** (1 + (7 * Math.min(q, 82)) / 82))));
 }
 
-interface Encode { data: Buffer; width: number; height: number; frames: number }
+interface Encode { data: Buffer; width: number; height: number; frames: number; preset?: WebpPreset }
 
 /** Adds the encoder for `format` at quality `q` to a pipeline. */
-function withEncoder(p: Sharp, format: ImageCompressFormat, q: number, lossless: boolean, hasAlpha: boolean, avifEffort: number): Sharp {
+function withEncoder(p: Sharp, format: ImageCompressFormat, q: number, lossless: boolean, hasAlpha: boolean, avifEffort: number, preset?: WebpPreset): Sharp {
   switch (format) {
     case 'jpg':
       // JPEG has no alpha: flatten onto white rather than letting transparent pixels turn black.
       return (hasAlpha ? p.flatten({ background: '#ffffff' }) : p).jpeg({ quality: q, mozjpeg: true });
     case 'webp':
-      return p.webp(lossless ? { lossless: true, effort: 6 } : { quality: q, effort: 4 });
+      return p.webp(lossless ? { lossless: true, effort: 6 } : { quality: q, effort: 4, ...(preset ? { preset } : {}) });
     case 'avif':
       return p.avif(lossless ? { lossless: true, effort: avifEffort } : { quality: q, effort: avifEffort });
     case 'heif':
@@ -105,7 +117,7 @@ interface Source {
   height: number;
   frames: number;
   hasAlpha: boolean;
-  encode(q: number, width: number): Promise<Encode>;
+  encode(q: number, width: number, preset?: WebpPreset): Promise<Encode>;
 }
 
 function scaledHeight(w0: number, h0: number, w: number): number {
@@ -141,11 +153,11 @@ async function rawSource(o: ImageCompressOptions, info: ImageInfo, meta: Metadat
   const hasAlpha = channels === 2 || channels === 4;
   return {
     width, height, frames: 1, hasAlpha,
-    async encode(q, w) {
+    async encode(q, w, preset) {
       let e = sharp(raw.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } });
       if (w !== width) e = e.resize({ width: w, height: scaledHeight(width, height, w), fit: 'fill' });
-      const out = await withEncoder(e, o.format, q, o.lossless, hasAlpha, o.avifEffort).toBuffer({ resolveWithObject: true });
-      return { data: out.data, width: out.info.width, height: out.info.height, frames: 1 };
+      const out = await withEncoder(e, o.format, q, o.lossless, hasAlpha, o.avifEffort, preset).toBuffer({ resolveWithObject: true });
+      return { data: out.data, width: out.info.width, height: out.info.height, frames: 1, ...(preset ? { preset } : {}) };
     },
   };
 }
@@ -162,16 +174,16 @@ function fileSource(o: ImageCompressOptions, info: ImageInfo, animated: boolean)
   const frames = animated ? info.frames : 1;
   return {
     width: t.width, height: t.height, frames, hasAlpha: info.hasAlpha,
-    async encode(q, w) {
+    async encode(q, w, preset) {
       let p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', animated });
       if (o.autoOrient) p = p.autoOrient();
       const h = w === t.width ? t.height : scaledHeight(t.width, t.height, w);
       if (w !== w0 || h !== h0) p = p.resize({ width: w, height: h, fit: t.crop ? 'cover' : 'fill', position: 'centre' });
       if (!o.stripMetadata) p = p.keepMetadata();
       else if (o.lossless) p = p.keepIccProfile();
-      const out = await withEncoder(p, o.format, q, o.lossless, info.hasAlpha, o.avifEffort).toBuffer({ resolveWithObject: true });
+      const out = await withEncoder(p, o.format, q, o.lossless, info.hasAlpha, o.avifEffort, preset).toBuffer({ resolveWithObject: true });
       const height = frames > 1 ? (out.info.pageHeight ?? Math.round(out.info.height / frames)) : out.info.height;
-      return { data: out.data, width: out.info.width, height, frames };
+      return { data: out.data, width: out.info.width, height, frames, ...(preset ? { preset } : {}) };
     },
   };
 }
@@ -246,11 +258,11 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
   }
   const q0 = lossless && o.format === 'jpg' ? 100 : Math.max(1, Math.min(100, Math.round(o.quality)));
   let encodes = 0;
-  const encode = async (q: number, w: number): Promise<Encoded<Encode>> => {
+  const encode = async (q: number, w: number, preset?: WebpPreset): Promise<Encoded<Encode>> => {
     checkpoint();
     let e: Encode;
     try {
-      e = await source.encode(q, w);
+      e = await source.encode(q, w, preset);
     } catch (err) {
       throw sharpError(err, o.limits);
     }
@@ -302,10 +314,16 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
       // next to a step that is over it: take the higher quality at a slightly smaller size instead,
       // as long as that keeps at least 85 % of each dimension.
       const over = s.over;
+      for (const step of over ? (IN_BETWEEN[o.format] ?? []) : []) {
+        if (best.size >= 0.9 * target || encodes >= MAX_ENCODES) break;
+        const e = await encode(step.at === 'over' ? over!.q : best.q, w, step.preset);
+        if (e.size <= target && e.size > best.size) best = e;
+      }
       if (over && best.size < 0.9 * target) {
         // Secant on log(size) vs log(scale) at the over-quality, bracketed by [lo (fits), hi (over)].
         let lo: { scale: number; size: number } | undefined;
         let hi = { scale: 1, size: over.size };
+        let lastWidth = w;
         for (let k = 0; k < 4 && encodes < MAX_ENCODES; k++) {
           const aim = target * 0.95;
           let scale = lo
@@ -314,7 +332,8 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
           if (!Number.isFinite(scale)) scale = lo ? (lo.scale + hi.scale) / 2 : hi.scale * 0.95;
           scale = Math.min(hi.scale - 0.004, Math.max((lo?.scale ?? 0) + 0.004, scale));
           const fw = Math.floor(w * scale);
-          if (scale < 0.85 || fw < 1) break;
+          if (scale < 0.85 || fw < 1 || fw === lastWidth) break;
+          lastWidth = fw;
           const e = await encode(over.q, fw);
           if (e.size <= target) {
             if (e.size > best.size) { best = e; finetuned = true; }
@@ -349,6 +368,7 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
     appliedQuality: chosen.q, encodes, targetMet: !!best,
   };
   if (best) {
+    if (chosen.out.preset) notes.push(`Encoded with libwebp's "${chosen.out.preset}" preset: one quality step changes the size too much here, and the preset lands closer to the target.`);
     if (finetuned) notes.push(`Scaled from ${source.width}×${source.height} to ${chosen.out.width}×${chosen.out.height} at quality ${chosen.q}: quality steps are coarse here and this lands closer to the target.`);
     else if (chosen.out.width !== source.width) notes.push(`Scaled from ${source.width}×${source.height} to ${chosen.out.width}×${chosen.out.height}: even quality ${minQ} was over the target.`);
     if (best.size < 0.9 * target) notes.push(best.q >= 100 ? 'Even the highest quality is well under the target.' : `Quality steps are coarse here: ${best.size} bytes is the closest fit under the target.`);

@@ -5,6 +5,7 @@
  * RAR 5.0 archive format document (stored files only).
  */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import zlib, { crc32 } from 'node:zlib';
 
@@ -131,8 +132,14 @@ export function rar5(entries: { name: string; data: Buffer | string }[]): Buffer
 
 const sevenZa = (createRequire(import.meta.url)('7zip-bin') as { path7za: string }).path7za;
 
-/** Runs the bundled 7za directly (tests only; the product goes through runProcess). */
+/**
+ * Runs the bundled 7za directly (tests only; the product goes through runProcess). A fresh install has
+ * no execute bit on it (pnpm runs no install scripts): the product sets it when it resolves the binary
+ * (ensureExecutable), and so does this helper, which may run first.
+ */
 export function sevenZaSync(args: string[], cwd?: string): Buffer {
+  const mode = fs.statSync(sevenZa).mode;
+  if ((mode & 0o111) !== 0o111) fs.chmodSync(sevenZa, mode | 0o111);
   return execFileSync(sevenZa, args, { cwd, maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
