@@ -16,7 +16,8 @@ export interface TestDatabase {
   drop: () => Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** A database of its own for one test file: a clone of the migrated template, or `empty` (no tables). */
+export async function createTestDatabase(opts: { empty?: boolean } = {}): Promise<TestDatabase> {
   const adminUrl = process.env.KILN_TEST_ADMIN_URL;
   if (!adminUrl) throw new Error('KILN_TEST_ADMIN_URL is not set: run tests through jest (globalSetup starts Postgres).');
   const name = `kiln_t_${crypto.randomBytes(6).toString('hex')}`;
@@ -27,7 +28,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     // parallel test file is cloning it at the same moment.
     for (let i = 0; ; i++) {
       try {
-        await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DB}`);
+        await admin.query(`CREATE DATABASE ${name} TEMPLATE ${opts.empty ? 'template0' : TEMPLATE_DB}`);
         break;
       } catch (err) {
         if (i > 20 || !/being accessed by other users/.test(String(err))) throw err;

@@ -82,16 +82,18 @@ const FILE_COLS = `id, job_id AS "jobId", idx, filename, source_key AS "sourceKe
 const STORED_COLS = `id, job_id AS "jobId", storage_key AS "storageKey", filename, mime_type AS "mimeType", size`;
 
 export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
+  // One statement for the job and all its files, however many there are.
   await db.query(
-    `INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours) VALUES ($1, $2, $3, $4, $5, $6)`,
-    [job.id, job.apiKeyId, job.jobType, job.createArchive, job.files.length, job.retentionHours ?? null],
-  );
-  // One statement for all files, however many there are.
-  await db.query(
-    `INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options)
-     SELECT f.id, $1, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options
-       FROM jsonb_to_recordset($2::jsonb) AS f(id uuid, idx int, filename text, source_key text, source_kind text, original_size bigint, options jsonb)`,
-    [job.id, JSON.stringify(job.files.map((f) => ({ id: f.id, idx: f.idx, filename: f.filename, source_key: f.sourceKey, source_kind: f.sourceKind, original_size: f.originalSize, options: f.options })))],
+    `WITH j AS (
+       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours) VALUES ($1, $2, $3, $4, $5, $6)
+       RETURNING id)
+     INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options)
+     SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options
+       FROM j, jsonb_to_recordset($7::jsonb) AS f(id uuid, idx int, filename text, source_key text, source_kind text, original_size bigint, options jsonb)`,
+    [
+      job.id, job.apiKeyId, job.jobType, job.createArchive, job.files.length, job.retentionHours ?? null,
+      JSON.stringify(job.files.map((f) => ({ id: f.id, idx: f.idx, filename: f.filename, source_key: f.sourceKey, source_kind: f.sourceKind, original_size: f.originalSize, options: f.options }))),
+    ],
   );
 }
 
@@ -183,7 +185,7 @@ export async function getStoredFile(db: Queryable, id: string): Promise<StoredFi
 
 export interface FileClaim {
   file: JobFileRow;
-  job: Pick<JobRow, 'id' | 'jobType' | 'status' | 'cancelled'>;
+  job: Pick<JobRow, 'id' | 'jobType' | 'status' | 'cancelled' | 'createArchive'>;
 }
 
 /**
@@ -191,7 +193,7 @@ export interface FileClaim {
  * already reached a final state (a duplicate or retried message) or its job was cancelled.
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
-  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean }>(
+  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean }>(
     `WITH f AS (
        UPDATE job_files SET status = 'processing', attempts = attempts + 1, started_at = coalesce(started_at, now())
         WHERE id = $1 AND status IN ('pending', 'processing')
@@ -200,14 +202,15 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
      j AS (
        UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, now())
         WHERE id = (SELECT job_id FROM f) AND status = 'pending' RETURNING id)
-     SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.cancelled
+     SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.cancelled,
+            jobs.create_archive AS "createArchive"
        FROM f JOIN jobs ON jobs.id = f.job_id`,
     [fileId],
   );
   const row = r.rows[0];
   if (!row) return undefined;
-  const { jobStatus, jobType, cancelled, ...file } = row;
-  return { file, job: { id: file.jobId, jobType, status: jobStatus, cancelled } };
+  const { jobStatus, jobType, cancelled, createArchive, ...file } = row;
+  return { file, job: { id: file.jobId, jobType, status: jobStatus, cancelled, createArchive } };
 }
 
 export async function setFileProgress(db: Queryable, fileId: string, progress: number): Promise<void> {
@@ -228,68 +231,72 @@ export interface JobProgressAfter {
 }
 
 /**
- * Records a file's outcome and moves the job on. Call inside a transaction. `retentionHours` is the
- * fallback for jobs created without a per-key retention (jobs.retention_hours wins when set).
+ * Records a file's outcome and moves the job on, in one statement (one round trip, atomic on its own):
+ * store the output row, finalise the file, bump the job's counters and, when this was the last file,
+ * settle the job. Concurrent finishers serialise on the job row, and each sees the counters the one
+ * before left (READ COMMITTED re-reads a row it waited for). Returns undefined when the file was already
+ * final (a duplicate or retried message): nothing changes then. `retentionHours` is the fallback for
+ * jobs created without a per-key retention; `notify` names a channel told the job id when the job ends.
  */
-export async function finishFile(tx: PoolClient, jobId: string, fileId: string, outcome: FileOutcome, retentionHours: number): Promise<JobProgressAfter | undefined> {
-  if (outcome.ok) {
-    const s = await tx.query<{ id: string }>(
-      `INSERT INTO stored_files (job_id, storage_key, filename, mime_type, size) VALUES ($1, $2, $3, $4, $5)
+export async function finishFile(
+  db: Queryable, jobId: string, fileId: string, outcome: FileOutcome, retentionHours: number, notify?: string,
+): Promise<JobProgressAfter | undefined> {
+  const ok = outcome.ok;
+  const r = await db.query<{ status: JobStatus; all_done: boolean; job_final: boolean; needs_archive: boolean }>(
+    `WITH s AS (
+       INSERT INTO stored_files (job_id, storage_key, filename, mime_type, size)
+       SELECT $2::uuid, $3::text, $4::text, $5::text, $6::bigint WHERE $7::boolean
        ON CONFLICT (storage_key) DO UPDATE SET filename = EXCLUDED.filename, mime_type = EXCLUDED.mime_type, size = EXCLUDED.size
-       RETURNING id`,
-      [jobId, outcome.output.storageKey, outcome.output.filename, outcome.output.mimeType, outcome.output.size],
-    );
-    const u = await tx.query(
-      `UPDATE job_files SET status = 'completed', progress = 100, output_file_id = $2, result = $3, completed_at = now(), error_code = NULL, error_message = NULL
-        WHERE id = $1 AND status IN ('pending', 'processing')`,
-      [fileId, s.rows[0]!.id, JSON.stringify(outcome.result)],
-    );
-    if (!u.rowCount) return undefined;
-  } else {
-    const u = await tx.query(
-      `UPDATE job_files SET status = 'failed', progress = 100, error_code = $2, error_message = $3, completed_at = now()
-        WHERE id = $1 AND status IN ('pending', 'processing')`,
-      [fileId, outcome.code, outcome.message],
-    );
-    if (!u.rowCount) return undefined;
-  }
-  return settleJob(tx, jobId, retentionHours);
-}
-
-async function settleJob(tx: PoolClient, jobId: string, retentionHours: number): Promise<JobProgressAfter> {
-  const job = await tx.query<{ status: JobStatus; create_archive: boolean; total_files: number; cancelled: boolean }>(
-    `SELECT status, create_archive, total_files, cancelled FROM jobs WHERE id = $1 FOR UPDATE`,
-    [jobId],
+       RETURNING id),
+     f AS (
+       UPDATE job_files SET status = CASE WHEN $7 THEN 'completed' ELSE 'failed' END, progress = 100,
+              output_file_id = (SELECT id FROM s), result = $8::jsonb, completed_at = now(),
+              error_code = $9::text, error_message = $10::text
+        WHERE id = $1 AND status IN ('pending', 'processing')
+        RETURNING job_id),
+     j AS (
+       UPDATE jobs SET
+              completed_files = completed_files + $7::int,
+              failed_files = failed_files + (NOT $7)::int,
+              status = CASE
+                WHEN cancelled OR status NOT IN ('pending', 'processing') THEN status
+                WHEN completed_files + failed_files + 1 < total_files THEN 'processing'
+                WHEN completed_files + $7::int > 0 AND create_archive THEN 'processing'
+                WHEN completed_files + $7::int > 0 THEN 'completed'
+                ELSE 'failed' END,
+              error_message = CASE
+                WHEN NOT cancelled AND status IN ('pending', 'processing') AND completed_files + failed_files + 1 >= total_files
+                     AND completed_files + $7::int = 0
+                THEN CASE WHEN total_files = 1 THEN 'The file failed to convert; see results[].error.'
+                          ELSE 'All ' || total_files || ' files failed to convert; see results[].error.' END
+                ELSE error_message END,
+              completed_at = CASE
+                WHEN NOT cancelled AND status IN ('pending', 'processing') AND completed_files + failed_files + 1 >= total_files
+                     AND NOT (create_archive AND completed_files + $7::int > 0)
+                THEN now() ELSE completed_at END,
+              expires_at = CASE
+                WHEN NOT cancelled AND status IN ('pending', 'processing') AND completed_files + failed_files + 1 >= total_files
+                     AND NOT (create_archive AND completed_files + $7::int > 0)
+                THEN now() + make_interval(secs => coalesce(retention_hours, $11) * 3600) ELSE expires_at END
+        WHERE id = $2 AND EXISTS (SELECT 1 FROM f)
+        -- now() is the statement's transaction time: completed_at equals it only if this statement set it.
+        RETURNING status, cancelled, completed_at IS NOT NULL AND completed_at = now() AS job_final,
+                  completed_files + failed_files >= total_files AS all_done,
+                  NOT cancelled AND status = 'processing' AND create_archive AND completed_files > 0
+                    AND completed_files + failed_files >= total_files AS needs_archive)
+     SELECT status, all_done, job_final AND NOT cancelled AS job_final, needs_archive,
+            CASE WHEN job_final AND NOT cancelled AND $12::text IS NOT NULL THEN pg_notify($12, $2::text) END AS notified
+       FROM j`,
+    [
+      fileId, jobId,
+      ok ? outcome.output.storageKey : null, ok ? outcome.output.filename : null, ok ? outcome.output.mimeType : null, ok ? outcome.output.size : null,
+      ok, ok ? JSON.stringify(outcome.result) : null, ok ? null : outcome.code, ok ? null : outcome.message,
+      retentionHours, notify ?? null,
+    ],
   );
-  const j = job.rows[0]!;
-  const c = await tx.query<{ done: number; failed: number }>(
-    `SELECT count(*) FILTER (WHERE status = 'completed')::int AS done, count(*) FILTER (WHERE status = 'failed')::int AS failed
-       FROM job_files WHERE job_id = $1`,
-    [jobId],
-  );
-  const { done, failed } = c.rows[0]!;
-  const allFilesDone = done + failed === j.total_files;
-  let status: JobStatus = j.status === 'pending' ? 'processing' : j.status;
-  let jobFinal = false;
-  let needsArchive = false;
-  if (allFilesDone && !j.cancelled && (j.status === 'pending' || j.status === 'processing')) {
-    if (done > 0 && j.create_archive) {
-      needsArchive = true;
-    } else {
-      status = done > 0 ? 'completed' : 'failed';
-      jobFinal = true;
-    }
-  }
-  await tx.query(
-    `UPDATE jobs SET completed_files = $2, failed_files = $3,
-            status = CASE WHEN cancelled THEN status ELSE $4 END,
-            error_message = CASE WHEN $5 AND $4 = 'failed' AND NOT cancelled THEN $6 ELSE error_message END,
-            completed_at = CASE WHEN $5 THEN now() ELSE completed_at END,
-            expires_at = CASE WHEN $5 THEN now() + make_interval(secs => coalesce(retention_hours, $7) * 3600) ELSE expires_at END
-      WHERE id = $1`,
-    [jobId, done, failed, status, jobFinal, failed === 1 ? 'The file failed to convert; see results[].error.' : `All ${failed} files failed to convert; see results[].error.`, retentionHours],
-  );
-  return { allFilesDone, jobFinal, needsArchive, status };
+  const row = r.rows[0];
+  if (!row) return undefined;
+  return { allFilesDone: row.all_done, jobFinal: row.job_final, needsArchive: row.needs_archive, status: row.status };
 }
 
 /** Records the job's archive (or the reason there is none) and completes the job. */

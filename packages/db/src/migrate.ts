@@ -1,7 +1,7 @@
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { runner } from 'node-pg-migrate';
 
 /** The repository's `migrations/` folder: numbered SQL files for Kiln's own tables. */
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');
@@ -14,7 +14,13 @@ export async function migrate(connectionString: string, opts: { log?: (msg: stri
   const client = new pg.Client({ connectionString, application_name: 'kiln-migrate' });
   await client.connect();
   try {
+    // The common case, every migration already applied (a process started after `pnpm start` migrated),
+    // is answered with one query and without loading the runner.
+    if (await allApplied(client)) return [];
     await client.query('SELECT pg_advisory_lock($1)', [KILN_MIGRATION_LOCK]);
+    // Loaded here, not at the top: processes that never migrate (a running gateway, the workers) are
+    // spared its ~10 MB of code.
+    const { runner } = await import('node-pg-migrate');
     const ran = await runner({
       dbClient: client,
       dir: MIGRATIONS_DIR,
@@ -32,4 +38,12 @@ export async function migrate(connectionString: string, opts: { log?: (msg: stri
     await client.query('SELECT pg_advisory_unlock($1)', [KILN_MIGRATION_LOCK]).catch(() => undefined);
     await client.end();
   }
+}
+
+async function allApplied(client: pg.Client): Promise<boolean> {
+  const files = (await fs.readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
+  const table = await client.query<{ ok: boolean }>("SELECT to_regclass('public.kiln_migrations') IS NOT NULL AS ok");
+  if (!table.rows[0]?.ok) return false;
+  const done = new Set((await client.query<{ name: string }>('SELECT name FROM kiln_migrations')).rows.map((r) => r.name));
+  return files.every((f) => done.has(f));
 }

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
 import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import { claimFile, finishFile, setFileProgress, withTransaction, type FileOutcome, type Pool } from '@kiln/db';
+import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
 import { keys, type BlobStore } from '@kiln/storage';
 import { compress, convert, DEFAULT_LIMIT_SETTINGS, isCodecError, type CodecErrorKind, type CodecLimits, type CompressResult, type ConvertRequest, type EnginePaths } from '@kiln/codec';
@@ -65,12 +65,20 @@ export async function notifyJobDone(db: { query: (text: string, values?: unknown
 export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress') {
   const { pool, store, settings } = deps;
 
-  async function record(jobId: string, fileId: string, outcome: FileOutcome): Promise<void> {
+  /**
+   * One statement records the outcome, settles the job and notifies waiters. A job with an archive
+   * to build needs the archive message in the same transaction, or a crash between the two would leave
+   * the job waiting forever.
+   */
+  async function record(claim: FileClaim, outcome: FileOutcome): Promise<void> {
+    const { id: jobId, createArchive } = claim.job;
+    if (!createArchive) {
+      await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+      return;
+    }
     await withTransaction(pool, async (tx) => {
-      const after = await finishFile(tx, jobId, fileId, outcome, settings.retentionHours);
-      if (!after) return;
-      if (after.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
-      if (after.jobFinal) await notifyJobDone(tx, jobId);
+      const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+      if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
     });
   }
 
@@ -82,7 +90,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       return;
     }
     const { file } = claim;
-    const fail = (code: FileErrorCode, message: string) => record(file.jobId, file.id, { ok: false, code, message });
+    const fail = (code: FileErrorCode, message: string) => record(claim, { ok: false, code, message });
 
     const parsedOptions = fileOptionsSchema.safeParse(file.options);
     if (!parsedOptions.success) return fail('invalid_input', 'The stored options for this file are invalid; resubmit the job.');
@@ -134,7 +142,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       const ext = OUTPUT_INFO[(result.format in OUTPUT_INFO ? result.format : target) as OutputFormat].extension;
       const storageKey = keys.output(file.jobId, file.id, ext);
       const { size } = await store.putFile(storageKey, result.path);
-      await record(file.jobId, file.id, {
+      await record(claim, {
         ok: true,
         output: { storageKey, filename: outputFilename(file.filename, ext), mimeType: result.mimeType, size },
         result: {

@@ -1,0 +1,77 @@
+/**
+ * finishFile settles a job in one statement: many files finishing at the same moment on separate
+ * connections leave exact counters, one final transition, one notification, and duplicates change nothing.
+ */
+import pg from 'pg';
+import { claimFile, createApiKey, createPool, finishFile, getJob, getJobFiles, insertJob, withTransaction, type FileOutcome, type Pool } from '../src/index.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+
+let db: TestDatabase;
+let pool: Pool;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  pool = createPool(db.url, 12);
+});
+afterAll(async () => {
+  await pool.end();
+  await db.drop();
+});
+
+async function newJob(files: number, createArchive = false): Promise<{ jobId: string; fileIds: string[] }> {
+  const { row: key } = await createApiKey(pool, `finish-${crypto.randomUUID()}`);
+  const jobId = crypto.randomUUID();
+  const fileIds = Array.from({ length: files }, () => crypto.randomUUID());
+  await insertJob(pool, {
+    id: jobId, apiKeyId: key.id, jobType: 'convert', createArchive,
+    files: fileIds.map((id, idx) => ({ id, idx, filename: `f${idx}.png`, sourceKey: `jobs/${jobId}/src/${id}`, sourceKind: 'png', originalSize: 10, options: {} })),
+  });
+  return { jobId, fileIds };
+}
+
+const ok = (jobId: string, fileId: string): FileOutcome => ({ ok: true, output: { storageKey: `jobs/${jobId}/out/${fileId}.webp`, filename: 'x.webp', mimeType: 'image/webp', size: 5 }, result: { format: 'webp' } });
+const bad: FileOutcome = { ok: false, code: 'invalid_input', message: 'broken' };
+
+test('24 files finishing at once: exact counts, one final transition, one notification', async () => {
+  const { jobId, fileIds } = await newJob(24);
+  const listener = new pg.Client({ connectionString: db.url });
+  await listener.connect();
+  const heard: string[] = [];
+  listener.on('notification', (n) => heard.push(n.payload ?? ''));
+  await listener.query('LISTEN kiln_test_done');
+  try {
+    for (const id of fileIds) expect(await claimFile(pool, id)).toBeDefined();
+    const after = await Promise.all(fileIds.map((id, i) => finishFile(pool, jobId, id, i % 4 === 0 ? bad : ok(jobId, id), 24, 'kiln_test_done')));
+    expect(after.filter((a) => a?.jobFinal)).toHaveLength(1);
+    expect(after.filter((a) => a?.allFilesDone)).toHaveLength(1);
+    const job = (await getJob(pool, jobId))!;
+    expect(job).toMatchObject({ status: 'completed', completedFiles: 18, failedFiles: 6, totalFiles: 24 });
+    expect(job.completedAt).toBeInstanceOf(Date);
+    expect(job.expiresAt!.getTime() - job.completedAt!.getTime()).toBe(24 * 3600 * 1000);
+    const files = await getJobFiles(pool, jobId);
+    expect(files.filter((f) => f.status === 'completed' && f.output?.mimeType === 'image/webp')).toHaveLength(18);
+    expect(files.filter((f) => f.status === 'failed' && f.errorCode === 'invalid_input')).toHaveLength(6);
+
+    // A duplicate message for a finished file changes nothing.
+    expect(await finishFile(pool, jobId, fileIds[1]!, bad, 24, 'kiln_test_done')).toBeUndefined();
+    expect(await getJob(pool, jobId)).toMatchObject({ completedFiles: 18, failedFiles: 6, status: 'completed' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(heard).toEqual([jobId]);
+  } finally {
+    await listener.end();
+  }
+});
+
+test('a job whose files all fail ends failed with a sentence; an archive job waits for its archive', async () => {
+  const failing = await newJob(2);
+  await finishFile(pool, failing.jobId, failing.fileIds[0]!, bad, 24);
+  expect(await getJob(pool, failing.jobId)).toMatchObject({ status: 'processing', failedFiles: 1 });
+  const last = await finishFile(pool, failing.jobId, failing.fileIds[1]!, bad, 24);
+  expect(last).toMatchObject({ jobFinal: true, allFilesDone: true, needsArchive: false, status: 'failed' });
+  expect(await getJob(pool, failing.jobId)).toMatchObject({ status: 'failed', failedFiles: 2, errorMessage: 'All 2 files failed to convert; see results[].error.' });
+
+  const archived = await newJob(2, true);
+  await withTransaction(pool, (tx) => finishFile(tx, archived.jobId, archived.fileIds[0]!, ok(archived.jobId, archived.fileIds[0]!), 24));
+  const end = await withTransaction(pool, (tx) => finishFile(tx, archived.jobId, archived.fileIds[1]!, bad, 24));
+  expect(end).toMatchObject({ jobFinal: false, allFilesDone: true, needsArchive: true, status: 'processing' });
+  expect((await getJob(pool, archived.jobId))!.completedAt).toBeNull();
+});
