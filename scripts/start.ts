@@ -22,7 +22,7 @@ if (!url) {
   say(`no DATABASE_URL: starting embedded Postgres in ${path.join(config.dataDir, 'postgres')}`);
   embedded = await startEmbedded({ dataDir: config.dataDir, port: config.EMBEDDED_PG_PORT, log: (m) => config.LOG_LEVEL === 'debug' && say(`postgres: ${m}`) });
   url = embedded.url();
-  say(`embedded Postgres listening on 127.0.0.1:${embedded.port}`);
+  say(`embedded Postgres listening on 127.0.0.1:${embedded.port}${embedded.socketDir ? ` and a unix socket in ${embedded.socketDir}` : ''}`);
 }
 await migrate(url, { log: (m) => say(m) });
 // Create pg-boss's schema and our queues once, before three processes race to do it.
