@@ -9,6 +9,7 @@ import { z } from 'zod';
 
 const int = (dflt: number, min = 0) => z.coerce.number().int().min(min).default(dflt);
 const optStr = z.string().trim().min(1).optional().catch(undefined);
+const flag = (dflt: boolean) => z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1').default(dflt);
 const cores = Math.max(1, os.availableParallelism());
 
 /** Each fragment owns one area; the docs table in README.md is generated from these descriptions. */
@@ -17,9 +18,10 @@ export const fragments = {
     DATA_DIR: z.string().default('./data').describe('Where blobs, the embedded Postgres cluster and the signing secret live.'),
     DATABASE_URL: z.string().url().optional().describe('External Postgres. When unset, `pnpm start` runs an embedded server in DATA_DIR/postgres.'),
     DB_POOL_MAX: int(10, 1).describe('Connections per process in our own pool (pg-boss keeps its own).'),
+    DB_PREPARED_STATEMENTS: flag(true).describe('Name Kiln\'s frequent queries so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).'),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Log verbosity.'),
     RETENTION_HOURS: z.coerce.number().positive().default(24).describe('Results and sources are deleted this long after a job ends.'),
-    EMBEDDED_PG_PORT: int(54329, 1).describe('Port of the embedded Postgres server (127.0.0.1 only).'),
+    EMBEDDED_PG_PORT: int(54329, 1).describe('Port of the embedded Postgres server (127.0.0.1; Kiln itself connects through a unix socket in DATA_DIR/postgres).'),
   }),
   gateway: z.object({
     PORT: int(8080, 0).describe('Port the gateway listens on.'),

