@@ -29,7 +29,7 @@ export function createApp(deps: GatewayDeps): Express {
   app.use('/api', formatsRouter());
   app.use('/api', filesRouter(deps));
   const api = express.Router();
-  api.use(requireApiKey(deps.pool));
+  api.use(requireApiKey(deps.pool, deps.keyCache));
   api.use(rateLimitByKey(deps.pool, deps.config));
   api.use(jobsRouter(deps));
   api.use(syncRouter(deps));

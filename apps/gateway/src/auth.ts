@@ -2,6 +2,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AppError } from '@kiln/contracts';
 import { findActiveKey, touchApiKey, type ApiKeyRow, type Pool } from '@kiln/db';
+import type { KeyCache } from './caches.ts';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -23,13 +24,14 @@ export function presentedKey(req: Request): string | undefined {
   return x?.trim() || undefined;
 }
 
-export function requireApiKey(pool: Pool) {
+export function requireApiKey(pool: Pool, cache?: KeyCache) {
   // last_used_at is a hint, not an audit log: write it at most every 30 s per key per process.
   const touched = new Map<string, number>();
   return async (req: Request, _res: Response, next: NextFunction) => {
     const key = presentedKey(req);
     if (!key) throw new AppError('unauthorized', 'Missing API key.');
-    const row = key.length <= 512 ? await findActiveKey(pool, key) : undefined;
+    const lookup = () => findActiveKey(pool, key);
+    const row = key.length > 512 ? undefined : cache ? await cache.find(key, lookup) : await lookup();
     if (!row) throw new AppError('unauthorized', 'Invalid API key.');
     req.apiKey = row;
     const now = Date.now();

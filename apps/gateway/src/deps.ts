@@ -2,6 +2,7 @@ import type { Config, Logger } from '@kiln/config';
 import type { Pool } from '@kiln/db';
 import type { Queue } from '@kiln/queue';
 import type { BlobStore } from '@kiln/storage';
+import type { KeyCache, StoredFileCache } from './caches.ts';
 import type { JobWaiter } from './job-waiter.ts';
 import type { Signer } from './signing.ts';
 
@@ -14,4 +15,6 @@ export interface GatewayDeps {
   log: Logger;
   signer: Signer;
   waiter: JobWaiter;
+  keyCache: KeyCache;
+  storedFiles: StoredFileCache;
 }

@@ -19,7 +19,7 @@ export function filesRouter(deps: GatewayDeps): Router {
     const verdict = UUID.test(id) ? deps.signer.verify(id, req.query.exp as string | undefined, req.query.sig as string | undefined) : 'invalid';
     if (verdict === 'invalid') throw new AppError('not_found', 'This download link is not valid; get a fresh one from GET /api/jobs/:id.');
     if (verdict === 'expired') throw new AppError('not_found', 'This download link has expired; get a fresh one from GET /api/jobs/:id.', { detail: { reason: 'expired' } });
-    const stored = await getStoredFile(deps.pool, id);
+    const stored = deps.storedFiles.get(id) ?? (await getStoredFile(deps.pool, id));
     const stat = stored && (await deps.store.stat(stored.storageKey));
     if (!stored || !stat) throw new AppError('not_found', 'This file is no longer stored: results are deleted after the retention period.');
     res.set({

@@ -1,16 +1,21 @@
 /**
  * Lets a request wait for a job to reach a final state. Workers `pg_notify` on JOB_DONE_CHANNEL; one
  * LISTEN connection per gateway wakes the waiters. A slow poll backs it up, so a notification lost
- * during a reconnect delays an answer by at most a second instead of hanging it.
+ * during a reconnect delays an answer by at most a second instead of hanging it. The same connection
+ * hears KEYS_CHANGED_CHANNEL for the API-key cache (auth.ts).
  */
 import pg from 'pg';
-import { JOB_DONE_CHANNEL } from '@kiln/contracts';
+import { JOB_DONE_CHANNEL, KEYS_CHANGED_CHANNEL } from '@kiln/contracts';
 import { getJob, type Pool } from '@kiln/db';
 import type { Logger } from '@kiln/config';
 
 export interface JobWaiter {
   /** Resolves true when the job is final, false when `timeoutMs` passed first. */
   wait(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** True while the LISTEN connection is up: notifications are being heard. */
+  listening(): boolean;
+  /** `fn` runs on every key change, and whenever the connection is (re)made or lost. */
+  onKeysChanged(fn: () => void): void;
   close(): Promise<void>;
 }
 
@@ -20,24 +25,46 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
   const waiters = new Map<string, Set<(final?: boolean) => void>>();
   let client: pg.Client | undefined;
   let closed = false;
+  const keyListeners: (() => void)[] = [];
+  const keysChanged = () => { for (const fn of keyListeners) fn(); };
 
   const wake = (jobId: string, final = false) => {
     const set = waiters.get(jobId);
     if (set) for (const fn of set) fn(final);
   };
 
+  // A failed attempt (database still down) tries again a second later, for as long as it takes.
+  const reconnect = (): void => {
+    setTimeout(() => void connect().catch(() => { if (!closed) reconnect(); }), 1000).unref();
+  };
   const connect = async (): Promise<void> => {
     if (closed) return;
     const c = new pg.Client({ connectionString, application_name: 'kiln-gateway-listen' });
-    c.on('notification', (n) => { if (n.payload) wake(n.payload, true); });
-    c.on('error', (err) => {
-      log.warn('job listener lost its connection; reconnecting', { err: err.message });
-      client = undefined;
-      setTimeout(() => void connect().catch(() => undefined), 1000).unref();
+    c.on('notification', (n) => {
+      if (n.channel === KEYS_CHANGED_CHANNEL) keysChanged();
+      else if (n.payload) wake(n.payload, true);
     });
-    await c.connect();
-    await c.query(`LISTEN ${JOB_DONE_CHANNEL}`);
+    let lost = false;
+    const onLost = (why: string) => {
+      if (lost || closed) return;
+      lost = true;
+      log.warn('job listener lost its connection; reconnecting', { err: why });
+      if (client === c) client = undefined;
+      keysChanged();
+      reconnect();
+    };
+    c.on('error', (err) => onLost(err.message));
+    c.on('end', () => onLost('connection ended'));
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${JOB_DONE_CHANNEL}; LISTEN ${KEYS_CHANGED_CHANNEL}`);
+    } catch (err) {
+      lost = true; // the caller retries; this client's own events must not start a second chain
+      await c.end().catch(() => undefined);
+      throw err;
+    }
     client = c;
+    keysChanged();
     // Anything that finished while we were away: let every waiter re-check.
     for (const id of waiters.keys()) wake(id);
   };
@@ -80,9 +107,13 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
         });
       });
     },
+    listening: () => client !== undefined,
+    onKeysChanged(fn) { keyListeners.push(fn); },
     async close() {
       closed = true;
-      await client?.end().catch(() => undefined);
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => undefined);
     },
   };
 }

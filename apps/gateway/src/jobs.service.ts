@@ -120,7 +120,7 @@ export async function createJobFromUpload(deps: GatewayDeps, req: Request, res: 
 
 // ---- shaping ------------------------------------------------------------------------------------
 
-export type UrlFor = (stored: Pick<StoredFileRow, 'id'>) => string;
+export type UrlFor = (stored: StoredFileRow) => string;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -184,6 +184,8 @@ export async function toJobDetail(deps: GatewayDeps, job: JobRow, urlFor: UrlFor
 export function urlBuilder(deps: GatewayDeps, req: Request): UrlFor {
   const base = (deps.config.PUBLIC_URL ?? `${req.protocol}://${req.get('host') ?? `localhost:${deps.config.PORT}`}`).replace(/\/+$/, '');
   return (stored) => {
+    // The download that usually follows this answer then needs no query (caches.ts).
+    deps.storedFiles.remember(stored);
     const { exp, sig } = deps.signer.sign(stored.id, deps.config.DOWNLOAD_URL_TTL_SECONDS);
     return `${base}/api/files/${stored.id}?exp=${exp}&sig=${sig}`;
   };

@@ -11,6 +11,7 @@ import { LocalDiskStore } from '@kiln/storage';
 import { createApp } from './app.ts';
 import { bootstrapKeys } from './bootstrap-keys.ts';
 import type { GatewayDeps } from './deps.ts';
+import { KeyCache, StoredFileCache } from './caches.ts';
 import { createJobWaiter } from './job-waiter.ts';
 import { createSigner, loadSigningSecret } from './signing.ts';
 
@@ -33,6 +34,8 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   await bootstrapKeys(pool, config.BOOTSTRAP_API_KEY, log);
   return {
     config, pool, queue, store, log, signer, waiter,
+    keyCache: new KeyCache(waiter),
+    storedFiles: new StoredFileCache(),
     close: async () => {
       await waiter.close();
       await queue.stop(5000).catch(() => undefined);

@@ -214,7 +214,12 @@ test('a revoked key is refused with 401 like an unknown one', async () => {
   const key = await newKey();
   expect((await request(app).get('/api/jobs').set('x-api-key', key)).status).toBe(200);
   await client.query(`UPDATE api_keys SET revoked_at = now() WHERE prefix = $1`, [key.slice(0, 11)]);
-  const r = await request(app).get('/api/jobs').set('x-api-key', key);
+  // The gateway hears of the change through NOTIFY (caches.ts): within moments, not necessarily before
+  // this very next request.
+  const r = await until('the revoked key to be refused', async () => {
+    const res = await request(app).get('/api/jobs').set('x-api-key', key);
+    return res.status === 401 && res;
+  }, 5000, 10);
   expect(r.status).toBe(401);
   expect(r.body).toEqual({ error: 'Invalid API key.', code: 'unauthorized' });
 });

@@ -26,3 +26,5 @@ export type PayloadOf<Q extends QueueName> = z.infer<(typeof PAYLOADS)[Q]>;
 
 /** Postgres NOTIFY channel a worker signals when a job reaches a final state (payload: job id). */
 export const JOB_DONE_CHANNEL = 'kiln_job_done';
+/** Sent by a trigger (migrations/0004) when an API key is revoked, changed or deleted. */
+export const KEYS_CHANGED_CHANNEL = 'kiln_keys_changed';

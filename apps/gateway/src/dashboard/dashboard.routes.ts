@@ -185,6 +185,8 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   r.post('/keys/:id/revoke', signedIn('page'), async (req, res) => {
     const key = await keyParam(req);
     await revokeApiKey(pool, key.id);
+    // The trigger's NOTIFY clears every gateway's key cache; this one need not wait for it.
+    deps.keyCache.clear();
     deps.log.info('API key revoked from the dashboard', { keyId: key.id, prefix: key.prefix });
     res.redirect(303, `/dashboard/keys?revoked=${key.id}`);
   });
