@@ -1,7 +1,7 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { AppError } from '@kiln/contracts';
-import { cancelJob, getJob, listJobs } from '@kiln/db';
+import { cancelJob, getJob, getJobWithFiles, listJobs } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import { createJobFromUpload, toJobDetail, toSummary, urlBuilder } from './jobs.service.ts';
@@ -46,9 +46,9 @@ export function jobsRouter(deps: GatewayDeps): Router {
 
   r.get('/jobs/:id', async (req, res) => {
     const id = jobIdParam(req);
-    const job = await getJob(deps.pool, id, apiKeyOf(req).id);
-    if (!job) throw new AppError('not_found', `No job ${id}.`);
-    res.json(await toJobDetail(deps, job, urlBuilder(deps, req)));
+    const found = await getJobWithFiles(deps.pool, id, apiKeyOf(req).id);
+    if (!found) throw new AppError('not_found', `No job ${id}.`);
+    res.json(await toJobDetail(deps, found.job, urlBuilder(deps, req), found.files));
   });
 
   r.delete('/jobs/:id', async (req, res) => {

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AppError, QUEUES, parseJobFields, type FileResult, type JobDetail, type JobRequest, type JobSummary, type JobType } from '@kiln/contracts';
 import { INPUT_INFO, canConvert, compressTargetFor, targetsFor, type OutputFormat } from '@kiln/formats';
-import { claimIdempotencyKey, findIdempotentJob, getJobFiles, getStoredFile, insertJob, withTransaction, type JobFileRow, type JobRow, type StoredFileRow } from '@kiln/db';
+import { claimIdempotencyKey, findIdempotentJob, getJobFiles, getStoredFile, insertJob, withTransaction, type JobFileRow, type JobFileWithOutput, type JobRow, type StoredFileRow } from '@kiln/db';
 import type { ApiKeyRow } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { receiveUpload, type UploadedFile } from './upload.ts';
@@ -141,7 +141,7 @@ export function toSummary(job: JobRow): JobSummary {
   };
 }
 
-export function toFileResult(f: JobFileRow & { output: StoredFileRow | null }, urlFor: UrlFor): FileResult {
+export function toFileResult(f: JobFileWithOutput, urlFor: UrlFor): FileResult {
   const r = (f.result ?? {}) as Record<string, unknown>;
   const num = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : undefined);
   const out: FileResult = {
@@ -171,8 +171,9 @@ export function toFileResult(f: JobFileRow & { output: StoredFileRow | null }, u
   return out;
 }
 
-export async function toJobDetail(deps: GatewayDeps, job: JobRow, urlFor: UrlFor): Promise<JobDetail> {
-  const files = await getJobFiles(deps.pool, job.id);
+/** `files` when the caller already has them (getJobWithFiles); else they are read here. */
+export async function toJobDetail(deps: GatewayDeps, job: JobRow, urlFor: UrlFor, files?: JobFileWithOutput[]): Promise<JobDetail> {
+  files ??= await getJobFiles(deps.pool, job.id);
   let archive: JobDetail['archive'] = null;
   if (job.archiveFileId) {
     const a = await getStoredFile(deps.pool, job.archiveFileId);

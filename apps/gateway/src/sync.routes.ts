@@ -5,7 +5,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { AppError, type ErrorCode, type FileResult, type JobType, type SyncFile } from '@kiln/contracts';
-import { getJob, getJobFiles, markJobPurged } from '@kiln/db';
+import { getJobWithFiles, markJobPurged } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
@@ -31,13 +31,13 @@ export function syncRouter(deps: GatewayDeps): Router {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     const final = await deps.waiter.wait(created.jobId, deps.config.SYNC_TIMEOUT_SECONDS * 1000, abort.signal);
-    const job = await getJob(deps.pool, created.jobId, key.id);
-    if (!job) throw new AppError('not_found', `No job ${created.jobId}.`);
+    const found = await getJobWithFiles(deps.pool, created.jobId, key.id);
+    if (!found) throw new AppError('not_found', `No job ${created.jobId}.`);
+    const { job, files: rows } = found;
     if (!final) {
       res.status(202).json({ jobId: job.id, status: job.status, notice: `Still running after ${deps.config.SYNC_TIMEOUT_SECONDS} s (SYNC_TIMEOUT_SECONDS); poll GET /api/jobs/${job.id}.` });
       return;
     }
-    const rows = await getJobFiles(deps.pool, job.id);
     const urlFor = urlBuilder(deps, req);
     const failed = rows.filter((f) => f.status !== 'completed');
     if (failed.length === rows.length) {

@@ -125,16 +125,34 @@ export async function getJob(db: Queryable, jobId: string, apiKeyId?: string): P
   return r.rows[0];
 }
 
-export async function getJobFiles(db: Queryable, jobId: string): Promise<(JobFileRow & { output: StoredFileRow | null })[]> {
-  const r = await db.query<JobFileRow & { output: StoredFileRow | null }>(named('job_files',
-    `SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')},
+/** A job's files with their outputs, for `WHERE f.job_id = …`. */
+const FILES_WITH_OUTPUT = `SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')},
             CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id, 'jobId', s.job_id, 'storageKey', s.storage_key,
               'filename', s.filename, 'mimeType', s.mime_type, 'size', s.size) END AS output
-       FROM job_files f LEFT JOIN stored_files s ON s.id = f.output_file_id
-      WHERE f.job_id = $1 ORDER BY f.idx`,
-    [jobId],
-  ));
+       FROM job_files f LEFT JOIN stored_files s ON s.id = f.output_file_id`;
+
+export type JobFileWithOutput = JobFileRow & { output: StoredFileRow | null };
+
+export async function getJobFiles(db: Queryable, jobId: string): Promise<JobFileWithOutput[]> {
+  const r = await db.query<JobFileWithOutput>(named('job_files', `${FILES_WITH_OUTPUT} WHERE f.job_id = $1 ORDER BY f.idx`, [jobId]));
   return r.rows;
+}
+
+/**
+ * A job and its files in one round trip (GET /api/jobs/:id, the sync answers). The files travel as
+ * JSON: every JobFileRow field is a string, number, boolean or JSON value, so nothing changes type.
+ */
+export async function getJobWithFiles(db: Queryable, jobId: string, apiKeyId: string): Promise<{ job: JobRow; files: JobFileWithOutput[] } | undefined> {
+  const r = await db.query<JobRow & { files: JobFileWithOutput[] }>(named('job_with_files',
+    `SELECT ${JOB_COLS},
+            coalesce((SELECT json_agg(x ORDER BY x.idx) FROM (${FILES_WITH_OUTPUT} WHERE f.job_id = j.id) x), '[]'::json) AS files
+       FROM jobs j WHERE j.id = $1 AND j.api_key_id = $2`,
+    [jobId, apiKeyId],
+  ));
+  const row = r.rows[0];
+  if (!row) return undefined;
+  const { files, ...job } = row;
+  return { job, files };
 }
 
 export interface ListJobsQuery {

@@ -3,7 +3,7 @@
  * connections leave exact counters, one final transition, one notification, and duplicates change nothing.
  */
 import pg from 'pg';
-import { claimFile, createApiKey, createPool, finishFile, getJob, getJobFiles, insertJob, withTransaction, type FileOutcome, type Pool } from '../src/index.ts';
+import { claimFile, createApiKey, createPool, finishFile, getJob, getJobFiles, getJobWithFiles, insertJob, withTransaction, type FileOutcome, type Pool } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 
 let db: TestDatabase;
@@ -17,7 +17,7 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function newJob(files: number, createArchive = false): Promise<{ jobId: string; fileIds: string[] }> {
+async function newJob(files: number, createArchive = false): Promise<{ jobId: string; fileIds: string[]; apiKeyId: string }> {
   const { row: key } = await createApiKey(pool, `finish-${crypto.randomUUID()}`);
   const jobId = crypto.randomUUID();
   const fileIds = Array.from({ length: files }, () => crypto.randomUUID());
@@ -25,7 +25,7 @@ async function newJob(files: number, createArchive = false): Promise<{ jobId: st
     id: jobId, apiKeyId: key.id, jobType: 'convert', createArchive,
     files: fileIds.map((id, idx) => ({ id, idx, filename: `f${idx}.png`, sourceKey: `jobs/${jobId}/src/${id}`, sourceKind: 'png', originalSize: 10, options: {} })),
   });
-  return { jobId, fileIds };
+  return { jobId, fileIds, apiKeyId: key.id };
 }
 
 const ok = (jobId: string, fileId: string): FileOutcome => ({ ok: true, output: { storageKey: `jobs/${jobId}/out/${fileId}.webp`, filename: 'x.webp', mimeType: 'image/webp', size: 5 }, result: { format: 'webp' } });
@@ -74,4 +74,17 @@ test('a job whose files all fail ends failed with a sentence; an archive job wai
   const end = await withTransaction(pool, (tx) => finishFile(tx, archived.jobId, archived.fileIds[1]!, bad, 24));
   expect(end).toMatchObject({ jobFinal: false, allFilesDone: true, needsArchive: true, status: 'processing' });
   expect((await getJob(pool, archived.jobId))!.completedAt).toBeNull();
+});
+
+test('getJobWithFiles answers in one query exactly what getJob and getJobFiles answer in two, for the owner only', async () => {
+  const { jobId, fileIds, apiKeyId } = await newJob(3);
+  await finishFile(pool, jobId, fileIds[0]!, ok(jobId, fileIds[0]!), 24);
+  await finishFile(pool, jobId, fileIds[2]!, bad, 24);
+  const both = await getJobWithFiles(pool, jobId, apiKeyId);
+  expect(both!.job).toEqual(await getJob(pool, jobId, apiKeyId));
+  expect(both!.files).toEqual(await getJobFiles(pool, jobId));
+  expect(both!.files.map((f) => f.status)).toEqual(['completed', 'pending', 'failed']);
+  expect(both!.files[0]!.output).toMatchObject({ mimeType: 'image/webp', size: 5 });
+  const other = await newJob(1);
+  expect(await getJobWithFiles(pool, jobId, other.apiKeyId)).toBeUndefined();
 });
