@@ -71,7 +71,7 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
     });
   }
 
-  // Anything else (archives once their engine lands): a conversion to the kept format, never larger.
+  // Anything else (archives): a conversion to the kept format at a level mapped from quality, never larger.
   const result = await convert({ ...req, format: target });
   const notes = [...(result.notes ?? [])];
   if (req.mode === 'target-size') notes.push(`Target size is not supported for ${target}; compressed at quality ${req.quality} instead.`);
