@@ -12,7 +12,10 @@ if ! _kiln_node_ok || ! command -v pnpm >/dev/null 2>&1 || ! pnpm --version 2>/d
   if [ ! -x "$_kiln_tools/node_modules/.bin/node" ] || [ ! -x "$_kiln_tools/node_modules/.bin/pnpm" ]; then
     echo "bootstrap: installing node@22 and pnpm@10 into $_kiln_tools" >&2
     mkdir -p "$_kiln_tools"
-    npm install --prefix "$_kiln_tools" --no-audit --no-fund --loglevel=error node@22 pnpm@10 >&2
+    # prefer-offline (also for the nested install node@22's installer runs): a machine whose npm cache
+    # already holds these packages needs no registry round trips, which behind a slow or
+    # certificate-rewriting proxy took minutes of retries.
+    npm_config_prefer_offline=true npm install --prefix "$_kiln_tools" --no-audit --no-fund --loglevel=error node@22 pnpm@10 >&2
   fi
   export PATH="$_kiln_tools/node_modules/.bin:$PATH"
 fi
