@@ -9,7 +9,19 @@ import { JOB_DONE_CHANNEL, KEYS_CHANGED_CHANNEL } from '@kiln/contracts';
 import { getJob, type Pool } from '@kiln/db';
 import type { Logger } from '@kiln/config';
 
+export interface PendingJob {
+  /** Resolves true when the job is final, false when `timeoutMs` passed first. */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** Gives up on the job without waiting (its creation failed). */
+  cancel(): void;
+}
+
 export interface JobWaiter {
+  /**
+   * Listens for a job that is about to be created: call it before the job's insert commits, then
+   * `wait` on the result. Saves the query `wait` makes first to catch jobs already final.
+   */
+  expect(jobId: string): PendingJob;
   /** Resolves true when the job is final, false when `timeoutMs` passed first. */
   wait(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
   /** True while the LISTEN connection is up: notifications are being heard. */
@@ -75,38 +87,69 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     return !job || job.status === 'completed' || job.status === 'failed';
   };
 
-  return {
-    async wait(jobId, timeoutMs, signal) {
-      // Register before the first look so a NOTIFY arriving while it runs is not missed; that one
-      // look then answers jobs already final too (one query instead of a look before and after).
-      return new Promise<boolean>((resolve, reject) => {
-        let settled = false;
-        const set = waiters.get(jobId) ?? new Set();
-        waiters.set(jobId, set);
-        const finish = (v: boolean) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          clearInterval(poll);
-          set.delete(check);
-          if (!set.size) waiters.delete(jobId);
-          resolve(v);
-        };
-        const check = (final?: boolean) => {
+  /**
+   * Registers interest in `jobId`. With `firstLook` false and the LISTEN connection up, the job's
+   * NOTIFY cannot be missed (registration happens before the job's insert commits, and a reconnect
+   * makes every waiter look), so no query is needed until it arrives.
+   */
+  const watch = (jobId: string, firstLook: boolean): PendingJob => {
+    let final = false;
+    let needLook = firstLook || client === undefined;
+    let settle: ((v: boolean) => void) | undefined;
+    const set = waiters.get(jobId) ?? new Set();
+    waiters.set(jobId, set);
+    const look = () => void isFinal(jobId).then((f) => { if (f) { final = true; settle?.(true); } }, () => undefined);
+    const check = (notice?: boolean) => {
+      if (notice) {
+        final = true;
+        settle?.(true);
+      } else if (settle) {
+        look();
+      } else {
+        needLook = true;
+      }
+    };
+    set.add(check);
+    const remove = () => {
+      set.delete(check);
+      if (!set.size && waiters.get(jobId) === set) waiters.delete(jobId);
+    };
+    return {
+      cancel: remove,
+      wait(timeoutMs, signal) {
+        return new Promise<boolean>((resolve, reject) => {
+          let done = false;
+          let timer: NodeJS.Timeout | undefined;
+          let poll: NodeJS.Timeout | undefined;
+          const finish = (v: boolean) => {
+            if (done) return;
+            done = true;
+            clearTimeout(timer);
+            clearInterval(poll);
+            remove();
+            resolve(v);
+          };
+          settle = finish;
           if (final) return finish(true);
-          void isFinal(jobId).then((f) => { if (f) finish(true); }, () => undefined);
-        };
-        set.add(check);
-        const timer = setTimeout(() => finish(false), timeoutMs);
-        const poll = setInterval(() => check(), 1000);
-        signal?.addEventListener('abort', () => finish(false), { once: true });
-        isFinal(jobId).then((f) => { if (f) finish(true); }, (err: unknown) => {
-          if (settled) return;
-          finish(false);
-          reject(err);
+          timer = setTimeout(() => finish(false), timeoutMs);
+          poll = setInterval(look, 1000);
+          signal?.addEventListener('abort', () => finish(false), { once: true });
+          // The one look, when needed, also answers jobs that are already final.
+          if (needLook) {
+            isFinal(jobId).then((f) => { if (f) finish(true); }, (err: unknown) => {
+              if (done) return;
+              finish(false);
+              reject(err);
+            });
+          }
         });
-      });
-    },
+      },
+    };
+  };
+
+  return {
+    expect: (jobId) => watch(jobId, false),
+    wait: (jobId, timeoutMs, signal) => watch(jobId, true).wait(timeoutMs, signal),
     listening: () => client !== undefined,
     onKeysChanged(fn) { keyListeners.push(fn); },
     async close() {

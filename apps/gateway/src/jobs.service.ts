@@ -50,6 +50,8 @@ export function idempotencyKeyOf(req: Request): string | undefined {
 export interface CreateJobOptions {
   /** Runs once the multipart body (fields included) is read, before anything is validated or created; a throw discards the upload. */
   afterUpload?: (req: Request) => void;
+  /** Runs with the new job's id just before its transaction commits (not for idempotent replays). */
+  beforeCommit?: (jobId: string) => void;
 }
 
 export async function createJobFromUpload(deps: GatewayDeps, req: Request, res: Response, key: ApiKeyRow, forcedType?: JobType, opts: CreateJobOptions = {}): Promise<CreatedJob> {
@@ -104,6 +106,7 @@ export async function createJobFromUpload(deps: GatewayDeps, req: Request, res: 
       }
       const queue = request.jobType === 'compress' ? QUEUES.compressFile : QUEUES.convertFile;
       await deps.queue.sendMany(queue, files.map((f) => ({ jobId, fileId: f.fileId })), tx);
+      opts.beforeCommit?.(jobId);
       return jobId;
     });
     if (owner !== jobId) {

@@ -9,6 +9,7 @@ import { getJobWithFiles, markJobPurged } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
+import type { PendingJob } from './job-waiter.ts';
 import { createJobFromUpload, toFileResult, urlBuilder } from './jobs.service.ts';
 
 const FILE_ERROR_STATUS: Record<string, ErrorCode> = {
@@ -27,10 +28,23 @@ export function syncRouter(deps: GatewayDeps): Router {
   const r = Router();
   const handle = (jobType: JobType) => async (req: Request, res: Response) => {
     const key = apiKeyOf(req);
-    const created = await createJobFromUpload(deps, req, res, key, jobType);
+    // Listen for the job before its insert commits: its NOTIFY then cannot be missed, and the wait
+    // needs no first look at the job.
+    let pending: PendingJob | undefined;
+    let created: Awaited<ReturnType<typeof createJobFromUpload>>;
+    try {
+      created = await createJobFromUpload(deps, req, res, key, jobType, {
+        beforeCommit: (jobId) => { pending?.cancel(); pending = deps.waiter.expect(jobId); },
+      });
+    } catch (err) {
+      pending?.cancel();
+      throw err;
+    }
+    if (pending && !created.created) { pending.cancel(); pending = undefined; }
     const abort = new AbortController();
     res.on('close', () => abort.abort());
-    const final = await deps.waiter.wait(created.jobId, deps.config.SYNC_TIMEOUT_SECONDS * 1000, abort.signal);
+    const timeoutMs = deps.config.SYNC_TIMEOUT_SECONDS * 1000;
+    const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal));
     const found = await getJobWithFiles(deps.pool, created.jobId, key.id);
     if (!found) throw new AppError('not_found', `No job ${created.jobId}.`);
     const { job, files: rows } = found;
