@@ -34,7 +34,7 @@ export function syncRouter(deps: GatewayDeps): Router {
     let created: Awaited<ReturnType<typeof createJobFromUpload>>;
     try {
       created = await createJobFromUpload(deps, req, res, key, jobType, {
-        beforeCommit: (jobId) => { pending?.cancel(); pending = deps.waiter.expect(jobId); },
+        beforeCommit: (jobId) => { pending = deps.waiter.expect(jobId); },
       });
     } catch (err) {
       pending?.cancel();

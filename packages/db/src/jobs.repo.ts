@@ -1,7 +1,8 @@
 /**
  * Jobs, their files and the blobs they produced. This table set is the record of what happened;
- * pg-boss only carries messages. Counters on `jobs` are always recomputed from `job_files` under a
- * row lock, so a retried or duplicated message can never double-count.
+ * pg-boss only carries messages. A job's counters move only in the statement that moves one of its
+ * files out of pending/processing (finishFile), under the job row's lock, so a retried or duplicated
+ * message, which finds its file already final, can never double-count.
  */
 import { named, type PoolClient, type Queryable } from './pool.ts';
 

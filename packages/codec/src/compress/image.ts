@@ -157,7 +157,7 @@ async function rawSource(o: ImageCompressOptions, info: ImageInfo, meta: Metadat
       let e = sharp(raw.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } });
       if (w !== width) e = e.resize({ width: w, height: scaledHeight(width, height, w), fit: 'fill' });
       const out = await withEncoder(e, o.format, q, o.lossless, hasAlpha, o.avifEffort, preset).toBuffer({ resolveWithObject: true });
-      return { data: out.data, width: out.info.width, height: out.info.height, frames: 1, ...(preset ? { preset } : {}) };
+      return { data: out.data, width: out.info.width, height: out.info.height, frames: 1 };
     },
   };
 }
@@ -183,7 +183,7 @@ function fileSource(o: ImageCompressOptions, info: ImageInfo, animated: boolean)
       else if (o.lossless) p = p.keepIccProfile();
       const out = await withEncoder(p, o.format, q, o.lossless, info.hasAlpha, o.avifEffort, preset).toBuffer({ resolveWithObject: true });
       const height = frames > 1 ? (out.info.pageHeight ?? Math.round(out.info.height / frames)) : out.info.height;
-      return { data: out.data, width: out.info.width, height, frames, ...(preset ? { preset } : {}) };
+      return { data: out.data, width: out.info.width, height, frames };
     },
   };
 }
@@ -267,7 +267,7 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
       throw sharpError(err, o.limits);
     }
     encodes++;
-    return { q, size: e.data.length, out: e };
+    return { q, size: e.data.length, out: preset ? { ...e, preset } : e };
   };
 
   const qualityOf = (q: number): number | null => (lossless ? 100 : q);
