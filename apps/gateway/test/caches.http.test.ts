@@ -4,38 +4,21 @@
  * gateway through the trigger's NOTIFY and ends the cache, and while the LISTEN connection is down
  * nothing is served from the cache at all.
  */
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import request from 'supertest';
-import { loadConfig } from '@kiln/config';
 import { createApiKey } from '@kiln/db';
-import { createApp } from '../src/app.ts';
-import { buildDeps } from '../src/server.ts';
-import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+import { startTestGateway, type TestGateway } from './helpers.ts';
 import { until } from '../../../test/helpers/kiln.ts';
 
-let db: TestDatabase;
+let gw: TestGateway;
+let deps: TestGateway['deps'];
+let app: TestGateway['app'];
 let client: pg.Client;
-let deps: Awaited<ReturnType<typeof buildDeps>>;
-let app: ReturnType<typeof createApp>;
-let dataDir: string;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-caches-'));
-  deps = await buildDeps(loadConfig({ DATABASE_URL: db.url, DATA_DIR: dataDir, BOOTSTRAP_API_KEY: 'kiln_cache_bootstrap_key_0123456789abcdefghij', LOG_LEVEL: 'error' }));
-  app = createApp(deps);
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-}, 60_000);
+beforeAll(async () => { gw = await startTestGateway('cache'); ({ deps, app, client } = gw); }, 60_000);
 afterAll(async () => {
   await client?.query('ALTER TABLE api_keys ENABLE TRIGGER api_keys_changed').catch(() => undefined);
-  await client?.end();
-  await deps?.close();
-  await db?.drop();
-  await fs.rm(dataDir, { recursive: true, force: true });
+  await gw?.close();
 });
 
 const status = async (key: string) => (await request(app).get('/api/jobs').set('Authorization', `Bearer ${key}`)).status;

@@ -3,39 +3,21 @@
  * CSRF, wrong password, rate limit), keys shown once and never in a URL, revocation, and the "try it"
  * upload running as a chosen key. Real Postgres and pg-boss, no workers.
  */
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import request from 'supertest';
 import sharp from 'sharp';
-import { loadConfig } from '@kiln/config';
 import { createApp } from '../src/app.ts';
-import { buildDeps } from '../src/server.ts';
-import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 import { until } from '../../../test/helpers/kiln.ts';
+import { startTestGateway, type TestGateway } from './helpers.ts';
 
 const PASSWORD = 'correct horse battery staple';
-let db: TestDatabase;
+let gw: TestGateway;
+let deps: TestGateway['deps'];
+let app: TestGateway['app'];
 let client: pg.Client;
-let deps: Awaited<ReturnType<typeof buildDeps>>;
-let app: ReturnType<typeof createApp>;
-let dataDir: string;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-dash-'));
-  deps = await buildDeps(loadConfig({ DATABASE_URL: db.url, DATA_DIR: dataDir, BOOTSTRAP_API_KEY: 'kiln_dash_bootstrap_key_0123456789abcdefghijk', LOG_LEVEL: 'error', ADMIN_PASSWORD: PASSWORD }));
-  app = createApp(deps);
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-}, 60_000);
-afterAll(async () => {
-  await client?.end();
-  await deps?.close();
-  await db?.drop();
-  await fs.rm(dataDir, { recursive: true, force: true });
-});
+beforeAll(async () => { gw = await startTestGateway('dash', { ADMIN_PASSWORD: PASSWORD }); ({ deps, app, client } = gw); }, 60_000);
+afterAll(async () => { await gw?.close(); });
 
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
 const cookieOf = (res: request.Response, name: string) => {

@@ -4,35 +4,25 @@
  * real Postgres and pg-boss (no workers needed: nothing may reach the queue).
  */
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import request from 'supertest';
 import sharp from 'sharp';
-import { loadConfig } from '@kiln/config';
-import { createApp } from '../src/app.ts';
-import { buildDeps } from '../src/server.ts';
-import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+import { startTestGateway, type TestGateway } from './helpers.ts';
 
-let db: TestDatabase;
-let deps: Awaited<ReturnType<typeof buildDeps>>;
-let app: ReturnType<typeof createApp>;
+let gw: TestGateway;
+let db: TestGateway['db'];
+let app: TestGateway['app'];
 let dataDir: string;
-const KEY = 'kiln_fields_test_key_0123456789abcdefghijklmnop';
+let KEY: string;
 let png: Buffer;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-fields-'));
-  deps = await buildDeps(loadConfig({ DATABASE_URL: db.url, DATA_DIR: dataDir, BOOTSTRAP_API_KEY: KEY, LOG_LEVEL: 'error' }));
-  app = createApp(deps);
+  gw = await startTestGateway('fields');
+  ({ db, app, dataDir, key: KEY } = gw);
   png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } }).png().toBuffer();
 }, 60_000);
-afterAll(async () => {
-  await deps?.close();
-  await db?.drop();
-  await fs.rm(dataDir, { recursive: true, force: true });
-});
+afterAll(async () => { await gw?.close(); });
 
 function post(fields: Record<string, string>, files = 2) {
   let r = request(app).post('/api/jobs').set('Authorization', `Bearer ${KEY}`);

@@ -2,41 +2,26 @@
  * Per-key limits through createApp with real Postgres and pg-boss (no workers, so jobs stay pending):
  * each limit's status, headers and message; server-wide defaults; isolation between keys.
  */
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import request from 'supertest';
 import sharp from 'sharp';
-import { loadConfig } from '@kiln/config';
 import { createApiKey, type ApiKeyLimits } from '@kiln/db';
 import { createApp } from '../src/app.ts';
-import { buildDeps } from '../src/server.ts';
-import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+import { startTestGateway, type TestGateway } from './helpers.ts';
 import { until } from '../../../test/helpers/kiln.ts';
 
-let db: TestDatabase;
+let gw: TestGateway;
+let deps: TestGateway['deps'];
+let app: TestGateway['app'];
 let client: pg.Client;
-let deps: Awaited<ReturnType<typeof buildDeps>>;
-let app: ReturnType<typeof createApp>;
-let dataDir: string;
 let png: Buffer;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-limits-'));
-  deps = await buildDeps(loadConfig({ DATABASE_URL: db.url, DATA_DIR: dataDir, BOOTSTRAP_API_KEY: 'kiln_limits_bootstrap_key_0123456789abcdefghij', LOG_LEVEL: 'error' }));
-  app = createApp(deps);
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
+  gw = await startTestGateway('limits');
+  ({ deps, app, client } = gw);
   png = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#3366ff' } }).png().toBuffer();
 }, 60_000);
-afterAll(async () => {
-  await client?.end();
-  await deps?.close();
-  await db?.drop();
-  await fs.rm(dataDir, { recursive: true, force: true });
-});
+afterAll(async () => { await gw?.close(); });
 
 const newKey = async (limits: ApiKeyLimits = {}) => (await createApiKey(client, `test ${Object.keys(limits).join(',') || 'plain'}`, limits)).key;
 
