@@ -285,6 +285,18 @@ describe('the socket goes to the address that was checked', () => {
     expect(calls).toEqual(['127.0.0.3', '127.0.0.1']);
   });
 
+  test('IPv6: an allowed [::1] literal and a name answering ::1 both reach the server on ::1', async () => {
+    const v6 = await serve((_req, res) => res.end('from ::1'), { host: '::1' });
+    try {
+      const { o, calls } = pool.make({ allowedHosts: ['::1'] }, { 'six.test': ['::1'] });
+      expect((await readAll((await o.fetchToStream(`http://[::1]:${v6.port}/`, { maxBytes: 100 })).body)).toString()).toBe('from ::1');
+      expect((await readAll((await o.fetchToStream(`http://six.test:${v6.port}/`, { maxBytes: 100 })).body)).toString()).toBe('from ::1');
+      expect(calls).toEqual(['::1', '::1']);
+    } finally {
+      await v6.close();
+    }
+  });
+
   test('an allowed hostname lifts the refusal for its own addresses only', async () => {
     const { o } = pool.make({ allowedHosts: ['files.intranet'] }, { 'files.intranet': ['127.0.0.1'], 'other.intranet': ['127.0.0.1'] });
     const res = await o.fetchToStream(`http://files.intranet:${a.port}/`, { maxBytes: 100 });
