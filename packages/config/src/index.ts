@@ -3,6 +3,7 @@
  * reads only the object it is given, is called once in each `main.ts`, and reports every bad variable
  * at once with its name and how to fix it. Depends on zod only.
  */
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -11,6 +12,21 @@ const int = (dflt: number, min = 0) => z.coerce.number().int().min(min).default(
 const optStr = z.string().trim().min(1).optional().catch(undefined);
 const flag = (dflt: boolean) => z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1').default(dflt);
 const cores = Math.max(1, os.availableParallelism());
+
+/**
+ * A comma list of hostnames, IPs and CIDRs. Checked for shape here so a typo is reported with the rest at
+ * start-up; @kiln/outbound parses the entries for matching.
+ */
+const hostList = z.string().optional().transform((v, ctx) => {
+  const entries = (v ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  for (const e of entries) {
+    const [addr = '', bits, extra] = e.replace(/^\[(.*)\]$/, '$1').split('/');
+    const ipOk = net.isIP(addr) !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (net.isIPv4(addr) ? 32 : 128)));
+    const nameOk = bits === undefined && /^(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$/i.test(e);
+    if (!ipOk && !nameOk) ctx.addIssue({ code: 'custom', message: `"${e}" is neither a hostname, an IP address nor a CIDR range (e.g. files.intranet, 10.0.0.5, 10.1.0.0/16, fd00::/8)` });
+  }
+  return entries;
+});
 
 /** Each fragment owns one area; the docs table in README.md is generated from these descriptions. */
 export const fragments = {
@@ -70,6 +86,15 @@ export const fragments = {
     KEY_DEFAULT_ALLOWED_FORMATS: z.string().trim().regex(/^[a-z0-9.]+(\s*,\s*[a-z0-9.]+)*$/i, 'must be a comma-separated list of output formats, e.g. png,webp,jpg').optional()
       .describe('Output formats a key may request when the key sets none, comma-separated (unset = all).'),
   }),
+  /** URL sources (`sourceUrl`) and every other outbound request (webhooks): see docs/outbound-requests.md. */
+  urlImport: z.object({
+    URL_IMPORT: flag(true).describe('Lets requests name an input by URL (`sourceUrl`), fetched by the workers. false refuses such requests.'),
+    URL_IMPORT_ALLOWED_HOSTS: hostList.describe('Comma-separated hostnames (`files.intranet`, `*.intranet`), IPs and CIDRs (`10.1.0.0/16`, `fd00::/8`) that URL sources and webhooks may reach even though they are private. Unset = public addresses only.'),
+    URL_IMPORT_CONNECT_TIMEOUT_SECONDS: int(10, 1).describe('Longest wait to resolve a URL\'s host and connect to it (per address tried).'),
+    URL_IMPORT_IDLE_TIMEOUT_SECONDS: int(30, 1).describe('Longest wait for a response to start, or for the next chunk of its body.'),
+    URL_IMPORT_TIMEOUT_SECONDS: int(300, 1).describe('Longest a whole URL fetch may take, redirects and body included.'),
+    URL_IMPORT_MAX_REDIRECTS: int(5, 0).describe('Redirects followed when fetching a URL source; each target is checked again.'),
+  }),
   dashboard: z.object({
     ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional().describe('Turns on the operator dashboard at /dashboard; sign in with this password. Unset = dashboard off.'),
     DASHBOARD_SESSION_HOURS: z.coerce.number().positive().max(24 * 30).default(12).describe('How long a dashboard sign-in lasts.'),
@@ -77,7 +102,7 @@ export const fragments = {
   }),
 };
 
-export const configSchema = fragments.core.and(fragments.gateway).and(fragments.worker).and(fragments.keys).and(fragments.dashboard);
+export const configSchema = fragments.core.and(fragments.gateway).and(fragments.worker).and(fragments.keys).and(fragments.urlImport).and(fragments.dashboard);
 export type RawConfig = z.infer<typeof configSchema>;
 export interface Config extends RawConfig {
   /** DATA_DIR resolved to an absolute path. */
@@ -116,7 +141,7 @@ export function describeConfig(): { name: string; default: string; meaning: stri
       const s = schema as z.ZodType;
       let dflt = '—';
       const r = s.safeParse(undefined);
-      if (r.success && r.data !== undefined) dflt = String(r.data);
+      if (r.success && r.data !== undefined && !(Array.isArray(r.data) && r.data.length === 0)) dflt = String(r.data);
       if (/^(CONVERT|COMPRESS)_CONCURRENCY$/.test(name)) dflt = 'CPU cores';
       rows.push({ name, default: dflt, meaning: s.description ?? '' });
     }
