@@ -1,12 +1,10 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import { AppError } from '@kiln/contracts';
+import { AppError, isUuid } from '@kiln/contracts';
 import { cancelJob, getJob, getJobWithFiles, listJobs } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import { createJobFromUpload, toJobDetail, toSummary, urlBuilder } from './jobs.service.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -16,7 +14,7 @@ const listQuery = z.object({
 
 export function jobIdParam(req: Request): string {
   const id = String(req.params.id ?? '');
-  if (!UUID.test(id)) throw new AppError('not_found', `No job ${id}.`);
+  if (!isUuid(id)) throw new AppError('not_found', `No job ${id}.`);
   return id;
 }
 

@@ -3,6 +3,7 @@
  * response shapes and the error-code catalog. Depends on zod and the format registry only.
  */
 export * from './errors.ts';
+export * from './ids.ts';
 export * from './job-fields.ts';
 export * from './payloads.ts';
 export * from './dto.ts';

@@ -5,7 +5,7 @@
  * ever goes into a URL: a new key is shown in the POST response itself, never behind a redirect.
  */
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { AppError, isAppError, parseKeyLimits, type KeyLimitName } from '@kiln/contracts';
+import { AppError, isAppError, isUuid, parseKeyLimits, type KeyLimitName } from '@kiln/contracts';
 import { createApiKey, getApiKey, getJob, listApiKeys, listJobs, revokeApiKey, type JobStatus } from '@kiln/db';
 import type { GatewayDeps } from '../deps.ts';
 import { createJobFromUpload, toJobDetail, toSummary, urlBuilder } from '../jobs.service.ts';
@@ -16,7 +16,6 @@ import {
 } from './session.ts';
 import { bytes, disabledPage, errorPage, jobPage, jobsPage, keysPage, loginPage, revokePage, tryPage } from './views.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STATUSES: readonly JobStatus[] = ['pending', 'processing', 'completed', 'failed'];
 const PAGE_SIZE = 25;
 
@@ -194,7 +193,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   // ---- jobs ------------------------------------------------------------------------------------
 
   r.get('/jobs', signedIn('page'), async (req, res) => {
-    const key = UUID.test(str(req.query.key)) ? str(req.query.key) : undefined;
+    const key = isUuid(req.query.key) ? req.query.key : undefined;
     const status = STATUSES.find((s) => s === str(req.query.status));
     const pageNo = Math.max(1, Math.min(10_000, Number.parseInt(str(req.query.page), 10) || 1));
     const [{ jobs, total }, keys] = await Promise.all([
@@ -206,7 +205,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
 
   const jobParam = async (req: Request) => {
     const id = String(req.params.id ?? '');
-    const job = UUID.test(id) ? await getJob(pool, id) : undefined;
+    const job = isUuid(id) ? await getJob(pool, id) : undefined;
     if (!job) throw new AppError('not_found', `No job ${id}.`);
     return job;
   };
@@ -219,7 +218,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
 
   // JSON for the pages' live progress; the session cookie authenticates (same-origin fetch).
   r.get('/api/jobs', signedIn('json'), async (req, res) => {
-    const ids = str(req.query.ids).split(',').filter((id) => UUID.test(id)).slice(0, 100);
+    const ids = str(req.query.ids).split(',').filter(isUuid).slice(0, 100);
     const jobs = (await Promise.all(ids.map((id) => getJob(pool, id)))).filter((j) => !!j);
     res.json({ jobs: jobs.map(toSummary) });
   });
