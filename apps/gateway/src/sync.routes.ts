@@ -4,19 +4,13 @@
  * id to poll. Without saveToStorage=true results come back inline as data: URLs and nothing is kept.
  */
 import { Router, type Request, type Response } from 'express';
-import { AppError, type ErrorCode, type FileResult, type JobType, type SyncFile } from '@kiln/contracts';
+import { AppError, requestCodeForFileError, type FileResult, type JobType, type SyncFile } from '@kiln/contracts';
 import { getJobWithFiles, markJobPurged } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import type { PendingJob } from './job-waiter.ts';
 import { createJobFromUpload, toFileResult, urlBuilder } from './jobs.service.ts';
-
-const FILE_ERROR_STATUS: Record<string, ErrorCode> = {
-  invalid_input: 'invalid_request',
-  unsupported_format: 'unsupported_format',
-  limit_exceeded: 'file_too_large',
-};
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -56,8 +50,7 @@ export function syncRouter(deps: GatewayDeps): Router {
     const failed = rows.filter((f) => f.status !== 'completed');
     if (failed.length === rows.length) {
       const first = failed[0]!;
-      const code = FILE_ERROR_STATUS[first.errorCode ?? ''] ?? 'internal_error';
-      throw new AppError(code, first.errorMessage ?? job.errorMessage ?? 'The conversion failed.', {
+      throw new AppError(requestCodeForFileError(first.errorCode), first.errorMessage ?? job.errorMessage ?? 'The conversion failed.', {
         detail: { jobId: job.id, fileErrorCode: first.errorCode, results: rows.map((f) => toFileResult(f, urlFor)) },
       });
     }
