@@ -3,7 +3,7 @@
  */
 import crypto from 'node:crypto';
 import type { Request, Response } from 'express';
-import { AppError, QUEUES, parseJobFields, type FileResult, type JobDetail, type JobRequest, type JobSummary, type JobType } from '@kiln/contracts';
+import { AppError, QUEUES, fileResultExtras, parseJobFields, readFileResult, type FileErrorCode, type FileResult, type JobDetail, type JobRequest, type JobSummary, type JobType } from '@kiln/contracts';
 import { INPUT_INFO, canConvert, compressTargetFor, targetsFor, type OutputFormat } from '@kiln/formats';
 import { claimIdempotencyKey, findIdempotentJob, getJobFiles, getStoredFile, insertJob, withTransaction, type JobFileRow, type JobFileWithOutput, type JobRow, type StoredFileRow } from '@kiln/db';
 import type { ApiKeyRow } from '@kiln/db';
@@ -145,33 +145,24 @@ export function toSummary(job: JobRow): JobSummary {
 }
 
 export function toFileResult(f: JobFileWithOutput, urlFor: UrlFor): FileResult {
-  const r = (f.result ?? {}) as Record<string, unknown>;
-  const num = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : undefined);
-  const out: FileResult = {
+  // Through the schema, tolerantly: a row from an older worker still renders what it has.
+  const r = readFileResult(f.result);
+  return {
     index: f.idx,
     filename: f.output?.filename ?? f.filename,
     status: f.status,
-    mimeType: (r.mimeType as string | undefined) ?? null,
-    format: (r.format as string | undefined) ?? null,
+    mimeType: r.mimeType ?? null,
+    format: r.format ?? null,
     originalSize: f.originalSize,
     finalSize: f.output?.size ?? null,
-    savedPercent: num('savedPercent') ?? null,
-    appliedQuality: num('appliedQuality') ?? null,
+    savedPercent: r.savedPercent ?? null,
+    appliedQuality: r.appliedQuality ?? null,
     storedFileId: f.output?.id ?? null,
     downloadUrl: f.output ? urlFor(f.output) : null,
     progress: f.status === 'completed' || f.status === 'failed' ? 100 : f.progress,
+    ...fileResultExtras(r),
+    ...(f.status === 'failed' && f.errorCode ? { error: { code: f.errorCode as FileErrorCode, message: f.errorMessage ?? '' } } : {}),
   };
-  for (const k of ['width', 'height', 'durationSeconds'] as const) {
-    const v = num(k);
-    if (v !== undefined) out[k] = v;
-  }
-  if (Array.isArray(r.notes)) out.notes = r.notes as string[];
-  // Compress results (target-size): whether the target was met, why not, and how many encodes it took.
-  if (typeof r.targetMet === 'boolean') out.targetMet = r.targetMet;
-  if (typeof r.targetReason === 'string') out.targetReason = r.targetReason;
-  if (typeof r.encodes === 'number') out.encodes = r.encodes;
-  if (f.status === 'failed' && f.errorCode) out.error = { code: f.errorCode as NonNullable<FileResult['error']>['code'], message: f.errorMessage ?? '' };
-  return out;
 }
 
 /** `files` when the caller already has them (getJobWithFiles); else they are read here. */

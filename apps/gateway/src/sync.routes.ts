@@ -4,7 +4,7 @@
  * id to poll. Without saveToStorage=true results come back inline as data: URLs and nothing is kept.
  */
 import { Router, type Request, type Response } from 'express';
-import { AppError, requestCodeForFileError, type FileResult, type JobType, type SyncFile } from '@kiln/contracts';
+import { AppError, fileResultExtras, requestCodeForFileError, type JobType, type SyncFile } from '@kiln/contracts';
 import { getJobWithFiles, markJobPurged } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
@@ -81,7 +81,7 @@ export function syncRouter(deps: GatewayDeps): Router {
         downloadUrl,
         appliedQuality: result.appliedQuality,
         storedFileId: save || inlineTooBig ? f.output.id : null,
-        ...extrasOf(result),
+        ...fileResultExtras(result),
       });
     }
     if (!save && !inlineTooBig) {
@@ -104,10 +104,4 @@ export function syncRouter(deps: GatewayDeps): Router {
   r.post('/convert', handle('convert'));
   r.post('/compress', handle('compress'));
   return r;
-}
-
-/** The optional result fields (dimensions, duration, notes, target-size outcome) a sync reply carries too. */
-function extrasOf(r: FileResult): Partial<SyncFile> {
-  const { width, height, durationSeconds, notes, targetMet, targetReason, encodes } = r;
-  return Object.fromEntries(Object.entries({ width, height, durationSeconds, notes, targetMet, targetReason, encodes }).filter(([, v]) => v !== undefined));
 }
