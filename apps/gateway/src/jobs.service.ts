@@ -127,6 +127,27 @@ export type UrlFor = (stored: StoredFileRow) => string;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
+const CANCELLED = 'Job was cancelled.';
+
+/**
+ * The job's sentence for clients. The row stores facts (counters, the cancelled flag) and only the
+ * messages workers pass in (an archive that could not be built); the words are chosen here. Rows
+ * written before that still carry their stored sentence, which wins and reads the same.
+ */
+export function jobErrorMessage(job: Pick<JobRow, 'errorMessage' | 'status' | 'cancelled' | 'completedFiles' | 'totalFiles'>): string | null {
+  if (job.errorMessage) return job.errorMessage;
+  if (job.cancelled) return CANCELLED;
+  if (job.status === 'failed' && job.completedFiles === 0) {
+    return job.totalFiles === 1 ? 'The file failed to convert; see results[].error.' : `All ${job.totalFiles} files failed to convert; see results[].error.`;
+  }
+  return null;
+}
+
+/** A failed file's sentence: the one its worker recorded, or for a file of a cancelled job, that. */
+export function fileErrorMessage(f: Pick<JobFileRow, 'errorCode' | 'errorMessage'>): string {
+  return f.errorMessage ?? (f.errorCode === 'cancelled' ? CANCELLED : '');
+}
+
 export function toSummary(job: JobRow): JobSummary {
   return {
     jobId: job.id,
@@ -136,7 +157,7 @@ export function toSummary(job: JobRow): JobSummary {
     completedFiles: job.completedFiles,
     failedFiles: job.failedFiles,
     progress: job.progress,
-    errorMessage: job.errorMessage,
+    errorMessage: jobErrorMessage(job),
     createdAt: job.createdAt.toISOString(),
     startedAt: iso(job.startedAt),
     completedAt: iso(job.completedAt),
@@ -161,7 +182,7 @@ export function toFileResult(f: JobFileWithOutput, urlFor: UrlFor): FileResult {
     downloadUrl: f.output ? urlFor(f.output) : null,
     progress: f.status === 'completed' || f.status === 'failed' ? 100 : f.progress,
     ...fileResultExtras(r),
-    ...(f.status === 'failed' && f.errorCode ? { error: { code: f.errorCode as FileErrorCode, message: f.errorMessage ?? '' } } : {}),
+    ...(f.status === 'failed' && f.errorCode ? { error: { code: f.errorCode as FileErrorCode, message: fileErrorMessage(f) } } : {}),
   };
 }
 

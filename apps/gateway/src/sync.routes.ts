@@ -10,7 +10,7 @@ import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import type { PendingJob } from './job-waiter.ts';
-import { createJobFromUpload, toFileResult, urlBuilder } from './jobs.service.ts';
+import { createJobFromUpload, jobErrorMessage, toFileResult, urlBuilder } from './jobs.service.ts';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -50,7 +50,7 @@ export function syncRouter(deps: GatewayDeps): Router {
     const failed = rows.filter((f) => f.status !== 'completed');
     if (failed.length === rows.length) {
       const first = failed[0]!;
-      throw new AppError(requestCodeForFileError(first.errorCode), first.errorMessage ?? job.errorMessage ?? 'The conversion failed.', {
+      throw new AppError(requestCodeForFileError(first.errorCode), first.errorMessage ?? jobErrorMessage(job) ?? 'The conversion failed.', {
         detail: { jobId: job.id, fileErrorCode: first.errorCode, results: rows.map((f) => toFileResult(f, urlFor)) },
       });
     }
