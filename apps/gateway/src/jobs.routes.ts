@@ -4,7 +4,8 @@ import { AppError, isUuid } from '@kiln/contracts';
 import { cancelJob, getJob, getJobWithFiles, listJobs } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
-import { createJobFromUpload, toJobDetail, toSummary, urlBuilder } from './jobs.service.ts';
+import { toJobDetail, toSummary, urlBuilder } from './job-responses.ts';
+import { submitMultipart } from './multipart-intake.ts';
 
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -22,7 +23,7 @@ export function jobsRouter(deps: GatewayDeps): Router {
   const r = Router();
 
   r.post('/jobs', async (req, res) => {
-    const created = await createJobFromUpload(deps, req, res, apiKeyOf(req));
+    const created = await submitMultipart(deps, req, res, apiKeyOf(req));
     if (!created.created) {
       const job = await getJob(deps.pool, created.jobId, apiKeyOf(req).id);
       res.set('Idempotent-Replayed', 'true').json({ jobId: created.jobId, status: job?.status ?? 'pending' });

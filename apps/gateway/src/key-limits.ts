@@ -19,7 +19,7 @@ export interface EffectiveLimits {
   allowedFormats: OutputFormat[] | undefined;
 }
 
-type LimitsConfig = Pick<Config, 'KEY_DEFAULT_RPM' | 'KEY_DEFAULT_MAX_CONCURRENT_JOBS' | 'KEY_DEFAULT_MONTHLY_JOB_QUOTA' | 'KEY_DEFAULT_ALLOWED_FORMATS'>;
+export type LimitsConfig = Pick<Config, 'KEY_DEFAULT_RPM' | 'KEY_DEFAULT_MAX_CONCURRENT_JOBS' | 'KEY_DEFAULT_MONTHLY_JOB_QUOTA' | 'KEY_DEFAULT_ALLOWED_FORMATS'>;
 
 export function effectiveLimits(config: LimitsConfig, key: Pick<ApiKeyRow, 'limits'>): EffectiveLimits {
   const l = key.limits ?? {};

@@ -10,7 +10,8 @@ import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import type { PendingJob } from './job-waiter.ts';
-import { createJobFromUpload, jobErrorMessage, toFileResult, urlBuilder } from './jobs.service.ts';
+import { jobErrorMessage, toFileResult, urlBuilder } from './job-responses.ts';
+import { submitMultipart, type SubmittedUpload } from './multipart-intake.ts';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -25,9 +26,10 @@ export function syncRouter(deps: GatewayDeps): Router {
     // Listen for the job before its insert commits: its NOTIFY then cannot be missed, and the wait
     // needs no first look at the job.
     let pending: PendingJob | undefined;
-    let created: Awaited<ReturnType<typeof createJobFromUpload>>;
+    let created: SubmittedUpload;
     try {
-      created = await createJobFromUpload(deps, req, res, key, jobType, {
+      created = await submitMultipart(deps, req, res, key, {
+        jobType,
         beforeCommit: (jobId) => { pending = deps.waiter.expect(jobId); },
       });
     } catch (err) {

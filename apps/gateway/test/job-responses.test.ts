@@ -3,7 +3,7 @@
  * and rows written by older versions (stored sentences, results of another shape) still render.
  */
 import type { JobFileWithOutput, JobRow } from '@kiln/db';
-import { jobErrorMessage, toFileResult, toSummary } from '../src/jobs.service.ts';
+import { jobErrorMessage, toFileResult, toSummary } from '../src/job-responses.ts';
 
 const job = (over: Partial<JobRow> = {}): JobRow => ({
   id: '00000000-0000-4000-8000-000000000001', apiKeyId: '00000000-0000-4000-8000-000000000002', jobType: 'convert',

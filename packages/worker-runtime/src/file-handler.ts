@@ -4,7 +4,7 @@
  * finds the file already final and does nothing; output keys are deterministic.
  */
 import path from 'node:path';
-import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, fileResultSchema, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
+import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, fileResultSchema, queueFor, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
 import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
@@ -167,7 +167,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         // Interrupted by our own shutdown, not the file's fault: queue it again as a fresh message
         // (no retry spent; claimFile takes a file still 'processing'). If that fails, throwing lets
         // pg-boss retry it instead.
-        await deps.queue.send(mode === 'compress' ? QUEUES.compressFile : QUEUES.convertFile, payload);
+        await deps.queue.send(queueFor(claim.job.jobType, { kind: file.sourceKind }), payload);
         log.info('file interrupted by shutdown; queued again', { ms: Date.now() - started });
         return;
       }

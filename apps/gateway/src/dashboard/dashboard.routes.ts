@@ -8,7 +8,8 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import { AppError, isAppError, isUuid, parseKeyLimits, type KeyLimitName } from '@kiln/contracts';
 import { createApiKey, getApiKey, getJob, listApiKeys, listJobs, revokeApiKey, type JobStatus } from '@kiln/db';
 import type { GatewayDeps } from '../deps.ts';
-import { createJobFromUpload, toJobDetail, toSummary, urlBuilder } from '../jobs.service.ts';
+import { publicBaseUrl, toJobDetail, toSummary, urlBuilder } from '../job-responses.ts';
+import { submitMultipart } from '../multipart-intake.ts';
 import { countLoginAttempt } from '../key-limits.ts';
 import { CSS, JS } from './assets.ts';
 import {
@@ -65,7 +66,6 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   const codec = createSessionCodec(deps.signer.sign('kiln-dashboard-session-key', 0, 0).sig, password, config.DASHBOARD_SESSION_HOURS);
   const secureCookies = config.PUBLIC_URL?.startsWith('https:') ?? false;
   const page = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
-  const baseUrl = (req: Request) => (config.PUBLIC_URL ?? `${req.protocol}://${req.get('host') ?? `localhost:${config.PORT}`}`).replace(/\/+$/, '');
 
   r.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 100 }));
   r.use((req, _res, next) => {
@@ -81,7 +81,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
       if (req.method === 'GET') return res.redirect(303, '/dashboard/login');
       return page(res, 401, errorPage({ status: 401, message: 'Your dashboard session has ended; sign in again, then repeat what you were doing.' }));
     }
-    // Multipart bodies are checked once they are read (createJobFromUpload's afterUpload).
+    // Multipart bodies are checked once they are read (submitMultipart's afterUpload).
     if (req.method === 'POST' && kind === 'page' && !checkCsrf(s, (req.body as Record<string, unknown> | undefined)?._csrf)) {
       return page(res, 403, errorPage({ status: 403, csrf: s.csrf, message: 'This form has expired or did not come from this dashboard; reload the page and try again.' }));
     }
@@ -231,7 +231,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   // ---- try it ----------------------------------------------------------------------------------
 
   r.get('/try', signedIn('page'), async (req, res) => {
-    page(res, 200, tryPage({ csrf: sessionOf(req).csrf, keys: await listApiKeys(pool), selectedKey: str(req.query.key), base: baseUrl(req) }));
+    page(res, 200, tryPage({ csrf: sessionOf(req).csrf, keys: await listApiKeys(pool), selectedKey: str(req.query.key), base: publicBaseUrl(config, req) }));
   });
 
   // The operator's session is the authentication; the job is created under (and limited as) the chosen key.
@@ -239,13 +239,12 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     const session = sessionOf(req);
     const keyId = str(req.query.key);
     const renderError = async (status: number, message: string) =>
-      page(res, status, tryPage({ csrf: session.csrf, keys: await listApiKeys(pool), selectedKey: keyId, base: baseUrl(req), error: message }));
+      page(res, status, tryPage({ csrf: session.csrf, keys: await listApiKeys(pool), selectedKey: keyId, base: publicBaseUrl(config, req), error: message }));
     const key = await getApiKey(pool, keyId);
     if (!key || key.revokedAt) return renderError(400, 'Choose an active key to run the job as.');
     try {
-      const created = await createJobFromUpload(deps, req, res, key, undefined, {
-        afterUpload: (r2) => {
-          const body = (r2.body ?? {}) as Record<string, unknown>;
+      const created = await submitMultipart(deps, req, res, key, {
+        afterUpload: (body) => {
           if (!checkCsrf(session, body._csrf)) throw new AppError('forbidden', 'This form has expired or did not come from this dashboard; reload the page and try again.');
           if (body.key !== undefined && body.key !== key.id) throw new AppError('invalid_field', 'The key was changed without JavaScript; reload the page with the key you want and upload again.');
         },
