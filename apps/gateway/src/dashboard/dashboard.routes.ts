@@ -4,7 +4,7 @@
  * cookie, see session.ts) is the authentication, every form carries a CSRF token, and nothing secret
  * ever goes into a URL: a new key is shown in the POST response itself, never behind a redirect.
  */
-import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError, isAppError, isUuid, parseKeyLimits, type KeyLimitName } from '@kiln/contracts';
 import { createApiKey, getApiKey, getJob, listApiKeys, listJobs, revokeApiKey, type JobStatus } from '@kiln/db';
 import type { GatewayDeps } from '../deps.ts';
@@ -13,7 +13,7 @@ import { submitMultipart } from '../multipart-intake.ts';
 import { countLoginAttempt } from '../key-limits.ts';
 import { CSS, JS } from './assets.ts';
 import {
-  LOGIN_COOKIE, SESSION_COOKIE, checkCsrf, clearCookie, createSessionCodec, passwordMatches, readCookies, setCookie, type Session,
+  LOGIN_COOKIE, SESSION_COOKIE, checkCsrf, clearCookie, createSessionCodec, passwordMatches, readCookies, setCookie, type Session, type SessionCodec,
 } from './session.ts';
 import { bytes, disabledPage, errorPage, jobPage, jobsPage, keysPage, loginPage, revokePage, tryPage } from './views.ts';
 
@@ -38,10 +38,28 @@ declare global {
 }
 
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
+const page = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
 
+/** Signed-in only. Pages redirect to sign-in, form posts and JSON answer 401. POSTs also need the form's CSRF token. */
+const signedIn = (kind: 'page' | 'json' | 'multipart'): RequestHandler => (req: Request, res: Response, next: NextFunction) => {
+  const s = req.dashboardSession;
+  if (!s) {
+    if (kind === 'json') throw new AppError('unauthorized', 'Sign in to the dashboard first.');
+    if (req.method === 'GET') return res.redirect(303, '/dashboard/login');
+    return page(res, 401, errorPage({ status: 401, message: 'Your dashboard session has ended; sign in again, then repeat what you were doing.' }));
+  }
+  // Multipart bodies are checked once they are read (submitMultipart's afterUpload).
+  if (req.method === 'POST' && kind === 'page' && !checkCsrf(s, (req.body as Record<string, unknown> | undefined)?._csrf)) {
+    return page(res, 403, errorPage({ status: 403, csrf: s.csrf, message: 'This form has expired or did not come from this dashboard; reload the page and try again.' }));
+  }
+  next();
+};
+const sessionOf = (req: Request): Session => req.dashboardSession!;
+
+/** The router: headers and assets, the off switch, the session, then one function per area below. */
 export function dashboardRouter(deps: GatewayDeps): Router {
   const r = Router();
-  const { config, pool } = deps;
+  const { config } = deps;
   r.use((_req, res, next) => {
     res.set(SECURITY_HEADERS);
     next();
@@ -65,7 +83,6 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   // id is not a UUID, so the value can never double as a download signature).
   const codec = createSessionCodec(deps.signer.sign('kiln-dashboard-session-key', 0, 0).sig, password, config.DASHBOARD_SESSION_HOURS);
   const secureCookies = config.PUBLIC_URL?.startsWith('https:') ?? false;
-  const page = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
 
   r.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 100 }));
   r.use((req, _res, next) => {
@@ -73,28 +90,39 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     next();
   });
 
-  /** Signed-in only. Pages redirect to sign-in, form posts and JSON answer 401. POSTs also need the form's CSRF token. */
-  const signedIn = (kind: 'page' | 'json' | 'multipart') => (req: Request, res: Response, next: NextFunction) => {
-    const s = req.dashboardSession;
-    if (!s) {
-      if (kind === 'json') throw new AppError('unauthorized', 'Sign in to the dashboard first.');
-      if (req.method === 'GET') return res.redirect(303, '/dashboard/login');
-      return page(res, 401, errorPage({ status: 401, message: 'Your dashboard session has ended; sign in again, then repeat what you were doing.' }));
-    }
-    // Multipart bodies are checked once they are read (submitMultipart's afterUpload).
-    if (req.method === 'POST' && kind === 'page' && !checkCsrf(s, (req.body as Record<string, unknown> | undefined)?._csrf)) {
-      return page(res, 403, errorPage({ status: 403, csrf: s.csrf, message: 'This form has expired or did not come from this dashboard; reload the page and try again.' }));
-    }
-    next();
-  };
-  const sessionOf = (req: Request): Session => req.dashboardSession!;
-
   r.get('/', (req, res) => {
     res.redirect(303, req.dashboardSession ? '/dashboard/keys' : '/dashboard/login');
   });
 
-  // ---- sign-in ---------------------------------------------------------------------------------
+  signInPages(r, { deps, codec, password, secureCookies });
+  keyPages(r, deps);
+  jobPages(r, deps);
+  tryPages(r, deps);
 
+  r.use((req, res) => {
+    page(res, 404, errorPage({ status: 404, message: `There is no dashboard page ${req.path}.`, csrf: req.dashboardSession?.csrf }));
+  });
+
+  // Dashboard pages answer errors as pages; the JSON endpoints keep the API's error body.
+  r.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (req.path.startsWith('/api/') || res.headersSent) return next(err);
+    if (isAppError(err)) return page(res, err.status, errorPage({ status: err.status, message: err.message, csrf: req.dashboardSession?.csrf }));
+    deps.log.error('dashboard error', { requestId: req.requestId, path: req.path, err });
+    page(res, 500, errorPage({ status: 500, message: `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, csrf: req.dashboardSession?.csrf }));
+  });
+  return r;
+}
+
+interface SignInSetup {
+  deps: GatewayDeps;
+  codec: SessionCodec;
+  password: string;
+  secureCookies: boolean;
+}
+
+/** Sign-in (password, per-address attempt limit, a CSRF token bound to a login cookie) and sign-out. */
+function signInPages(r: Router, { deps, codec, password, secureCookies }: SignInSetup): void {
+  const { config, pool } = deps;
   const showLogin = (req: Request, res: Response, status: number, error?: string) => {
     const challenge = codec.loginChallenge();
     setCookie(req, res, LOGIN_COOKIE, challenge.cookie, 3600, secureCookies);
@@ -133,9 +161,11 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     clearCookie(res, SESSION_COOKIE);
     res.redirect(303, '/dashboard/login');
   });
+}
 
-  // ---- keys ------------------------------------------------------------------------------------
-
+/** API keys: the list, creating one with limits (shown once, in the response itself), revoking. */
+function keyPages(r: Router, deps: GatewayDeps): void {
+  const { config, pool } = deps;
   const limitDefaults = (): Record<KeyLimitName, string> => ({
     requestsPerMinute: config.KEY_DEFAULT_RPM ? String(config.KEY_DEFAULT_RPM) : 'unlimited',
     maxUploadBytes: bytes(config.MAX_UPLOAD_BYTES),
@@ -189,9 +219,11 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     deps.log.info('API key revoked from the dashboard', { keyId: key.id, prefix: key.prefix });
     res.redirect(303, `/dashboard/keys?revoked=${key.id}`);
   });
+}
 
-  // ---- jobs ------------------------------------------------------------------------------------
-
+/** Jobs across keys, one job's page, and the JSON the pages poll for live progress. */
+function jobPages(r: Router, deps: GatewayDeps): void {
+  const { pool } = deps;
   r.get('/jobs', signedIn('page'), async (req, res) => {
     const key = isUuid(req.query.key) ? req.query.key : undefined;
     const status = STATUSES.find((s) => s === str(req.query.status));
@@ -227,9 +259,11 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     const job = await jobParam(req);
     res.json(await toJobDetail(deps, job, urlBuilder(deps, req)));
   });
+}
 
-  // ---- try it ----------------------------------------------------------------------------------
-
+/** "Try it": an upload from the dashboard, run as a chosen key. */
+function tryPages(r: Router, deps: GatewayDeps): void {
+  const { config, pool } = deps;
   r.get('/try', signedIn('page'), async (req, res) => {
     page(res, 200, tryPage({ csrf: sessionOf(req).csrf, keys: await listApiKeys(pool), selectedKey: str(req.query.key), base: publicBaseUrl(config, req) }));
   });
@@ -256,17 +290,4 @@ export function dashboardRouter(deps: GatewayDeps): Router {
       await renderError(err.status, err.message);
     }
   });
-
-  r.use((req, res) => {
-    page(res, 404, errorPage({ status: 404, message: `There is no dashboard page ${req.path}.`, csrf: req.dashboardSession?.csrf }));
-  });
-
-  // Dashboard pages answer errors as pages; the JSON endpoints keep the API's error body.
-  r.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (req.path.startsWith('/api/') || res.headersSent) return next(err);
-    if (isAppError(err)) return page(res, err.status, errorPage({ status: err.status, message: err.message, csrf: req.dashboardSession?.csrf }));
-    deps.log.error('dashboard error', { requestId: req.requestId, path: req.path, err });
-    page(res, 500, errorPage({ status: 500, message: `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, csrf: req.dashboardSession?.csrf }));
-  });
-  return r;
 }
