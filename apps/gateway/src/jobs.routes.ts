@@ -12,6 +12,12 @@ const listQuery = z.object({
   offset: z.coerce.number().int().min(0).default(0),
   status: z.enum(['pending', 'processing', 'completed', 'failed']).optional(),
 });
+/** What each query parameter accepts, for the 400 that names it. */
+const LIST_QUERY_ACCEPTS: Record<keyof z.infer<typeof listQuery>, string> = {
+  limit: 'must be an integer from 1 to 100',
+  offset: 'must be an integer ≥ 0',
+  status: 'must be one of pending, processing, completed, failed',
+};
 
 export function jobIdParam(req: Request): string {
   const id = String(req.params.id ?? '');
@@ -36,8 +42,8 @@ export function jobsRouter(deps: GatewayDeps): Router {
     const q = listQuery.safeParse(req.query);
     if (!q.success) {
       const issue = q.error.issues[0]!;
-      const field = String(issue.path[0] ?? 'query');
-      throw new AppError('invalid_field', `${field}: ${field === 'limit' ? 'must be an integer from 1 to 100' : field === 'offset' ? 'must be an integer ≥ 0' : 'must be one of pending, processing, completed, failed'}.`, { detail: { field } });
+      const field = String(issue.path[0] ?? 'query') as keyof typeof LIST_QUERY_ACCEPTS;
+      throw new AppError('invalid_field', `${field}: ${LIST_QUERY_ACCEPTS[field] ?? LIST_QUERY_ACCEPTS.status}.`, { detail: { field } });
     }
     const { jobs, total } = await listJobs(deps.pool, { apiKeyId: apiKeyOf(req).id, ...q.data });
     res.json({ jobs: jobs.map(toSummary), pagination: { limit: q.data.limit, offset: q.data.offset, total, hasMore: q.data.offset + jobs.length < total } });
