@@ -17,8 +17,9 @@ export const fileResultSchema = z.object({
   savedPercent: z.number(),
   /** The encoder quality used; null for formats without one. */
   appliedQuality: z.number().nullable(),
-  width: z.number().int().positive().optional(),
-  height: z.number().int().positive().optional(),
+  // Shapes, not ranges: a result the engine reports a little oddly must not fail a finished file.
+  width: z.number().nonnegative().optional(),
+  height: z.number().nonnegative().optional(),
   durationSeconds: z.number().nonnegative().optional(),
   /** Compress target-size: the output is at or under targetBytes. */
   targetMet: z.boolean().optional(),
