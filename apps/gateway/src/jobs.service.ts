@@ -52,6 +52,7 @@ export interface SubmitFile {
   filename: string;
   /** What the bytes are, when they are here to sniff; null when they are not yet. */
   kind: InputKind | null;
+  /** Bytes as received. (A URL source's row exists before its bytes: job_files.original_size will have to allow null for it.) */
   size: number;
   /** What the worker does with the file (re-parsed by it with fileOptionsSchema). */
   options: FileOptions;
