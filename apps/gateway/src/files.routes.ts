@@ -1,11 +1,9 @@
 /** Signed downloads: `GET /api/files/:id?exp&sig`. No API key; the signature is the permission. */
 import { Router } from 'express';
 import { pipeline } from 'node:stream/promises';
-import { AppError } from '@kiln/contracts';
+import { AppError, isUuid } from '@kiln/contracts';
 import { getStoredFile } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function contentDisposition(filename: string): string {
   const ascii = filename.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
@@ -16,7 +14,7 @@ export function filesRouter(deps: GatewayDeps): Router {
   const r = Router();
   r.get('/files/:id', async (req, res) => {
     const id = String(req.params.id);
-    const verdict = UUID.test(id) ? deps.signer.verify(id, req.query.exp as string | undefined, req.query.sig as string | undefined) : 'invalid';
+    const verdict = isUuid(id) ? deps.signer.verify(id, req.query.exp as string | undefined, req.query.sig as string | undefined) : 'invalid';
     if (verdict === 'invalid') throw new AppError('not_found', 'This download link is not valid; get a fresh one from GET /api/jobs/:id.');
     if (verdict === 'expired') throw new AppError('not_found', 'This download link has expired; get a fresh one from GET /api/jobs/:id.', { detail: { reason: 'expired' } });
     const stored = deps.storedFiles.get(id) ?? (await getStoredFile(deps.pool, id));

@@ -1,6 +1,6 @@
 /** `GET /api/formats`: the input → output matrix, generated from the same registry the codec uses. */
 import { Router } from 'express';
-import { CONVERSIONS, INPUT_INFO, INPUT_KINDS, OUTPUT_FORMATS, OUTPUT_INFO, compressTargetFor, targetsFor } from '@kiln/formats';
+import { CONVERSIONS, FORMAT_ALIASES, INPUT_INFO, INPUT_KINDS, OUTPUT_FORMATS, OUTPUT_INFO, compressTargetFor, targetsFor } from '@kiln/formats';
 
 export function formatsRouter(): Router {
   const r = Router();
@@ -10,7 +10,8 @@ export function formatsRouter(): Router {
       const rule = CONVERSIONS[INPUT_INFO[k].family];
       return { input: k, family: INPUT_INFO[k].family, mime: INPUT_INFO[k].mime, convertTo: targetsFor(k), options: rule.options, compressTo: compressTargetFor(k) ?? null };
     }),
-    aliases: { jpeg: 'jpg' },
+    // Every name `format` accepts besides the canonical ones, as parseOutputFormat reads them.
+    aliases: FORMAT_ALIASES,
   };
   r.get('/formats', (_req, res) => {
     res.json(body);

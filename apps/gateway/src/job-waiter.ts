@@ -35,8 +35,6 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
   // Each waiter is called with final=true on a NOTIFY (workers send it only from the transaction
   // that makes the job final, so it arrives after the commit) and without it when it must look.
   const waiters = new Map<string, Set<(final?: boolean) => void>>();
-  let client: pg.Client | undefined;
-  let closed = false;
   const keyListeners: (() => void)[] = [];
   const keysChanged = () => { for (const fn of keyListeners) fn(); };
 
@@ -45,42 +43,18 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     if (set) for (const fn of set) fn(final);
   };
 
-  // A failed attempt (database still down) tries again a second later, for as long as it takes.
-  const reconnect = (): void => {
-    setTimeout(() => void connect().catch(() => { if (!closed) reconnect(); }), 1000).unref();
-  };
-  const connect = async (): Promise<void> => {
-    if (closed) return;
-    const c = new pg.Client({ connectionString, application_name: 'kiln-gateway-listen' });
-    c.on('notification', (n) => {
-      if (n.channel === KEYS_CHANGED_CHANNEL) keysChanged();
-      else if (n.payload) wake(n.payload, true);
-    });
-    let lost = false;
-    const onLost = (why: string) => {
-      if (lost || closed) return;
-      lost = true;
-      log.warn('job listener lost its connection; reconnecting', { err: why });
-      if (client === c) client = undefined;
+  const connection = await listen(connectionString, log, {
+    notice: (channel, payload) => {
+      if (channel === KEYS_CHANGED_CHANNEL) keysChanged();
+      else if (payload) wake(payload, true);
+    },
+    up: () => {
       keysChanged();
-      reconnect();
-    };
-    c.on('error', (err) => onLost(err.message));
-    c.on('end', () => onLost('connection ended'));
-    try {
-      await c.connect();
-      await c.query(`LISTEN ${JOB_DONE_CHANNEL}; LISTEN ${KEYS_CHANGED_CHANNEL}`);
-    } catch (err) {
-      lost = true; // the caller retries; this client's own events must not start a second chain
-      await c.end().catch(() => undefined);
-      throw err;
-    }
-    client = c;
-    keysChanged();
-    // Anything that finished while we were away: let every waiter re-check.
-    for (const id of waiters.keys()) wake(id);
-  };
-  await connect();
+      // Anything that finished while we were away: let every waiter re-check.
+      for (const id of waiters.keys()) wake(id);
+    },
+    down: keysChanged,
+  });
 
   const isFinal = async (jobId: string) => {
     const job = await getJob(pool, jobId);
@@ -94,7 +68,7 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
    */
   const watch = (jobId: string, firstLook: boolean): PendingJob => {
     let final = false;
-    let needLook = firstLook || client === undefined;
+    let needLook = firstLook || !connection.listening();
     let settle: ((v: boolean) => void) | undefined;
     const set = waiters.get(jobId) ?? new Set();
     waiters.set(jobId, set);
@@ -150,8 +124,61 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
   return {
     expect: (jobId) => watch(jobId, false),
     wait: (jobId, timeoutMs, signal) => watch(jobId, true).wait(timeoutMs, signal),
-    listening: () => client !== undefined,
+    listening: connection.listening,
     onKeysChanged(fn) { keyListeners.push(fn); },
+    close: connection.close,
+  };
+}
+
+interface ListenEvents {
+  notice(channel: string, payload: string | undefined): void;
+  /** The connection is (again) listening: notices from before it may have been missed. */
+  up(): void;
+  /** The connection is lost; it is being remade. */
+  down(): void;
+}
+
+/**
+ * One LISTEN connection on both channels. When it is lost it is remade a second later, and again
+ * every second while the database is down, for as long as it takes; `close` ends that.
+ */
+async function listen(connectionString: string, log: Logger, events: ListenEvents): Promise<{ listening(): boolean; close(): Promise<void> }> {
+  let client: pg.Client | undefined;
+  let closed = false;
+
+  const reconnect = (): void => {
+    setTimeout(() => void connect().catch(() => { if (!closed) reconnect(); }), 1000).unref();
+  };
+  const connect = async (): Promise<void> => {
+    if (closed) return;
+    const c = new pg.Client({ connectionString, application_name: 'kiln-gateway-listen' });
+    c.on('notification', (n) => events.notice(n.channel, n.payload));
+    let lost = false;
+    const onLost = (why: string) => {
+      if (lost || closed) return;
+      lost = true;
+      log.warn('job listener lost its connection; reconnecting', { err: why });
+      if (client === c) client = undefined;
+      events.down();
+      reconnect();
+    };
+    c.on('error', (err) => onLost(err.message));
+    c.on('end', () => onLost('connection ended'));
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${JOB_DONE_CHANNEL}; LISTEN ${KEYS_CHANGED_CHANNEL}`);
+    } catch (err) {
+      lost = true; // the caller retries; this client's own events must not start a second chain
+      await c.end().catch(() => undefined);
+      throw err;
+    }
+    client = c;
+    events.up();
+  };
+  await connect();
+
+  return {
+    listening: () => client !== undefined,
     async close() {
       closed = true;
       const c = client;

@@ -1,22 +1,27 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import { AppError } from '@kiln/contracts';
+import { AppError, isUuid } from '@kiln/contracts';
 import { cancelJob, getJob, getJobWithFiles, listJobs } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
-import { createJobFromUpload, toJobDetail, toSummary, urlBuilder } from './jobs.service.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { toJobDetail, toSummary, urlBuilder } from './job-responses.ts';
+import { submitMultipart } from './multipart-intake.ts';
 
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   offset: z.coerce.number().int().min(0).default(0),
   status: z.enum(['pending', 'processing', 'completed', 'failed']).optional(),
 });
+/** What each query parameter accepts, for the 400 that names it. */
+const LIST_QUERY_ACCEPTS: Record<keyof z.infer<typeof listQuery>, string> = {
+  limit: 'must be an integer from 1 to 100',
+  offset: 'must be an integer ≥ 0',
+  status: 'must be one of pending, processing, completed, failed',
+};
 
 export function jobIdParam(req: Request): string {
   const id = String(req.params.id ?? '');
-  if (!UUID.test(id)) throw new AppError('not_found', `No job ${id}.`);
+  if (!isUuid(id)) throw new AppError('not_found', `No job ${id}.`);
   return id;
 }
 
@@ -24,7 +29,7 @@ export function jobsRouter(deps: GatewayDeps): Router {
   const r = Router();
 
   r.post('/jobs', async (req, res) => {
-    const created = await createJobFromUpload(deps, req, res, apiKeyOf(req));
+    const created = await submitMultipart(deps, req, res, apiKeyOf(req));
     if (!created.created) {
       const job = await getJob(deps.pool, created.jobId, apiKeyOf(req).id);
       res.set('Idempotent-Replayed', 'true').json({ jobId: created.jobId, status: job?.status ?? 'pending' });
@@ -37,8 +42,8 @@ export function jobsRouter(deps: GatewayDeps): Router {
     const q = listQuery.safeParse(req.query);
     if (!q.success) {
       const issue = q.error.issues[0]!;
-      const field = String(issue.path[0] ?? 'query');
-      throw new AppError('invalid_field', `${field}: ${field === 'limit' ? 'must be an integer from 1 to 100' : field === 'offset' ? 'must be an integer ≥ 0' : 'must be one of pending, processing, completed, failed'}.`, { detail: { field } });
+      const field = String(issue.path[0] ?? 'query') as keyof typeof LIST_QUERY_ACCEPTS;
+      throw new AppError('invalid_field', `${field}: ${LIST_QUERY_ACCEPTS[field] ?? LIST_QUERY_ACCEPTS.status}.`, { detail: { field } });
     }
     const { jobs, total } = await listJobs(deps.pool, { apiKeyId: apiKeyOf(req).id, ...q.data });
     res.json({ jobs: jobs.map(toSummary), pagination: { limit: q.data.limit, offset: q.data.offset, total, hasMore: q.data.offset + jobs.length < total } });

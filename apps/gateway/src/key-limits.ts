@@ -6,7 +6,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import { AppError } from '@kiln/contracts';
-import { hitWindow, keyUsage, pruneWindows, type ApiKeyRow, type Pool, type Queryable } from '@kiln/db';
+import { hitWindow, keyUsage, pruneWindows, type ApiKeyRow, type Pool, type Queryable, type WindowHit } from '@kiln/db';
 import { parseOutputFormat, type OutputFormat } from '@kiln/formats';
 import type { Config } from '@kiln/config';
 
@@ -19,7 +19,7 @@ export interface EffectiveLimits {
   allowedFormats: OutputFormat[] | undefined;
 }
 
-type LimitsConfig = Pick<Config, 'KEY_DEFAULT_RPM' | 'KEY_DEFAULT_MAX_CONCURRENT_JOBS' | 'KEY_DEFAULT_MONTHLY_JOB_QUOTA' | 'KEY_DEFAULT_ALLOWED_FORMATS'>;
+export type LimitsConfig = Pick<Config, 'KEY_DEFAULT_RPM' | 'KEY_DEFAULT_MAX_CONCURRENT_JOBS' | 'KEY_DEFAULT_MONTHLY_JOB_QUOTA' | 'KEY_DEFAULT_ALLOWED_FORMATS'>;
 
 export function effectiveLimits(config: LimitsConfig, key: Pick<ApiKeyRow, 'limits'>): EffectiveLimits {
   const l = key.limits ?? {};
@@ -32,6 +32,9 @@ export function effectiveLimits(config: LimitsConfig, key: Pick<ApiKeyRow, 'limi
     allowedFormats: keyFormats?.length ? keyFormats : defaultFormats?.length ? defaultFormats : undefined,
   };
 }
+
+/** Whole seconds until the window resets, by the database's clock; at least 1. */
+const retryAfterOf = (hit: WindowHit) => Math.max(1, Math.ceil(hit.resetAt - hit.now / 1000));
 
 /**
  * Counts every authenticated API request against the key's requests-per-minute window and sets
@@ -55,7 +58,7 @@ export function rateLimitByKey(pool: Pool, config: LimitsConfig) {
     };
     res.set(headers);
     if (hit.hits > limit) {
-      const retryAfter = Math.max(1, Math.ceil(hit.resetAt - hit.now / 1000));
+      const retryAfter = retryAfterOf(hit);
       throw new AppError('rate_limited', `This key may make ${limit} requests per minute and has used them; retry in ${retryAfter} s (Retry-After), or ask the operator to raise its requestsPerMinute.`, {
         detail: { limit: 'requestsPerMinute', max: limit, retryAfterSeconds: retryAfter },
         headers: { ...headers, 'Retry-After': String(retryAfter) },
@@ -69,7 +72,7 @@ export function rateLimitByKey(pool: Pool, config: LimitsConfig) {
 export async function countLoginAttempt(pool: Pool, ip: string, perMinute: number): Promise<void> {
   const hit = await hitWindow(pool, `login:${ip}`, 60);
   if (hit.hits > perMinute) {
-    const retryAfter = Math.max(1, Math.ceil(hit.resetAt - hit.now / 1000));
+    const retryAfter = retryAfterOf(hit);
     throw new AppError('rate_limited', `Too many sign-in attempts from this address; wait ${retryAfter} s and try again.`, {
       detail: { limit: 'DASHBOARD_LOGIN_ATTEMPTS_PER_MINUTE', max: perMinute, retryAfterSeconds: retryAfter },
       headers: { 'Retry-After': String(retryAfter) },

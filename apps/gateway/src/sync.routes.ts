@@ -4,19 +4,14 @@
  * id to poll. Without saveToStorage=true results come back inline as data: URLs and nothing is kept.
  */
 import { Router, type Request, type Response } from 'express';
-import { AppError, type ErrorCode, type FileResult, type JobType, type SyncFile } from '@kiln/contracts';
-import { getJobWithFiles, markJobPurged } from '@kiln/db';
+import { AppError, fileResultExtras, requestCodeForFileError, type FileResult, type JobType, type SyncFile } from '@kiln/contracts';
+import { getJobWithFiles, markJobPurged, type ApiKeyRow, type JobFileWithOutput } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import type { PendingJob } from './job-waiter.ts';
-import { createJobFromUpload, toFileResult, urlBuilder } from './jobs.service.ts';
-
-const FILE_ERROR_STATUS: Record<string, ErrorCode> = {
-  invalid_input: 'invalid_request',
-  unsupported_format: 'unsupported_format',
-  limit_exceeded: 'file_too_large',
-};
+import { jobErrorMessage, toFileResult, urlBuilder, type UrlFor } from './job-responses.ts';
+import { submitMultipart, type SubmittedUpload } from './multipart-intake.ts';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -24,27 +19,13 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+type SyncEntry = SyncFile & { error?: FileResult['error'] };
+
 export function syncRouter(deps: GatewayDeps): Router {
   const r = Router();
   const handle = (jobType: JobType) => async (req: Request, res: Response) => {
     const key = apiKeyOf(req);
-    // Listen for the job before its insert commits: its NOTIFY then cannot be missed, and the wait
-    // needs no first look at the job.
-    let pending: PendingJob | undefined;
-    let created: Awaited<ReturnType<typeof createJobFromUpload>>;
-    try {
-      created = await createJobFromUpload(deps, req, res, key, jobType, {
-        beforeCommit: (jobId) => { pending = deps.waiter.expect(jobId); },
-      });
-    } catch (err) {
-      pending?.cancel();
-      throw err;
-    }
-    if (pending && !created.created) { pending.cancel(); pending = undefined; }
-    const abort = new AbortController();
-    res.on('close', () => abort.abort());
-    const timeoutMs = deps.config.SYNC_TIMEOUT_SECONDS * 1000;
-    const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal));
+    const { created, final } = await submitAndWait(deps, req, res, key, jobType);
     const found = await getJobWithFiles(deps.pool, created.jobId, key.id);
     if (!found) throw new AppError('not_found', `No job ${created.jobId}.`);
     const { job, files: rows } = found;
@@ -55,43 +36,15 @@ export function syncRouter(deps: GatewayDeps): Router {
     const urlFor = urlBuilder(deps, req);
     const failed = rows.filter((f) => f.status !== 'completed');
     if (failed.length === rows.length) {
+      // Nothing to return: the call fails as its first file did.
       const first = failed[0]!;
-      const code = FILE_ERROR_STATUS[first.errorCode ?? ''] ?? 'internal_error';
-      throw new AppError(code, first.errorMessage ?? job.errorMessage ?? 'The conversion failed.', {
+      throw new AppError(requestCodeForFileError(first.errorCode), first.errorMessage ?? jobErrorMessage(job) ?? 'The conversion failed.', {
         detail: { jobId: job.id, fileErrorCode: first.errorCode, results: rows.map((f) => toFileResult(f, urlFor)) },
       });
     }
     const save = created.request.saveToStorage === true;
-    let inlineTooBig = false;
-    const files: (SyncFile & { error?: unknown })[] = [];
-    for (const f of rows) {
-      const result = toFileResult(f, urlFor);
-      if (f.status !== 'completed' || !f.output) {
-        files.push({ filename: result.filename, originalSize: f.originalSize, finalSize: 0, savedPercent: 0, mimeType: '', downloadUrl: '', appliedQuality: null, storedFileId: null, error: result.error });
-        continue;
-      }
-      let downloadUrl = result.downloadUrl!;
-      if (!save) {
-        if (f.output.size <= deps.config.SYNC_INLINE_MAX_BYTES) {
-          const bytes = await readAll(await deps.store.open(f.output.storageKey));
-          downloadUrl = `data:${f.output.mimeType};base64,${bytes.toString('base64')}`;
-        } else {
-          inlineTooBig = true;
-        }
-      }
-      files.push({
-        filename: f.output.filename,
-        originalSize: f.originalSize,
-        finalSize: f.output.size,
-        savedPercent: result.savedPercent ?? 0,
-        mimeType: f.output.mimeType,
-        downloadUrl,
-        appliedQuality: result.appliedQuality,
-        storedFileId: save || inlineTooBig ? f.output.id : null,
-        ...extrasOf(result),
-      });
-    }
-    if (!save && !inlineTooBig) {
+    const { files, tooBigToInline } = await syncEntries(deps, rows, urlFor, save);
+    if (!save && !tooBigToInline) {
       // Nothing is kept: sources and outputs go now, the job row stays as the record.
       await deps.store.delete([keys.job(job.id)]);
       await markJobPurged(deps.pool, job.id);
@@ -99,10 +52,10 @@ export function syncRouter(deps: GatewayDeps): Router {
     res.json({
       files,
       storage: {
-        saved: save || inlineTooBig,
+        saved: save || tooBigToInline,
         notice: save
           ? `Results are stored until ${job.expiresAt?.toISOString() ?? 'the retention period ends'}; download URLs are signed and expire.`
-          : inlineTooBig
+          : tooBigToInline
             ? `A result is larger than SYNC_INLINE_MAX_BYTES (${deps.config.SYNC_INLINE_MAX_BYTES} bytes), so results were stored and are returned as signed URLs.`
             : 'Results are returned inline as data: URLs and were not stored; send saveToStorage=true for download links.',
       },
@@ -113,8 +66,61 @@ export function syncRouter(deps: GatewayDeps): Router {
   return r;
 }
 
-/** The optional result fields (dimensions, duration, notes, target-size outcome) a sync reply carries too. */
-function extrasOf(r: FileResult): Partial<SyncFile> {
-  const { width, height, durationSeconds, notes, targetMet, targetReason, encodes } = r;
-  return Object.fromEntries(Object.entries({ width, height, durationSeconds, notes, targetMet, targetReason, encodes }).filter(([, v]) => v !== undefined));
+/**
+ * Submits the upload and waits for its job to end: at most SYNC_TIMEOUT_SECONDS, and only while the
+ * client is still there. A new job is listened for before its insert commits, so its NOTIFY cannot be
+ * missed and the wait needs no first look at it; a replayed one is waited on by id.
+ */
+async function submitAndWait(deps: GatewayDeps, req: Request, res: Response, key: ApiKeyRow, jobType: JobType): Promise<{ created: SubmittedUpload; final: boolean }> {
+  let pending: PendingJob | undefined;
+  let created: SubmittedUpload;
+  try {
+    created = await submitMultipart(deps, req, res, key, { jobType, beforeCommit: (jobId) => { pending = deps.waiter.expect(jobId); } });
+  } catch (err) {
+    pending?.cancel();
+    throw err;
+  }
+  const abort = new AbortController();
+  res.on('close', () => abort.abort());
+  const timeoutMs = deps.config.SYNC_TIMEOUT_SECONDS * 1000;
+  const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal));
+  return { created, final };
+}
+
+/**
+ * The reply's files, in job order. Without saveToStorage each result is inlined as a data: URL up to
+ * SYNC_INLINE_MAX_BYTES; once one is larger, the results stay stored and from there on carry their
+ * storedFileId and a signed URL.
+ */
+async function syncEntries(deps: GatewayDeps, rows: JobFileWithOutput[], urlFor: UrlFor, save: boolean): Promise<{ files: SyncEntry[]; tooBigToInline: boolean }> {
+  let tooBigToInline = false;
+  const files: SyncEntry[] = [];
+  for (const f of rows) {
+    const result = toFileResult(f, urlFor);
+    if (f.status !== 'completed' || !f.output) {
+      files.push({ filename: result.filename, originalSize: f.originalSize, finalSize: 0, savedPercent: 0, mimeType: '', downloadUrl: '', appliedQuality: null, storedFileId: null, error: result.error });
+      continue;
+    }
+    let downloadUrl = result.downloadUrl!;
+    if (!save) {
+      if (f.output.size <= deps.config.SYNC_INLINE_MAX_BYTES) {
+        const bytes = await readAll(await deps.store.open(f.output.storageKey));
+        downloadUrl = `data:${f.output.mimeType};base64,${bytes.toString('base64')}`;
+      } else {
+        tooBigToInline = true;
+      }
+    }
+    files.push({
+      filename: f.output.filename,
+      originalSize: f.originalSize,
+      finalSize: f.output.size,
+      savedPercent: result.savedPercent ?? 0,
+      mimeType: f.output.mimeType,
+      downloadUrl,
+      appliedQuality: result.appliedQuality,
+      storedFileId: save || tooBigToInline ? f.output.id : null,
+      ...fileResultExtras(result),
+    });
+  }
+  return { files, tooBigToInline };
 }

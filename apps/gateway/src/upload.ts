@@ -8,6 +8,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { Request, Response } from 'express';
 import multer from 'multer';
 import { AppError } from '@kiln/contracts';
+import type { Config } from '@kiln/config';
+import type { ApiKeyRow } from '@kiln/db';
 import { SNIFF_BYTES, sniff, type InputKind } from '@kiln/formats';
 import { keys, type BlobStore } from '@kiln/storage';
 
@@ -66,6 +68,21 @@ export interface UploadLimits {
   maxFileBytesByKey?: boolean;
   maxFilesByKey?: boolean;
   maxFieldBytes: number;
+}
+
+type UploadConfig = Pick<Config, 'MAX_UPLOAD_BYTES' | 'MAX_FILES_PER_JOB' | 'MAX_FIELD_BYTES'>;
+
+/** The server's upload limits, lowered by the key's own; each remembers which setting decided it, so a 413 names the one to change. */
+export function uploadLimitsFor(config: UploadConfig, key: Pick<ApiKeyRow, 'limits'>): UploadLimits {
+  const maxUploadBytes = key.limits.maxUploadBytes ?? Infinity;
+  const maxFilesPerJob = key.limits.maxFilesPerJob ?? Infinity;
+  return {
+    maxFileBytes: Math.min(config.MAX_UPLOAD_BYTES, maxUploadBytes),
+    maxFiles: Math.min(config.MAX_FILES_PER_JOB, maxFilesPerJob),
+    maxFileBytesByKey: maxUploadBytes < config.MAX_UPLOAD_BYTES,
+    maxFilesByKey: maxFilesPerJob < config.MAX_FILES_PER_JOB,
+    maxFieldBytes: config.MAX_FIELD_BYTES,
+  };
 }
 
 function multerError(err: multer.MulterError, limits: UploadLimits): AppError {

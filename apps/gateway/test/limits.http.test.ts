@@ -5,7 +5,8 @@
 import type pg from 'pg';
 import request from 'supertest';
 import sharp from 'sharp';
-import { createApiKey, type ApiKeyLimits } from '@kiln/db';
+import type { KeyLimits } from '@kiln/contracts';
+import { createApiKey } from '@kiln/db';
 import { createApp } from '../src/app.ts';
 import { startTestGateway, type TestGateway } from './helpers.ts';
 import { until } from '../../../test/helpers/kiln.ts';
@@ -23,7 +24,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => { await gw?.close(); });
 
-const newKey = async (limits: ApiKeyLimits = {}) => (await createApiKey(client, `test ${Object.keys(limits).join(',') || 'plain'}`, limits)).key;
+const newKey = async (limits: KeyLimits = {}) => (await createApiKey(client, `test ${Object.keys(limits).join(',') || 'plain'}`, limits)).key;
 
 function postJob(key: string, fields: Record<string, string> = { format: 'webp' }, files = 1, target = app) {
   let r = request(target).post('/api/jobs').set('Authorization', `Bearer ${key}`);

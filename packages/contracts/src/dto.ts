@@ -1,10 +1,12 @@
 /** Response shapes of the Convertly dialect (API.md §2.2–2.3). */
 import type { FileErrorCode } from './errors.ts';
+import type { FileResultExtras } from './file-result.ts';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
 export type FileStatus = 'pending' | 'processing' | 'completed' | 'failed';
 
-export interface FileResult {
+/** One file of a job (`results[]`): fixed fields, then the extras its stored result has (file-result.ts). */
+export interface FileResult extends FileResultExtras {
   index: number;
   filename: string;
   status: FileStatus;
@@ -14,19 +16,9 @@ export interface FileResult {
   finalSize: number | null;
   savedPercent: number | null;
   appliedQuality: number | null;
-  width?: number;
-  height?: number;
-  durationSeconds?: number;
   storedFileId: string | null;
   downloadUrl: string | null;
   progress: number;
-  notes?: string[];
-  /** Compress target-size: the output is at or under targetBytes. */
-  targetMet?: boolean;
-  /** Compress target-size: why the target could not be met. */
-  targetReason?: string;
-  /** Compress: encodes tried for this result. */
-  encodes?: number;
   error?: { code: FileErrorCode; message: string };
 }
 
@@ -50,7 +42,7 @@ export interface JobDetail {
 export type JobSummary = Omit<JobDetail, 'results' | 'archive'>;
 
 /** One file of a sync reply: the published fields, plus the same extras a JobDetail result carries. */
-export interface SyncFile extends Partial<Pick<FileResult, 'width' | 'height' | 'durationSeconds' | 'notes' | 'targetMet' | 'targetReason' | 'encodes'>> {
+export interface SyncFile extends FileResultExtras {
   filename: string;
   originalSize: number;
   finalSize: number;

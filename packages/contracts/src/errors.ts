@@ -25,6 +25,26 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 export const FILE_ERROR_CODES = ['invalid_input', 'unsupported_format', 'limit_exceeded', 'timeout', 'engine_failed', 'cancelled'] as const;
 export type FileErrorCode = (typeof FILE_ERROR_CODES)[number];
 
+export const isFileErrorCode = (code: unknown): code is FileErrorCode => (FILE_ERROR_CODES as readonly unknown[]).includes(code);
+
+/**
+ * The request error a file's failure becomes when a whole call fails with it (a synchronous convert
+ * whose every file failed): what was wrong with the file is the client's 4xx; our failures are a 500.
+ */
+export const FILE_ERROR_REQUEST_CODES: Readonly<Record<FileErrorCode, ErrorCode>> = {
+  invalid_input: 'invalid_request',
+  unsupported_format: 'unsupported_format',
+  limit_exceeded: 'file_too_large',
+  timeout: 'internal_error',
+  engine_failed: 'internal_error',
+  cancelled: 'internal_error',
+};
+
+/** A stored file error code (a row may predate a code, or hold none) as a request error code. */
+export function requestCodeForFileError(code: string | null | undefined): ErrorCode {
+  return isFileErrorCode(code) ? FILE_ERROR_REQUEST_CODES[code] : 'internal_error';
+}
+
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly detail: Record<string, unknown> | undefined;

@@ -1,5 +1,6 @@
 /**
- * Per-key limits as operators type them (CLI flags, dashboard form fields): one table of the
+ * Per-key limits: the one type (stored as the api_keys.limits JSON, read back by @kiln/db), and how
+ * operators type them (CLI flags, dashboard form fields): one table of the
  * settings, their flags and meaning, and one parser from strings so both front ends accept and refuse
  * exactly the same values. Every setting is optional; unset falls back to the server-wide default.
  */
@@ -96,7 +97,7 @@ export function parseKeyLimits(input: Partial<Record<KeyLimitName, string | unde
 }
 
 /** One line per set limit, for the CLI and the dashboard: "60 requests/min, formats png, webp". */
-export function describeKeyLimits(limits: Omit<KeyLimits, 'allowedFormats'> & { allowedFormats?: readonly string[] }): string {
+export function describeKeyLimits(limits: KeyLimits): string {
   const parts: string[] = [];
   const mb = (n: number) => (n % 1024 ** 2 === 0 ? `${n / 1024 ** 2} MB` : n % 1024 === 0 ? `${n / 1024} KB` : `${n} bytes`);
   if (limits.requestsPerMinute) parts.push(`${limits.requestsPerMinute} requests/min`);

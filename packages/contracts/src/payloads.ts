@@ -3,6 +3,7 @@
  * with zod when consumed. New fields must be optional: queued jobs outlive a deploy.
  */
 import { z } from 'zod';
+import type { JobType } from './job-fields.ts';
 
 export const QUEUES = {
   convertFile: 'convert.file',
@@ -10,6 +11,17 @@ export const QUEUES = {
   archiveBuild: 'archive.build',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+/** The queues a file's message can be sent to. */
+export type FileQueueName = typeof QUEUES.convertFile | typeof QUEUES.compressFile;
+
+/**
+ * The queue for one file of a job, decided here only: the gateway sends each new file's message to
+ * it, and a worker stopped mid-file sends the file back to it. It is given the file so that queues
+ * per class of work (fairness between long videos and small images, say) change this function alone.
+ */
+export function queueFor(jobType: JobType, _file: { kind: string | null }): FileQueueName {
+  return jobType === 'compress' ? QUEUES.compressFile : QUEUES.convertFile;
+}
 
 export const fileTaskPayload = z.object({ jobId: z.uuid(), fileId: z.uuid() });
 export type FileTaskPayload = z.infer<typeof fileTaskPayload>;

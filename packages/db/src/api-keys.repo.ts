@@ -1,21 +1,13 @@
 import crypto from 'node:crypto';
+import { isUuid, type KeyLimits } from '@kiln/contracts';
 import { named, type Queryable } from './pool.ts';
-
-export interface ApiKeyLimits {
-  requestsPerMinute?: number;
-  maxUploadBytes?: number;
-  maxFilesPerJob?: number;
-  maxConcurrentJobs?: number;
-  allowedFormats?: string[];
-  monthlyJobQuota?: number;
-  retentionHours?: number;
-}
 
 export interface ApiKeyRow {
   id: string;
   name: string;
   prefix: string;
-  limits: ApiKeyLimits;
+  /** As parseKeyLimits produced them (the dashboard, the CLI); unset means the server default. */
+  limits: KeyLimits;
   createdAt: Date;
   lastUsedAt: Date | null;
   revokedAt: Date | null;
@@ -39,7 +31,7 @@ export function displayPrefix(key: string): string {
 
 const COLS = `id, name, prefix, limits, created_at AS "createdAt", last_used_at AS "lastUsedAt", revoked_at AS "revokedAt"`;
 
-export async function createApiKey(db: Queryable, name: string, limits: ApiKeyLimits = {}, key = generateKey()): Promise<{ row: ApiKeyRow; key: string }> {
+export async function createApiKey(db: Queryable, name: string, limits: KeyLimits = {}, key = generateKey()): Promise<{ row: ApiKeyRow; key: string }> {
   const r = await db.query<ApiKeyRow>(
     `INSERT INTO api_keys (name, prefix, key_hash, limits) VALUES ($1, $2, $3, $4) RETURNING ${COLS}`,
     [name, displayPrefix(key), hashKey(key), JSON.stringify(limits)],
@@ -89,16 +81,15 @@ export async function listApiKeys(db: Queryable): Promise<(ApiKeyRow & { jobsThi
 
 /** Revokes by id or by display prefix. Returns the revoked rows (none when nothing matched). */
 export async function revokeApiKey(db: Queryable, idOrPrefix: string): Promise<ApiKeyRow[]> {
-  const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrPrefix);
-  const r = await db.query<ApiKeyRow>(
-    `UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL AND ${isUuid ? 'id = $1' : 'prefix = $1'} RETURNING ${COLS}`,
+    const r = await db.query<ApiKeyRow>(
+    `UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL AND ${isUuid(idOrPrefix) ? 'id = $1' : 'prefix = $1'} RETURNING ${COLS}`,
     [idOrPrefix],
   );
   return r.rows;
 }
 
 export async function getApiKey(db: Queryable, id: string): Promise<ApiKeyRow | undefined> {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
+  if (!isUuid(id)) return undefined;
   const r = await db.query<ApiKeyRow>(`SELECT ${COLS} FROM api_keys WHERE id = $1`, [id]);
   return r.rows[0];
 }

@@ -1,7 +1,8 @@
 /**
  * @kiln/db — Kiln's Postgres: the pool, the migration runner for `migrations/`, the embedded server
  * used when DATABASE_URL is unset, and repositories for our own tables. Knows nothing of HTTP,
- * queues or codecs; pg-boss's schema is not ours and is never touched here.
+ * queues or codecs; pg-boss's schema is not ours and is never touched here. Of the other packages it
+ * uses only @kiln/contracts, for the types its rows carry (key limits) and the id pattern.
  */
 export * from './pool.ts';
 export * from './migrate.ts';

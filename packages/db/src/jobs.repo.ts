@@ -3,6 +3,10 @@
  * pg-boss only carries messages. A job's counters move only in the statement that moves one of its
  * files out of pending/processing (finishFile), under the job row's lock, so a retried or duplicated
  * message, which finds its file already final, can never double-count.
+ *
+ * The rows hold facts, not client sentences: a job that failed because every file failed, or was
+ * cancelled, is told by its counters and its `cancelled` flag, and the gateway words it. Only messages
+ * a caller passes in are stored (a file's error, an archive that could not be built).
  */
 import { named, type PoolClient, type Queryable } from './pool.ts';
 
@@ -38,6 +42,7 @@ export interface JobRow {
   totalFiles: number;
   completedFiles: number;
   failedFiles: number;
+  /** A message a worker recorded (the archive could not be built). Older rows also hold the sentences the gateway now derives. */
   errorMessage: string | null;
   cancelled: boolean;
   createdAt: Date;
@@ -178,16 +183,16 @@ export async function listJobs(db: Queryable, q: ListJobsQuery): Promise<{ jobs:
   return { jobs: rows.rows, total: total.rows[0]!.n };
 }
 
-/** Cancels a pending job. A cancelled job reads failed with "Job was cancelled.". */
+/** Cancels a pending job: it and its pending files end failed, the files with error code `cancelled`. */
 export async function cancelJob(db: Queryable, jobId: string, apiKeyId: string, retentionHours: number): Promise<'cancelled' | 'not_found' | JobStatus> {
   const r = await db.query<{ id: string }>(
-    `UPDATE jobs SET status = 'failed', cancelled = true, error_message = 'Job was cancelled.', completed_at = now(),
+    `UPDATE jobs SET status = 'failed', cancelled = true, completed_at = now(),
             expires_at = now() + make_interval(secs => coalesce(retention_hours, $3) * 3600)
       WHERE id = $1 AND api_key_id = $2 AND status = 'pending' RETURNING id`,
     [jobId, apiKeyId, retentionHours],
   );
   if (r.rowCount) {
-    await db.query(`UPDATE job_files SET status = 'failed', error_code = 'cancelled', error_message = 'Job was cancelled.', completed_at = now() WHERE job_id = $1 AND status = 'pending'`, [jobId]);
+    await db.query(`UPDATE job_files SET status = 'failed', error_code = 'cancelled', completed_at = now() WHERE job_id = $1 AND status = 'pending'`, [jobId]);
     return 'cancelled';
   }
   const existing = await getJob(db, jobId, apiKeyId);
@@ -282,12 +287,6 @@ export async function finishFile(
                 WHEN completed_files + $7::int > 0 AND create_archive THEN 'processing'
                 WHEN completed_files + $7::int > 0 THEN 'completed'
                 ELSE 'failed' END,
-              error_message = CASE
-                WHEN NOT cancelled AND status IN ('pending', 'processing') AND completed_files + failed_files + 1 >= total_files
-                     AND completed_files + $7::int = 0
-                THEN CASE WHEN total_files = 1 THEN 'The file failed to convert; see results[].error.'
-                          ELSE 'All ' || total_files || ' files failed to convert; see results[].error.' END
-                ELSE error_message END,
               completed_at = CASE
                 WHEN NOT cancelled AND status IN ('pending', 'processing') AND completed_files + failed_files + 1 >= total_files
                      AND NOT (create_archive AND completed_files + $7::int > 0)

@@ -4,7 +4,7 @@
  * finds the file already final and does nothing; output keys are deterministic.
  */
 import path from 'node:path';
-import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
+import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, fileResultSchema, queueFor, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
 import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
@@ -145,20 +145,21 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       await record(claim, {
         ok: true,
         output: { storageKey, filename: outputFilename(file.filename, ext), mimeType: result.mimeType, size },
-        result: {
+        // Written through the contract's schema, which the gateway reads it back with.
+        result: fileResultSchema.parse({
           format: result.format,
           mimeType: result.mimeType,
           finalSize: size,
           savedPercent: savedPercent(file.originalSize, size),
           appliedQuality: result.appliedQuality,
-          ...(result.width !== undefined ? { width: result.width } : {}),
-          ...(result.height !== undefined ? { height: result.height } : {}),
-          ...(result.durationSeconds !== undefined ? { durationSeconds: result.durationSeconds } : {}),
-          ...(result.targetMet !== undefined ? { targetMet: result.targetMet } : {}),
-          ...(result.targetReason !== undefined ? { targetReason: result.targetReason } : {}),
-          ...(result.encodes !== undefined ? { encodes: result.encodes } : {}),
-          ...(notes.length ? { notes } : {}),
-        },
+          width: result.width,
+          height: result.height,
+          durationSeconds: result.durationSeconds,
+          targetMet: result.targetMet,
+          targetReason: result.targetReason,
+          encodes: result.encodes,
+          notes: notes.length ? notes : undefined,
+        }),
       });
       log.info('file done', { ms: Date.now() - started, from: kind, to: target, size });
     } catch (err) {
@@ -166,7 +167,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         // Interrupted by our own shutdown, not the file's fault: queue it again as a fresh message
         // (no retry spent; claimFile takes a file still 'processing'). If that fails, throwing lets
         // pg-boss retry it instead.
-        await deps.queue.send(mode === 'compress' ? QUEUES.compressFile : QUEUES.convertFile, payload);
+        await deps.queue.send(queueFor(claim.job.jobType, { kind: file.sourceKind }), payload);
         log.info('file interrupted by shutdown; queued again', { ms: Date.now() - started });
         return;
       }

@@ -4,19 +4,19 @@
  * cookie, see session.ts) is the authentication, every form carries a CSRF token, and nothing secret
  * ever goes into a URL: a new key is shown in the POST response itself, never behind a redirect.
  */
-import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { AppError, isAppError, parseKeyLimits, type KeyLimitName } from '@kiln/contracts';
+import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { AppError, isAppError, isUuid, parseKeyLimits, type KeyLimitName } from '@kiln/contracts';
 import { createApiKey, getApiKey, getJob, listApiKeys, listJobs, revokeApiKey, type JobStatus } from '@kiln/db';
 import type { GatewayDeps } from '../deps.ts';
-import { createJobFromUpload, toJobDetail, toSummary, urlBuilder } from '../jobs.service.ts';
+import { publicBaseUrl, toJobDetail, toSummary, urlBuilder } from '../job-responses.ts';
+import { submitMultipart } from '../multipart-intake.ts';
 import { countLoginAttempt } from '../key-limits.ts';
 import { CSS, JS } from './assets.ts';
 import {
-  LOGIN_COOKIE, SESSION_COOKIE, checkCsrf, clearCookie, createSessionCodec, passwordMatches, readCookies, setCookie, type Session,
+  LOGIN_COOKIE, SESSION_COOKIE, checkCsrf, clearCookie, createSessionCodec, passwordMatches, readCookies, setCookie, type Session, type SessionCodec,
 } from './session.ts';
 import { bytes, disabledPage, errorPage, jobPage, jobsPage, keysPage, loginPage, revokePage, tryPage } from './views.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STATUSES: readonly JobStatus[] = ['pending', 'processing', 'completed', 'failed'];
 const PAGE_SIZE = 25;
 
@@ -38,10 +38,28 @@ declare global {
 }
 
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
+const page = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
 
+/** Signed-in only. Pages redirect to sign-in, form posts and JSON answer 401. POSTs also need the form's CSRF token. */
+const signedIn = (kind: 'page' | 'json' | 'multipart'): RequestHandler => (req: Request, res: Response, next: NextFunction) => {
+  const s = req.dashboardSession;
+  if (!s) {
+    if (kind === 'json') throw new AppError('unauthorized', 'Sign in to the dashboard first.');
+    if (req.method === 'GET') return res.redirect(303, '/dashboard/login');
+    return page(res, 401, errorPage({ status: 401, message: 'Your dashboard session has ended; sign in again, then repeat what you were doing.' }));
+  }
+  // Multipart bodies are checked once they are read (submitMultipart's afterUpload).
+  if (req.method === 'POST' && kind === 'page' && !checkCsrf(s, (req.body as Record<string, unknown> | undefined)?._csrf)) {
+    return page(res, 403, errorPage({ status: 403, csrf: s.csrf, message: 'This form has expired or did not come from this dashboard; reload the page and try again.' }));
+  }
+  next();
+};
+const sessionOf = (req: Request): Session => req.dashboardSession!;
+
+/** The router: headers and assets, the off switch, the session, then one function per area below. */
 export function dashboardRouter(deps: GatewayDeps): Router {
   const r = Router();
-  const { config, pool } = deps;
+  const { config } = deps;
   r.use((_req, res, next) => {
     res.set(SECURITY_HEADERS);
     next();
@@ -65,8 +83,6 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   // id is not a UUID, so the value can never double as a download signature).
   const codec = createSessionCodec(deps.signer.sign('kiln-dashboard-session-key', 0, 0).sig, password, config.DASHBOARD_SESSION_HOURS);
   const secureCookies = config.PUBLIC_URL?.startsWith('https:') ?? false;
-  const page = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
-  const baseUrl = (req: Request) => (config.PUBLIC_URL ?? `${req.protocol}://${req.get('host') ?? `localhost:${config.PORT}`}`).replace(/\/+$/, '');
 
   r.use(express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 100 }));
   r.use((req, _res, next) => {
@@ -74,28 +90,39 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     next();
   });
 
-  /** Signed-in only. Pages redirect to sign-in, form posts and JSON answer 401. POSTs also need the form's CSRF token. */
-  const signedIn = (kind: 'page' | 'json' | 'multipart') => (req: Request, res: Response, next: NextFunction) => {
-    const s = req.dashboardSession;
-    if (!s) {
-      if (kind === 'json') throw new AppError('unauthorized', 'Sign in to the dashboard first.');
-      if (req.method === 'GET') return res.redirect(303, '/dashboard/login');
-      return page(res, 401, errorPage({ status: 401, message: 'Your dashboard session has ended; sign in again, then repeat what you were doing.' }));
-    }
-    // Multipart bodies are checked once they are read (createJobFromUpload's afterUpload).
-    if (req.method === 'POST' && kind === 'page' && !checkCsrf(s, (req.body as Record<string, unknown> | undefined)?._csrf)) {
-      return page(res, 403, errorPage({ status: 403, csrf: s.csrf, message: 'This form has expired or did not come from this dashboard; reload the page and try again.' }));
-    }
-    next();
-  };
-  const sessionOf = (req: Request): Session => req.dashboardSession!;
-
   r.get('/', (req, res) => {
     res.redirect(303, req.dashboardSession ? '/dashboard/keys' : '/dashboard/login');
   });
 
-  // ---- sign-in ---------------------------------------------------------------------------------
+  signInPages(r, { deps, codec, password, secureCookies });
+  keyPages(r, deps);
+  jobPages(r, deps);
+  tryPages(r, deps);
 
+  r.use((req, res) => {
+    page(res, 404, errorPage({ status: 404, message: `There is no dashboard page ${req.path}.`, csrf: req.dashboardSession?.csrf }));
+  });
+
+  // Dashboard pages answer errors as pages; the JSON endpoints keep the API's error body.
+  r.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (req.path.startsWith('/api/') || res.headersSent) return next(err);
+    if (isAppError(err)) return page(res, err.status, errorPage({ status: err.status, message: err.message, csrf: req.dashboardSession?.csrf }));
+    deps.log.error('dashboard error', { requestId: req.requestId, path: req.path, err });
+    page(res, 500, errorPage({ status: 500, message: `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, csrf: req.dashboardSession?.csrf }));
+  });
+  return r;
+}
+
+interface SignInSetup {
+  deps: GatewayDeps;
+  codec: SessionCodec;
+  password: string;
+  secureCookies: boolean;
+}
+
+/** Sign-in (password, per-address attempt limit, a CSRF token bound to a login cookie) and sign-out. */
+function signInPages(r: Router, { deps, codec, password, secureCookies }: SignInSetup): void {
+  const { config, pool } = deps;
   const showLogin = (req: Request, res: Response, status: number, error?: string) => {
     const challenge = codec.loginChallenge();
     setCookie(req, res, LOGIN_COOKIE, challenge.cookie, 3600, secureCookies);
@@ -134,9 +161,11 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     clearCookie(res, SESSION_COOKIE);
     res.redirect(303, '/dashboard/login');
   });
+}
 
-  // ---- keys ------------------------------------------------------------------------------------
-
+/** API keys: the list, creating one with limits (shown once, in the response itself), revoking. */
+function keyPages(r: Router, deps: GatewayDeps): void {
+  const { config, pool } = deps;
   const limitDefaults = (): Record<KeyLimitName, string> => ({
     requestsPerMinute: config.KEY_DEFAULT_RPM ? String(config.KEY_DEFAULT_RPM) : 'unlimited',
     maxUploadBytes: bytes(config.MAX_UPLOAD_BYTES),
@@ -190,11 +219,13 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     deps.log.info('API key revoked from the dashboard', { keyId: key.id, prefix: key.prefix });
     res.redirect(303, `/dashboard/keys?revoked=${key.id}`);
   });
+}
 
-  // ---- jobs ------------------------------------------------------------------------------------
-
+/** Jobs across keys, one job's page, and the JSON the pages poll for live progress. */
+function jobPages(r: Router, deps: GatewayDeps): void {
+  const { pool } = deps;
   r.get('/jobs', signedIn('page'), async (req, res) => {
-    const key = UUID.test(str(req.query.key)) ? str(req.query.key) : undefined;
+    const key = isUuid(req.query.key) ? req.query.key : undefined;
     const status = STATUSES.find((s) => s === str(req.query.status));
     const pageNo = Math.max(1, Math.min(10_000, Number.parseInt(str(req.query.page), 10) || 1));
     const [{ jobs, total }, keys] = await Promise.all([
@@ -206,7 +237,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
 
   const jobParam = async (req: Request) => {
     const id = String(req.params.id ?? '');
-    const job = UUID.test(id) ? await getJob(pool, id) : undefined;
+    const job = isUuid(id) ? await getJob(pool, id) : undefined;
     if (!job) throw new AppError('not_found', `No job ${id}.`);
     return job;
   };
@@ -219,7 +250,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
 
   // JSON for the pages' live progress; the session cookie authenticates (same-origin fetch).
   r.get('/api/jobs', signedIn('json'), async (req, res) => {
-    const ids = str(req.query.ids).split(',').filter((id) => UUID.test(id)).slice(0, 100);
+    const ids = str(req.query.ids).split(',').filter(isUuid).slice(0, 100);
     const jobs = (await Promise.all(ids.map((id) => getJob(pool, id)))).filter((j) => !!j);
     res.json({ jobs: jobs.map(toSummary) });
   });
@@ -228,11 +259,13 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     const job = await jobParam(req);
     res.json(await toJobDetail(deps, job, urlBuilder(deps, req)));
   });
+}
 
-  // ---- try it ----------------------------------------------------------------------------------
-
+/** "Try it": an upload from the dashboard, run as a chosen key. */
+function tryPages(r: Router, deps: GatewayDeps): void {
+  const { config, pool } = deps;
   r.get('/try', signedIn('page'), async (req, res) => {
-    page(res, 200, tryPage({ csrf: sessionOf(req).csrf, keys: await listApiKeys(pool), selectedKey: str(req.query.key), base: baseUrl(req) }));
+    page(res, 200, tryPage({ csrf: sessionOf(req).csrf, keys: await listApiKeys(pool), selectedKey: str(req.query.key), base: publicBaseUrl(config, req) }));
   });
 
   // The operator's session is the authentication; the job is created under (and limited as) the chosen key.
@@ -240,13 +273,12 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     const session = sessionOf(req);
     const keyId = str(req.query.key);
     const renderError = async (status: number, message: string) =>
-      page(res, status, tryPage({ csrf: session.csrf, keys: await listApiKeys(pool), selectedKey: keyId, base: baseUrl(req), error: message }));
+      page(res, status, tryPage({ csrf: session.csrf, keys: await listApiKeys(pool), selectedKey: keyId, base: publicBaseUrl(config, req), error: message }));
     const key = await getApiKey(pool, keyId);
     if (!key || key.revokedAt) return renderError(400, 'Choose an active key to run the job as.');
     try {
-      const created = await createJobFromUpload(deps, req, res, key, undefined, {
-        afterUpload: (r2) => {
-          const body = (r2.body ?? {}) as Record<string, unknown>;
+      const created = await submitMultipart(deps, req, res, key, {
+        afterUpload: (body) => {
           if (!checkCsrf(session, body._csrf)) throw new AppError('forbidden', 'This form has expired or did not come from this dashboard; reload the page and try again.');
           if (body.key !== undefined && body.key !== key.id) throw new AppError('invalid_field', 'The key was changed without JavaScript; reload the page with the key you want and upload again.');
         },
@@ -258,17 +290,4 @@ export function dashboardRouter(deps: GatewayDeps): Router {
       await renderError(err.status, err.message);
     }
   });
-
-  r.use((req, res) => {
-    page(res, 404, errorPage({ status: 404, message: `There is no dashboard page ${req.path}.`, csrf: req.dashboardSession?.csrf }));
-  });
-
-  // Dashboard pages answer errors as pages; the JSON endpoints keep the API's error body.
-  r.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (req.path.startsWith('/api/') || res.headersSent) return next(err);
-    if (isAppError(err)) return page(res, err.status, errorPage({ status: err.status, message: err.message, csrf: req.dashboardSession?.csrf }));
-    deps.log.error('dashboard error', { requestId: req.requestId, path: req.path, err });
-    page(res, 500, errorPage({ status: 500, message: `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, csrf: req.dashboardSession?.csrf }));
-  });
-  return r;
 }
