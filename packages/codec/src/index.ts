@@ -5,6 +5,7 @@
  */
 export * from './errors.ts';
 export * from './limits.ts';
+export * from './engine.ts';
 export * from './convert.ts';
 export * from './compress/compress.ts';
 export * from './image/image.ts';

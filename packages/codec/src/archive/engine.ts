@@ -12,7 +12,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { canConvert, OUTPUT_INFO, sniff, type InputKind, type OutputFormat } from '@kiln/formats';
 import { CodecError, isCodecError, type CodecErrorKind } from '../errors.ts';
-import { convert, type ConvertRequest, type ConvertResult, type Engine } from '../convert.ts';
+import type { Convert, ConvertRequest, ConvertResult, Engine } from '../engine.ts';
 import { extractArchive, innerName, READABLE_ARCHIVES, readHead } from './extract.ts';
 import { ARCHIVE_MIME, ARCHIVE_OUTPUTS, entryNameFor, levelFromQuality, MULTI_FILE_OUTPUTS, uniqueNames, writeArchive, type ArchiveFormat, type PackEntry } from './write.ts';
 
@@ -88,65 +88,70 @@ export const archiveEngine: Engine = {
 
 const MAX_NOTES = 50;
 
-export const batchEngine: Engine = {
-  name: 'archive-batch',
-  accepts: (kind: InputKind, format: OutputFormat) => READABLE_ARCHIVES.has(kind) && !(ARCHIVE_OUTPUTS as readonly string[]).includes(format) && format !== 'rar',
-  async run(req) {
-    const deadline = Date.now() + req.timeoutMs;
-    const x = await extractArchive(extractOptions(req, req.inputKind));
-    const ext = OUTPUT_INFO[req.format].extension;
-    const converted: { path: string; name: string }[] = [];
-    const skipped: string[] = [];
-    const failures: { rel: string; kind: CodecErrorKind; message: string }[] = [];
-    const foundKinds = new Set<string>();
-    for (const [i, f] of x.files.entries()) {
-      if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new CodecError('timeout', `Converting the files in the archive did not finish within ${Math.round(req.timeoutMs / 1000)} s; raise ${req.timeoutSetting} to allow more.`);
-      const kind = f.size > 0 ? sniff(await readHead(f.path)) : undefined;
-      if (kind) foundKinds.add(kind);
-      if (!kind || READABLE_ARCHIVES.has(kind) || !canConvert(kind, req.format)) {
-        skipped.push(`${f.rel}: ${kind ? (READABLE_ARCHIVES.has(kind) ? 'archives inside archives are not opened' : `${kind} cannot be converted to ${req.format}`) : 'not a recognised file type'}`);
-        continue;
-      }
-      const itemDir = path.join(req.outputDir, 'items', String(i));
-      await fsp.mkdir(itemDir, { recursive: true });
-      try {
-        const r = await convert({
-          ...req,
-          input: f.path,
-          inputKind: kind,
-          outputDir: itemDir,
-          filename: path.basename(f.rel),
-          timeoutMs: left,
-          onProgress: (p) => req.onProgress?.((i + p) / x.files.length),
-        });
-        const outExt = r.format in OUTPUT_INFO ? OUTPUT_INFO[r.format as OutputFormat].extension : ext;
-        converted.push({ path: r.path, name: f.rel.replace(/\.[^./]*$/, '') + `.${outExt}` });
-      } catch (err) {
-        if (!isCodecError(err) || err.kind === 'timeout' || err.kind === 'cancelled') throw err;
-        failures.push({ rel: f.rel, kind: err.kind, message: err.message });
-      }
-      req.onProgress?.((i + 1) / x.files.length);
+/** Built with the dispatcher, which it runs on every entry (it cannot import it: the dispatcher imports the engines). */
+export function createBatchEngine(convert: Convert): Engine {
+  return {
+    name: 'archive-batch',
+    accepts: (kind: InputKind, format: OutputFormat) => READABLE_ARCHIVES.has(kind) && !(ARCHIVE_OUTPUTS as readonly string[]).includes(format) && format !== 'rar',
+    run: (req) => convertEntries(req, convert),
+  };
+}
+
+async function convertEntries(req: ConvertRequest, convert: Convert): Promise<ConvertResult> {
+  const deadline = Date.now() + req.timeoutMs;
+  const x = await extractArchive(extractOptions(req, req.inputKind));
+  const ext = OUTPUT_INFO[req.format].extension;
+  const converted: { path: string; name: string }[] = [];
+  const skipped: string[] = [];
+  const failures: { rel: string; kind: CodecErrorKind; message: string }[] = [];
+  const foundKinds = new Set<string>();
+  for (const [i, f] of x.files.entries()) {
+    if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
+    const left = deadline - Date.now();
+    if (left <= 0) throw new CodecError('timeout', `Converting the files in the archive did not finish within ${Math.round(req.timeoutMs / 1000)} s; raise ${req.timeoutSetting} to allow more.`);
+    const kind = f.size > 0 ? sniff(await readHead(f.path)) : undefined;
+    if (kind) foundKinds.add(kind);
+    if (!kind || READABLE_ARCHIVES.has(kind) || !canConvert(kind, req.format)) {
+      skipped.push(`${f.rel}: ${kind ? (READABLE_ARCHIVES.has(kind) ? 'archives inside archives are not opened' : `${kind} cannot be converted to ${req.format}`) : 'not a recognised file type'}`);
+      continue;
     }
-    if (converted.length === 0) {
-      if (failures.length === 0) {
-        const found = foundKinds.size ? ` (found: ${[...foundKinds].join(', ')})` : '';
-        throw new CodecError('unsupported', `None of the ${x.files.length} files in the archive can be converted to ${req.format}${found}.`);
-      }
-      const first = failures[0]!;
-      const more = failures.length > 1 ? ` (and ${failures.length - 1} more failed)` : '';
-      throw new CodecError(first.kind, `No file in the archive converted. ${first.rel}: ${first.message}${more}`);
+    const itemDir = path.join(req.outputDir, 'items', String(i));
+    await fsp.mkdir(itemDir, { recursive: true });
+    try {
+      const r = await convert({
+        ...req,
+        input: f.path,
+        inputKind: kind,
+        outputDir: itemDir,
+        filename: path.basename(f.rel),
+        timeoutMs: left,
+        onProgress: (p) => req.onProgress?.((i + p) / x.files.length),
+      });
+      const outExt = r.format in OUTPUT_INFO ? OUTPUT_INFO[r.format as OutputFormat].extension : ext;
+      converted.push({ path: r.path, name: f.rel.replace(/\.[^./]*$/, '') + `.${outExt}` });
+    } catch (err) {
+      if (!isCodecError(err) || err.kind === 'timeout' || err.kind === 'cancelled') throw err;
+      failures.push({ rel: f.rel, kind: err.kind, message: err.message });
     }
-    const names = uniqueNames(converted.map((c) => c.name));
-    const output = path.join(req.outputDir, 'output.zip');
-    const { size } = await writeArchive('zip', converted.map((c, i) => ({ path: c.path, name: names[i]! })), output, {
-      ...sevenZip(req), level: 6, stageDir: path.join(req.outputDir, 'stage'),
-    });
-    const notes = [`Converted ${converted.length} of ${x.files.length} files in the archive to ${req.format}; the results are in a zip.`];
-    const lines = [...failures.map((f) => `${f.rel}: ${f.message}`), ...skipped.map((s) => `${s} (skipped)`)];
-    notes.push(...lines.slice(0, MAX_NOTES));
-    if (lines.length > MAX_NOTES) notes.push(`…and ${lines.length - MAX_NOTES} more not converted.`);
-    return { path: output, format: 'zip', mimeType: 'application/zip', size, appliedQuality: null, notes };
-  },
-};
+    req.onProgress?.((i + 1) / x.files.length);
+  }
+  if (converted.length === 0) {
+    if (failures.length === 0) {
+      const found = foundKinds.size ? ` (found: ${[...foundKinds].join(', ')})` : '';
+      throw new CodecError('unsupported', `None of the ${x.files.length} files in the archive can be converted to ${req.format}${found}.`);
+    }
+    const first = failures[0]!;
+    const more = failures.length > 1 ? ` (and ${failures.length - 1} more failed)` : '';
+    throw new CodecError(first.kind, `No file in the archive converted. ${first.rel}: ${first.message}${more}`);
+  }
+  const names = uniqueNames(converted.map((c) => c.name));
+  const output = path.join(req.outputDir, 'output.zip');
+  const { size } = await writeArchive('zip', converted.map((c, i) => ({ path: c.path, name: names[i]! })), output, {
+    ...sevenZip(req), level: 6, stageDir: path.join(req.outputDir, 'stage'),
+  });
+  const notes = [`Converted ${converted.length} of ${x.files.length} files in the archive to ${req.format}; the results are in a zip.`];
+  const lines = [...failures.map((f) => `${f.rel}: ${f.message}`), ...skipped.map((s) => `${s} (skipped)`)];
+  notes.push(...lines.slice(0, MAX_NOTES));
+  if (lines.length > MAX_NOTES) notes.push(`…and ${lines.length - MAX_NOTES} more not converted.`);
+  return { path: output, format: 'zip', mimeType: 'application/zip', size, appliedQuality: null, notes };
+}

@@ -9,7 +9,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { INPUT_INFO, OUTPUT_INFO, compressTargetFor, type OutputFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
-import { convert, type ConvertRequest, type ConvertResult } from '../convert.ts';
+import { convert } from '../convert.ts';
+import type { ConvertRequest, ConvertResult } from '../engine.ts';
 import { compressImage, IMAGE_COMPRESS_FORMATS, type ImageCompressFormat } from './image.ts';
 import { compressMedia, MEDIA_COMPRESS_FORMATS, type MediaCompressFormat } from './media.ts';
 

@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { INPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import type { Engine } from '../convert.ts';
+import type { Engine } from '../engine.ts';
 import { convertImage, readImageInfo } from '../image/image.ts';
 import { targetSize } from '../image/resize.ts';
 import { rasterSource } from '../image/sources.ts';

@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import { PDFDocument } from 'pdf-lib';
 import { pdf } from 'pdf-to-img';
 import { CodecError, limitExceeded } from '../errors.ts';
-import type { ResizeSpec } from '../image/resize.ts';
+import type { ResizeSpec } from '../engine.ts';
 
 export interface PdfRenderOptions {
   maxPages: number;

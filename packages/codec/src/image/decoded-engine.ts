@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import type { ConvertRequest, ConvertResult, Engine } from '../convert.ts';
+import type { ConvertRequest, ConvertResult, Engine } from '../engine.ts';
 import { imageEngine } from './engine.ts';
 import { encodeHeicWithHeifEnc } from './heic.ts';
 import { convertImage, RASTER_OUTPUTS, type RasterFormat } from './image.ts';

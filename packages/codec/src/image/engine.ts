@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import type { Engine } from '../convert.ts';
+import type { Engine } from '../engine.ts';
 import { convertImage, RASTER_OUTPUTS, type RasterFormat } from './image.ts';
 
 const SHARP_INPUTS: ReadonlySet<InputKind> = new Set(['jpg', 'png', 'webp', 'avif', 'tiff', 'gif']);

@@ -6,7 +6,8 @@
 import fs from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { CodecError, limitExceeded } from '../errors.ts';
-import { targetSize, type ResizeSpec } from './resize.ts';
+import type { OutputFacts, ResizeSpec } from '../engine.ts';
+import { targetSize } from './resize.ts';
 
 export const RASTER_OUTPUTS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const;
 export type RasterFormat = (typeof RASTER_OUTPUTS)[number];
@@ -30,18 +31,6 @@ export interface ImageConvertOptions {
   limits: ImageLimits;
   /** AVIF/HEIF encoder effort 0–9. */
   avifEffort: number;
-}
-
-export interface OutputFacts {
-  format: string;
-  mimeType: string;
-  size: number;
-  width?: number;
-  height?: number;
-  frames?: number;
-  durationSeconds?: number;
-  appliedQuality: number | null;
-  notes?: string[];
 }
 
 const MIME: Record<RasterFormat, string> = {

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import type { InputKind } from '@kiln/formats';
-import type { ConvertRequest } from '../convert.ts';
+import type { ConvertRequest } from '../engine.ts';
 import { renderPdfFirstPage } from '../document/pdf.ts';
 import { decodeHeicToPng } from './heic.ts';
 import { rasterizeSvg } from './svg.ts';

@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import sharp from 'sharp';
 import { CodecError } from '../errors.ts';
 import { sharpError } from './image.ts';
-import type { ResizeSpec } from './resize.ts';
+import type { ResizeSpec } from '../engine.ts';
 
 export interface SanitizedSvg {
   svg: string;

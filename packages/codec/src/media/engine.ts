@@ -7,10 +7,10 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import type { ConvertRequest, ConvertResult, Engine } from '../convert.ts';
+import type { ConvertRequest, ConvertResult, Engine, ResizeSpec } from '../engine.ts';
 import { CodecError } from '../errors.ts';
 import { convertImage, type RasterFormat } from '../image/image.ts';
-import { targetSize, type ResizeSpec } from '../image/resize.ts';
+import { targetSize } from '../image/resize.ts';
 import { resolveFfmpeg, resolveFfprobe } from './binaries.ts';
 import { probeMedia, type MediaInfo } from './probe.ts';
 import {

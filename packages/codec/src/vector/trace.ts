@@ -12,7 +12,8 @@ import { ColorMode, Hierarchical, PathSimplifyMode, type Config } from '@neplex/
 import { runProcess } from '../process/run.ts';
 import { CodecError } from '../errors.ts';
 import { readImageInfo, sharpError } from '../image/image.ts';
-import { targetSize, type ResizeSpec } from '../image/resize.ts';
+import type { ResizeSpec } from '../engine.ts';
+import { targetSize } from '../image/resize.ts';
 
 export interface TraceOptions {
   input: string;
