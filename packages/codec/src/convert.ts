@@ -4,7 +4,7 @@
  * disagree. Each engine lives in its own module and says which pairs it takes; the contract they
  * share is engine.ts.
  */
-import { canConvert, type InputKind, type OutputFormat } from '@kiln/formats';
+import { canConvert, refusalFor, type InputKind, type OutputFormat } from '@kiln/formats';
 import { CodecError } from './errors.ts';
 import type { ConvertRequest, ConvertResult, Engine } from './engine.ts';
 import { engineList } from './engines.ts';
@@ -17,8 +17,9 @@ export function pickEngine(kind: InputKind, format: OutputFormat): Engine | unde
 }
 
 export async function convert(req: ConvertRequest): Promise<ConvertResult> {
-  // The gateway refuses rar at submission; embedders calling the codec directly get the same sentence.
-  if (req.format === 'rar') throw new CodecError('unsupported', 'RAR archives cannot be created with free software; choose zip or 7z.');
+  // The gateway refuses these at submission; embedders calling the codec directly get the same sentence.
+  const refusal = refusalFor(req.format);
+  if (refusal) throw new CodecError('unsupported', refusal);
   const engine = canConvert(req.inputKind, req.format) ? pickEngine(req.inputKind, req.format) : undefined;
   if (!engine) throw new CodecError('unsupported', `Converting ${req.inputKind} to ${req.format} is not supported.`);
   if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');

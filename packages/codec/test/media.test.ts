@@ -10,7 +10,8 @@ import { DEFAULT_ALLOWED_DEMUXERS, probeMedia } from '../src/media/probe.ts';
 import type { MediaInfo } from '../src/media/probe.ts';
 import { createProgressParser } from '../src/media/progress.ts';
 import { extractPosterFrame, transcodeMedia } from '../src/media/transcode.ts';
-import type { MediaLimits, MediaTarget, TranscodeOptions } from '../src/media/transcode.ts';
+import type { MediaFormat } from '@kiln/formats';
+import type { MediaLimits, TranscodeOptions } from '../src/media/transcode.ts';
 import { x264Crf } from '../src/media/quality.ts';
 import { runProcess } from '../src/process/run.ts';
 import { makeClip, makeTempDir, rawProbe, startCountingServer } from './helpers/media-fixtures.ts';
@@ -49,7 +50,7 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-function opts(input: string, target: MediaTarget, extra: Partial<TranscodeOptions> = {}): TranscodeOptions {
+function opts(input: string, target: MediaFormat, extra: Partial<TranscodeOptions> = {}): TranscodeOptions {
   return {
     input,
     output: join(dir, `out-${target}-${Math.random().toString(36).slice(2, 8)}.${target}`),
@@ -148,7 +149,7 @@ describe('progress parser', () => {
 });
 
 describe('transcodeMedia targets', () => {
-  const cases: Array<[MediaTarget, { format: RegExp; video?: string; audio?: string; width?: number; height?: number }]> = [
+  const cases: Array<[MediaFormat, { format: RegExp; video?: string; audio?: string; width?: number; height?: number }]> = [
     ['mp4', { format: /mp4/, video: 'h264', audio: 'aac', width: 320, height: 240 }],
     ['mov', { format: /mov/, video: 'h264', audio: 'aac', width: 320, height: 240 }],
     ['webm', { format: /webm/, video: 'vp9', audio: 'opus', width: 320, height: 240 }],

@@ -10,16 +10,17 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { canConvert, OUTPUT_INFO, sniff, type InputKind, type OutputFormat } from '@kiln/formats';
+import {
+  ARCHIVE_OUTPUTS, BATCH_OUTPUTS, canConvert, INPUT_INFO, isOneOf, MULTI_FILE_OUTPUTS, OUTPUT_INFO, READABLE_ARCHIVES,
+  SINGLE_FILE_OUTPUTS, sniff, type ArchiveFormat, type InputKind, type OutputFormat,
+} from '@kiln/formats';
 import { CodecError, isCodecError, type CodecErrorKind } from '../errors.ts';
 import type { Convert, ConvertRequest, ConvertResult, Engine } from '../engine.ts';
-import { extractArchive, innerName, READABLE_ARCHIVES, readHead } from './extract.ts';
-import { ARCHIVE_MIME, ARCHIVE_OUTPUTS, entryNameFor, levelFromQuality, MULTI_FILE_OUTPUTS, uniqueNames, writeArchive, type ArchiveFormat, type PackEntry } from './write.ts';
+import { extractArchive, innerName, readHead } from './extract.ts';
+import { entryNameFor, levelFromQuality, uniqueNames, writeArchive, type PackEntry } from './write.ts';
 
-const RAR_REFUSAL = 'RAR archives cannot be created with free software; choose zip or 7z.';
-const COMPRESSED: ReadonlySet<InputKind> = new Set(['gz', 'bz2', 'xz']);
-/** Extension used for the entry when the uploaded name has none (SDKs upload everything as `upload`). */
-const KIND_EXT: Partial<Record<InputKind, string>> = { jpg: 'jpg', heic: 'heic', '7z': '7z' };
+/** A gz / bz2 / xz upload: one compressed stream (a tarball or a single file). */
+const isCompressed = (kind: InputKind): boolean => INPUT_INFO[kind].family === 'compressed';
 
 function sevenZip(req: ConvertRequest) {
   return {
@@ -43,23 +44,22 @@ function extractOptions(req: ConvertRequest, kind: InputKind) {
   };
 }
 
-function result(format: ArchiveFormat | 'zip', output: string, size: number, notes: string[]): ConvertResult {
-  return { path: output, format, mimeType: ARCHIVE_MIME[format], size, appliedQuality: null, ...(notes.length ? { notes } : {}) };
+function result(format: ArchiveFormat, output: string, size: number, notes: string[]): ConvertResult {
+  return { path: output, format, mimeType: OUTPUT_INFO[format].mime, size, appliedQuality: null, ...(notes.length ? { notes } : {}) };
 }
 
 export const archiveEngine: Engine = {
   name: 'archive',
-  accepts: (_kind: InputKind, format: OutputFormat) => format === 'rar' || (ARCHIVE_OUTPUTS as readonly string[]).includes(format),
+  accepts: (_kind: InputKind, format: OutputFormat) => isOneOf(ARCHIVE_OUTPUTS, format),
   async run(req) {
-    if (req.format === 'rar') throw new CodecError('unsupported', RAR_REFUSAL);
     const format = req.format as ArchiveFormat;
     const output = path.join(req.outputDir, `output.${OUTPUT_INFO[format].extension}`);
     const write = { ...sevenZip(req), level: levelFromQuality(req.quality), stageDir: path.join(req.outputDir, 'stage') };
     const kind = req.inputKind;
 
-    if (READABLE_ARCHIVES.has(kind) && (MULTI_FILE_OUTPUTS.has(format) || (COMPRESSED.has(kind) && !MULTI_FILE_OUTPUTS.has(format)))) {
+    if (isOneOf(MULTI_FILE_OUTPUTS, format) ? isOneOf(READABLE_ARCHIVES, kind) : isCompressed(kind)) {
       const x = await extractArchive(extractOptions(req, kind));
-      if (!MULTI_FILE_OUTPUTS.has(format)) {
+      if (isOneOf(SINGLE_FILE_OUTPUTS, format)) {
         // gz/bz2/xz → gz/bz2/xz: recompress what was inside (a tarball stays a tarball).
         if (x.innerKind === 'tar') {
           const tarPath = path.join(req.outputDir, 'inner.tar');
@@ -75,12 +75,13 @@ export const archiveEngine: Engine = {
       const entries: PackEntry[] = x.files.map((f, i) => ({ path: f.path, name: names[i]! }));
       if (entries.length === 0) throw new CodecError('invalid_input', 'The archive holds no files.');
       const { size } = await writeArchive(format, entries, output, write);
-      const from = x.innerKind === 'file' ? kind : x.innerKind === 'tar' && COMPRESSED.has(kind) ? `tar.${kind}` : kind;
+      const from = x.innerKind === 'file' ? kind : x.innerKind === 'tar' && isCompressed(kind) ? `tar.${kind}` : kind;
       return result(format, output, size, [`Repacked ${entries.length} file${entries.length === 1 ? '' : 's'} from ${from} into ${format}.`]);
     }
 
     // Any single file becomes an archive holding it.
-    const name = entryNameFor(req.filename, KIND_EXT[kind] ?? kind);
+    // The entry is named by the upload; SDKs upload everything as `upload`, so add the kind's extension.
+    const name = entryNameFor(req.filename, INPUT_INFO[kind].extension);
     const { size } = await writeArchive(format, [{ path: req.input, name }], output, write);
     return result(format, output, size, [`${format} holding one file: ${name}.`]);
   },
@@ -92,7 +93,7 @@ const MAX_NOTES = 50;
 export function createBatchEngine(convert: Convert): Engine {
   return {
     name: 'archive-batch',
-    accepts: (kind: InputKind, format: OutputFormat) => READABLE_ARCHIVES.has(kind) && !(ARCHIVE_OUTPUTS as readonly string[]).includes(format) && format !== 'rar',
+    accepts: (kind: InputKind, format: OutputFormat) => isOneOf(READABLE_ARCHIVES, kind) && isOneOf(BATCH_OUTPUTS, format),
     run: (req) => convertEntries(req, convert),
   };
 }
@@ -111,8 +112,8 @@ async function convertEntries(req: ConvertRequest, convert: Convert): Promise<Co
     if (left <= 0) throw new CodecError('timeout', `Converting the files in the archive did not finish within ${Math.round(req.timeoutMs / 1000)} s; raise ${req.timeoutSetting} to allow more.`);
     const kind = f.size > 0 ? sniff(await readHead(f.path)) : undefined;
     if (kind) foundKinds.add(kind);
-    if (!kind || READABLE_ARCHIVES.has(kind) || !canConvert(kind, req.format)) {
-      skipped.push(`${f.rel}: ${kind ? (READABLE_ARCHIVES.has(kind) ? 'archives inside archives are not opened' : `${kind} cannot be converted to ${req.format}`) : 'not a recognised file type'}`);
+    if (!kind || isOneOf(READABLE_ARCHIVES, kind) || !canConvert(kind, req.format)) {
+      skipped.push(`${f.rel}: ${kind ? (isOneOf(READABLE_ARCHIVES, kind) ? 'archives inside archives are not opened' : `${kind} cannot be converted to ${req.format}`) : 'not a recognised file type'}`);
       continue;
     }
     const itemDir = path.join(req.outputDir, 'items', String(i));
@@ -145,7 +146,7 @@ async function convertEntries(req: ConvertRequest, convert: Convert): Promise<Co
     throw new CodecError(first.kind, `No file in the archive converted. ${first.rel}: ${first.message}${more}`);
   }
   const names = uniqueNames(converted.map((c) => c.name));
-  const output = path.join(req.outputDir, 'output.zip');
+  const output = path.join(req.outputDir, `output.${OUTPUT_INFO.zip.extension}`);
   const { size } = await writeArchive('zip', converted.map((c, i) => ({ path: c.path, name: names[i]! })), output, {
     ...sevenZip(req), level: 6, stageDir: path.join(req.outputDir, 'stage'),
   });
@@ -153,5 +154,5 @@ async function convertEntries(req: ConvertRequest, convert: Convert): Promise<Co
   const lines = [...failures.map((f) => `${f.rel}: ${f.message}`), ...skipped.map((s) => `${s} (skipped)`)];
   notes.push(...lines.slice(0, MAX_NOTES));
   if (lines.length > MAX_NOTES) notes.push(`…and ${lines.length - MAX_NOTES} more not converted.`);
-  return { path: output, format: 'zip', mimeType: 'application/zip', size, appliedQuality: null, notes };
+  return { ...result('zip', output, size, []), notes };
 }

@@ -37,8 +37,6 @@ export interface Extracted {
   innerKind: InputKind | 'file';
 }
 
-export const READABLE_ARCHIVES: ReadonlySet<InputKind> = new Set(['zip', 'tar', 'gz', 'bz2', 'xz', '7z', 'rar']);
-
 export async function extractArchive(o: ExtractOptions): Promise<Extracted> {
   const size = (await fsp.stat(o.input)).size;
   const budget = new ExpansionBudget(size, o.limits, o.settings);

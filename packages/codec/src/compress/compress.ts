@@ -7,12 +7,12 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { INPUT_INFO, OUTPUT_INFO, compressTargetFor, type OutputFormat } from '@kiln/formats';
+import { compressTargetFor, IMAGE_COMPRESS_FORMATS, INPUT_INFO, isOneOf, MEDIA_COMPRESS_FORMATS, OUTPUT_INFO, type OutputFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import { convert } from '../convert.ts';
 import type { ConvertRequest, ConvertResult } from '../engine.ts';
-import { compressImage, IMAGE_COMPRESS_FORMATS, type ImageCompressFormat } from './image.ts';
-import { compressMedia, MEDIA_COMPRESS_FORMATS, type MediaCompressFormat } from './media.ts';
+import { compressImage } from './image.ts';
+import { compressMedia } from './media.ts';
 
 export interface CompressRequest extends Omit<ConvertRequest, 'format'> {
   /** Asked-for output format; undefined keeps the input's own (or the closest compatible one). */
@@ -32,9 +32,6 @@ export interface CompressResult extends ConvertResult {
   encodes?: number;
 }
 
-const isImageTarget = (f: OutputFormat): f is ImageCompressFormat => (IMAGE_COMPRESS_FORMATS as readonly string[]).includes(f);
-const isMediaTarget = (f: OutputFormat): f is MediaCompressFormat => (MEDIA_COMPRESS_FORMATS as readonly string[]).includes(f);
-
 export async function compress(req: CompressRequest): Promise<CompressResult> {
   const target = req.format ?? compressTargetFor(req.inputKind);
   if (!target) throw new CodecError('unsupported', `Files of type ${req.inputKind} cannot be compressed.`);
@@ -46,7 +43,7 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
   const family = INPUT_INFO[req.inputKind].family;
   const deadline = Date.now() + req.timeoutMs;
 
-  if (family === 'image' && isImageTarget(target)) {
+  if (family === 'image' && isOneOf(IMAGE_COMPRESS_FORMATS, target)) {
     return compressImage({
       input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
       mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless,
@@ -56,7 +53,7 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
       ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
   }
-  if ((family === 'video' || family === 'audio') && isMediaTarget(target)) {
+  if ((family === 'video' || family === 'audio') && isOneOf(MEDIA_COMPRESS_FORMATS, target)) {
     return compressMedia({
       input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
       mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless, stripMetadata: req.stripMetadata,

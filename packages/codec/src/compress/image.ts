@@ -15,7 +15,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
-import { OUTPUT_INFO, type InputKind } from '@kiln/formats';
+import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type InputKind, type RasterFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import type { OutputFacts, ResizeSpec } from '../engine.ts';
 import { readImageInfo, sharpError, type ImageInfo, type ImageLimits } from '../image/image.ts';
@@ -23,9 +23,6 @@ import { targetSize } from '../image/resize.ts';
 import { stripJpegMetadata } from './jpeg-segments.ts';
 import { stripPngMetadata } from './png-chunks.ts';
 import { searchQuality, type Encoded } from './search.ts';
-
-export const IMAGE_COMPRESS_FORMATS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const;
-export type ImageCompressFormat = (typeof IMAGE_COMPRESS_FORMATS)[number];
 
 /** What every family's compressor is given (the image and media options add their own). */
 export interface CompressCommon<F extends string> {
@@ -48,7 +45,7 @@ export interface CompressCommon<F extends string> {
   onProgress?: (fraction: number) => void;
 }
 
-export interface ImageCompressOptions extends CompressCommon<ImageCompressFormat> {
+export interface ImageCompressOptions extends CompressCommon<RasterFormat> {
   autoOrient: boolean;
   resize?: ResizeSpec;
   limits: ImageLimits;
@@ -63,11 +60,10 @@ export interface CompressFacts extends OutputFacts {
 }
 
 /** Lowest quality a target-size search goes to before it scales the image down instead. */
-const MIN_Q: Record<ImageCompressFormat, number> = { jpg: 20, webp: 20, avif: 20, heif: 20, tiff: 20, png: 10, gif: 10 };
+const MIN_Q: Record<RasterFormat, number> = { jpg: 20, webp: 20, avif: 20, heif: 20, tiff: 20, png: 10, gif: 10 };
 /** A target-size result never gets smaller than this on its longer side. */
 const MIN_SIDE = 16;
 const MAX_ENCODES = 14;
-const ANIMATED: ReadonlySet<ImageCompressFormat> = new Set(['gif', 'webp']);
 
 /**
  * Encoder presets tried, in order, when two adjacent quality steps straddle the target band: on
@@ -77,7 +73,7 @@ const ANIMATED: ReadonlySet<ImageCompressFormat> = new Set(['gif', 'webp']);
  * Measured with `node scripts/bench-compress.ts --formats webp`.
  */
 type WebpPreset = 'photo' | 'drawing' | 'text';
-const IN_BETWEEN: Partial<Record<ImageCompressFormat, { at: 'over' | 'fit'; preset: WebpPreset }[]>> = {
+const IN_BETWEEN: Partial<Record<RasterFormat, { at: 'over' | 'fit'; preset: WebpPreset }[]>> = {
   webp: [{ at: 'over', preset: 'drawing' }, { at: 'over', preset: 'text' }, { at: 'fit', preset: 'photo' }],
 };
 
@@ -89,7 +85,7 @@ export function paletteColours(q: number): number {
 interface Encode { data: Buffer; width: number; height: number; frames: number; preset?: WebpPreset }
 
 /** Adds the encoder for `format` at quality `q` to a pipeline. */
-function withEncoder(p: Sharp, format: ImageCompressFormat, q: number, lossless: boolean, hasAlpha: boolean, avifEffort: number, preset?: WebpPreset): Sharp {
+function withEncoder(p: Sharp, format: RasterFormat, q: number, lossless: boolean, hasAlpha: boolean, avifEffort: number, preset?: WebpPreset): Sharp {
   switch (format) {
     case 'jpg':
       // JPEG has no alpha: flatten onto white rather than letting transparent pixels turn black.
@@ -247,7 +243,7 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
   }
   if (lossless && o.format === 'jpg') notes.push('Resizing a JPEG re-encodes it: the lossless request applies to the resized pixels at quality 100.');
 
-  const animated = info.frames > 1 && ANIMATED.has(o.format);
+  const animated = info.frames > 1 && isOneOf(ANIMATION_OUTPUTS, o.format);
   if (info.frames > 1 && !animated) notes.push(`Animated input: only the first of ${info.frames} frames was kept (${o.format} output is a still image).`);
   if (o.inputKind === 'heic' && !o.stripMetadata) notes.push('HEIC metadata is not carried over.');
   const useFile = o.inputKind !== 'heic' && (animated || !o.stripMetadata || lossless);

@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { OUTPUT_INFO } from '@kiln/formats';
+import { AUDIO_OUTPUTS, isOneOf, OUTPUT_INFO, type MediaCompressFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import { runProcess } from '../process/run.ts';
 import { resolveFfmpeg, resolveFfprobe } from '../media/binaries.ts';
@@ -18,9 +18,6 @@ import { fileUrl, inputGuards, probeMedia, type MediaInfo, type MediaStream } fr
 import { aacKbps, opusKbps } from '../media/quality.ts';
 import { checkMediaLimits, transcodeMedia, type MediaLimits, type ResizeOptions } from '../media/transcode.ts';
 import type { CompressCommon, CompressFacts } from './image.ts';
-
-export const MEDIA_COMPRESS_FORMATS = ['mp4', 'mov', 'webm', 'mp3', 'm4a', 'ogg', 'flac'] as const;
-export type MediaCompressFormat = (typeof MEDIA_COMPRESS_FORMATS)[number];
 
 export interface MediaCompressOptions extends CompressCommon<MediaCompressFormat> {
   resize?: ResizeOptions;
@@ -31,7 +28,6 @@ export interface MediaCompressOptions extends CompressCommon<MediaCompressFormat
 
 const MUXER: Record<MediaCompressFormat, string> = { mp4: 'mp4', mov: 'mov', webm: 'webm', mp3: 'mp3', m4a: 'ipod', ogg: 'ogg', flac: 'flac' };
 const OUTPUT_DEMUXERS = ['mov', 'matroska', 'mp3', 'ogg', 'flac'];
-const AUDIO_ONLY: ReadonlySet<MediaCompressFormat> = new Set(['mp3', 'm4a', 'ogg', 'flac']);
 
 interface Ctx {
   ffmpeg: string;
@@ -75,7 +71,7 @@ const audio = (i: MediaInfo): MediaStream | undefined => i.streams.find((s) => s
 
 /** Copies the audio/video streams unchanged into `out`; metadata (and cover art) go unless kept. */
 async function streamCopy(c: Ctx, out: string): Promise<void> {
-  const maps = AUDIO_ONLY.has(c.o.format) ? ['-map', '0:a:0', '-vn'] : ['-map', '0:V?', '-map', '0:a?'];
+  const maps = isOneOf(AUDIO_OUTPUTS, c.o.format) ? ['-map', '0:a:0', '-vn'] : ['-map', '0:V?', '-map', '0:a?'];
   try {
     await ff(c, [...input(c), ...maps, '-sn', '-dn', '-c', 'copy', ...metadata(c), ...container(c.o.format), '-f', MUXER[c.o.format], fileUrl(out)]);
   } catch (err) {
@@ -134,7 +130,7 @@ export async function compressMedia(o: MediaCompressOptions): Promise<CompressFa
   const c: Ctx = { ffmpeg: ffmpeg.path, ffprobe: ffprobe.path, o };
   const info = await probeMedia(o.input, { ffprobePath: c.ffprobe, timeoutMs: left(o), timeoutSetting: o.timeoutSetting, ...(o.signal ? { signal: o.signal } : {}) });
   checkMediaLimits(info, o.limits);
-  const isAudio = AUDIO_ONLY.has(o.format);
+  const isAudio = isOneOf(AUDIO_OUTPUTS, o.format);
   if (isAudio && !info.hasAudio) throw new CodecError('invalid_input', 'The file has no audio track to compress.');
   if (!isAudio && !info.hasVideo) throw new CodecError('unsupported', `The file has no video track; compress it as audio (format=mp3 or m4a).`);
 
@@ -216,12 +212,12 @@ async function toTarget(c: Ctx, out: string, info: MediaInfo, target: number, no
   const v = video(info);
   // Containers add roughly 2–4 %: aim a little under.
   // Audio at an average bitrate lands a little under its rate; video muxing adds more. Overshoots are re-encoded.
-  let totalKbps = ((target * 8) / d / 1000) * (AUDIO_ONLY.has(o.format) || !video(info) ? 0.985 : 0.95);
+  let totalKbps = ((target * 8) / d / 1000) * (isOneOf(AUDIO_OUTPUTS, o.format) || !video(info) ? 0.985 : 0.95);
   let encodes = 0;
   let floorReason: string | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     encodes++;
-    if (AUDIO_ONLY.has(o.format) || !v) {
+    if (isOneOf(AUDIO_OUTPUTS, o.format) || !v) {
       const kbps = totalKbps;
       await ff(c, [...input(c), '-map', `0:${a!.index}`, '-vn', ...audioArgs(o.format, kbps, a!), ...metadata(c), ...container(o.format), '-f', MUXER[o.format], fileUrl(out)]);
       if (attempt === 0) notes.push(`Audio bitrate ${Math.floor(kbps)} kb/s computed from ${Math.round(d * 10) / 10} s for ${target} bytes.`);

@@ -1,7 +1,7 @@
 /** Images (and SVG) → PDF, one page. A JPEG that needs no change is embedded byte for byte. */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { INPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
+import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
 import type { Engine } from '../engine.ts';
 import { convertImage, readImageInfo } from '../image/image.ts';
 import { targetSize } from '../image/resize.ts';
@@ -38,10 +38,10 @@ export const pdfEngine: Engine = {
       if (info.frames > 1) notes.push(`Animated input: only the first of ${info.frames} frames was kept.`);
       notes.push(kind === 'png' ? 'The image was embedded losslessly (PNG).' : `The image was embedded as JPEG at quality ${Math.round(req.quality)}.`);
     }
-    const output = path.join(req.outputDir, 'output.pdf');
+    const output = path.join(req.outputDir, `output.${OUTPUT_INFO.pdf.extension}`);
     const bytes = await imagesToPdf([image], output);
     return {
-      path: output, format: 'pdf', mimeType: 'application/pdf', size: bytes,
+      path: output, format: 'pdf', mimeType: OUTPUT_INFO.pdf.mime, size: bytes,
       width: image.width, height: image.height,
       appliedQuality: image.kind === 'jpg' && !unchanged ? Math.round(req.quality) : null,
       notes: [...notes, 'One page, sized to the image at 72 DPI.'],

@@ -5,14 +5,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
+import { DECODED_INPUTS, INPUT_INFO, isOneOf, OUTPUT_INFO, RASTER_OUTPUTS, SHARP_INPUTS, type InputKind, type OutputFormat, type RasterFormat } from '@kiln/formats';
 import type { ConvertRequest, ConvertResult, Engine } from '../engine.ts';
 import { imageEngine } from './engine.ts';
 import { encodeHeicWithHeifEnc } from './heic.ts';
-import { convertImage, RASTER_OUTPUTS, type RasterFormat } from './image.ts';
-import { DECODED_INPUTS, rasterSource, SHARP_INPUTS } from './sources.ts';
-
-const isRaster = (f: OutputFormat) => (RASTER_OUTPUTS as readonly string[]).includes(f);
+import { convertImage } from './image.ts';
+import { rasterSource } from './sources.ts';
 
 async function toRaster(req: ConvertRequest, input: string, format: RasterFormat, output: string, autoOrient: boolean) {
   return convertImage({
@@ -47,7 +45,7 @@ async function heicWithHeifEnc(req: ConvertRequest, input: string, autoOrient: b
   return {
     path: output,
     format: 'heif',
-    mimeType: 'image/heic',
+    mimeType: INPUT_INFO.heic.mime,
     size: (await fs.stat(output)).size,
     ...(meta.width ? { width: meta.width } : {}),
     ...(meta.height ? { height: meta.height } : {}),
@@ -59,7 +57,7 @@ async function heicWithHeifEnc(req: ConvertRequest, input: string, autoOrient: b
 /** heic / svg / pdf → jpg png webp avif tiff gif heif. */
 export const decodedImageEngine: Engine = {
   name: 'decoded-raster',
-  accepts: (kind: InputKind, format: OutputFormat) => DECODED_INPUTS.has(kind) && isRaster(format),
+  accepts: (kind: InputKind, format: OutputFormat) => isOneOf(DECODED_INPUTS, kind) && isOneOf(RASTER_OUTPUTS, format),
   async run(req) {
     const src = await rasterSource(req);
     // Intermediates are already upright; orienting again would apply nothing, but be explicit.
@@ -74,7 +72,7 @@ export const decodedImageEngine: Engine = {
 /** sharp's own inputs → heif through heif-enc, only when it is configured (else the sharp engine runs). */
 export const heifEncEngine: Engine = {
   name: 'heif-enc',
-  accepts: (kind: InputKind, format: OutputFormat) => format === 'heif' && SHARP_INPUTS.has(kind) && INPUT_INFO[kind].family === 'image',
+  accepts: (kind: InputKind, format: OutputFormat) => format === 'heif' && isOneOf(SHARP_INPUTS, kind),
   async run(req) {
     if (!req.engines.heifEncPath) return imageEngine.run(req);
     return heicWithHeifEnc(req, req.input, req.autoOrient, []);

@@ -1,15 +1,12 @@
 import path from 'node:path';
-import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
+import { isOneOf, OUTPUT_INFO, RASTER_OUTPUTS, SHARP_INPUTS, type InputKind, type OutputFormat, type RasterFormat } from '@kiln/formats';
 import type { Engine } from '../engine.ts';
-import { convertImage, RASTER_OUTPUTS, type RasterFormat } from './image.ts';
-
-const SHARP_INPUTS: ReadonlySet<InputKind> = new Set(['jpg', 'png', 'webp', 'avif', 'tiff', 'gif']);
+import { convertImage } from './image.ts';
 
 /** Raster → raster with sharp. */
 export const imageEngine: Engine = {
   name: 'sharp',
-  accepts: (kind: InputKind, format: OutputFormat) =>
-    INPUT_INFO[kind].family === 'image' && SHARP_INPUTS.has(kind) && (RASTER_OUTPUTS as readonly string[]).includes(format),
+  accepts: (kind: InputKind, format: OutputFormat) => isOneOf(SHARP_INPUTS, kind) && isOneOf(RASTER_OUTPUTS, format),
   async run(req) {
     const output = path.join(req.outputDir, `output.${OUTPUT_INFO[req.format].extension}`);
     const facts = await convertImage({

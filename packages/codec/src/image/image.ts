@@ -5,12 +5,10 @@
  */
 import fs from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
+import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type RasterFormat } from '@kiln/formats';
 import { CodecError, limitExceeded } from '../errors.ts';
 import type { OutputFacts, ResizeSpec } from '../engine.ts';
 import { targetSize } from './resize.ts';
-
-export const RASTER_OUTPUTS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const;
-export type RasterFormat = (typeof RASTER_OUTPUTS)[number];
 
 export interface ImageLimits {
   /** Largest decoded image in pixels (width × height × frames). */
@@ -32,10 +30,6 @@ export interface ImageConvertOptions {
   /** AVIF/HEIF encoder effort 0–9. */
   avifEffort: number;
 }
-
-const MIME: Record<RasterFormat, string> = {
-  jpg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', tiff: 'image/tiff', gif: 'image/gif', heif: 'image/heif',
-};
 
 /** Translates a libvips/sharp failure into the codec's kinds; the raw message goes to logs only. */
 export function sharpError(err: unknown, limits: ImageLimits): CodecError {
@@ -75,11 +69,9 @@ export async function readImageInfo(input: string, limits: ImageLimits): Promise
   return { width, height, frames, format: meta.format ?? 'unknown', hasAlpha: !!meta.hasAlpha, ...(meta.orientation ? { orientation: meta.orientation } : {}) };
 }
 
-const ANIMATED_OUTPUTS: ReadonlySet<RasterFormat> = new Set(['gif', 'webp']);
-
 /** Builds the sharp pipeline for one conversion; exported so benchmarks and compress share it. */
 export function imagePipeline(o: Omit<ImageConvertOptions, 'output'>, info: ImageInfo): { pipeline: Sharp; width: number; height: number; frames: number; appliedQuality: number | null } {
-  const animated = info.frames > 1 && ANIMATED_OUTPUTS.has(o.format);
+  const animated = info.frames > 1 && isOneOf(ANIMATION_OUTPUTS, o.format);
   let p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', animated, sequentialRead: true });
   if (o.autoOrient) p = p.autoOrient();
   // EXIF orientations 5–8 swap width and height.
@@ -141,7 +133,7 @@ export async function convertImage(o: ImageConvertOptions): Promise<OutputFacts>
   if (info.frames > 1 && frames === 1) notes.push(`Animated input: only the first of ${info.frames} frames was kept (${o.format} output is a still image).`);
   return {
     format: o.format,
-    mimeType: MIME[o.format],
+    mimeType: OUTPUT_INFO[o.format].mime,
     size: out.size,
     width: out.width,
     height: frames > 1 ? (out.pageHeight ?? Math.round(out.height / frames)) : out.height,

@@ -5,14 +5,10 @@
  * same way.
  */
 import path from 'node:path';
-import type { InputKind } from '@kiln/formats';
 import type { ConvertRequest } from '../engine.ts';
 import { renderPdfFirstPage } from '../document/pdf.ts';
 import { decodeHeicToPng } from './heic.ts';
 import { rasterizeSvg } from './svg.ts';
-
-export const SHARP_INPUTS: ReadonlySet<InputKind> = new Set(['jpg', 'png', 'webp', 'avif', 'tiff', 'gif']);
-export const DECODED_INPUTS: ReadonlySet<InputKind> = new Set(['heic', 'svg', 'pdf']);
 
 export interface RasterSource {
   path: string;

@@ -6,32 +6,29 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
+import {
+  ANIMATION_OUTPUTS, AUDIO_OUTPUTS, INPUT_INFO, isOneOf, OUTPUT_INFO, POSTER_OUTPUTS, VIDEO_OUTPUTS,
+  type InputKind, type MediaFormat, type OutputFormat,
+} from '@kiln/formats';
 import type { ConvertRequest, ConvertResult, Engine, ResizeSpec } from '../engine.ts';
 import { CodecError } from '../errors.ts';
-import { convertImage, type RasterFormat } from '../image/image.ts';
+import { convertImage } from '../image/image.ts';
 import { targetSize } from '../image/resize.ts';
 import { resolveFfmpeg, resolveFfprobe } from './binaries.ts';
 import { probeMedia, type MediaInfo } from './probe.ts';
-import {
-  ANIMATION_TARGETS, AUDIO_TARGETS, VIDEO_TARGETS, extractPosterFrame, transcodeMedia,
-  type MediaLimits, type MediaTarget, type ResizeOptions,
-} from './transcode.ts';
+import { extractPosterFrame, transcodeMedia, type MediaLimits, type ResizeOptions } from './transcode.ts';
 
-/** Image targets served by a poster frame; gif and webp from video are animations instead. */
-const POSTER_TARGETS: readonly OutputFormat[] = ['jpg', 'png', 'avif', 'tiff', 'heif'];
-const has = (list: readonly string[], f: string): boolean => list.includes(f);
 /** Lossless outputs: the quality knob means nothing for them. */
 const LOSSLESS: readonly OutputFormat[] = ['wav', 'flac'];
 
 export function mediaAccepts(kind: InputKind, format: OutputFormat): boolean {
   const family = INPUT_INFO[kind].family;
   if (family === 'video') {
-    return has(VIDEO_TARGETS, format) || has(AUDIO_TARGETS, format) || has(ANIMATION_TARGETS, format) || has(POSTER_TARGETS, format);
+    return isOneOf(VIDEO_OUTPUTS, format) || isOneOf(AUDIO_OUTPUTS, format) || isOneOf(ANIMATION_OUTPUTS, format) || isOneOf(POSTER_OUTPUTS, format);
   }
-  if (family === 'audio') return has(AUDIO_TARGETS, format);
+  if (family === 'audio') return isOneOf(AUDIO_OUTPUTS, format);
   // Animated GIF → video; GIF → image stays with sharp.
-  return kind === 'gif' && has(VIDEO_TARGETS, format);
+  return kind === 'gif' && isOneOf(VIDEO_OUTPUTS, format);
 }
 
 function mediaLimits(req: ConvertRequest): MediaLimits {
@@ -96,7 +93,8 @@ export const mediaEngine: Engine = {
       ...(req.signal ? { signal: req.signal } : {}),
     };
 
-    if (INPUT_INFO[req.inputKind].family === 'video' && has(POSTER_TARGETS, req.format)) {
+    const format = req.format;
+    if (INPUT_INFO[req.inputKind].family === 'video' && isOneOf(POSTER_OUTPUTS, format)) {
       const poster = path.join(req.outputDir, 'poster.png');
       try {
         await extractPosterFrame({ ...common, output: poster, limits, timeoutMs: left() });
@@ -104,7 +102,7 @@ export const mediaEngine: Engine = {
         const facts = await convertImage({
           input: poster,
           output,
-          format: req.format as RasterFormat,
+          format,
           quality: req.quality,
           ...(req.resize ? { resize: req.resize } : {}),
           // ffmpeg has already applied the video's rotation to the frame.
@@ -126,7 +124,7 @@ export const mediaEngine: Engine = {
     const r = await transcodeMedia({
       ...common,
       output,
-      target: req.format as MediaTarget,
+      target: req.format as MediaFormat,
       quality: req.quality,
       limits,
       ...(resize ? { resize } : {}),
@@ -139,7 +137,7 @@ export const mediaEngine: Engine = {
       format: req.format,
       mimeType: OUTPUT_INFO[req.format].mime,
       size: r.size,
-      appliedQuality: has(LOSSLESS, req.format) ? null : req.quality,
+      appliedQuality: LOSSLESS.includes(req.format) ? null : req.quality,
     };
     if (r.durationSeconds !== null) result.durationSeconds = round3(r.durationSeconds);
     if (r.width !== undefined) result.width = r.width;

@@ -9,6 +9,10 @@
  * the image engine.
  */
 import { open, rm, stat } from 'node:fs/promises';
+import {
+  ANIMATION_OUTPUTS, AUDIO_OUTPUTS, isOneOf, VIDEO_OUTPUTS,
+  type AnimationFormat, type MediaFormat, type VideoFormat,
+} from '@kiln/formats';
 import { CodecError, limitExceeded } from '../errors.ts';
 import { runProcess } from '../process/run.ts';
 import { createProgressParser } from './progress.ts';
@@ -17,15 +21,7 @@ import type { MediaInfo, MediaStream } from './probe.ts';
 import { aacKbps, mp3Kbps, opusKbps, vorbisQuality, vp9Crf, webpQuality, x264Crf } from './quality.ts';
 import { readWebpInfo } from './webp-info.ts';
 
-export type VideoTarget = 'mp4' | 'mov' | 'webm';
-export type AudioTarget = 'mp3' | 'wav' | 'ogg' | 'm4a' | 'flac';
-export type AnimationTarget = 'gif' | 'webp';
-export type MediaTarget = VideoTarget | AudioTarget | AnimationTarget;
-
-export const VIDEO_TARGETS: readonly VideoTarget[] = ['mp4', 'mov', 'webm'];
-export const AUDIO_TARGETS: readonly AudioTarget[] = ['mp3', 'wav', 'ogg', 'm4a', 'flac'];
-export const ANIMATION_TARGETS: readonly AnimationTarget[] = ['gif', 'webp'];
-export const MEDIA_TARGETS: readonly MediaTarget[] = [...VIDEO_TARGETS, ...AUDIO_TARGETS, ...ANIMATION_TARGETS];
+const MEDIA_OUTPUTS: readonly MediaFormat[] = [...VIDEO_OUTPUTS, ...AUDIO_OUTPUTS, ...ANIMATION_OUTPUTS];
 
 export interface MediaLimits {
   maxDurationSeconds: number;
@@ -71,7 +67,7 @@ interface CommonOptions {
 }
 
 export interface TranscodeOptions extends CommonOptions {
-  target: MediaTarget;
+  target: MediaFormat;
   /** 1..100; see quality.ts for what it means per encoder. */
   quality: number;
   limits: MediaLimits;
@@ -110,8 +106,6 @@ export interface PosterFrameResult {
   height: number;
 }
 
-const AUDIO_ONLY = new Set<MediaTarget>(AUDIO_TARGETS);
-const ANIMATION = new Set<MediaTarget>(ANIMATION_TARGETS);
 /** Demuxers for reading back our own outputs (webp is read by webp-info.ts). */
 const OUTPUT_DEMUXERS = ['mov', 'matroska', 'mp3', 'wav', 'ogg', 'flac', 'gif'];
 
@@ -325,7 +319,7 @@ function metadataArgs(keep: boolean | undefined): string[] {
   return keep ? ['-map_metadata', '0'] : ['-map_metadata', '-1', '-map_chapters', '-1'];
 }
 
-function audioEncoderArgs(target: MediaTarget, quality: number, audio: MediaStream): string[] {
+function audioEncoderArgs(target: MediaFormat, quality: number, audio: MediaStream): string[] {
   const downmix = (audio.channels ?? 0) > 2 ? ['-ac', '2'] : [];
   switch (target) {
     case 'mp4':
@@ -348,7 +342,7 @@ function audioEncoderArgs(target: MediaTarget, quality: number, audio: MediaStre
   }
 }
 
-const MUXER: Record<MediaTarget, string> = {
+const MUXER: Record<MediaFormat, string> = {
   mp4: 'mp4',
   mov: 'mov',
   m4a: 'ipod',
@@ -361,7 +355,7 @@ const MUXER: Record<MediaTarget, string> = {
   webp: 'webp',
 };
 
-function videoEncoderArgs(target: VideoTarget, quality: number, threads: number | undefined): string[] {
+function videoEncoderArgs(target: VideoFormat, quality: number, threads: number | undefined): string[] {
   const t = threads ? ['-threads', String(threads)] : [];
   if (target === 'webm') {
     return ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-crf', String(vp9Crf(quality)), '-b:v', '0', '-pix_fmt', 'yuv420p', ...t];
@@ -381,7 +375,7 @@ function validateQuality(q: number): void {
 /** Converts `input` to `target`, writing `output`. Removes a partial output on failure. */
 export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeResult> {
   validateQuality(opts.quality);
-  if (!MEDIA_TARGETS.includes(opts.target)) {
+  if (!MEDIA_OUTPUTS.includes(opts.target)) {
     throw new CodecError('unsupported', `Converting to ${String(opts.target)} is not supported.`);
   }
   const ctx = contextOf(opts);
@@ -391,7 +385,7 @@ export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeR
   const target = opts.target;
   const video = firstVideo(info);
   const audio = firstAudio(info);
-  if (AUDIO_ONLY.has(target)) {
+  if (isOneOf(AUDIO_OUTPUTS, target)) {
     if (!audio) throw new CodecError('invalid_input', 'The file has no audio track to convert.');
   } else if (!video) {
     throw new CodecError('unsupported', `The file has no video track; converting audio to ${target} is not supported, choose an audio format such as mp3.`);
@@ -410,7 +404,7 @@ export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeR
   const palette = `${opts.output}.palette.png`;
 
   try {
-    if (AUDIO_ONLY.has(target)) {
+    if (isOneOf(AUDIO_OUTPUTS, target)) {
       await runFfmpeg(
         ctx,
         [
@@ -424,8 +418,8 @@ export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeR
         ],
         { durationSeconds: inputDuration, onProgress, span: [0, 1] },
       );
-    } else if (ANIMATION.has(target)) {
-      await animate(ctx, opts, target as AnimationTarget, video!, cap, inputDuration, onProgress, palette);
+    } else if (isOneOf(ANIMATION_OUTPUTS, target)) {
+      await animate(ctx, opts, target, video!, cap, inputDuration, onProgress, palette);
     } else {
       const plan = planScale(displaySize(video!), opts.resize, true);
       checkOutputPixels(plan, opts.limits);
@@ -436,7 +430,7 @@ export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeR
           '-map', `0:${video!.index}`,
           ...(audio ? ['-map', `0:${audio.index}`] : []),
           '-vf', plan.filters.join(','),
-          ...videoEncoderArgs(target as VideoTarget, opts.quality, opts.threads),
+          ...videoEncoderArgs(target, opts.quality, opts.threads),
           ...(audio ? audioEncoderArgs(target, opts.quality, audio) : ['-an']),
           ...metadataArgs(opts.keepMetadata),
           ...(target === 'webm' ? [] : ['-movflags', '+faststart']),
@@ -474,7 +468,7 @@ function checkOutputPixels(plan: Plan, limits: MediaLimits): void {
 async function animate(
   ctx: RunContext,
   opts: TranscodeOptions,
-  target: AnimationTarget,
+  target: AnimationFormat,
   video: MediaStream,
   cap: string[],
   inputDuration: number | null,
@@ -534,7 +528,7 @@ async function animate(
   );
 }
 
-async function describeOutput(ctx: RunContext, opts: CommonOptions, target: MediaTarget): Promise<TranscodeResult> {
+async function describeOutput(ctx: RunContext, opts: CommonOptions, target: MediaFormat): Promise<TranscodeResult> {
   const size = await nonEmptySize(opts.output);
   if (size === 0) {
     throw new CodecError('engine_failed', 'ffmpeg finished but wrote no output.');

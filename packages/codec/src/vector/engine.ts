@@ -1,7 +1,7 @@
 /** Raster (and HEIC) → SVG by tracing. */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { INPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
+import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
 import type { Engine } from '../engine.ts';
 import { rasterSource } from '../image/sources.ts';
 import { traceToSvg } from './trace.ts';
@@ -11,7 +11,7 @@ export const traceEngine: Engine = {
   accepts: (kind: InputKind, format: OutputFormat) => format === 'svg' && INPUT_INFO[kind].family === 'image',
   async run(req) {
     const src = await rasterSource(req);
-    const output = path.join(req.outputDir, 'output.svg');
+    const output = path.join(req.outputDir, `output.${OUTPUT_INFO.svg.extension}`);
     const r = await traceToSvg({
       input: src.path,
       output,
@@ -31,7 +31,7 @@ export const traceEngine: Engine = {
     return {
       path: output,
       format: 'svg',
-      mimeType: 'image/svg+xml',
+      mimeType: OUTPUT_INFO.svg.mime,
       size: (await fs.stat(output)).size,
       width: r.width,
       height: r.height,
