@@ -5,7 +5,48 @@
  * through it.
  */
 import type { InputKind, OutputFormat } from '@kiln/formats';
-import type { CodecLimits, EnginePaths, LimitSettings } from './limits.ts';
+
+/**
+ * One limit: its value and the setting that changes it, carried together from configuration to the
+ * message that names it. `max` is in the setting's own unit (pixels, seconds, bytes, pages…).
+ */
+export interface Limit {
+  max: number;
+  setting: string;
+}
+
+/** Every limit the codec enforces. The caller builds them (the worker, from config); engines pass them on untouched. */
+export interface Limits {
+  /** Largest decoded raster image: width × height × frames. */
+  pixels: Limit;
+  /** Longest audio/video input, in seconds. */
+  durationSeconds: Limit;
+  /** Largest video frame (width × height), input and planned output. */
+  videoPixels: Limit;
+  /** Most streams one media input may carry. */
+  streams: Limit;
+  /** Most entries one archive may hold. */
+  archiveEntries: Limit;
+  /** Largest total size of an archive's contents once expanded, in bytes. */
+  expandedBytes: Limit;
+  /** Largest ratio of expanded size to archive size (zip-bomb guard). */
+  expansionRatio: Limit;
+  /** Largest image traced to SVG, in pixels (it is downscaled to this first). */
+  tracePixels: Limit;
+  /** Most pages read from a PDF. */
+  pdfPages: Limit;
+  /** Highest density (DPI) used to rasterise SVG input. */
+  svgDensity: Limit;
+}
+
+/** Paths configured for external engines; unset means "resolve the bundled one". */
+export interface EnginePaths {
+  ffmpegPath?: string;
+  ffprobePath?: string;
+  sevenZipPath?: string;
+  /** libheif's heif-enc, for real HEVC HEIC output when installed. */
+  heifEncPath?: string;
+}
 
 /** A resolved resize: what the engine should do, with the preset table already applied by the caller. */
 export interface ResizeSpec {
@@ -29,8 +70,7 @@ export interface ConvertRequest {
   stripMetadata: boolean;
   lossless: boolean;
   mono: boolean;
-  limits: CodecLimits;
-  limitSettings: LimitSettings;
+  limits: Limits;
   engines: EnginePaths;
   /** Caps for gif / animated webp made from video. */
   animation: { maxFps: number; maxWidth: number };

@@ -4,7 +4,6 @@
  * on HTTP, SQL, queues or environment variables: every limit and setting arrives as an argument.
  */
 export * from './errors.ts';
-export * from './limits.ts';
 export * from './engine.ts';
 export * from './convert.ts';
 export * from './compress/compress.ts';

@@ -15,8 +15,9 @@ import type { MediaLimits, TranscodeOptions } from '../src/media/transcode.ts';
 import { x264Crf } from '../src/media/quality.ts';
 import { runProcess } from '../src/process/run.ts';
 import { makeClip, makeTempDir, rawProbe, startCountingServer } from './helpers/media-fixtures.ts';
+import { limitsWith } from './helpers/limits.ts';
 
-const LIMITS: MediaLimits = { maxDurationSeconds: 600, maxPixels: 4096 * 4096, maxStreams: 8 };
+const LIMITS: MediaLimits = limitsWith({ durationSeconds: 600, videoPixels: 4096 * 4096, streams: 8 });
 
 let ffmpeg: ResolvedBinary;
 let ffprobe: ResolvedBinary;
@@ -344,24 +345,24 @@ describe('transcodeMedia refuses playlists', () => {
 });
 
 describe('transcodeMedia limits and input checks', () => {
-  test('a clip longer than maxDurationSeconds is limit_exceeded naming the setting', async () => {
-    const e = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, maxDurationSeconds: 1 } })));
+  test('a clip longer than the duration limit is limit_exceeded naming the setting', async () => {
+    const e = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, durationSeconds: { ...LIMITS.durationSeconds, max: 1 } } })));
     expect(e.kind).toBe('limit_exceeded');
     expect(e.message).toBe('The duration is 2 s, over the limit of 1 s; raise MEDIA_MAX_DURATION_SECONDS to allow it.');
   });
 
   test('frame size and stream count limits name their settings, custom names included', async () => {
-    const px = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, maxPixels: 320 * 239 } })));
+    const px = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, videoPixels: { ...LIMITS.videoPixels, max: 320 * 239 } } })));
     expect(px.kind).toBe('limit_exceeded');
     expect(px.message).toContain('MEDIA_MAX_PIXELS');
     const streams = await rejection(
-      transcodeMedia(opts(av, 'mp3', { limits: { ...LIMITS, maxStreams: 1, settings: { maxStreams: 'CONVERT_MAX_STREAMS' } } })),
+      transcodeMedia(opts(av, 'mp3', { limits: { ...LIMITS, streams: { max: 1, setting: 'CONVERT_MAX_STREAMS' } } })),
     );
     expect(streams.message).toBe('The number of streams is 2, over the limit of 1; raise CONVERT_MAX_STREAMS to allow it.');
   });
 
-  test('an upscale past maxPixels is refused before encoding', async () => {
-    const e = await rejection(transcodeMedia(opts(av, 'mp4', { resize: { width: 4000, height: 3000, fit: 'cover' }, limits: { ...LIMITS, maxPixels: 1_000_000 } })));
+  test('an upscale past the video pixel limit is refused before encoding', async () => {
+    const e = await rejection(transcodeMedia(opts(av, 'mp4', { resize: { width: 4000, height: 3000, fit: 'cover' }, limits: { ...LIMITS, videoPixels: { ...LIMITS.videoPixels, max: 1_000_000 } } })));
     expect(e.kind).toBe('limit_exceeded');
     expect(e.message).toContain('4000x3000');
   });

@@ -9,13 +9,13 @@ import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type Outpu
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
 import { keys, type BlobStore } from '@kiln/storage';
-import { compress, convert, DEFAULT_LIMIT_SETTINGS, isCodecError, type CodecErrorKind, type CodecLimits, type CompressResult, type ConvertRequest, type EnginePaths } from '@kiln/codec';
+import { compress, convert, isCodecError, type CodecErrorKind, type CompressResult, type ConvertRequest, type EnginePaths, type Limits } from '@kiln/codec';
 import type { Logger } from '@kiln/config';
 
 export interface WorkerSettings {
   retentionHours: number;
   fileTimeoutMs: number;
-  limits: CodecLimits;
+  limits: Limits;
   engines: EnginePaths;
   animation: { maxFps: number; maxWidth: number };
   avifEffort: number;
@@ -119,7 +119,6 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         lossless: o.lossless,
         mono: o.mono,
         limits: settings.limits,
-        limitSettings: DEFAULT_LIMIT_SETTINGS,
         engines: settings.engines,
         animation: settings.animation,
         avifEffort: settings.avifEffort,

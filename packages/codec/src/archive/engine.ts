@@ -40,7 +40,6 @@ function extractOptions(req: ConvertRequest, kind: InputKind) {
     workDir: path.join(req.outputDir, 'work'),
     ...(req.filename !== undefined ? { filename: req.filename } : {}),
     limits: req.limits,
-    settings: req.limitSettings,
   };
 }
 

@@ -48,7 +48,7 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
       input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
       mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless,
       stripMetadata: req.stripMetadata, autoOrient: req.autoOrient, ...(req.resize ? { resize: req.resize } : {}),
-      limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
+      limits: req.limits,
       avifEffort: req.avifEffort, originalSize: req.originalSize, deadline, timeoutSetting: req.timeoutSetting,
       ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
@@ -58,10 +58,7 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
       input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
       mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless, stripMetadata: req.stripMetadata,
       ...(req.resize ? { resize: req.resize } : {}),
-      limits: {
-        maxDurationSeconds: req.limits.maxDurationSeconds, maxPixels: req.limits.maxVideoPixels, maxStreams: req.limits.maxStreams,
-        settings: { maxDurationSeconds: req.limitSettings.maxDurationSeconds, maxPixels: req.limitSettings.maxVideoPixels, maxStreams: req.limitSettings.maxStreams },
-      },
+      limits: req.limits,
       ...(req.engines.ffmpegPath ? { ffmpegPath: req.engines.ffmpegPath } : {}),
       ...(req.engines.ffprobePath ? { ffprobePath: req.engines.ffprobePath } : {}),
       deadline, timeoutSetting: req.timeoutSetting, originalSize: req.originalSize,

@@ -128,7 +128,7 @@ async function rawSource(o: ImageCompressOptions, info: ImageInfo, meta: Metadat
     const d = await decodeHeic(o.input);
     p = sharp(d.data, { raw: { width: d.width, height: d.height, channels: 4 } });
   } else {
-    p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', sequentialRead: true });
+    p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', sequentialRead: true });
     if (o.autoOrient) p = p.autoOrient();
   }
   const swapped = o.autoOrient && o.inputKind !== 'heic' && (info.orientation ?? 1) >= 5;
@@ -172,7 +172,7 @@ function fileSource(o: ImageCompressOptions, info: ImageInfo, animated: boolean)
   return {
     width: t.width, height: t.height, frames, hasAlpha: info.hasAlpha,
     async encode(q, w, preset) {
-      let p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', animated });
+      let p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', animated });
       if (o.autoOrient) p = p.autoOrient();
       const h = w === t.width ? t.height : scaledHeight(t.width, t.height, w);
       if (w !== w0 || h !== h0) p = p.resize({ width: w, height: h, fit: t.crop ? 'cover' : 'fill', position: 'centre' });
@@ -211,7 +211,7 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
   const info = await readImageInfo(o.input, o.limits);
   let meta: Metadata;
   try {
-    meta = await sharp(o.input, { limitInputPixels: o.limits.maxPixels }).metadata();
+    meta = await sharp(o.input, { limitInputPixels: o.limits.pixels.max }).metadata();
   } catch (err) {
     throw sharpError(err, o.limits);
   }

@@ -12,7 +12,7 @@ export const pdfEngine: Engine = {
   name: 'pdf-lib',
   accepts: (kind: InputKind, format: OutputFormat) => format === 'pdf' && ['image', 'vector'].includes(INPUT_INFO[kind].family),
   async run(req) {
-    const limits = { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels };
+    const { limits } = req;
     const src = await rasterSource(req);
     const info = await readImageInfo(src.path, limits);
     const oriented = !src.intermediate && req.autoOrient && (info.orientation ?? 1) > 1;

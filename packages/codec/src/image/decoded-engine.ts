@@ -22,7 +22,7 @@ async function toRaster(req: ConvertRequest, input: string, format: RasterFormat
     autoOrient,
     stripMetadata: req.stripMetadata,
     lossless: req.lossless,
-    limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
+    limits: req.limits,
     avifEffort: req.avifEffort,
   });
 }

@@ -18,7 +18,7 @@ export const imageEngine: Engine = {
       autoOrient: req.autoOrient,
       stripMetadata: req.stripMetadata,
       lossless: req.lossless,
-      limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
+      limits: req.limits,
       avifEffort: req.avifEffort,
     });
     return { ...facts, path: output };

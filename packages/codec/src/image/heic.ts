@@ -10,14 +10,10 @@ import sharp from 'sharp';
 import decode from 'heic-decode';
 import { CodecError, limitExceeded } from '../errors.ts';
 import { runProcess } from '../process/run.ts';
-
-export interface HeicDecodeOptions {
-  maxPixels: number;
-  maxPixelsSetting: string;
-}
+import type { ImageLimits } from './image.ts';
 
 /** Decodes the primary image of a HEIC file into a PNG at `output`; returns its size. */
-export async function decodeHeicToPng(input: string, output: string, o: HeicDecodeOptions): Promise<{ width: number; height: number; images: number }> {
+export async function decodeHeicToPng(input: string, output: string, limits: ImageLimits): Promise<{ width: number; height: number; images: number }> {
   const buffer = await fs.readFile(input);
   let images: Awaited<ReturnType<typeof decode.all>>;
   try {
@@ -29,8 +25,8 @@ export async function decodeHeicToPng(input: string, output: string, o: HeicDeco
     const first = images[0];
     if (!first) throw new CodecError('invalid_input', 'The HEIC file holds no image.');
     // Checked before decoding: heic-decode allocates width × height × 4 bytes up front.
-    if (first.width * first.height > o.maxPixels) {
-      throw limitExceeded('The image', `${first.width}×${first.height} pixels`, `${o.maxPixels} pixels`, o.maxPixelsSetting);
+    if (first.width * first.height > limits.pixels.max) {
+      throw limitExceeded('The image', `${first.width}×${first.height} pixels`, limits.pixels, ' pixels');
     }
     let pixels: { width: number; height: number; data: Uint8ClampedArray };
     try {

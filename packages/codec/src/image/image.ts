@@ -7,15 +7,11 @@ import fs from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type RasterFormat } from '@kiln/formats';
 import { CodecError, limitExceeded } from '../errors.ts';
-import type { OutputFacts, ResizeSpec } from '../engine.ts';
+import type { Limits, OutputFacts, ResizeSpec } from '../engine.ts';
 import { targetSize } from './resize.ts';
 
-export interface ImageLimits {
-  /** Largest decoded image in pixels (width × height × frames). */
-  maxPixels: number;
-  /** The setting that changes maxPixels, named in the error message. */
-  maxPixelsSetting?: string;
-}
+/** The limits a raster decode is held to: its decoded pixels (width × height × frames). */
+export type ImageLimits = Pick<Limits, 'pixels'>;
 
 export interface ImageConvertOptions {
   input: string;
@@ -35,7 +31,7 @@ export interface ImageConvertOptions {
 export function sharpError(err: unknown, limits: ImageLimits): CodecError {
   const msg = err instanceof Error ? err.message : String(err);
   if (/pixel limit/i.test(msg)) {
-    return new CodecError('limit_exceeded', `The image is larger than the limit of ${limits.maxPixels} pixels; raise ${limits.maxPixelsSetting ?? 'IMAGE_MAX_PIXELS'} to allow it.`, { cause: err, internal: msg });
+    return new CodecError('limit_exceeded', `The image is larger than the limit of ${limits.pixels.max} pixels; raise ${limits.pixels.setting} to allow it.`, { cause: err, internal: msg });
   }
   if (/unsupported image format|bad seek|premature end|corrupt|truncated|not a known file format|invalid|VipsJpeg|gifload|pngload|webpload|tiffload|heifload|Input buffer|Input file is missing|empty/i.test(msg)) {
     return new CodecError('invalid_input', 'The file could not be decoded as an image: it is corrupt, truncated or not an image.', { cause: err, internal: msg });
@@ -55,7 +51,7 @@ export interface ImageInfo {
 export async function readImageInfo(input: string, limits: ImageLimits): Promise<ImageInfo> {
   let meta: Metadata;
   try {
-    meta = await sharp(input, { limitInputPixels: limits.maxPixels, animated: true }).metadata();
+    meta = await sharp(input, { limitInputPixels: limits.pixels.max, animated: true }).metadata();
   } catch (err) {
     throw sharpError(err, limits);
   }
@@ -63,8 +59,8 @@ export async function readImageInfo(input: string, limits: ImageLimits): Promise
   const frames = meta.pages ?? 1;
   const height = meta.pageHeight ?? meta.height ?? 0;
   if (!width || !height) throw new CodecError('invalid_input', 'The file could not be decoded as an image: it has no dimensions.');
-  if (width * height * frames > limits.maxPixels) {
-    throw limitExceeded('The image', `${width}×${height}${frames > 1 ? `×${frames} frames` : ''} pixels`, `${limits.maxPixels} pixels`, limits.maxPixelsSetting ?? 'IMAGE_MAX_PIXELS');
+  if (width * height * frames > limits.pixels.max) {
+    throw limitExceeded('The image', `${width}×${height}${frames > 1 ? `×${frames} frames` : ''} pixels`, limits.pixels, ' pixels');
   }
   return { width, height, frames, format: meta.format ?? 'unknown', hasAlpha: !!meta.hasAlpha, ...(meta.orientation ? { orientation: meta.orientation } : {}) };
 }
@@ -72,7 +68,7 @@ export async function readImageInfo(input: string, limits: ImageLimits): Promise
 /** Builds the sharp pipeline for one conversion; exported so benchmarks and compress share it. */
 export function imagePipeline(o: Omit<ImageConvertOptions, 'output'>, info: ImageInfo): { pipeline: Sharp; width: number; height: number; frames: number; appliedQuality: number | null } {
   const animated = info.frames > 1 && isOneOf(ANIMATION_OUTPUTS, o.format);
-  let p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', animated, sequentialRead: true });
+  let p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', animated, sequentialRead: true });
   if (o.autoOrient) p = p.autoOrient();
   // EXIF orientations 5–8 swap width and height.
   const swapped = o.autoOrient && (info.orientation ?? 1) >= 5;

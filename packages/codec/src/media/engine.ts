@@ -16,7 +16,7 @@ import { convertImage } from '../image/image.ts';
 import { targetSize } from '../image/resize.ts';
 import { resolveFfmpeg, resolveFfprobe } from './binaries.ts';
 import { probeMedia, type MediaInfo } from './probe.ts';
-import { extractPosterFrame, transcodeMedia, type MediaLimits, type ResizeOptions } from './transcode.ts';
+import { extractPosterFrame, transcodeMedia, type ResizeOptions } from './transcode.ts';
 
 /** Lossless outputs: the quality knob means nothing for them. */
 const LOSSLESS: readonly OutputFormat[] = ['wav', 'flac'];
@@ -29,19 +29,6 @@ export function mediaAccepts(kind: InputKind, format: OutputFormat): boolean {
   if (family === 'audio') return isOneOf(AUDIO_OUTPUTS, format);
   // Animated GIF → video; GIF → image stays with sharp.
   return kind === 'gif' && isOneOf(VIDEO_OUTPUTS, format);
-}
-
-function mediaLimits(req: ConvertRequest): MediaLimits {
-  return {
-    maxDurationSeconds: req.limits.maxDurationSeconds,
-    maxPixels: req.limits.maxVideoPixels,
-    maxStreams: req.limits.maxStreams,
-    settings: {
-      maxDurationSeconds: req.limitSettings.maxDurationSeconds,
-      maxPixels: req.limitSettings.maxVideoPixels,
-      maxStreams: req.limitSettings.maxStreams,
-    },
-  };
 }
 
 /**
@@ -81,7 +68,7 @@ export const mediaEngine: Engine = {
       resolveFfprobe(req.engines.ffprobePath ? { configuredPath: req.engines.ffprobePath } : {}),
     ]);
     const info = await probeMedia(req.input, { ffprobePath: ffprobe.path, timeoutMs: left(), timeoutSetting: req.timeoutSetting, signal: req.signal });
-    const limits = mediaLimits(req);
+    const { limits } = req;
     const ext = OUTPUT_INFO[req.format].extension;
     const output = path.join(req.outputDir, `output.${ext}`);
     const common = {
@@ -109,7 +96,7 @@ export const mediaEngine: Engine = {
           autoOrient: false,
           stripMetadata: true,
           lossless: req.lossless,
-          limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
+          limits: req.limits,
           avifEffort: req.avifEffort,
         });
         req.onProgress?.(1);

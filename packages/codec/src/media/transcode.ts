@@ -13,6 +13,7 @@ import {
   ANIMATION_OUTPUTS, AUDIO_OUTPUTS, isOneOf, VIDEO_OUTPUTS,
   type AnimationFormat, type MediaFormat, type VideoFormat,
 } from '@kiln/formats';
+import type { Limits } from '../engine.ts';
 import { CodecError, limitExceeded } from '../errors.ts';
 import { runProcess } from '../process/run.ts';
 import { createProgressParser } from './progress.ts';
@@ -23,15 +24,8 @@ import { readWebpInfo } from './webp-info.ts';
 
 const MEDIA_OUTPUTS: readonly MediaFormat[] = [...VIDEO_OUTPUTS, ...AUDIO_OUTPUTS, ...ANIMATION_OUTPUTS];
 
-export interface MediaLimits {
-  maxDurationSeconds: number;
-  /** Largest frame (width × height), for the input and for the planned output. */
-  maxPixels: number;
-  /** Most streams (video + audio + subtitle + data …) an input may have. */
-  maxStreams: number;
-  /** Setting names quoted in limit messages. Defaults: MEDIA_MAX_DURATION_SECONDS, MEDIA_MAX_PIXELS, MEDIA_MAX_STREAMS. */
-  settings?: { maxDurationSeconds?: string; maxPixels?: string; maxStreams?: string };
-}
+/** Duration, frame size (input and planned output) and stream count (video + audio + subtitle …). */
+export type MediaLimits = Pick<Limits, 'durationSeconds' | 'videoPixels' | 'streams'>;
 
 export interface ResizeOptions {
   width?: number;
@@ -122,28 +116,17 @@ function firstAudio(info: MediaInfo): MediaStream | undefined {
 
 /** Throws limit_exceeded when the probed input breaks a limit. */
 export function checkMediaLimits(info: MediaInfo, limits: MediaLimits): void {
-  const names = limits.settings ?? {};
-  if (info.streams.length > limits.maxStreams) {
-    throw limitExceeded('The number of streams', info.streams.length, limits.maxStreams, names.maxStreams ?? 'MEDIA_MAX_STREAMS');
+  if (info.streams.length > limits.streams.max) {
+    throw limitExceeded('The number of streams', info.streams.length, limits.streams);
   }
-  if (info.durationSeconds !== null && info.durationSeconds > limits.maxDurationSeconds) {
-    throw limitExceeded(
-      'The duration',
-      `${Math.round(info.durationSeconds * 10) / 10} s`,
-      `${limits.maxDurationSeconds} s`,
-      names.maxDurationSeconds ?? 'MEDIA_MAX_DURATION_SECONDS',
-    );
+  if (info.durationSeconds !== null && info.durationSeconds > limits.durationSeconds.max) {
+    throw limitExceeded('The duration', `${Math.round(info.durationSeconds * 10) / 10} s`, limits.durationSeconds, ' s');
   }
   for (const s of info.streams) {
     if (s.type !== 'video' || s.width === undefined || s.height === undefined) continue;
     const px = s.width * s.height;
-    if (px > limits.maxPixels) {
-      throw limitExceeded(
-        'The video frame size',
-        `${s.width}x${s.height} (${px} pixels)`,
-        `${limits.maxPixels} pixels`,
-        names.maxPixels ?? 'MEDIA_MAX_PIXELS',
-      );
+    if (px > limits.videoPixels.max) {
+      throw limitExceeded('The video frame size', `${s.width}x${s.height} (${px} pixels)`, limits.videoPixels, ' pixels');
     }
   }
 }
@@ -392,7 +375,7 @@ export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeR
   }
 
   // A stream without a stated duration cannot be checked up front; bound it instead of trusting it.
-  const cap = info.durationSeconds === null ? ['-t', String(opts.limits.maxDurationSeconds)] : [];
+  const cap = info.durationSeconds === null ? ['-t', String(opts.limits.durationSeconds.max)] : [];
   const inputDuration = info.durationSeconds ?? opts.durationSeconds ?? null;
   // Monotonic across passes, and the closing 1 below is not repeated after ffmpeg's own `progress=end`.
   let lastReported = -1;
@@ -455,13 +438,8 @@ export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeR
 function checkOutputPixels(plan: Plan, limits: MediaLimits): void {
   if (!plan.size) return;
   const px = plan.size.w * plan.size.h;
-  if (px > limits.maxPixels) {
-    throw limitExceeded(
-      'The requested output size',
-      `${plan.size.w}x${plan.size.h} (${px} pixels)`,
-      `${limits.maxPixels} pixels`,
-      limits.settings?.maxPixels ?? 'MEDIA_MAX_PIXELS',
-    );
+  if (px > limits.videoPixels.max) {
+    throw limitExceeded('The requested output size', `${plan.size.w}x${plan.size.h} (${px} pixels)`, limits.videoPixels, ' pixels');
   }
 }
 
