@@ -13,8 +13,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { loadConfig } from '@kiln/config';
-import { convertImage, resolveFfmpeg, resolveFfprobe, runProcess, transcodeMedia, type ImageConvertOptions, type ImageLimits } from '@kiln/codec';
-import { codecLimits } from '@kiln/worker-runtime';
+import { convertImage, createDeadline, resolveFfmpeg, resolveFfprobe, runProcess, transcodeMedia, type ImageConvertOptions, type ImageLimits } from '@kiln/codec';
+import { codecLimits, limitFrom } from '@kiln/worker-runtime';
 import { ApiError, convertViaApi, multipart, request, streamUpload } from './bench/client.ts';
 import { defaultCorpus, readCorpus, tinyImage, type CorpusImage } from './bench/corpus.ts';
 import { cpuByRole, kilnTree, rssMb, startKiln, ROLES, type Role, type RunningKiln } from './bench/kiln-process.ts';
@@ -221,7 +221,7 @@ async function measure(
     const out = path.join(scratchDir, `video-${rawSeq++}.mp4`);
     const t0 = performance.now();
     await transcodeMedia({
-      input: video, output: out, target: 'mp4', quality: 82, ...engines, timeoutMs: cfg.FILE_TIMEOUT_SECONDS * 1000,
+      input: video, output: out, target: 'mp4', quality: 82, ...engines, deadline: createDeadline(limitFrom(cfg, 'FILE_TIMEOUT_SECONDS')),
       limits,
     });
     const s = (performance.now() - t0) / 1000;

@@ -6,7 +6,8 @@
  */
 import { canConvert, refusalFor, type InputKind, type OutputFormat } from '@kiln/formats';
 import { CodecError } from './errors.ts';
-import type { ConvertRequest, ConvertResult, Engine } from './engine.ts';
+import { createDeadline } from './deadline.ts';
+import type { ConvertRequest, ConvertResult, Deadline, Engine } from './engine.ts';
 import { engineList } from './engines.ts';
 
 /** Built once; the batch engine gets `convert` itself to run on each entry of an archive. */
@@ -16,12 +17,13 @@ export function pickEngine(kind: InputKind, format: OutputFormat): Engine | unde
   return ENGINES.find((e) => e.accepts(kind, format));
 }
 
-export async function convert(req: ConvertRequest): Promise<ConvertResult> {
+/** Converts one file; `deadline` is given by callers that convert as part of a larger call (archive entries, compress). */
+export async function convert(req: ConvertRequest, deadline: Deadline = createDeadline(req.timeout)): Promise<ConvertResult> {
   // The gateway refuses these at submission; embedders calling the codec directly get the same sentence.
   const refusal = refusalFor(req.format);
   if (refusal) throw new CodecError('unsupported', refusal);
   const engine = canConvert(req.inputKind, req.format) ? pickEngine(req.inputKind, req.format) : undefined;
   if (!engine) throw new CodecError('unsupported', `Converting ${req.inputKind} to ${req.format} is not supported.`);
   if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
-  return engine.run(req);
+  return engine.run(req, deadline);
 }

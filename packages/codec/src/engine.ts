@@ -75,10 +75,8 @@ export interface ConvertRequest {
   /** Caps for gif / animated webp made from video. */
   animation: { maxFps: number; maxWidth: number };
   avifEffort: number;
-  /** One deadline for the whole conversion. */
-  timeoutMs: number;
-  /** The setting that changes timeoutMs, named in the timeout message. */
-  timeoutSetting: string;
+  /** One deadline for the whole conversion, every step and child process included; `max` in seconds. */
+  timeout: Limit;
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
 }
@@ -100,15 +98,30 @@ export interface ConvertResult extends OutputFacts {
   path: string;
 }
 
+/**
+ * The time one call may take, made from its timeout Limit when the call starts (deadline.ts). Every
+ * step of the call asks it what is left, so all steps share one budget and one message.
+ */
+export interface Deadline {
+  /** What it was made from; `max` in seconds. */
+  readonly limit: Limit;
+  /** Milliseconds left; throws the timeout error (naming the setting) when none are. */
+  left(): number;
+  /** The one timeout error of this call (a CodecError of kind `timeout`); `advice` adds what else would help. */
+  error(opts?: { cause?: unknown; advice?: string }): Error;
+  /** Runs `fn`, re-throwing a timeout from inside it (a child process's own) as this call's. */
+  wrap<T>(fn: () => Promise<T>, advice?: string): Promise<T>;
+}
+
 export interface Engine {
   name: string;
   accepts(kind: InputKind, format: OutputFormat): boolean;
-  run(req: ConvertRequest): Promise<ConvertResult>;
+  run(req: ConvertRequest, deadline: Deadline): Promise<ConvertResult>;
 }
 
 /**
  * The dispatcher's signature. Engines that convert other files on the way (the archive batch engine
  * converts each entry) are given it when the engine list is built, instead of importing the
- * dispatcher, which imports them.
+ * dispatcher, which imports them; they pass their own deadline on.
  */
-export type Convert = (req: ConvertRequest) => Promise<ConvertResult>;
+export type Convert = (req: ConvertRequest, deadline?: Deadline) => Promise<ConvertResult>;

@@ -5,8 +5,10 @@
  */
 export * from './errors.ts';
 export * from './engine.ts';
+export * from './deadline.ts';
 export * from './convert.ts';
 export * from './compress/compress.ts';
+export * from './compress/request.ts';
 export * from './image/image.ts';
 export * from './image/resize.ts';
 export * from './archive/zip.ts';

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
 import { compress, resolveFfmpeg, resolveFfprobe, type CompressRequest, type CompressResult } from '../src/index.ts';
-import { LIMITS } from './helpers/limits.ts';
+import { LIMITS, timeout } from './helpers/limits.ts';
 import { searchQuality } from '../src/compress/search.ts';
 import { stripJpegMetadata } from '../src/compress/jpeg-segments.ts';
 import { animatedGif, photo, regionColour, seededNoise } from '../../../test/helpers/images.ts';
@@ -35,7 +35,7 @@ async function run(input: string, inputKind: InputKind, extra: Partial<CompressR
   const req: CompressRequest = {
     input, inputKind, outputDir, quality: 82, autoOrient: true, stripMetadata: true, lossless: false, mono: false,
     limits: LIMITS, engines: {}, animation: { maxFps: 15, maxWidth: 480 },
-    avifEffort: 2, timeoutMs: 60_000, timeoutSetting: 'FILE_TIMEOUT_SECONDS',
+    avifEffort: 2, timeout: timeout(60),
     mode: 'quality', targetBytes: null, originalSize: (await fs.stat(input)).size, ...extra,
   };
   const r = await compress(req);

@@ -15,7 +15,7 @@ import type { MediaLimits, TranscodeOptions } from '../src/media/transcode.ts';
 import { x264Crf } from '../src/media/quality.ts';
 import { runProcess } from '../src/process/run.ts';
 import { makeClip, makeTempDir, rawProbe, startCountingServer } from './helpers/media-fixtures.ts';
-import { limitsWith } from './helpers/limits.ts';
+import { deadline, limitsWith } from './helpers/limits.ts';
 
 const LIMITS: MediaLimits = limitsWith({ durationSeconds: 600, videoPixels: 4096 * 4096, streams: 8 });
 
@@ -58,7 +58,7 @@ function opts(input: string, target: MediaFormat, extra: Partial<TranscodeOption
     target,
     ffmpegPath: ffmpeg.path,
     ffprobePath: ffprobe.path,
-    timeoutMs: 30_000,
+    deadline: deadline(30),
     quality: 82,
     limits: LIMITS,
     ...extra,
@@ -100,7 +100,7 @@ describe('binaries', () => {
 
 describe('probeMedia', () => {
   test('reports container, duration and stream facts', async () => {
-    const info = await probeMedia(av, { ffprobePath: ffprobe.path, timeoutMs: 10_000 });
+    const info = await probeMedia(av, { ffprobePath: ffprobe.path, deadline: deadline(10) });
     expect(info.formatName).toContain('mp4');
     expect(info.durationSeconds).toBeCloseTo(2, 1);
     expect(info.hasVideo).toBe(true);
@@ -112,14 +112,14 @@ describe('probeMedia', () => {
   });
 
   test('an audio-only file has no video', async () => {
-    const info = await probeMedia(tone, { ffprobePath: ffprobe.path, timeoutMs: 10_000 });
+    const info = await probeMedia(tone, { ffprobePath: ffprobe.path, deadline: deadline(10) });
     expect(info).toMatchObject({ formatName: 'wav', hasVideo: false, hasAudio: true });
   });
 
   test('a file that is not media is invalid_input with a plain message', async () => {
     const text = join(dir, 'notes.mp4');
     await writeFile(text, 'this is not a video\n'.repeat(50));
-    const e = await rejection(probeMedia(text, { ffprobePath: ffprobe.path, timeoutMs: 10_000 }));
+    const e = await rejection(probeMedia(text, { ffprobePath: ffprobe.path, deadline: deadline(10) }));
     expect(e.kind).toBe('invalid_input');
     expect(e.message).toBe('The file could not be read as audio or video.');
   });
@@ -248,7 +248,7 @@ describe('transcodeMedia progress', () => {
 describe('transcodeMedia stops its process', () => {
   let slowInfo: MediaInfo;
   beforeAll(async () => {
-    slowInfo = await probeMedia(slow, { ffprobePath: ffprobe.path, timeoutMs: 10_000 });
+    slowInfo = await probeMedia(slow, { ffprobePath: ffprobe.path, deadline: deadline(10) });
   });
 
   test('a timeout kills ffmpeg and names the setting', async () => {
@@ -257,11 +257,11 @@ describe('transcodeMedia stops its process', () => {
     const e = await rejection(
       transcodeMedia(
         // inputInfo skips the probe, so the only child is ffmpeg and the deadline lands mid-encode.
-        opts(slow, 'mp4', { timeoutMs: 500, threads: 1, inputInfo: slowInfo, timeoutSetting: 'FFMPEG_TIMEOUT_SECONDS', onSpawn: (pid) => pids.push(pid) }),
+        opts(slow, 'mp4', { deadline: deadline(0.5), threads: 1, inputInfo: slowInfo, onSpawn: (pid) => pids.push(pid) }),
       ),
     );
     expect(e.kind).toBe('timeout');
-    expect(e.message).toBe('The media conversion did not finish within 0.5 s; raise FFMPEG_TIMEOUT_SECONDS to allow more.');
+    expect(e.message).toBe('The conversion did not finish within 0.5 s; raise FILE_TIMEOUT_SECONDS to allow more.');
     expect(Date.now() - started).toBeLessThan(4000);
     expect(pids).toHaveLength(1);
     expect(() => process.kill(pids[0]!, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
@@ -388,7 +388,7 @@ describe('transcodeMedia limits and input checks', () => {
 describe('extractPosterFrame', () => {
   test('writes one PNG frame of the video', async () => {
     const output = join(dir, 'poster.png');
-    const r = await extractPosterFrame({ input: av, output, ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, timeoutMs: 10_000 });
+    const r = await extractPosterFrame({ input: av, output, ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, deadline: deadline(10) });
     expect(r).toEqual({ path: output, width: 320, height: 240 });
     const p = await rawProbe(ffprobe.path, output);
     expect(p.streams[0]?.codec_name).toBe('png');
@@ -396,7 +396,7 @@ describe('extractPosterFrame', () => {
 
   test('an audio-only file has no frame to take', async () => {
     const e = await rejection(
-      extractPosterFrame({ input: tone, output: join(dir, 'none.png'), ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, timeoutMs: 10_000 }),
+      extractPosterFrame({ input: tone, output: join(dir, 'none.png'), ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, deadline: deadline(10) }),
     );
     expect(e.kind).toBe('invalid_input');
   });

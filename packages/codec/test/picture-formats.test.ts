@@ -13,7 +13,7 @@ import { PDFDocument } from 'pdf-lib';
 import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
 import { compress, convert, sanitizeSvg, type ConvertRequest } from '../src/index.ts';
 import { request, useScratch } from './helpers/request.ts';
-import { limitsWith } from './helpers/limits.ts';
+import { limitsWith, timeout } from './helpers/limits.ts';
 
 const HEIC = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'two-blocks.heic');
 const heifEnc = (() => {
@@ -217,7 +217,7 @@ test('a PDF over PDF_MAX_PAGES is refused, and a damaged PDF fails as invalid_in
 test('tracing that runs past the deadline fails as timeout naming the setting', async () => {
   const noise = await file('slow.png', await sharp({ create: { width: 600, height: 400, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer());
   const started = Date.now();
-  await expect(run(noise, 'png', 'svg', { quality: 100, timeoutMs: 300 })).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(/FILE_TIMEOUT_SECONDS/) });
+  await expect(run(noise, 'png', 'svg', { quality: 100, timeout: timeout(0.3) })).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(/FILE_TIMEOUT_SECONDS/) });
   expect(Date.now() - started).toBeLessThan(3000);
   // The trace ran in a child process that was killed with its group: nothing is left tracing.
   const fsp = await import('node:fs/promises');

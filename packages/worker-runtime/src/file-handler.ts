@@ -9,12 +9,13 @@ import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type Outpu
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
 import { keys, type BlobStore } from '@kiln/storage';
-import { compress, convert, isCodecError, type CodecErrorKind, type CompressResult, type ConvertRequest, type EnginePaths, type Limits } from '@kiln/codec';
+import { compress, convert, isCodecError, type CodecErrorKind, type CompressResult, type ConvertRequest, type EnginePaths, type Limit, type Limits } from '@kiln/codec';
 import type { Logger } from '@kiln/config';
 
 export interface WorkerSettings {
   retentionHours: number;
-  fileTimeoutMs: number;
+  /** FILE_TIMEOUT_SECONDS: one deadline for each file's conversion. */
+  fileTimeout: Limit;
   limits: Limits;
   engines: EnginePaths;
   animation: { maxFps: number; maxWidth: number };
@@ -122,8 +123,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         engines: settings.engines,
         animation: settings.animation,
         avifEffort: settings.avifEffort,
-        timeoutMs: settings.fileTimeoutMs,
-        timeoutSetting: 'FILE_TIMEOUT_SECONDS',
+        timeout: settings.fileTimeout,
         signal: deps.stopSignal ? AbortSignal.any([ctx.signal, deps.stopSignal]) : ctx.signal,
         onProgress: (f) => {
           const pct = Math.floor(f * 100);

@@ -47,7 +47,7 @@ export function codecLimits(config: Config): Limits {
 export function settingsFrom(config: Config): WorkerSettings {
   return {
     retentionHours: config.RETENTION_HOURS,
-    fileTimeoutMs: config.FILE_TIMEOUT_SECONDS * 1000,
+    fileTimeout: limitFrom(config, 'FILE_TIMEOUT_SECONDS'),
     limits: codecLimits(config),
     engines: {
       ...(config.FFMPEG_PATH ? { ffmpegPath: config.FFMPEG_PATH } : {}),

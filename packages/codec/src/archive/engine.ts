@@ -15,25 +15,24 @@ import {
   SINGLE_FILE_OUTPUTS, sniff, type ArchiveFormat, type InputKind, type OutputFormat,
 } from '@kiln/formats';
 import { CodecError, isCodecError, type CodecErrorKind } from '../errors.ts';
-import type { Convert, ConvertRequest, ConvertResult, Engine } from '../engine.ts';
+import type { Convert, ConvertRequest, ConvertResult, Deadline, Engine } from '../engine.ts';
 import { extractArchive, innerName, readHead } from './extract.ts';
 import { entryNameFor, levelFromQuality, uniqueNames, writeArchive, type PackEntry } from './write.ts';
 
 /** A gz / bz2 / xz upload: one compressed stream (a tarball or a single file). */
 const isCompressed = (kind: InputKind): boolean => INPUT_INFO[kind].family === 'compressed';
 
-function sevenZip(req: ConvertRequest) {
+function sevenZip(req: ConvertRequest, deadline: Deadline) {
   return {
     ...(req.engines.sevenZipPath ? { sevenZipPath: req.engines.sevenZipPath } : {}),
-    timeoutMs: req.timeoutMs,
-    timeoutSetting: req.timeoutSetting,
+    deadline,
     ...(req.signal ? { signal: req.signal } : {}),
   };
 }
 
-function extractOptions(req: ConvertRequest, kind: InputKind) {
+function extractOptions(req: ConvertRequest, deadline: Deadline, kind: InputKind) {
   return {
-    ...sevenZip(req),
+    ...sevenZip(req, deadline),
     input: req.input,
     kind,
     dir: path.join(req.outputDir, 'extracted'),
@@ -50,14 +49,14 @@ function result(format: ArchiveFormat, output: string, size: number, notes: stri
 export const archiveEngine: Engine = {
   name: 'archive',
   accepts: (_kind: InputKind, format: OutputFormat) => isOneOf(ARCHIVE_OUTPUTS, format),
-  async run(req) {
+  async run(req, deadline) {
     const format = req.format as ArchiveFormat;
     const output = path.join(req.outputDir, `output.${OUTPUT_INFO[format].extension}`);
-    const write = { ...sevenZip(req), level: levelFromQuality(req.quality), stageDir: path.join(req.outputDir, 'stage') };
+    const write = { ...sevenZip(req, deadline), level: levelFromQuality(req.quality), stageDir: path.join(req.outputDir, 'stage') };
     const kind = req.inputKind;
 
     if (isOneOf(MULTI_FILE_OUTPUTS, format) ? isOneOf(READABLE_ARCHIVES, kind) : isCompressed(kind)) {
-      const x = await extractArchive(extractOptions(req, kind));
+      const x = await extractArchive(extractOptions(req, deadline, kind));
       if (isOneOf(SINGLE_FILE_OUTPUTS, format)) {
         // gz/bz2/xz → gz/bz2/xz: recompress what was inside (a tarball stays a tarball).
         if (x.innerKind === 'tar') {
@@ -93,13 +92,12 @@ export function createBatchEngine(convert: Convert): Engine {
   return {
     name: 'archive-batch',
     accepts: (kind: InputKind, format: OutputFormat) => isOneOf(READABLE_ARCHIVES, kind) && isOneOf(BATCH_OUTPUTS, format),
-    run: (req) => convertEntries(req, convert),
+    run: (req, deadline) => convertEntries(req, deadline, convert),
   };
 }
 
-async function convertEntries(req: ConvertRequest, convert: Convert): Promise<ConvertResult> {
-  const deadline = Date.now() + req.timeoutMs;
-  const x = await extractArchive(extractOptions(req, req.inputKind));
+async function convertEntries(req: ConvertRequest, deadline: Deadline, convert: Convert): Promise<ConvertResult> {
+  const x = await extractArchive(extractOptions(req, deadline, req.inputKind));
   const ext = OUTPUT_INFO[req.format].extension;
   const converted: { path: string; name: string }[] = [];
   const skipped: string[] = [];
@@ -107,8 +105,7 @@ async function convertEntries(req: ConvertRequest, convert: Convert): Promise<Co
   const foundKinds = new Set<string>();
   for (const [i, f] of x.files.entries()) {
     if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
-    const left = deadline - Date.now();
-    if (left <= 0) throw new CodecError('timeout', `Converting the files in the archive did not finish within ${Math.round(req.timeoutMs / 1000)} s; raise ${req.timeoutSetting} to allow more.`);
+    deadline.left();
     const kind = f.size > 0 ? sniff(await readHead(f.path)) : undefined;
     if (kind) foundKinds.add(kind);
     if (!kind || isOneOf(READABLE_ARCHIVES, kind) || !canConvert(kind, req.format)) {
@@ -124,9 +121,8 @@ async function convertEntries(req: ConvertRequest, convert: Convert): Promise<Co
         inputKind: kind,
         outputDir: itemDir,
         filename: path.basename(f.rel),
-        timeoutMs: left,
         onProgress: (p) => req.onProgress?.((i + p) / x.files.length),
-      });
+      }, deadline);
       const outExt = r.format in OUTPUT_INFO ? OUTPUT_INFO[r.format as OutputFormat].extension : ext;
       converted.push({ path: r.path, name: f.rel.replace(/\.[^./]*$/, '') + `.${outExt}` });
     } catch (err) {
@@ -147,7 +143,7 @@ async function convertEntries(req: ConvertRequest, convert: Convert): Promise<Co
   const names = uniqueNames(converted.map((c) => c.name));
   const output = path.join(req.outputDir, `output.${OUTPUT_INFO.zip.extension}`);
   const { size } = await writeArchive('zip', converted.map((c, i) => ({ path: c.path, name: names[i]! })), output, {
-    ...sevenZip(req), level: 6, stageDir: path.join(req.outputDir, 'stage'),
+    ...sevenZip(req, deadline), level: 6, stageDir: path.join(req.outputDir, 'stage'),
   });
   const notes = [`Converted ${converted.length} of ${x.files.length} files in the archive to ${req.format}; the results are in a zip.`];
   const lines = [...failures.map((f) => `${f.rel}: ${f.message}`), ...skipped.map((s) => `${s} (skipped)`)];

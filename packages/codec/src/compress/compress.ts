@@ -10,27 +10,10 @@ import path from 'node:path';
 import { compressTargetFor, IMAGE_COMPRESS_FORMATS, INPUT_INFO, isOneOf, MEDIA_COMPRESS_FORMATS, OUTPUT_INFO, type OutputFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import { convert } from '../convert.ts';
-import type { ConvertRequest, ConvertResult } from '../engine.ts';
+import { createDeadline } from '../deadline.ts';
 import { compressImage } from './image.ts';
 import { compressMedia } from './media.ts';
-
-export interface CompressRequest extends Omit<ConvertRequest, 'format'> {
-  /** Asked-for output format; undefined keeps the input's own (or the closest compatible one). */
-  format?: OutputFormat | undefined;
-  mode: 'quality' | 'target-size';
-  targetBytes: number | null;
-  /** Size of the input file, for the never-larger rule and savedPercent. */
-  originalSize: number;
-}
-
-export interface CompressResult extends ConvertResult {
-  /** target-size only: whether the output is at or under targetBytes. */
-  targetMet?: boolean;
-  /** Why the target could not be met. */
-  targetReason?: string;
-  /** How many encodes the result took. */
-  encodes?: number;
-}
+import type { CompressRequest, CompressResult } from './request.ts';
 
 export async function compress(req: CompressRequest): Promise<CompressResult> {
   const target = req.format ?? compressTargetFor(req.inputKind);
@@ -41,33 +24,17 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
   }
   const formatChanged = target !== req.inputKind;
   const family = INPUT_INFO[req.inputKind].family;
-  const deadline = Date.now() + req.timeoutMs;
+  const deadline = createDeadline(req.timeout, 'The compression');
 
   if (family === 'image' && isOneOf(IMAGE_COMPRESS_FORMATS, target)) {
-    return compressImage({
-      input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
-      mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless,
-      stripMetadata: req.stripMetadata, autoOrient: req.autoOrient, ...(req.resize ? { resize: req.resize } : {}),
-      limits: req.limits,
-      avifEffort: req.avifEffort, originalSize: req.originalSize, deadline, timeoutSetting: req.timeoutSetting,
-      ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}),
-    });
+    return compressImage({ ...req, format: target, formatChanged, deadline });
   }
   if ((family === 'video' || family === 'audio') && isOneOf(MEDIA_COMPRESS_FORMATS, target)) {
-    return compressMedia({
-      input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
-      mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless, stripMetadata: req.stripMetadata,
-      ...(req.resize ? { resize: req.resize } : {}),
-      limits: req.limits,
-      ...(req.engines.ffmpegPath ? { ffmpegPath: req.engines.ffmpegPath } : {}),
-      ...(req.engines.ffprobePath ? { ffprobePath: req.engines.ffprobePath } : {}),
-      deadline, timeoutSetting: req.timeoutSetting, originalSize: req.originalSize,
-      ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}),
-    });
+    return compressMedia({ ...req, format: target, formatChanged, deadline });
   }
 
   // Anything else (archives): a conversion to the kept format at a level mapped from quality, never larger.
-  const result = await convert({ ...req, format: target });
+  const result = await convert({ ...req, format: target }, deadline);
   const notes = [...(result.notes ?? [])];
   if (req.mode === 'target-size') notes.push(`Target size is not supported for ${target}; compressed at quality ${req.quality} instead.`);
   if (!formatChanged && result.size >= req.originalSize) {

@@ -17,47 +17,14 @@ import path from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type InputKind, type RasterFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
-import type { OutputFacts, ResizeSpec } from '../engine.ts';
-import { readImageInfo, sharpError, type ImageInfo, type ImageLimits } from '../image/image.ts';
+import { readImageInfo, sharpError, type ImageInfo } from '../image/image.ts';
 import { targetSize } from '../image/resize.ts';
 import { stripJpegMetadata } from './jpeg-segments.ts';
 import { stripPngMetadata } from './png-chunks.ts';
+import type { CompressJob, CompressResult } from './request.ts';
 import { searchQuality, type Encoded } from './search.ts';
 
-/** What every family's compressor is given (the image and media options add their own). */
-export interface CompressCommon<F extends string> {
-  input: string;
-  inputKind: InputKind;
-  outputDir: string;
-  format: F;
-  /** The format was asked for (or implied by the input, e.g. HEIC → JPEG) rather than kept. */
-  formatChanged: boolean;
-  mode: 'quality' | 'target-size';
-  targetBytes: number | null;
-  quality: number;
-  lossless: boolean;
-  stripMetadata: boolean;
-  originalSize: number;
-  /** Epoch ms by which everything must be done. */
-  deadline: number;
-  timeoutSetting: string;
-  signal?: AbortSignal;
-  onProgress?: (fraction: number) => void;
-}
-
-export interface ImageCompressOptions extends CompressCommon<RasterFormat> {
-  autoOrient: boolean;
-  resize?: ResizeSpec;
-  limits: ImageLimits;
-  avifEffort: number;
-}
-
-export interface CompressFacts extends OutputFacts {
-  path: string;
-  targetMet?: boolean;
-  targetReason?: string;
-  encodes?: number;
-}
+type ImageCompressOptions = CompressJob<RasterFormat>;
 
 /** Lowest quality a target-size search goes to before it scales the image down instead. */
 const MIN_Q: Record<RasterFormat, number> = { jpg: 20, webp: 20, avif: 20, heif: 20, tiff: 20, png: 10, gif: 10 };
@@ -207,7 +174,7 @@ function privateMetadata(meta: Metadata): boolean {
   return !!(meta.exif || meta.xmp || meta.iptc || (meta.comments && meta.comments.length));
 }
 
-export async function compressImage(o: ImageCompressOptions): Promise<CompressFacts> {
+export async function compressImage(o: ImageCompressOptions): Promise<CompressResult> {
   const info = await readImageInfo(o.input, o.limits);
   let meta: Metadata;
   try {
@@ -221,7 +188,7 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
   const mime = OUTPUT_INFO[o.format].mime;
   const checkpoint = () => {
     if (o.signal?.aborted) throw new CodecError('cancelled', 'The compression was cancelled.');
-    if (Date.now() > o.deadline) throw new CodecError('timeout', `The compression did not finish in time; raise ${o.timeoutSetting} to allow more.`);
+    o.deadline.left();
   };
 
   let lossless = o.lossless;
@@ -282,7 +249,7 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
       }
     }
     await fs.writeFile(outPath, r.out.data);
-    const facts: CompressFacts = { path: outPath, format: o.format, mimeType: mime, size: r.size, width: r.out.width, height: r.out.height, ...(r.out.frames > 1 ? { frames: r.out.frames } : {}), appliedQuality: qualityOf(q0), encodes };
+    const facts: CompressResult = { path: outPath, format: o.format, mimeType: mime, size: r.size, width: r.out.width, height: r.out.height, ...(r.out.frames > 1 ? { frames: r.out.frames } : {}), appliedQuality: qualityOf(q0), encodes };
     if (o.mode === 'target-size' && o.targetBytes !== null) {
       facts.targetMet = r.size <= o.targetBytes;
       if (!facts.targetMet) facts.targetReason = `The lossless ${o.format} is ${r.size} bytes, over the target of ${o.targetBytes}; turn lossless off to reach it.`;
@@ -359,7 +326,7 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
   const chosen = best ?? smallest;
   if (!chosen) throw new CodecError('engine_failed', 'The target-size search produced no output.');
   await fs.writeFile(outPath, chosen.out.data);
-  const facts: CompressFacts = {
+  const facts: CompressResult = {
     path: outPath, format: o.format, mimeType: mime, size: chosen.size, width: chosen.out.width, height: chosen.out.height,
     ...(chosen.out.frames > 1 ? { frames: chosen.out.frames } : {}),
     appliedQuality: chosen.q, encodes, targetMet: !!best,
@@ -378,7 +345,7 @@ export async function compressImage(o: ImageCompressOptions): Promise<CompressFa
   return finish(o, facts, notes, meta, info);
 }
 
-async function keepOriginal(o: ImageCompressOptions, outPath: string, mime: string, info: ImageInfo): Promise<CompressFacts> {
+async function keepOriginal(o: ImageCompressOptions, outPath: string, mime: string, info: ImageInfo): Promise<CompressResult> {
   await fs.copyFile(o.input, outPath);
   const swapped = (info.orientation ?? 1) >= 5;
   return { path: outPath, format: o.format, mimeType: mime, size: o.originalSize, width: swapped ? info.height : info.width, height: swapped ? info.width : info.height, appliedQuality: null };
@@ -391,9 +358,9 @@ async function keepOriginal(o: ImageCompressOptions, outPath: string, mime: stri
  * asked to remove, privacy wins: the re-encoded file is returned even though it is larger, and a
  * note says so. A changed format is always returned as converted.
  */
-async function finish(o: ImageCompressOptions, facts: CompressFacts, notes: string[], meta: Metadata, info: ImageInfo, extra: { forceOriginal?: boolean } = {}): Promise<CompressFacts> {
+async function finish(o: ImageCompressOptions, facts: CompressResult, notes: string[], meta: Metadata, info: ImageInfo, extra: { forceOriginal?: boolean } = {}): Promise<CompressResult> {
   const target = o.mode === 'target-size' ? o.targetBytes : null;
-  const withNotes = (f: CompressFacts, more: string[] = []): CompressFacts => {
+  const withNotes = (f: CompressResult, more: string[] = []): CompressResult => {
     const all = [...notes, ...more];
     return all.length ? { ...f, notes: all } : f;
   };
@@ -425,7 +392,7 @@ async function finish(o: ImageCompressOptions, facts: CompressFacts, notes: stri
   await fs.rm(facts.path, { force: true });
   // Displayed size of what is returned: the orientation tag survives unless autoOrient=false stripped it.
   const swapped = (info.orientation ?? 1) >= 5 && (data === src || o.autoOrient);
-  const kept: CompressFacts = {
+  const kept: CompressResult = {
     path: keptPath, format: o.format, mimeType: OUTPUT_INFO[o.format].mime, size: data.length,
     width: swapped ? info.height : info.width, height: swapped ? info.width : info.height, ...(info.frames > 1 && facts.frames ? { frames: info.frames } : {}),
     appliedQuality: null, ...(facts.encodes !== undefined ? { encodes: facts.encodes } : {}),

@@ -12,19 +12,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AUDIO_OUTPUTS, isOneOf, OUTPUT_INFO, type MediaCompressFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
-import { runProcess } from '../process/run.ts';
+import { runWithin } from '../process/run.ts';
 import { resolveFfmpeg, resolveFfprobe } from '../media/binaries.ts';
 import { fileUrl, inputGuards, probeMedia, type MediaInfo, type MediaStream } from '../media/probe.ts';
 import { aacKbps, opusKbps } from '../media/quality.ts';
 import { checkMediaLimits, transcodeMedia, type MediaLimits, type ResizeOptions } from '../media/transcode.ts';
-import type { CompressCommon, CompressFacts } from './image.ts';
+import type { CompressJob, CompressResult } from './request.ts';
 
-export interface MediaCompressOptions extends CompressCommon<MediaCompressFormat> {
-  resize?: ResizeOptions;
-  limits: MediaLimits;
-  ffmpegPath?: string;
-  ffprobePath?: string;
-}
+type MediaCompressOptions = CompressJob<MediaCompressFormat>;
 
 const MUXER: Record<MediaCompressFormat, string> = { mp4: 'mp4', mov: 'mov', webm: 'webm', mp3: 'mp3', m4a: 'ipod', ogg: 'ogg', flac: 'flac' };
 const OUTPUT_DEMUXERS = ['mov', 'matroska', 'mp3', 'ogg', 'flac'];
@@ -35,15 +30,9 @@ interface Ctx {
   o: MediaCompressOptions;
 }
 
-function left(o: MediaCompressOptions): number {
-  const ms = o.deadline - Date.now();
-  if (ms <= 0) throw new CodecError('timeout', `The compression did not finish in time; raise ${o.timeoutSetting} to allow more.`);
-  return ms;
-}
-
 async function ff(c: Ctx, args: string[], cwd?: string): Promise<void> {
-  const r = await runProcess(c.ffmpeg, ['-nostdin', '-hide_banner', '-y', '-v', 'error', ...args], {
-    timeoutMs: left(c.o), timeoutSetting: c.o.timeoutSetting, signal: c.o.signal, stdin: 'ignore', ...(cwd ? { cwd } : {}),
+  const r = await runWithin(c.o.deadline, c.ffmpeg, ['-nostdin', '-hide_banner', '-y', '-v', 'error', ...args], {
+    signal: c.o.signal, stdin: 'ignore', ...(cwd ? { cwd } : {}),
   });
   if (r.code !== 0) throw new CodecError('engine_failed', `ffmpeg could not compress the file (exit code ${r.code}).`, { internal: r.stderrTail });
 }
@@ -62,7 +51,7 @@ function container(format: MediaCompressFormat): string[] {
 
 async function describe(c: Ctx, file: string): Promise<{ size: number; info: MediaInfo }> {
   const size = (await fs.stat(file)).size;
-  const info = await probeMedia(file, { ffprobePath: c.ffprobe, timeoutMs: left(c.o), timeoutSetting: c.o.timeoutSetting, allowedDemuxers: OUTPUT_DEMUXERS });
+  const info = await probeMedia(file, { ffprobePath: c.ffprobe, deadline: c.o.deadline, allowedDemuxers: OUTPUT_DEMUXERS });
   return { size, info };
 }
 
@@ -122,13 +111,13 @@ async function encodeVideo(c: Ctx, out: string, info: MediaInfo, vkbps: number, 
   ], c.o.outputDir);
 }
 
-export async function compressMedia(o: MediaCompressOptions): Promise<CompressFacts> {
+export async function compressMedia(o: MediaCompressOptions): Promise<CompressResult> {
   const [ffmpeg, ffprobe] = await Promise.all([
-    resolveFfmpeg(o.ffmpegPath ? { configuredPath: o.ffmpegPath } : {}),
-    resolveFfprobe(o.ffprobePath ? { configuredPath: o.ffprobePath } : {}),
+    resolveFfmpeg(o.engines.ffmpegPath ? { configuredPath: o.engines.ffmpegPath } : {}),
+    resolveFfprobe(o.engines.ffprobePath ? { configuredPath: o.engines.ffprobePath } : {}),
   ]);
   const c: Ctx = { ffmpeg: ffmpeg.path, ffprobe: ffprobe.path, o };
-  const info = await probeMedia(o.input, { ffprobePath: c.ffprobe, timeoutMs: left(o), timeoutSetting: o.timeoutSetting, ...(o.signal ? { signal: o.signal } : {}) });
+  const info = await probeMedia(o.input, { ffprobePath: c.ffprobe, deadline: o.deadline, signal: o.signal });
   checkMediaLimits(info, o.limits);
   const isAudio = isOneOf(AUDIO_OUTPUTS, o.format);
   if (isAudio && !info.hasAudio) throw new CodecError('invalid_input', 'The file has no audio track to compress.');
@@ -152,7 +141,7 @@ export async function compressMedia(o: MediaCompressOptions): Promise<CompressFa
   } else if (o.mode === 'quality' || o.targetBytes === null) {
     await transcodeMedia({
       input: o.input, output: out, target: o.format, quality: appliedQuality, limits: o.limits, ffmpegPath: c.ffmpeg, ffprobePath: c.ffprobe,
-      timeoutMs: left(o), timeoutSetting: o.timeoutSetting, ...(o.signal ? { signal: o.signal } : {}), inputInfo: info,
+      deadline: o.deadline, ...(o.signal ? { signal: o.signal } : {}), inputInfo: info,
       ...(o.resize ? { resize: o.resize } : {}), keepMetadata: !o.stripMetadata, ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     });
   } else {

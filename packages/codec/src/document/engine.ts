@@ -11,9 +11,11 @@ import { imagesToPdf } from './pdf.ts';
 export const pdfEngine: Engine = {
   name: 'pdf-lib',
   accepts: (kind: InputKind, format: OutputFormat) => format === 'pdf' && ['image', 'vector'].includes(INPUT_INFO[kind].family),
-  async run(req) {
+  async run(req, deadline) {
     const { limits } = req;
     const src = await rasterSource(req);
+    // pdf.js and librsvg run in this process and cannot be stopped midway: check the time between steps.
+    deadline.left();
     const info = await readImageInfo(src.path, limits);
     const oriented = !src.intermediate && req.autoOrient && (info.orientation ?? 1) > 1;
     const w0 = !src.intermediate && req.autoOrient && (info.orientation ?? 1) >= 5 ? info.height : info.width;

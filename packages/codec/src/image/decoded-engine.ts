@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { DECODED_INPUTS, INPUT_INFO, isOneOf, OUTPUT_INFO, RASTER_OUTPUTS, SHARP_INPUTS, type InputKind, type OutputFormat, type RasterFormat } from '@kiln/formats';
-import type { ConvertRequest, ConvertResult, Engine } from '../engine.ts';
+import type { ConvertRequest, ConvertResult, Deadline, Engine } from '../engine.ts';
 import { imageEngine } from './engine.ts';
 import { encodeHeicWithHeifEnc } from './heic.ts';
 import { convertImage } from './image.ts';
@@ -28,7 +28,7 @@ async function toRaster(req: ConvertRequest, input: string, format: RasterFormat
 }
 
 /** PNG intermediate (oriented, resized) → heif-enc → HEVC HEIC. */
-async function heicWithHeifEnc(req: ConvertRequest, input: string, autoOrient: boolean, notes: string[]): Promise<ConvertResult> {
+async function heicWithHeifEnc(req: ConvertRequest, deadline: Deadline, input: string, autoOrient: boolean, notes: string[]): Promise<ConvertResult> {
   const mid = path.join(req.outputDir, 'heif-enc-input.png');
   await toRaster(req, input, 'png', mid, autoOrient);
   const output = path.join(req.outputDir, `output.${OUTPUT_INFO.heif.extension}`);
@@ -36,8 +36,7 @@ async function heicWithHeifEnc(req: ConvertRequest, input: string, autoOrient: b
     heifEncPath: req.engines.heifEncPath!,
     quality: req.quality,
     lossless: req.lossless,
-    timeoutMs: req.timeoutMs,
-    timeoutSetting: req.timeoutSetting,
+    deadline,
     ...(req.signal ? { signal: req.signal } : {}),
   });
   await fs.rm(mid, { force: true });
@@ -58,10 +57,10 @@ async function heicWithHeifEnc(req: ConvertRequest, input: string, autoOrient: b
 export const decodedImageEngine: Engine = {
   name: 'decoded-raster',
   accepts: (kind: InputKind, format: OutputFormat) => isOneOf(DECODED_INPUTS, kind) && isOneOf(RASTER_OUTPUTS, format),
-  async run(req) {
+  async run(req, deadline) {
     const src = await rasterSource(req);
     // Intermediates are already upright; orienting again would apply nothing, but be explicit.
-    if (req.format === 'heif' && req.engines.heifEncPath) return heicWithHeifEnc(req, src.path, false, src.notes);
+    if (req.format === 'heif' && req.engines.heifEncPath) return heicWithHeifEnc(req, deadline, src.path, false, src.notes);
     const output = path.join(req.outputDir, `output.${OUTPUT_INFO[req.format].extension}`);
     const facts = await toRaster(req, src.path, req.format as RasterFormat, output, false);
     await fs.rm(src.path, { force: true });
@@ -73,8 +72,8 @@ export const decodedImageEngine: Engine = {
 export const heifEncEngine: Engine = {
   name: 'heif-enc',
   accepts: (kind: InputKind, format: OutputFormat) => format === 'heif' && isOneOf(SHARP_INPUTS, kind),
-  async run(req) {
-    if (!req.engines.heifEncPath) return imageEngine.run(req);
-    return heicWithHeifEnc(req, req.input, req.autoOrient, []);
+  async run(req, deadline) {
+    if (!req.engines.heifEncPath) return imageEngine.run(req, deadline);
+    return heicWithHeifEnc(req, deadline, req.input, req.autoOrient, []);
   },
 };

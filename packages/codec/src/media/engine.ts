@@ -2,7 +2,7 @@
  * Audio and video through ffmpeg: video (and animated GIF) → mp4 / webm / mov, anything with sound →
  * mp3 / wav / ogg / m4a / flac, video → gif / animated webp, and video → a still image (a poster
  * frame handed to sharp). The input is probed once, up front, so the limits are checked before any
- * decoding and the probe is reused by the transcode. One deadline (`timeoutMs`) covers every step.
+ * decoding and the probe is reused by the transcode. One deadline (the request's timeout) covers every step.
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -54,20 +54,12 @@ const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 export const mediaEngine: Engine = {
   name: 'ffmpeg',
   accepts: mediaAccepts,
-  async run(req) {
-    const deadline = Date.now() + req.timeoutMs;
-    const left = (): number => {
-      const ms = deadline - Date.now();
-      if (ms <= 0) {
-        throw new CodecError('timeout', `The conversion did not finish within ${Math.round(req.timeoutMs / 100) / 10} s; raise ${req.timeoutSetting} to allow more.`);
-      }
-      return ms;
-    };
+  async run(req, deadline) {
     const [ffmpeg, ffprobe] = await Promise.all([
       resolveFfmpeg(req.engines.ffmpegPath ? { configuredPath: req.engines.ffmpegPath } : {}),
       resolveFfprobe(req.engines.ffprobePath ? { configuredPath: req.engines.ffprobePath } : {}),
     ]);
-    const info = await probeMedia(req.input, { ffprobePath: ffprobe.path, timeoutMs: left(), timeoutSetting: req.timeoutSetting, signal: req.signal });
+    const info = await probeMedia(req.input, { ffprobePath: ffprobe.path, deadline, signal: req.signal });
     const { limits } = req;
     const ext = OUTPUT_INFO[req.format].extension;
     const output = path.join(req.outputDir, `output.${ext}`);
@@ -75,7 +67,7 @@ export const mediaEngine: Engine = {
       input: req.input,
       ffmpegPath: ffmpeg.path,
       ffprobePath: ffprobe.path,
-      timeoutSetting: req.timeoutSetting,
+      deadline,
       inputInfo: info,
       ...(req.signal ? { signal: req.signal } : {}),
     };
@@ -84,7 +76,7 @@ export const mediaEngine: Engine = {
     if (INPUT_INFO[req.inputKind].family === 'video' && isOneOf(POSTER_OUTPUTS, format)) {
       const poster = path.join(req.outputDir, 'poster.png');
       try {
-        await extractPosterFrame({ ...common, output: poster, limits, timeoutMs: left() });
+        await extractPosterFrame({ ...common, output: poster, limits });
         if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
         const facts = await convertImage({
           input: poster,
@@ -116,7 +108,6 @@ export const mediaEngine: Engine = {
       limits,
       ...(resize ? { resize } : {}),
       animation: req.animation,
-      timeoutMs: left(),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
     const result: ConvertResult = {

@@ -13,9 +13,9 @@ import {
   ANIMATION_OUTPUTS, AUDIO_OUTPUTS, isOneOf, VIDEO_OUTPUTS,
   type AnimationFormat, type MediaFormat, type VideoFormat,
 } from '@kiln/formats';
-import type { Limits } from '../engine.ts';
+import type { Deadline, Limits } from '../engine.ts';
 import { CodecError, limitExceeded } from '../errors.ts';
-import { runProcess } from '../process/run.ts';
+import { runWithin } from '../process/run.ts';
 import { createProgressParser } from './progress.ts';
 import { fileUrl, inputGuards, probeMedia } from './probe.ts';
 import type { MediaInfo, MediaStream } from './probe.ts';
@@ -47,10 +47,8 @@ interface CommonOptions {
   output: string;
   ffmpegPath: string;
   ffprobePath: string;
-  /** One deadline for the whole call (probe, every pass, output probe). */
-  timeoutMs: number;
-  /** Setting that changes `timeoutMs`, for the timeout message. Default FFMPEG_TIMEOUT_SECONDS. */
-  timeoutSetting?: string;
+  /** One deadline for the whole call (probe, every pass, output probe), shared with the caller's other steps. */
+  deadline: Deadline;
   signal?: AbortSignal;
   /** Demuxers allowed to open the input. Default DEFAULT_ALLOWED_DEMUXERS from probe.ts. */
   allowedDemuxers?: readonly string[];
@@ -205,9 +203,7 @@ function planScale(src: { w: number; h: number } | undefined, resize: ResizeOpti
 
 interface RunContext {
   ffmpegPath: string;
-  deadline: number;
-  timeoutMs: number;
-  timeoutSetting: string;
+  deadline: Deadline;
   signal: AbortSignal | undefined;
   onSpawn: CommonOptions['onSpawn'];
   allowedDemuxers: readonly string[] | undefined;
@@ -216,34 +212,11 @@ interface RunContext {
 function contextOf(opts: CommonOptions): RunContext {
   return {
     ffmpegPath: opts.ffmpegPath,
-    deadline: Date.now() + opts.timeoutMs,
-    timeoutMs: opts.timeoutMs,
-    timeoutSetting: opts.timeoutSetting ?? 'FFMPEG_TIMEOUT_SECONDS',
+    deadline: opts.deadline,
     signal: opts.signal,
     onSpawn: opts.onSpawn,
     allowedDemuxers: opts.allowedDemuxers,
   };
-}
-
-function timeoutError(ctx: RunContext, cause?: unknown): CodecError {
-  const s = Math.round((ctx.timeoutMs / 1000) * 10) / 10;
-  return new CodecError('timeout', `The media conversion did not finish within ${s} s; raise ${ctx.timeoutSetting} to allow more.`, { cause });
-}
-
-function remaining(ctx: RunContext): number {
-  const left = ctx.deadline - Date.now();
-  if (left <= 0) throw timeoutError(ctx);
-  return left;
-}
-
-/** Re-throws a per-process timeout as the whole call's timeout, which is what the setting controls. */
-async function withDeadline<T>(ctx: RunContext, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof CodecError && e.kind === 'timeout') throw timeoutError(ctx, e);
-    throw e;
-  }
 }
 
 /** The input part of an ffmpeg command line, with the guards every input gets. */
@@ -258,16 +231,12 @@ async function runFfmpeg(
 ): Promise<void> {
   const parser = progress ? createProgressParser(progress) : undefined;
   const full = ['-nostdin', '-hide_banner', '-y', '-nostats', '-progress', 'pipe:1', ...args];
-  const r = await withDeadline(ctx, () =>
-    runProcess(ctx.ffmpegPath, full, {
-      timeoutMs: remaining(ctx),
-      timeoutSetting: ctx.timeoutSetting,
-      signal: ctx.signal,
-      stdin: 'ignore',
-      onStdoutLine: (line) => parser?.line(line),
-      onSpawn: ctx.onSpawn ? (pid) => ctx.onSpawn?.(pid, 'ffmpeg') : undefined,
-    }),
-  );
+  const r = await runWithin(ctx.deadline, ctx.ffmpegPath, full, {
+    signal: ctx.signal,
+    stdin: 'ignore',
+    onStdoutLine: (line) => parser?.line(line),
+    onSpawn: ctx.onSpawn ? (pid) => ctx.onSpawn?.(pid, 'ffmpeg') : undefined,
+  });
   if (r.code !== 0) {
     throw new CodecError('engine_failed', `ffmpeg could not convert the file (exit code ${r.code}).`, { internal: r.stderrTail });
   }
@@ -275,16 +244,13 @@ async function runFfmpeg(
 
 async function probeInput(ctx: RunContext, opts: CommonOptions): Promise<MediaInfo> {
   if (opts.inputInfo) return opts.inputInfo;
-  return withDeadline(ctx, () =>
-    probeMedia(opts.input, {
-      ffprobePath: opts.ffprobePath,
-      timeoutMs: remaining(ctx),
-      timeoutSetting: ctx.timeoutSetting,
-      signal: ctx.signal,
-      allowedDemuxers: opts.allowedDemuxers,
-      onSpawn: opts.onSpawn,
-    }),
-  );
+  return probeMedia(opts.input, {
+    ffprobePath: opts.ffprobePath,
+    deadline: ctx.deadline,
+    signal: ctx.signal,
+    allowedDemuxers: opts.allowedDemuxers,
+    onSpawn: opts.onSpawn,
+  });
 }
 
 async function nonEmptySize(path: string): Promise<number> {
@@ -515,22 +481,19 @@ async function describeOutput(ctx: RunContext, opts: CommonOptions, target: Medi
     const w = await readWebpInfo(opts.output);
     return { durationSeconds: w.durationSeconds, width: w.width, height: w.height, videoCodec: 'webp', frames: w.frames, size };
   }
-  const out = await withDeadline(ctx, () =>
-    probeMedia(opts.output, {
-      ffprobePath: opts.ffprobePath,
-      timeoutMs: remaining(ctx),
-      timeoutSetting: ctx.timeoutSetting,
-      signal: ctx.signal,
-      allowedDemuxers: OUTPUT_DEMUXERS,
-      onSpawn: opts.onSpawn,
-    }).catch((e: unknown) => {
-      // Our own output not reading back is an engine fault, not the user's file.
-      if (e instanceof CodecError && e.kind === 'invalid_input') {
-        throw new CodecError('engine_failed', 'ffmpeg wrote an output that cannot be read back.', { cause: e, internal: e.internal });
-      }
-      throw e;
-    }),
-  );
+  const out = await probeMedia(opts.output, {
+    ffprobePath: opts.ffprobePath,
+    deadline: ctx.deadline,
+    signal: ctx.signal,
+    allowedDemuxers: OUTPUT_DEMUXERS,
+    onSpawn: opts.onSpawn,
+  }).catch((e: unknown) => {
+    // Our own output not reading back is an engine fault, not the user's file.
+    if (e instanceof CodecError && e.kind === 'invalid_input') {
+      throw new CodecError('engine_failed', 'ffmpeg wrote an output that cannot be read back.', { cause: e, internal: e.internal });
+    }
+    throw e;
+  });
   const v = firstVideo(out);
   const a = firstAudio(out);
   const result: TranscodeResult = { durationSeconds: out.durationSeconds, size };

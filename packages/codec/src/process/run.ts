@@ -17,12 +17,16 @@ import { constants as osConstants } from 'node:os';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import type { Deadline } from '../engine.ts';
 import { CodecError } from '../errors.ts';
 
 export interface RunProcessOptions {
   /** Wall-clock limit for the process. */
   timeoutMs: number;
-  /** Name of the setting that changes `timeoutMs`, quoted in the timeout message (e.g. `FFMPEG_TIMEOUT_SECONDS`). */
+  /**
+   * Name of the setting that changes `timeoutMs`, quoted in the timeout message. Engines leave it out:
+   * they run processes inside their call's deadline (`deadline.wrap`), whose message names the setting.
+   */
   timeoutSetting?: string;
   signal?: AbortSignal;
   cwd?: string;
@@ -288,4 +292,18 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
       }
     }
   });
+}
+
+/**
+ * runProcess inside a call's deadline: the process gets the time that is left, and when it runs out
+ * the error is the call's (naming its setting, plus `advice` when given), not the process's own.
+ */
+export function runWithin(
+  deadline: Deadline,
+  cmd: string,
+  args: string[],
+  opts: Omit<RunProcessOptions, 'timeoutMs' | 'timeoutSetting'> & { advice?: string } = {},
+): Promise<RunProcessResult> {
+  const { advice, ...rest } = opts;
+  return deadline.wrap(async () => runProcess(cmd, args, { ...rest, timeoutMs: deadline.left() }), advice);
 }

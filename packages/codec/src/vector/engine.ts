@@ -9,7 +9,7 @@ import { traceToSvg } from './trace.ts';
 export const traceEngine: Engine = {
   name: 'vtracer',
   accepts: (kind: InputKind, format: OutputFormat) => format === 'svg' && INPUT_INFO[kind].family === 'image',
-  async run(req) {
+  async run(req, deadline) {
     const src = await rasterSource(req);
     const output = path.join(req.outputDir, `output.${OUTPUT_INFO.svg.extension}`);
     const r = await traceToSvg({
@@ -20,8 +20,7 @@ export const traceEngine: Engine = {
       autoOrient: src.intermediate ? false : req.autoOrient,
       ...(req.resize ? { resize: req.resize } : {}),
       limits: req.limits,
-      timeoutMs: req.timeoutMs,
-      timeoutSetting: req.timeoutSetting,
+      deadline,
       ...(req.signal ? { signal: req.signal } : {}),
     });
     if (src.intermediate) await fs.rm(src.path, { force: true });

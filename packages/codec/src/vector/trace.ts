@@ -9,10 +9,10 @@ import sharp from 'sharp';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ColorMode, Hierarchical, PathSimplifyMode, type Config } from '@neplex/vectorizer';
-import { runProcess } from '../process/run.ts';
+import { runWithin } from '../process/run.ts';
 import { CodecError } from '../errors.ts';
 import { readImageInfo, sharpError } from '../image/image.ts';
-import type { Limits, ResizeSpec } from '../engine.ts';
+import type { Deadline, Limits, ResizeSpec } from '../engine.ts';
 import { targetSize } from '../image/resize.ts';
 
 export interface TraceOptions {
@@ -23,8 +23,7 @@ export interface TraceOptions {
   autoOrient: boolean;
   resize?: ResizeSpec;
   limits: Pick<Limits, 'pixels' | 'tracePixels'>;
-  timeoutMs: number;
-  timeoutSetting: string;
+  deadline: Deadline;
   signal?: AbortSignal;
 }
 
@@ -84,18 +83,15 @@ export async function traceToSvg(o: TraceOptions): Promise<{ width: number; heig
   // killed, so a pathological image costs at most the deadline and never a stuck thread.
   const rawPath = `${o.output}.rgba`;
   await fs.writeFile(rawPath, raw);
+  const args = [TRACE_CHILD, rawPath, String(width), String(height), JSON.stringify(traceConfig(o.quality, o.mono)), o.output];
   try {
-    const r = await runProcess(process.execPath, [TRACE_CHILD, rawPath, String(width), String(height), JSON.stringify(traceConfig(o.quality, o.mono)), o.output], {
-      timeoutMs: o.timeoutMs,
-      timeoutSetting: o.timeoutSetting,
+    const r = await runWithin(o.deadline, process.execPath, args, {
       ...(o.signal ? { signal: o.signal } : {}),
+      advice: `lower the quality or ${limits.tracePixels.setting}`,
     });
     if (r.code !== 0) throw new CodecError('engine_failed', 'Tracing the image to SVG failed.', { internal: r.stderrTail });
   } catch (err) {
     await fs.rm(o.output, { force: true });
-    if (err instanceof CodecError && err.kind === 'timeout') {
-      throw new CodecError('timeout', `Tracing did not finish within ${Math.round(o.timeoutMs / 100) / 10} s; raise ${o.timeoutSetting}, or lower the quality or ${limits.tracePixels.setting}.`, { cause: err });
-    }
     throw err;
   } finally {
     await fs.rm(rawPath, { force: true });

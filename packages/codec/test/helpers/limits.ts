@@ -1,5 +1,5 @@
 /** Limits for codec tests: Kiln's default values under Kiln's setting names, with a way to lower one. */
-import type { Limits } from '../../src/index.ts';
+import { createDeadline, type Deadline, type Limit, type Limits } from '../../src/index.ts';
 
 export const LIMITS: Limits = {
   pixels: { max: 100_000_000, setting: 'IMAGE_MAX_PIXELS' },
@@ -19,4 +19,14 @@ export function limitsWith(max: Partial<Record<keyof Limits, number>>): Limits {
   const out = { ...LIMITS };
   for (const [k, v] of Object.entries(max) as [keyof Limits, number][]) out[k] = { ...LIMITS[k], max: v };
   return out;
+}
+
+/** FILE_TIMEOUT_SECONDS as a test's conversion gets it; `max` in seconds. */
+export function timeout(seconds = 60): Limit {
+  return { max: seconds, setting: 'FILE_TIMEOUT_SECONDS' };
+}
+
+/** A deadline starting now, for calling an engine function directly. */
+export function deadline(seconds = 60): Deadline {
+  return createDeadline(timeout(seconds));
 }

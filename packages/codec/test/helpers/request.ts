@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { InputKind, OutputFormat } from '@kiln/formats';
 import { convert, type ConvertRequest } from '../../src/index.ts';
-import { LIMITS } from './limits.ts';
+import { LIMITS, timeout } from './limits.ts';
 
 export function request(input: string, inputKind: InputKind, format: OutputFormat, outputDir: string, extra: Partial<ConvertRequest> = {}): ConvertRequest {
   return {
@@ -21,8 +21,7 @@ export function request(input: string, inputKind: InputKind, format: OutputForma
     engines: {},
     animation: { maxFps: 15, maxWidth: 480 },
     avifEffort: 2,
-    timeoutMs: 60_000,
-    timeoutSetting: 'FILE_TIMEOUT_SECONDS',
+    timeout: timeout(60),
     ...extra,
   };
 }
