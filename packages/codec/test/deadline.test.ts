@@ -1,17 +1,8 @@
 /** The one deadline helper: time left, the one timeout message, and child-process timeouts reported as the call's. */
 import { CodecError, createDeadline, runWithin } from '../src/index.ts';
+import { rejection } from './helpers/rejection.ts';
 
 const LIMIT = { max: 30, setting: 'FILE_TIMEOUT_SECONDS' };
-
-async function rejection(p: Promise<unknown>): Promise<CodecError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 test('a fresh deadline has its whole limit left, in milliseconds', () => {
   const d = createDeadline(LIMIT);

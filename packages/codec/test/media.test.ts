@@ -15,6 +15,7 @@ import type { MediaLimits, TranscodeOptions } from '../src/media/transcode.ts';
 import { x264Crf } from '../src/media/quality.ts';
 import { runProcess } from '../src/process/run.ts';
 import { makeClip, makeTempDir, rawProbe, startCountingServer } from './helpers/media-fixtures.ts';
+import { rejection } from './helpers/rejection.ts';
 import { deadline, limitsWith } from './helpers/limits.ts';
 
 const LIMITS: MediaLimits = limitsWith({ durationSeconds: 600, videoPixels: 4096 * 4096, streams: 8 });
@@ -63,16 +64,6 @@ function opts(input: string, target: MediaFormat, extra: Partial<TranscodeOption
     limits: LIMITS,
     ...extra,
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<CodecError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('binaries', () => {

@@ -120,7 +120,8 @@ export const AUDIO_OUTPUTS = ['mp3', 'wav', 'ogg', 'm4a', 'flac'] as const satis
  */
 export const ANIMATION_OUTPUTS = ['gif', 'webp'] as const satisfies readonly RasterFormat[];
 /** The other image targets of a video: one still frame. */
-export const POSTER_OUTPUTS = RASTER_OUTPUTS.filter((f): f is Exclude<RasterFormat, (typeof ANIMATION_OUTPUTS)[number]> => !isOneOf(ANIMATION_OUTPUTS, f));
+export const POSTER_OUTPUTS = RASTER_OUTPUTS.filter((f): f is PosterFormat => !isOneOf(ANIMATION_OUTPUTS, f));
+export type PosterFormat = Exclude<RasterFormat, (typeof ANIMATION_OUTPUTS)[number]>;
 export type VideoFormat = (typeof VIDEO_OUTPUTS)[number];
 export type AudioFormat = (typeof AUDIO_OUTPUTS)[number];
 export type AnimationFormat = (typeof ANIMATION_OUTPUTS)[number];

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { compressTargetFor, IMAGE_COMPRESS_FORMATS, INPUT_INFO, isOneOf, MEDIA_COMPRESS_FORMATS, OUTPUT_INFO, type OutputFormat } from '@kiln/formats';
+import { compressTargetFor, IMAGE_COMPRESS_FORMATS, INPUT_INFO, isOneOf, MEDIA_COMPRESS_FORMATS, OUTPUT_INFO } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import { convert } from '../convert.ts';
 import { createDeadline } from '../deadline.ts';

@@ -15,7 +15,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
-import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type InputKind, type RasterFormat } from '@kiln/formats';
+import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type RasterFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import { readImageInfo, sharpError, type ImageInfo } from '../image/image.ts';
 import { targetSize } from '../image/resize.ts';

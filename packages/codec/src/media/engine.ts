@@ -8,15 +8,15 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   ANIMATION_OUTPUTS, AUDIO_OUTPUTS, INPUT_INFO, isOneOf, OUTPUT_INFO, POSTER_OUTPUTS, VIDEO_OUTPUTS,
-  type InputKind, type MediaFormat, type OutputFormat,
+  type InputKind, type MediaFormat, type OutputFormat, type PosterFormat,
 } from '@kiln/formats';
 import type { ConvertRequest, ConvertResult, Engine, ResizeSpec } from '../engine.ts';
 import { CodecError } from '../errors.ts';
 import { convertImage } from '../image/image.ts';
 import { targetSize } from '../image/resize.ts';
-import { resolveFfmpeg, resolveFfprobe } from './binaries.ts';
-import { probeMedia, type MediaInfo } from './probe.ts';
-import { extractPosterFrame, transcodeMedia, type ResizeOptions } from './transcode.ts';
+import { displaySize, firstVideo, probeInput, resolveMediaTools, type FfmpegContext } from './ffmpeg.ts';
+import type { MediaInfo } from './probe.ts';
+import { extractPosterFrame, transcodeMedia } from './transcode.ts';
 
 /** Lossless outputs: the quality knob means nothing for them. */
 const LOSSLESS: readonly OutputFormat[] = ['wav', 'flac'];
@@ -35,13 +35,12 @@ export function mediaAccepts(kind: InputKind, format: OutputFormat): boolean {
  * Turns the resize box into ffmpeg's, never upscaling (as for images): the box is first reduced to
  * what the source can fill. Returns undefined when nothing would change.
  */
-export function videoResize(info: MediaInfo, spec: ResizeSpec | undefined): ResizeOptions | undefined {
+export function videoResize(info: MediaInfo, spec: ResizeSpec | undefined): ResizeSpec | undefined {
   if (!spec || (!spec.width && !spec.height)) return undefined;
-  const v = info.streams.find((s) => s.type === 'video' && !s.attachedPic);
-  if (!v?.width || !v.height) return { ...spec };
-  const turned = v.rotation === 90 || v.rotation === 270;
-  const w = turned ? v.height : v.width;
-  const h = turned ? v.width : v.height;
+  const v = firstVideo(info);
+  const size = v && v.width && v.height ? displaySize(v) : undefined;
+  if (!size) return { ...spec };
+  const { w, h } = size;
   const t = targetSize(w, h, spec);
   if (t.crop) return { width: t.width, height: t.height, fit: 'cover' };
   if (t.width === w && t.height === h) return undefined;
@@ -51,71 +50,62 @@ export function videoResize(info: MediaInfo, spec: ResizeSpec | undefined): Resi
 
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 
+/** Video → a still image: one frame from ffmpeg, encoded by sharp. */
+async function posterImage(req: ConvertRequest, ff: FfmpegContext, info: MediaInfo, format: PosterFormat, output: string): Promise<ConvertResult> {
+  const poster = path.join(req.outputDir, 'poster.png');
+  try {
+    await extractPosterFrame({ ...ff, input: req.input, output: poster, inputInfo: info, limits: req.limits });
+    if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
+    const facts = await convertImage({
+      input: poster,
+      output,
+      format,
+      quality: req.quality,
+      ...(req.resize ? { resize: req.resize } : {}),
+      // ffmpeg has already applied the video's rotation to the frame.
+      autoOrient: false,
+      stripMetadata: true,
+      lossless: req.lossless,
+      limits: req.limits,
+      avifEffort: req.avifEffort,
+    });
+    req.onProgress?.(1);
+    const notes = [...(facts.notes ?? []), 'A still frame of the video (1 s in, or the middle of shorter clips).'];
+    return { ...facts, notes, path: output };
+  } finally {
+    await rm(poster, { force: true });
+  }
+}
+
 export const mediaEngine: Engine = {
   name: 'ffmpeg',
   accepts: mediaAccepts,
   async run(req, deadline) {
-    const [ffmpeg, ffprobe] = await Promise.all([
-      resolveFfmpeg(req.engines.ffmpegPath ? { configuredPath: req.engines.ffmpegPath } : {}),
-      resolveFfprobe(req.engines.ffprobePath ? { configuredPath: req.engines.ffprobePath } : {}),
-    ]);
-    const info = await probeMedia(req.input, { ffprobePath: ffprobe.path, deadline, signal: req.signal });
-    const { limits } = req;
-    const ext = OUTPUT_INFO[req.format].extension;
-    const output = path.join(req.outputDir, `output.${ext}`);
-    const common = {
-      input: req.input,
-      ffmpegPath: ffmpeg.path,
-      ffprobePath: ffprobe.path,
-      deadline,
-      inputInfo: info,
-      ...(req.signal ? { signal: req.signal } : {}),
-    };
-
+    const ff: FfmpegContext = { ...(await resolveMediaTools(req.engines)), deadline, signal: req.signal };
+    const info = await probeInput(ff, req.input);
     const format = req.format;
-    if (INPUT_INFO[req.inputKind].family === 'video' && isOneOf(POSTER_OUTPUTS, format)) {
-      const poster = path.join(req.outputDir, 'poster.png');
-      try {
-        await extractPosterFrame({ ...common, output: poster, limits });
-        if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
-        const facts = await convertImage({
-          input: poster,
-          output,
-          format,
-          quality: req.quality,
-          ...(req.resize ? { resize: req.resize } : {}),
-          // ffmpeg has already applied the video's rotation to the frame.
-          autoOrient: false,
-          stripMetadata: true,
-          lossless: req.lossless,
-          limits: req.limits,
-          avifEffort: req.avifEffort,
-        });
-        req.onProgress?.(1);
-        const notes = [...(facts.notes ?? []), 'A still frame of the video (1 s in, or the middle of shorter clips).'];
-        return { ...facts, notes, path: output };
-      } finally {
-        await rm(poster, { force: true });
-      }
-    }
+    const output = path.join(req.outputDir, `output.${OUTPUT_INFO[format].extension}`);
+    if (INPUT_INFO[req.inputKind].family === 'video' && isOneOf(POSTER_OUTPUTS, format)) return posterImage(req, ff, info, format, output);
 
     const resize = videoResize(info, req.resize);
     const r = await transcodeMedia({
-      ...common,
+      ...ff,
+      input: req.input,
+      inputInfo: info,
       output,
-      target: req.format as MediaFormat,
+      target: format as MediaFormat,
       quality: req.quality,
-      limits,
+      limits: req.limits,
       ...(resize ? { resize } : {}),
       animation: req.animation,
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
     const result: ConvertResult = {
       path: output,
-      format: req.format,
-      mimeType: OUTPUT_INFO[req.format].mime,
+      format,
+      mimeType: OUTPUT_INFO[format].mime,
       size: r.size,
-      appliedQuality: LOSSLESS.includes(req.format) ? null : req.quality,
+      appliedQuality: LOSSLESS.includes(format) ? null : req.quality,
     };
     if (r.durationSeconds !== null) result.durationSeconds = round3(r.durationSeconds);
     if (r.width !== undefined) result.width = r.width;

@@ -53,7 +53,7 @@ export interface MediaInfo {
 
 export interface ProbeOptions {
   ffprobePath: string;
-  /** The calling conversion's deadline: the probe gets what is left of it. */
+  /** One deadline for the whole call (probe, every pass, output probe), shared with the caller's other steps. */
   deadline: Deadline;
   signal?: AbortSignal | undefined;
   /** Demuxers allowed to open the file. Default DEFAULT_ALLOWED_DEMUXERS. */
