@@ -18,6 +18,7 @@ import { CodecError, isCodecError, type CodecErrorKind } from '../errors.ts';
 import type { Convert, ConvertRequest, ConvertResult, Deadline, Engine } from '../engine.ts';
 import { extractArchive, innerName, readHead } from './extract.ts';
 import { entryNameFor, levelFromQuality, uniqueNames, writeArchive, type PackEntry } from './write.ts';
+import { outputPath } from '../output-path.ts';
 
 /** A gz / bz2 / xz upload: one compressed stream (a tarball or a single file). */
 const isCompressed = (kind: InputKind): boolean => INPUT_INFO[kind].family === 'compressed';
@@ -51,7 +52,7 @@ export const archiveEngine: Engine = {
   accepts: (_kind: InputKind, format: OutputFormat) => isOneOf(ARCHIVE_OUTPUTS, format),
   async run(req, deadline) {
     const format = req.format as ArchiveFormat;
-    const output = path.join(req.outputDir, `output.${OUTPUT_INFO[format].extension}`);
+    const output = outputPath(req.outputDir, format);
     const write = { ...sevenZip(req, deadline), level: levelFromQuality(req.quality), stageDir: path.join(req.outputDir, 'stage') };
     const kind = req.inputKind;
 
@@ -141,7 +142,7 @@ async function convertEntries(req: ConvertRequest, deadline: Deadline, convert: 
     throw new CodecError(first.kind, `No file in the archive converted. ${first.rel}: ${first.message}${more}`);
   }
   const names = uniqueNames(converted.map((c) => c.name));
-  const output = path.join(req.outputDir, `output.${OUTPUT_INFO.zip.extension}`);
+  const output = outputPath(req.outputDir, 'zip');
   const { size } = await writeArchive('zip', converted.map((c, i) => ({ path: c.path, name: names[i]! })), output, {
     ...sevenZip(req, deadline), level: 6, stageDir: path.join(req.outputDir, 'stage'),
   });

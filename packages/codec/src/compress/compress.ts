@@ -6,14 +6,14 @@
  * fall back to a plain conversion to their own format with the never-larger rule.
  */
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { compressTargetFor, IMAGE_COMPRESS_FORMATS, INPUT_INFO, isOneOf, MEDIA_COMPRESS_FORMATS, OUTPUT_INFO } from '@kiln/formats';
+import { compressTargetFor, IMAGE_COMPRESS_FORMATS, INPUT_INFO, isOneOf, MEDIA_COMPRESS_FORMATS } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import { convert } from '../convert.ts';
 import { createDeadline } from '../deadline.ts';
 import { compressImage } from './image.ts';
 import { compressMedia } from './media.ts';
 import type { CompressRequest, CompressResult } from './request.ts';
+import { outputPath } from '../output-path.ts';
 
 export async function compress(req: CompressRequest): Promise<CompressResult> {
   const target = req.format ?? compressTargetFor(req.inputKind);
@@ -38,7 +38,7 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
   const notes = [...(result.notes ?? [])];
   if (req.mode === 'target-size') notes.push(`Target size is not supported for ${target}; compressed at quality ${req.quality} instead.`);
   if (!formatChanged && result.size >= req.originalSize) {
-    const kept = path.join(req.outputDir, `original.${OUTPUT_INFO[target].extension}`);
+    const kept = outputPath(req.outputDir, target, 'original');
     await fs.copyFile(req.input, kept);
     notes.push('The compressed file would not have been smaller; the original is returned unchanged.');
     return { ...result, path: kept, size: req.originalSize, appliedQuality: null, notes, ...(req.targetBytes !== null && req.mode === 'target-size' ? { targetMet: req.originalSize <= req.targetBytes } : {}) };

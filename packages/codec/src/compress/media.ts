@@ -20,6 +20,7 @@ import type { MediaInfo, MediaStream } from '../media/probe.ts';
 import { aacKbps, opusKbps } from '../media/quality.ts';
 import { checkMediaLimits, transcodeMedia } from '../media/transcode.ts';
 import type { CompressJob, CompressResult } from './request.ts';
+import { outputPath } from '../output-path.ts';
 
 type MediaCompressOptions = CompressJob<MediaCompressFormat>;
 
@@ -129,7 +130,7 @@ export async function compressMedia(o: MediaCompressOptions): Promise<CompressRe
   if (isAudio && !info.hasAudio) throw new CodecError('invalid_input', 'The file has no audio track to compress.');
   if (!isAudio && !info.hasVideo) throw new CodecError('unsupported', `The file has no video track; compress it as audio (format=mp3 or m4a).`);
 
-  const out = path.join(o.outputDir, `output.${OUTPUT_INFO[o.format].extension}`);
+  const out = outputPath(o.outputDir, o.format);
   const notes: string[] = [];
   const r = await encode(c, info, out, notes);
   if (o.mode === 'target-size' && o.targetBytes !== null && r.targetMet === undefined) {
@@ -158,7 +159,7 @@ export async function compressMedia(o: MediaCompressOptions): Promise<CompressRe
 async function neverLarger(c: Ctx, result: { path: string; size: number; info: MediaInfo }, r: Encoded, notes: string[]): Promise<{ path: string; size: number; info: MediaInfo }> {
   const { o } = c;
   if (o.formatChanged || result.size < o.originalSize) return result;
-  const copy = path.join(o.outputDir, `original.${OUTPUT_INFO[o.format].extension}`);
+  const copy = outputPath(o.outputDir, o.format, 'original');
   if (o.stripMetadata && !o.lossless) await streamCopy(c, copy);
   else await fs.copyFile(o.input, copy);
   const kept = await describe(c, copy);

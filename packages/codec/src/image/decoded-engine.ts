@@ -5,33 +5,19 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { DECODED_INPUTS, INPUT_INFO, isOneOf, OUTPUT_INFO, RASTER_OUTPUTS, SHARP_INPUTS, type InputKind, type OutputFormat, type RasterFormat } from '@kiln/formats';
+import { DECODED_INPUTS, INPUT_INFO, isOneOf, RASTER_OUTPUTS, SHARP_INPUTS, type InputKind, type OutputFormat, type RasterFormat } from '@kiln/formats';
 import type { ConvertRequest, ConvertResult, Deadline, Engine } from '../engine.ts';
 import { imageEngine } from './engine.ts';
 import { encodeHeicWithHeifEnc } from './heic.ts';
-import { convertImage } from './image.ts';
+import { convertImage, requestedImage } from './image.ts';
 import { rasterSource } from './sources.ts';
-
-async function toRaster(req: ConvertRequest, input: string, format: RasterFormat, output: string, autoOrient: boolean) {
-  return convertImage({
-    input,
-    output,
-    format,
-    quality: req.quality,
-    ...(req.resize ? { resize: req.resize } : {}),
-    autoOrient,
-    stripMetadata: req.stripMetadata,
-    lossless: req.lossless,
-    limits: req.limits,
-    avifEffort: req.avifEffort,
-  });
-}
+import { outputPath } from '../output-path.ts';
 
 /** PNG intermediate (oriented, resized) → heif-enc → HEVC HEIC. */
 async function heicWithHeifEnc(req: ConvertRequest, deadline: Deadline, input: string, autoOrient: boolean, notes: string[]): Promise<ConvertResult> {
   const mid = path.join(req.outputDir, 'heif-enc-input.png');
-  await toRaster(req, input, 'png', mid, autoOrient);
-  const output = path.join(req.outputDir, `output.${OUTPUT_INFO.heif.extension}`);
+  await convertImage(requestedImage(req, input, mid, 'png', autoOrient));
+  const output = outputPath(req.outputDir, 'heif');
   await encodeHeicWithHeifEnc(mid, output, {
     heifEncPath: req.engines.heifEncPath!,
     quality: req.quality,
@@ -61,8 +47,8 @@ export const decodedImageEngine: Engine = {
     const src = await rasterSource(req);
     // Intermediates are already upright; orienting again would apply nothing, but be explicit.
     if (req.format === 'heif' && req.engines.heifEncPath) return heicWithHeifEnc(req, deadline, src.path, false, src.notes);
-    const output = path.join(req.outputDir, `output.${OUTPUT_INFO[req.format].extension}`);
-    const facts = await toRaster(req, src.path, req.format as RasterFormat, output, false);
+    const output = outputPath(req.outputDir, req.format);
+    const facts = await convertImage(requestedImage(req, src.path, output, req.format as RasterFormat, false));
     await fs.rm(src.path, { force: true });
     return { ...facts, path: output, notes: [...src.notes, ...(facts.notes ?? [])] };
   },

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type RasterFormat } from '@kiln/formats';
 import { CodecError, limitExceeded } from '../errors.ts';
-import type { Limits, OutputFacts, ResizeSpec } from '../engine.ts';
+import type { ConvertRequest, Limits, OutputFacts, ResizeSpec } from '../engine.ts';
 import { targetSize } from './resize.ts';
 
 /** The limits a raster decode is held to: its decoded pixels (width × height × frames). */
@@ -39,6 +39,25 @@ export function sharpError(err: unknown, limits: ImageLimits): CodecError {
   return new CodecError('engine_failed', 'The image engine failed on this file.', { cause: err, internal: msg });
 }
 
+/**
+ * The options a conversion request implies for one sharp encode of `input` into `output`.
+ * `autoOrient` is false for intermediates we made, which are upright already.
+ */
+export function requestedImage(req: ConvertRequest, input: string, output: string, format: RasterFormat, autoOrient = req.autoOrient): ImageConvertOptions {
+  return {
+    input,
+    output,
+    format,
+    quality: req.quality,
+    ...(req.resize ? { resize: req.resize } : {}),
+    autoOrient,
+    stripMetadata: req.stripMetadata,
+    lossless: req.lossless,
+    limits: req.limits,
+    avifEffort: req.avifEffort,
+  };
+}
+
 export interface ImageInfo {
   width: number;
   height: number;
@@ -46,6 +65,11 @@ export interface ImageInfo {
   format: string;
   hasAlpha: boolean;
   orientation?: number;
+}
+
+/** The size as shown: EXIF orientations 5–8 swap width and height once `orient` applies them. */
+export function displayedSize(info: ImageInfo, orient: boolean): { width: number; height: number } {
+  return orient && (info.orientation ?? 1) >= 5 ? { width: info.height, height: info.width } : { width: info.width, height: info.height };
 }
 
 export async function readImageInfo(input: string, limits: ImageLimits): Promise<ImageInfo> {
@@ -70,10 +94,7 @@ export function imagePipeline(o: Omit<ImageConvertOptions, 'output'>, info: Imag
   const animated = info.frames > 1 && isOneOf(ANIMATION_OUTPUTS, o.format);
   let p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', animated, sequentialRead: true });
   if (o.autoOrient) p = p.autoOrient();
-  // EXIF orientations 5–8 swap width and height.
-  const swapped = o.autoOrient && (info.orientation ?? 1) >= 5;
-  const w = swapped ? info.height : info.width;
-  const h = swapped ? info.width : info.height;
+  const { width: w, height: h } = displayedSize(info, o.autoOrient);
   const t = targetSize(w, h, o.resize);
   if (t.width !== w || t.height !== h) {
     p = p.resize({ width: t.width, height: t.height, fit: t.crop ? 'cover' : 'inside', position: 'centre', withoutEnlargement: !t.crop });

@@ -12,11 +12,12 @@ import {
 } from '@kiln/formats';
 import type { ConvertRequest, ConvertResult, Engine, ResizeSpec } from '../engine.ts';
 import { CodecError } from '../errors.ts';
-import { convertImage } from '../image/image.ts';
+import { convertImage, requestedImage } from '../image/image.ts';
 import { targetSize } from '../image/resize.ts';
 import { displaySize, firstVideo, probeInput, resolveMediaTools, type FfmpegContext } from './ffmpeg.ts';
 import type { MediaInfo } from './probe.ts';
 import { extractPosterFrame, transcodeMedia } from './transcode.ts';
+import { outputPath } from '../output-path.ts';
 
 /** Lossless outputs: the quality knob means nothing for them. */
 const LOSSLESS: readonly OutputFormat[] = ['wav', 'flac'];
@@ -56,19 +57,8 @@ async function posterImage(req: ConvertRequest, ff: FfmpegContext, info: MediaIn
   try {
     await extractPosterFrame({ ...ff, input: req.input, output: poster, inputInfo: info, limits: req.limits });
     if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
-    const facts = await convertImage({
-      input: poster,
-      output,
-      format,
-      quality: req.quality,
-      ...(req.resize ? { resize: req.resize } : {}),
-      // ffmpeg has already applied the video's rotation to the frame.
-      autoOrient: false,
-      stripMetadata: true,
-      lossless: req.lossless,
-      limits: req.limits,
-      avifEffort: req.avifEffort,
-    });
+    // ffmpeg has already applied the video's rotation to the frame.
+    const facts = await convertImage({ ...requestedImage(req, poster, output, format, false), stripMetadata: true });
     req.onProgress?.(1);
     const notes = [...(facts.notes ?? []), 'A still frame of the video (1 s in, or the middle of shorter clips).'];
     return { ...facts, notes, path: output };
@@ -84,7 +74,7 @@ export const mediaEngine: Engine = {
     const ff: FfmpegContext = { ...(await resolveMediaTools(req.engines)), deadline, signal: req.signal };
     const info = await probeInput(ff, req.input);
     const format = req.format;
-    const output = path.join(req.outputDir, `output.${OUTPUT_INFO[format].extension}`);
+    const output = outputPath(req.outputDir, format);
     if (INPUT_INFO[req.inputKind].family === 'video' && isOneOf(POSTER_OUTPUTS, format)) return posterImage(req, ff, info, format, output);
 
     const resize = videoResize(info, req.resize);

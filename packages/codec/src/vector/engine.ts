@@ -1,17 +1,17 @@
 /** Raster (and HEIC) → SVG by tracing. */
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
 import type { Engine } from '../engine.ts';
 import { rasterSource } from '../image/sources.ts';
 import { traceToSvg } from './trace.ts';
+import { outputPath } from '../output-path.ts';
 
 export const traceEngine: Engine = {
   name: 'vtracer',
   accepts: (kind: InputKind, format: OutputFormat) => format === 'svg' && INPUT_INFO[kind].family === 'image',
   async run(req, deadline) {
     const src = await rasterSource(req);
-    const output = path.join(req.outputDir, `output.${OUTPUT_INFO.svg.extension}`);
+    const output = outputPath(req.outputDir, 'svg');
     const r = await traceToSvg({
       input: src.path,
       output,

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ColorMode, Hierarchical, PathSimplifyMode, type Config } from '@neplex/vectorizer';
 import { runWithin } from '../process/run.ts';
 import { CodecError } from '../errors.ts';
-import { readImageInfo, sharpError } from '../image/image.ts';
+import { displayedSize, readImageInfo, sharpError } from '../image/image.ts';
 import type { Deadline, Limits, ResizeSpec } from '../engine.ts';
 import { targetSize } from '../image/resize.ts';
 
@@ -54,9 +54,7 @@ export async function traceToSvg(o: TraceOptions): Promise<{ width: number; heig
   const { limits } = o;
   const maxTrace = limits.tracePixels.max;
   const info = await readImageInfo(o.input, limits);
-  const swapped = o.autoOrient && (info.orientation ?? 1) >= 5;
-  const w0 = swapped ? info.height : info.width;
-  const h0 = swapped ? info.width : info.height;
+  const { width: w0, height: h0 } = displayedSize(info, o.autoOrient);
   let { width, height } = targetSize(w0, h0, o.resize);
   let downscaled = false;
   if (width * height > maxTrace) {
