@@ -1,7 +1,9 @@
 /**
  * @kiln/codec — the engines: sharp for images, ffmpeg for audio/video, archiver/7-Zip for archives,
  * tracing to SVG, PDF. Takes paths and options, returns facts about the output. It must not depend
- * on HTTP, SQL, queues or environment variables: every limit and setting arrives as an argument.
+ * on HTTP, SQL, queues or environment variables: every limit arrives as an argument, a Limit that
+ * carries its setting's name for the message (engine.ts), and which pairs each engine accepts comes
+ * from @kiln/formats.
  */
 export * from './errors.ts';
 export * from './engine.ts';

@@ -12,7 +12,10 @@ export const OUTPUT_FORMATS = [
 ] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-/** What an uploaded file really is, detected from its bytes. */
+/**
+ * What an uploaded file really is, detected from its bytes. Each kind is named by its usual file
+ * extension, which is what an archive entry gets when the upload's own name has none.
+ */
 export const INPUT_KINDS = [
   'jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heic', 'svg', 'pdf',
   'mp4', 'mov', 'webm', 'mkv', 'avi', 'mp3', 'wav', 'ogg', 'm4a', 'flac',
@@ -56,34 +59,33 @@ export const OUTPUT_INFO: Record<OutputFormat, FormatInfo> = {
   xz: { family: 'compressed', mime: 'application/x-xz', extension: 'xz' },
 };
 
-/** Each input kind with the extension an entry is given when its uploaded name has none. */
-export const INPUT_INFO: Record<InputKind, FormatInfo> = {
-  jpg: { family: 'image', mime: 'image/jpeg', extension: 'jpg' },
-  png: { family: 'image', mime: 'image/png', extension: 'png' },
-  webp: { family: 'image', mime: 'image/webp', extension: 'webp' },
-  avif: { family: 'image', mime: 'image/avif', extension: 'avif' },
-  tiff: { family: 'image', mime: 'image/tiff', extension: 'tiff' },
-  gif: { family: 'image', mime: 'image/gif', extension: 'gif' },
-  heic: { family: 'image', mime: 'image/heic', extension: 'heic' },
-  svg: { family: 'vector', mime: 'image/svg+xml', extension: 'svg' },
-  pdf: { family: 'document', mime: 'application/pdf', extension: 'pdf' },
-  mp4: { family: 'video', mime: 'video/mp4', extension: 'mp4' },
-  mov: { family: 'video', mime: 'video/quicktime', extension: 'mov' },
-  webm: { family: 'video', mime: 'video/webm', extension: 'webm' },
-  mkv: { family: 'video', mime: 'video/x-matroska', extension: 'mkv' },
-  avi: { family: 'video', mime: 'video/x-msvideo', extension: 'avi' },
-  mp3: { family: 'audio', mime: 'audio/mpeg', extension: 'mp3' },
-  wav: { family: 'audio', mime: 'audio/wav', extension: 'wav' },
-  ogg: { family: 'audio', mime: 'audio/ogg', extension: 'ogg' },
-  m4a: { family: 'audio', mime: 'audio/mp4', extension: 'm4a' },
-  flac: { family: 'audio', mime: 'audio/flac', extension: 'flac' },
-  zip: { family: 'archive', mime: 'application/zip', extension: 'zip' },
-  tar: { family: 'archive', mime: 'application/x-tar', extension: 'tar' },
-  gz: { family: 'compressed', mime: 'application/gzip', extension: 'gz' },
-  bz2: { family: 'compressed', mime: 'application/x-bzip2', extension: 'bz2' },
-  xz: { family: 'compressed', mime: 'application/x-xz', extension: 'xz' },
-  '7z': { family: 'archive', mime: 'application/x-7z-compressed', extension: '7z' },
-  rar: { family: 'archive', mime: 'application/vnd.rar', extension: 'rar' },
+export const INPUT_INFO: Record<InputKind, { family: Family; mime: string }> = {
+  jpg: { family: 'image', mime: 'image/jpeg' },
+  png: { family: 'image', mime: 'image/png' },
+  webp: { family: 'image', mime: 'image/webp' },
+  avif: { family: 'image', mime: 'image/avif' },
+  tiff: { family: 'image', mime: 'image/tiff' },
+  gif: { family: 'image', mime: 'image/gif' },
+  heic: { family: 'image', mime: 'image/heic' },
+  svg: { family: 'vector', mime: 'image/svg+xml' },
+  pdf: { family: 'document', mime: 'application/pdf' },
+  mp4: { family: 'video', mime: 'video/mp4' },
+  mov: { family: 'video', mime: 'video/quicktime' },
+  webm: { family: 'video', mime: 'video/webm' },
+  mkv: { family: 'video', mime: 'video/x-matroska' },
+  avi: { family: 'video', mime: 'video/x-msvideo' },
+  mp3: { family: 'audio', mime: 'audio/mpeg' },
+  wav: { family: 'audio', mime: 'audio/wav' },
+  ogg: { family: 'audio', mime: 'audio/ogg' },
+  m4a: { family: 'audio', mime: 'audio/mp4' },
+  flac: { family: 'audio', mime: 'audio/flac' },
+  zip: { family: 'archive', mime: 'application/zip' },
+  tar: { family: 'archive', mime: 'application/x-tar' },
+  gz: { family: 'compressed', mime: 'application/gzip' },
+  bz2: { family: 'compressed', mime: 'application/x-bzip2' },
+  xz: { family: 'compressed', mime: 'application/x-xz' },
+  '7z': { family: 'archive', mime: 'application/x-7z-compressed' },
+  rar: { family: 'archive', mime: 'application/vnd.rar' },
 };
 
 export const FORMAT_ALIASES: Readonly<Record<string, OutputFormat>> = { jpeg: 'jpg', tif: 'tiff', heic: 'heif', 'tar.gz': 'tgz' };
@@ -120,7 +122,7 @@ export const AUDIO_OUTPUTS = ['mp3', 'wav', 'ogg', 'm4a', 'flac'] as const satis
  */
 export const ANIMATION_OUTPUTS = ['gif', 'webp'] as const satisfies readonly RasterFormat[];
 /** The other image targets of a video: one still frame. */
-export const POSTER_OUTPUTS = RASTER_OUTPUTS.filter((f): f is PosterFormat => !isOneOf(ANIMATION_OUTPUTS, f));
+export const POSTER_OUTPUTS: readonly PosterFormat[] = RASTER_OUTPUTS.filter((f): f is PosterFormat => !isOneOf(ANIMATION_OUTPUTS, f));
 export type PosterFormat = Exclude<RasterFormat, (typeof ANIMATION_OUTPUTS)[number]>;
 export type VideoFormat = (typeof VIDEO_OUTPUTS)[number];
 export type AudioFormat = (typeof AUDIO_OUTPUTS)[number];

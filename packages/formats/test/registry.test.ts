@@ -25,7 +25,7 @@ test('readable archives are exactly the inputs of the archive and compressed fam
   expect([...READABLE_ARCHIVES].sort()).toEqual(families.sort());
 });
 
-test('every input kind and output format has a MIME type and an extension', () => {
-  for (const k of INPUT_KINDS) expect(INPUT_INFO[k]).toEqual({ family: expect.any(String), mime: expect.stringMatching(/\//), extension: expect.stringMatching(/^[a-z0-9]+$/) });
+test('every input kind has a MIME type and every output format a MIME type and an extension', () => {
+  for (const k of INPUT_KINDS) expect(INPUT_INFO[k]).toEqual({ family: expect.any(String), mime: expect.stringMatching(/\//) });
   for (const f of OUTPUT_FORMATS) expect(OUTPUT_INFO[f]).toEqual({ family: expect.any(String), mime: expect.stringMatching(/\//), extension: expect.stringMatching(/^[a-z0-9]+$/) });
 });

@@ -79,8 +79,8 @@ export const archiveEngine: Engine = {
     }
 
     // Any single file becomes an archive holding it.
-    // The entry is named by the upload; SDKs upload everything as `upload`, so add the kind's extension.
-    const name = entryNameFor(req.filename, INPUT_INFO[kind].extension);
+    // The entry is named by the upload; SDKs upload everything as `upload`, so add the kind (its extension).
+    const name = entryNameFor(req.filename, kind);
     const { size } = await writeArchive(format, [{ path: req.input, name }], output, write);
     return result(format, output, size, [`${format} holding one file: ${name}.`]);
   },
