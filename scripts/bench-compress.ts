@@ -11,13 +11,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { compress, DEFAULT_LIMITS, DEFAULT_LIMIT_SETTINGS } from '@kiln/codec';
+import { loadConfig } from '@kiln/config';
+import { compress } from '@kiln/codec';
+import { codecLimits, limitFrom } from '@kiln/worker-runtime';
 import type { OutputFormat } from '@kiln/formats';
 
 const { values } = parseArgs({ options: { mp: { type: 'string', default: '2,6,12' }, formats: { type: 'string', default: 'jpg,webp,avif' }, 'avif-effort': { type: 'string', default: '2' } } });
 const megapixels = values.mp.split(',').map(Number);
 const formats = values.formats.split(',') as OutputFormat[];
 const BITS_PER_PIXEL = [0.15, 0.4, 1];
+/** The limits a worker started with this environment would use. */
+const config = loadConfig(process.env);
+const limits = codecLimits(config);
 
 async function makePhoto(mp: number): Promise<Buffer> {
   const width = Math.round(Math.sqrt((mp * 1e6 * 4) / 3));
@@ -53,8 +58,8 @@ try {
         const r = await compress({
           input, inputKind: 'jpg', outputDir, format, mode: 'target-size', targetBytes: target, originalSize: photo.length,
           quality: 82, autoOrient: true, stripMetadata: true, lossless: false, mono: false,
-          limits: DEFAULT_LIMITS, limitSettings: DEFAULT_LIMIT_SETTINGS, engines: {}, animation: { maxFps: 15, maxWidth: 480 },
-          avifEffort: Number(values['avif-effort']), timeoutMs: 600_000, timeoutSetting: 'FILE_TIMEOUT_SECONDS',
+          limits, engines: {}, animation: { maxFps: 15, maxWidth: 480 },
+          avifEffort: Number(values['avif-effort']), timeout: limitFrom(config, 'FILE_TIMEOUT_SECONDS'),
         });
         const ms = performance.now() - t0;
         const s = stats.get(format) ?? { encodes: [], ms: [], ratio: [], met: 0 };

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { loadConfig } from '@kiln/config';
-import { convertImage, DEFAULT_LIMITS, resolveFfmpeg, resolveFfprobe, runProcess, transcodeMedia, type ImageConvertOptions } from '@kiln/codec';
+import { convertImage, createDeadline, resolveFfmpeg, resolveFfprobe, runProcess, transcodeMedia, type ImageConvertOptions, type ImageLimits } from '@kiln/codec';
+import { codecLimits, limitFrom } from '@kiln/worker-runtime';
 import { ApiError, convertViaApi, multipart, request, streamUpload } from './bench/client.ts';
 import { defaultCorpus, readCorpus, tinyImage, type CorpusImage } from './bench/corpus.ts';
 import { cpuByRole, kilnTree, rssMb, startKiln, ROLES, type Role, type RunningKiln } from './bench/kiln-process.ts';
@@ -61,23 +62,22 @@ let scratchDir = '';
 let rawSeq = 0;
 
 function limitsFrom(kiln: RunningKiln) {
-  const c = loadConfig(kiln.env);
-  return { maxPixels: c.IMAGE_MAX_PIXELS, maxPixelsSetting: 'IMAGE_MAX_PIXELS' };
+  return codecLimits(loadConfig(kiln.env));
 }
 
-async function rawConvert(img: CorpusImage, op: Op | 'tiny', maxPixels: number): Promise<void> {
+async function rawConvert(img: CorpusImage, op: Op | 'tiny', limits: ImageLimits): Promise<void> {
   const o = op === 'tiny' ? { format: 'webp' as const } : OPS[op].raw;
   const output = path.join(scratchDir, `raw-${rawSeq++}.${o.format}`);
-  await convertImage({ input: img.path, output, ...COMMON, ...o, limits: { maxPixels } });
+  await convertImage({ input: img.path, output, ...COMMON, ...o, limits });
   await fs.rm(output, { force: true });
 }
 
 /** Images per second for one batch with `concurrency` pipelines of `threads` libvips threads. */
-async function rawBatch(jobs: CorpusImage[], op: Op, concurrency: number, threads: number, maxPixels: number, tick: (d: number) => void): Promise<number> {
+async function rawBatch(jobs: CorpusImage[], op: Op, concurrency: number, threads: number, limits: ImageLimits, tick: (d: number) => void): Promise<number> {
   // The worker's own settings: no operation cache; SHARP_CONCURRENCY threads (0 = one per core).
   sharp.cache(false);
   sharp.concurrency(threads);
-  const ms = await closedLoop(jobs, concurrency, (img) => rawConvert(img, op, maxPixels), tick);
+  const ms = await closedLoop(jobs, concurrency, (img) => rawConvert(img, op, limits), tick);
   return (jobs.length / ms) * 1000;
 }
 
@@ -174,7 +174,7 @@ async function measure(
   started: number,
 ) {
   const cfg = loadConfig(kiln.env);
-  const { maxPixels } = limitsFrom(kiln);
+  const limits = limitsFrom(kiln);
   const inFlight = Number(args['in-flight'] ?? Math.max(4, 2 * cfg.CONVERT_CONCURRENCY));
   const images = corpus.images;
   const forms: Record<Op, Form[]> = { heavy: [], medium: [] };
@@ -188,10 +188,10 @@ async function measure(
   // Warm-up: JIT, connections, libvips, first-query plans on both sides.
   progress.update('warming up');
   for (const op of OPS_WANTED) {
-    await rawConvert(images[0]!, op, maxPixels);
+    await rawConvert(images[0]!, op, limits);
     await convertViaApi(kiln.url, kiln.key, forms[op][0]!);
   }
-  for (let i = 0; i < 4; i++) { await rawConvert(tiny, 'tiny', maxPixels); await convertViaApi(kiln.url, kiln.key, tinyForm); }
+  for (let i = 0; i < 4; i++) { await rawConvert(tiny, 'tiny', limits); await convertViaApi(kiln.url, kiln.key, tinyForm); }
 
   // Raw tuning: the best pipelines × libvips threads for these cores, per operation.
   // Threads are explicit: sharp's default on glibc Linux without jemalloc is 1, not one per core.
@@ -202,7 +202,7 @@ async function measure(
     for (const [c, t] of candidates) {
       const jobs = jobsOf(op);
       progress.update(`tuning raw ${op}`, `${c} pipelines × ${t || 'default'} threads`);
-      const perSec = await rawBatch(jobs, op, c, t, maxPixels, (d) => progress.update(`tuning raw ${op}`, `${c} pipelines × ${t || 'default'} threads: ${d}/${jobs.length}`));
+      const perSec = await rawBatch(jobs, op, c, t, limits, (d) => progress.update(`tuning raw ${op}`, `${c} pipelines × ${t || 'default'} threads: ${d}/${jobs.length}`));
       tuning[op].push({ concurrency: c, threads: t, perSec: round(perSec) });
     }
     const best = tuning[op].reduce((a, b) => (b.perSec > a.perSec ? b : a));
@@ -221,8 +221,8 @@ async function measure(
     const out = path.join(scratchDir, `video-${rawSeq++}.mp4`);
     const t0 = performance.now();
     await transcodeMedia({
-      input: video, output: out, target: 'mp4', quality: 82, ...engines, timeoutMs: cfg.FILE_TIMEOUT_SECONDS * 1000,
-      limits: { maxDurationSeconds: cfg.MEDIA_MAX_DURATION_SECONDS, maxPixels: cfg.MEDIA_MAX_PIXELS, maxStreams: cfg.MEDIA_MAX_STREAMS },
+      input: video, output: out, target: 'mp4', quality: 82, ...engines, deadline: createDeadline(limitFrom(cfg, 'FILE_TIMEOUT_SECONDS')),
+      limits,
     });
     const s = (performance.now() - t0) / 1000;
     await fs.rm(out, { force: true });
@@ -253,7 +253,7 @@ async function measure(
       // process (API), and this client (API: multipart out, results in), which shares the cores.
       const doRaw = async () => {
         const u0 = process.cpuUsage();
-        runs[op].raw.push(await rawBatch(jobs, op, chosen[op].concurrency, chosen[op].threads, maxPixels, (d) => progress.update(`${tag}: raw ${op}`, `${d}/${jobs.length}`)));
+        runs[op].raw.push(await rawBatch(jobs, op, chosen[op].concurrency, chosen[op].threads, limits, (d) => progress.update(`${tag}: raw ${op}`, `${d}/${jobs.length}`)));
         const u = process.cpuUsage(u0);
         runs[op].rawCpu.push((u.user + u.system) / 1000 / jobs.length);
       };
@@ -282,7 +282,7 @@ async function measure(
     const cpu1 = cpuByRole(kiln.supervisorPid);
     sharp.concurrency(cfg.SHARP_CONCURRENCY);
     const u0 = process.cpuUsage();
-    for (let i = 0; i < OVERHEAD_JOBS; i++) await rawConvert(tiny, 'tiny', maxPixels);
+    for (let i = 0; i < OVERHEAD_JOBS; i++) await rawConvert(tiny, 'tiny', limits);
     const u1 = process.cpuUsage(u0);
     const codecMs = (u1.user + u1.system) / 1000;
     const byRole = Object.fromEntries(ROLES.map((k) => [k, round(cpu1[k] - cpu0[k], 1)])) as Record<Role, number>;
@@ -316,7 +316,7 @@ async function measure(
   for (let i = 0; want('latency') && i < LATENCY_JOBS; i++) {
     progress.update('latency', `${i + 1}/${LATENCY_JOBS}`);
     const t0 = performance.now();
-    await rawConvert(tiny, 'tiny', maxPixels);
+    await rawConvert(tiny, 'tiny', limits);
     rawTiny.push(performance.now() - t0);
     apiTiny.push((await convertViaApi(kiln.url, kiln.key, tinyForm)).completedMs);
   }

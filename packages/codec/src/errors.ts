@@ -3,6 +3,8 @@
  * invalid_input / unsupported / limit_exceeded are permanent (recorded on the file, never retried);
  * timeout / engine_failed are retried with backoff.
  */
+import type { Limit } from './engine.ts';
+
 export type CodecErrorKind = 'invalid_input' | 'unsupported' | 'limit_exceeded' | 'timeout' | 'engine_failed' | 'cancelled';
 
 export class CodecError extends Error {
@@ -21,10 +23,13 @@ export function isCodecError(e: unknown): e is CodecError {
   return e instanceof CodecError;
 }
 
-/** A limit was hit: the message names the limit, its value and the setting that changes it. */
-export function limitExceeded(what: string, actual: string | number, limit: string | number, setting: string): CodecError {
+/**
+ * A limit was hit: the message names what was measured, the limit's value (with `unit`, e.g. ' pixels')
+ * and the setting that changes it.
+ */
+export function limitExceeded(what: string, actual: string | number, limit: Limit, unit = ''): CodecError {
   return new CodecError(
     'limit_exceeded',
-    `${what} is ${actual}, over the limit of ${limit}; raise ${setting} to allow it.`,
+    `${what} is ${actual}, over the limit of ${limit.max}${unit}; raise ${limit.setting} to allow it.`,
   );
 }

@@ -1,12 +1,16 @@
 /**
  * @kiln/codec — the engines: sharp for images, ffmpeg for audio/video, archiver/7-Zip for archives,
  * tracing to SVG, PDF. Takes paths and options, returns facts about the output. It must not depend
- * on HTTP, SQL, queues or environment variables: every limit and setting arrives as an argument.
+ * on HTTP, SQL, queues or environment variables: every limit arrives as an argument, a Limit that
+ * carries its setting's name for the message (engine.ts), and which pairs each engine accepts comes
+ * from @kiln/formats.
  */
 export * from './errors.ts';
-export * from './limits.ts';
+export * from './engine.ts';
+export * from './deadline.ts';
 export * from './convert.ts';
 export * from './compress/compress.ts';
+export * from './compress/request.ts';
 export * from './image/image.ts';
 export * from './image/resize.ts';
 export * from './archive/zip.ts';

@@ -11,6 +11,7 @@ import * as tar from 'tar';
 import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
 import { convert, type ConvertRequest } from '../src/index.ts';
 import { listWith7za, rar4, rar5, rawTar, rawZip, readWith7za, sevenZaSync } from './helpers/archive-fixtures.ts';
+import { limitsWith } from './helpers/limits.ts';
 import { request, useScratch } from './helpers/request.ts';
 
 const scratch = useScratch('kiln-codec-arc-');
@@ -134,7 +135,7 @@ test('a zip bomb is refused by the expansion ratio and by the expanded size, nam
   const bomb = await file('bomb.zip', rawZip([{ name: 'zeros.bin', data: zeros, deflate: true }]));
   expect((await fs.stat(bomb)).size).toBeLessThan(100_000);
   await expect(run(bomb, 'zip', 'tar')).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/expansion ratio.*ARCHIVE_MAX_EXPANSION_RATIO/) });
-  await expect(run(bomb, 'zip', 'tar', { limits: { maxExpandedBytes: 10 * 1024 * 1024, maxExpansionRatio: 1_000_000 } as never })).rejects.toMatchObject({
+  await expect(run(bomb, 'zip', 'tar', { limits: limitsWith({ expandedBytes: 10 * 1024 * 1024, expansionRatio: 1_000_000 }) })).rejects.toMatchObject({
     kind: 'limit_exceeded', message: expect.stringMatching(/expanded size.*ARCHIVE_MAX_EXPANDED_BYTES/),
   });
   const gzBomb = await file('bomb.gz', (await import('node:zlib')).gzipSync(zeros, { level: 9 }));
@@ -145,7 +146,7 @@ test('too many entries are refused before anything is extracted, naming ARCHIVE_
   const many = await file('many.zip', rawZip(Array.from({ length: 30 }, (_, i) => ({ name: `f${i}.txt`, data: String(i) }))));
   const out = scratch.name('out');
   await fs.mkdir(out);
-  await expect(convert(request(many, 'zip', 'tar', out, { limits: { maxArchiveEntries: 10 } as never }))).rejects.toMatchObject({
+  await expect(convert(request(many, 'zip', 'tar', out, { limits: limitsWith({ archiveEntries: 10 }) }))).rejects.toMatchObject({
     kind: 'limit_exceeded', message: expect.stringMatching(/entries.*30.*ARCHIVE_MAX_ENTRIES/),
   });
   // Only the (empty) extraction folder exists: nothing was extracted.

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
-import { compress, resolveFfmpeg, resolveFfprobe, DEFAULT_LIMITS, DEFAULT_LIMIT_SETTINGS, type CompressRequest, type CompressResult } from '../src/index.ts';
+import { compress, resolveFfmpeg, resolveFfprobe, type CompressRequest, type CompressResult } from '../src/index.ts';
+import { LIMITS, timeout } from './helpers/limits.ts';
 import { searchQuality } from '../src/compress/search.ts';
 import { stripJpegMetadata } from '../src/compress/jpeg-segments.ts';
 import { animatedGif, photo, regionColour, seededNoise } from '../../../test/helpers/images.ts';
@@ -33,8 +34,8 @@ async function run(input: string, inputKind: InputKind, extra: Partial<CompressR
   await fs.mkdir(outputDir);
   const req: CompressRequest = {
     input, inputKind, outputDir, quality: 82, autoOrient: true, stripMetadata: true, lossless: false, mono: false,
-    limits: DEFAULT_LIMITS, limitSettings: DEFAULT_LIMIT_SETTINGS, engines: {}, animation: { maxFps: 15, maxWidth: 480 },
-    avifEffort: 2, timeoutMs: 60_000, timeoutSetting: 'FILE_TIMEOUT_SECONDS',
+    limits: LIMITS, engines: {}, animation: { maxFps: 15, maxWidth: 480 },
+    avifEffort: 2, timeout: timeout(60),
     mode: 'quality', targetBytes: null, originalSize: (await fs.stat(input)).size, ...extra,
   };
   const r = await compress(req);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { sniff } from '@kiln/formats';
 import { convertImage, targetSize, CodecError } from '../src/index.ts';
+import { limitsWith } from './helpers/limits.ts';
 
 let dir: string;
 beforeAll(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codec-img-')); });
@@ -15,7 +16,7 @@ async function fixture(name: string, width: number, height: number, extra: (s: S
   await extra(sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 120, sigma: 30 } } })).toFile(p);
   return p;
 }
-const base = { quality: 82, autoOrient: true, stripMetadata: true, limits: { maxPixels: 50_000_000 }, avifEffort: 2 };
+const base = { quality: 82, autoOrient: true, stripMetadata: true, limits: limitsWith({ pixels: 50_000_000 }), avifEffort: 2 };
 
 test('targetSize never upscales and cover boxes shrink to fit small sources', () => {
   expect(targetSize(4000, 3000, { width: 1920, fit: 'inside' })).toEqual({ width: 1920, height: 1440, crop: false });
@@ -56,7 +57,7 @@ test('quality changes the output size and is reported back', async () => {
 
 test('an image over the pixel limit fails with limit_exceeded naming the setting', async () => {
   const src = await fixture('big.png', 3000, 2000, (s) => s.png());
-  await expect(convertImage({ ...base, input: src, output: path.join(dir, 'x.jpg'), format: 'jpg', limits: { maxPixels: 1_000_000, maxPixelsSetting: 'IMAGE_MAX_PIXELS' } }))
+  await expect(convertImage({ ...base, input: src, output: path.join(dir, 'x.jpg'), format: 'jpg', limits: limitsWith({ pixels: 1_000_000 }) }))
     .rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/IMAGE_MAX_PIXELS/) });
 });
 

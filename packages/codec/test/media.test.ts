@@ -10,12 +10,15 @@ import { DEFAULT_ALLOWED_DEMUXERS, probeMedia } from '../src/media/probe.ts';
 import type { MediaInfo } from '../src/media/probe.ts';
 import { createProgressParser } from '../src/media/progress.ts';
 import { extractPosterFrame, transcodeMedia } from '../src/media/transcode.ts';
-import type { MediaLimits, MediaTarget, TranscodeOptions } from '../src/media/transcode.ts';
+import type { MediaFormat } from '@kiln/formats';
+import type { MediaLimits, TranscodeOptions } from '../src/media/transcode.ts';
 import { x264Crf } from '../src/media/quality.ts';
 import { runProcess } from '../src/process/run.ts';
 import { makeClip, makeTempDir, rawProbe, startCountingServer } from './helpers/media-fixtures.ts';
+import { rejection } from './helpers/rejection.ts';
+import { deadline, limitsWith } from './helpers/limits.ts';
 
-const LIMITS: MediaLimits = { maxDurationSeconds: 600, maxPixels: 4096 * 4096, maxStreams: 8 };
+const LIMITS: MediaLimits = limitsWith({ durationSeconds: 600, videoPixels: 4096 * 4096, streams: 8 });
 
 let ffmpeg: ResolvedBinary;
 let ffprobe: ResolvedBinary;
@@ -49,28 +52,18 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-function opts(input: string, target: MediaTarget, extra: Partial<TranscodeOptions> = {}): TranscodeOptions {
+function opts(input: string, target: MediaFormat, extra: Partial<TranscodeOptions> = {}): TranscodeOptions {
   return {
     input,
     output: join(dir, `out-${target}-${Math.random().toString(36).slice(2, 8)}.${target}`),
     target,
     ffmpegPath: ffmpeg.path,
     ffprobePath: ffprobe.path,
-    timeoutMs: 30_000,
+    deadline: deadline(30),
     quality: 82,
     limits: LIMITS,
     ...extra,
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<CodecError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('binaries', () => {
@@ -98,7 +91,7 @@ describe('binaries', () => {
 
 describe('probeMedia', () => {
   test('reports container, duration and stream facts', async () => {
-    const info = await probeMedia(av, { ffprobePath: ffprobe.path, timeoutMs: 10_000 });
+    const info = await probeMedia(av, { ffprobePath: ffprobe.path, deadline: deadline(10) });
     expect(info.formatName).toContain('mp4');
     expect(info.durationSeconds).toBeCloseTo(2, 1);
     expect(info.hasVideo).toBe(true);
@@ -110,14 +103,14 @@ describe('probeMedia', () => {
   });
 
   test('an audio-only file has no video', async () => {
-    const info = await probeMedia(tone, { ffprobePath: ffprobe.path, timeoutMs: 10_000 });
+    const info = await probeMedia(tone, { ffprobePath: ffprobe.path, deadline: deadline(10) });
     expect(info).toMatchObject({ formatName: 'wav', hasVideo: false, hasAudio: true });
   });
 
   test('a file that is not media is invalid_input with a plain message', async () => {
     const text = join(dir, 'notes.mp4');
     await writeFile(text, 'this is not a video\n'.repeat(50));
-    const e = await rejection(probeMedia(text, { ffprobePath: ffprobe.path, timeoutMs: 10_000 }));
+    const e = await rejection(probeMedia(text, { ffprobePath: ffprobe.path, deadline: deadline(10) }));
     expect(e.kind).toBe('invalid_input');
     expect(e.message).toBe('The file could not be read as audio or video.');
   });
@@ -148,7 +141,7 @@ describe('progress parser', () => {
 });
 
 describe('transcodeMedia targets', () => {
-  const cases: Array<[MediaTarget, { format: RegExp; video?: string; audio?: string; width?: number; height?: number }]> = [
+  const cases: Array<[MediaFormat, { format: RegExp; video?: string; audio?: string; width?: number; height?: number }]> = [
     ['mp4', { format: /mp4/, video: 'h264', audio: 'aac', width: 320, height: 240 }],
     ['mov', { format: /mov/, video: 'h264', audio: 'aac', width: 320, height: 240 }],
     ['webm', { format: /webm/, video: 'vp9', audio: 'opus', width: 320, height: 240 }],
@@ -246,7 +239,7 @@ describe('transcodeMedia progress', () => {
 describe('transcodeMedia stops its process', () => {
   let slowInfo: MediaInfo;
   beforeAll(async () => {
-    slowInfo = await probeMedia(slow, { ffprobePath: ffprobe.path, timeoutMs: 10_000 });
+    slowInfo = await probeMedia(slow, { ffprobePath: ffprobe.path, deadline: deadline(10) });
   });
 
   test('a timeout kills ffmpeg and names the setting', async () => {
@@ -255,11 +248,11 @@ describe('transcodeMedia stops its process', () => {
     const e = await rejection(
       transcodeMedia(
         // inputInfo skips the probe, so the only child is ffmpeg and the deadline lands mid-encode.
-        opts(slow, 'mp4', { timeoutMs: 500, threads: 1, inputInfo: slowInfo, timeoutSetting: 'FFMPEG_TIMEOUT_SECONDS', onSpawn: (pid) => pids.push(pid) }),
+        opts(slow, 'mp4', { deadline: deadline(0.5), threads: 1, inputInfo: slowInfo, onSpawn: (pid) => pids.push(pid) }),
       ),
     );
     expect(e.kind).toBe('timeout');
-    expect(e.message).toBe('The media conversion did not finish within 0.5 s; raise FFMPEG_TIMEOUT_SECONDS to allow more.');
+    expect(e.message).toBe('The conversion did not finish within 0.5 s; raise FILE_TIMEOUT_SECONDS to allow more.');
     expect(Date.now() - started).toBeLessThan(4000);
     expect(pids).toHaveLength(1);
     expect(() => process.kill(pids[0]!, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
@@ -343,24 +336,24 @@ describe('transcodeMedia refuses playlists', () => {
 });
 
 describe('transcodeMedia limits and input checks', () => {
-  test('a clip longer than maxDurationSeconds is limit_exceeded naming the setting', async () => {
-    const e = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, maxDurationSeconds: 1 } })));
+  test('a clip longer than the duration limit is limit_exceeded naming the setting', async () => {
+    const e = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, durationSeconds: { ...LIMITS.durationSeconds, max: 1 } } })));
     expect(e.kind).toBe('limit_exceeded');
     expect(e.message).toBe('The duration is 2 s, over the limit of 1 s; raise MEDIA_MAX_DURATION_SECONDS to allow it.');
   });
 
   test('frame size and stream count limits name their settings, custom names included', async () => {
-    const px = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, maxPixels: 320 * 239 } })));
+    const px = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, videoPixels: { ...LIMITS.videoPixels, max: 320 * 239 } } })));
     expect(px.kind).toBe('limit_exceeded');
     expect(px.message).toContain('MEDIA_MAX_PIXELS');
     const streams = await rejection(
-      transcodeMedia(opts(av, 'mp3', { limits: { ...LIMITS, maxStreams: 1, settings: { maxStreams: 'CONVERT_MAX_STREAMS' } } })),
+      transcodeMedia(opts(av, 'mp3', { limits: { ...LIMITS, streams: { max: 1, setting: 'CONVERT_MAX_STREAMS' } } })),
     );
     expect(streams.message).toBe('The number of streams is 2, over the limit of 1; raise CONVERT_MAX_STREAMS to allow it.');
   });
 
-  test('an upscale past maxPixels is refused before encoding', async () => {
-    const e = await rejection(transcodeMedia(opts(av, 'mp4', { resize: { width: 4000, height: 3000, fit: 'cover' }, limits: { ...LIMITS, maxPixels: 1_000_000 } })));
+  test('an upscale past the video pixel limit is refused before encoding', async () => {
+    const e = await rejection(transcodeMedia(opts(av, 'mp4', { resize: { width: 4000, height: 3000, fit: 'cover' }, limits: { ...LIMITS, videoPixels: { ...LIMITS.videoPixels, max: 1_000_000 } } })));
     expect(e.kind).toBe('limit_exceeded');
     expect(e.message).toContain('4000x3000');
   });
@@ -386,7 +379,7 @@ describe('transcodeMedia limits and input checks', () => {
 describe('extractPosterFrame', () => {
   test('writes one PNG frame of the video', async () => {
     const output = join(dir, 'poster.png');
-    const r = await extractPosterFrame({ input: av, output, ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, timeoutMs: 10_000 });
+    const r = await extractPosterFrame({ input: av, output, ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, deadline: deadline(10) });
     expect(r).toEqual({ path: output, width: 320, height: 240 });
     const p = await rawProbe(ffprobe.path, output);
     expect(p.streams[0]?.codec_name).toBe('png');
@@ -394,7 +387,7 @@ describe('extractPosterFrame', () => {
 
   test('an audio-only file has no frame to take', async () => {
     const e = await rejection(
-      extractPosterFrame({ input: tone, output: join(dir, 'none.png'), ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, timeoutMs: 10_000 }),
+      extractPosterFrame({ input: tone, output: join(dir, 'none.png'), ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, deadline: deadline(10) }),
     );
     expect(e.kind).toBe('invalid_input');
   });

@@ -13,6 +13,7 @@ import { PDFDocument } from 'pdf-lib';
 import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
 import { compress, convert, sanitizeSvg, type ConvertRequest } from '../src/index.ts';
 import { request, useScratch } from './helpers/request.ts';
+import { limitsWith, timeout } from './helpers/limits.ts';
 
 const HEIC = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'two-blocks.heic');
 const heifEnc = (() => {
@@ -55,7 +56,7 @@ test('compressing a HEIC goes through convert and returns a JPEG', async () => {
 });
 
 test('a HEIC over the pixel limit is refused before decoding, naming IMAGE_MAX_PIXELS', async () => {
-  await expect(run(HEIC, 'heic', 'png', { limits: { maxPixels: 10_000 } as never })).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/320×200.*IMAGE_MAX_PIXELS/) });
+  await expect(run(HEIC, 'heic', 'png', { limits: limitsWith({ pixels: 10_000 }) })).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/320×200.*IMAGE_MAX_PIXELS/) });
 });
 
 test('a truncated HEIC fails as invalid_input', async () => {
@@ -118,7 +119,7 @@ test('mono traces a single colour, and quality changes the detail', async () => 
 
 test('large images are downscaled to maxTracePixels before tracing', async () => {
   const src = await logo();
-  const r = await run(src, 'png', 'svg', { limits: { maxTracePixels: 6000 } as never });
+  const r = await run(src, 'png', 'svg', { limits: limitsWith({ tracePixels: 6000 }) });
   expect((r.width ?? 0) * (r.height ?? 0)).toBeLessThanOrEqual(6000);
   expect(r.notes?.join(' ')).toMatch(/Downscaled to \d+×\d+ before tracing \(TRACE_MAX_PIXELS is 6000\)/);
 });
@@ -132,7 +133,7 @@ test('SVG renders to PNG at its own size, and at higher density for a larger res
   expect(near(await pixel(r.path, 50, 25), [0, 255, 0], 10)).toBe(true);
   const big = await run(svg, 'svg', 'webp', { resize: { width: 400, fit: 'inside' } });
   expect([big.width, big.height]).toEqual([400, 200]);
-  const capped = await run(svg, 'svg', 'png', { resize: { width: 4000, fit: 'inside' }, limits: { maxSvgDensity: 144 } as never });
+  const capped = await run(svg, 'svg', 'png', { resize: { width: 4000, fit: 'inside' }, limits: limitsWith({ svgDensity: 144 }) });
   expect(capped.width).toBe(200);
   expect(capped.notes).toContain('SVG rendered at 144 DPI.');
 });
@@ -209,14 +210,14 @@ test('a PDF renders its first page to PNG at 150 DPI, with the page count in the
 
 test('a PDF over PDF_MAX_PAGES is refused, and a damaged PDF fails as invalid_input', async () => {
   const src = await makePdf(3);
-  await expect(run(src, 'pdf', 'png', { limits: { maxPdfPages: 2 } as never })).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/3 pages.*PDF_MAX_PAGES/) });
+  await expect(run(src, 'pdf', 'png', { limits: limitsWith({ pdfPages: 2 }) })).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/3 pages.*PDF_MAX_PAGES/) });
   await expect(run(await file('bad.pdf', '%PDF-1.7\nthis is not a pdf at all\n'), 'pdf', 'png')).rejects.toMatchObject({ kind: 'invalid_input' });
 });
 
 test('tracing that runs past the deadline fails as timeout naming the setting', async () => {
   const noise = await file('slow.png', await sharp({ create: { width: 600, height: 400, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer());
   const started = Date.now();
-  await expect(run(noise, 'png', 'svg', { quality: 100, timeoutMs: 300 })).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(/FILE_TIMEOUT_SECONDS/) });
+  await expect(run(noise, 'png', 'svg', { quality: 100, timeout: timeout(0.3) })).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(/FILE_TIMEOUT_SECONDS/) });
   expect(Date.now() - started).toBeLessThan(3000);
   // The trace ran in a child process that was killed with its group: nothing is left tracing.
   const fsp = await import('node:fs/promises');

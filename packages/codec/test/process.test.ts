@@ -10,16 +10,7 @@ import { CodecError } from '../src/errors.ts';
 import { ensureExecutable, readFirstLine } from '../src/process/executable.ts';
 import { runProcess } from '../src/process/run.ts';
 import { isAlive, makeTempDir, waitFor } from './helpers/media-fixtures.ts';
-
-async function rejection(p: Promise<unknown>): Promise<CodecError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected the promise to reject');
-}
+import { rejection } from './helpers/rejection.ts';
 
 /** `sh` that starts a grandchild `sleep`, prints its pid and waits: the group must die as a whole. */
 const SH_WITH_GRANDCHILD = ['-c', 'sleep 30 & echo $!; wait'];

@@ -1,7 +1,9 @@
 /**
  * The one table of formats Kiln knows: what each output format is, which family it belongs to, and
  * which input kinds can be converted to it. The gateway validates pairs from it, `GET /api/formats`
- * prints it, and the codec dispatches on the same families, so the three can never disagree.
+ * prints it, and every codec engine reads the pairs it accepts, its MIME types and extensions from
+ * it, so the three cannot disagree (packages/codec/test/registry.test.ts checks every pair).
+ * A new format or engine capability goes here first.
  */
 export const OUTPUT_FORMATS = [
   'jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif', 'svg', 'pdf',
@@ -10,7 +12,10 @@ export const OUTPUT_FORMATS = [
 ] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-/** What an uploaded file really is, detected from its bytes. */
+/**
+ * What an uploaded file really is, detected from its bytes. Each kind is named by its usual file
+ * extension, which is what an archive entry gets when the upload's own name has none.
+ */
 export const INPUT_KINDS = [
   'jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heic', 'svg', 'pdf',
   'mp4', 'mov', 'webm', 'mkv', 'avi', 'mp3', 'wav', 'ogg', 'm4a', 'flac',
@@ -91,18 +96,72 @@ export function parseOutputFormat(value: string): OutputFormat | undefined {
   return FORMAT_ALIASES[v];
 }
 
+/** Whether `value` is one of `list`, narrowing it to the list's type. */
+export function isOneOf<T extends string>(list: readonly T[], value: string): value is T {
+  return (list as readonly string[]).includes(value);
+}
+
+/*
+ * The groups the engines are built around. CONVERSIONS below is written in them, and each engine in
+ * the codec reads the pairs it accepts from them, so what clients are promised and what runs are the
+ * same lists (packages/codec/test/registry.test.ts checks every pair both ways).
+ */
+
+/** Raster formats sharp writes. */
+export const RASTER_OUTPUTS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const satisfies readonly OutputFormat[];
+export type RasterFormat = (typeof RASTER_OUTPUTS)[number];
+/** Inputs sharp reads itself. */
+export const SHARP_INPUTS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif'] as const satisfies readonly InputKind[];
+/** Picture inputs sharp cannot read, decoded first: HEIC with libheif, SVG sanitised, PDF's first page. */
+export const DECODED_INPUTS = ['heic', 'svg', 'pdf'] as const satisfies readonly InputKind[];
+export const VIDEO_OUTPUTS = ['mp4', 'webm', 'mov'] as const satisfies readonly OutputFormat[];
+export const AUDIO_OUTPUTS = ['mp3', 'wav', 'ogg', 'm4a', 'flac'] as const satisfies readonly OutputFormat[];
+/**
+ * Image formats that hold an animation: sharp keeps the frames of an animated input, and a video
+ * becomes one (capped by ANIMATION_MAX_FPS / _WIDTH).
+ */
+export const ANIMATION_OUTPUTS = ['gif', 'webp'] as const satisfies readonly RasterFormat[];
+/** The other image targets of a video: one still frame. */
+export const POSTER_OUTPUTS: readonly PosterFormat[] = RASTER_OUTPUTS.filter((f): f is PosterFormat => !isOneOf(ANIMATION_OUTPUTS, f));
+export type PosterFormat = Exclude<RasterFormat, (typeof ANIMATION_OUTPUTS)[number]>;
+export type VideoFormat = (typeof VIDEO_OUTPUTS)[number];
+export type AudioFormat = (typeof AUDIO_OUTPUTS)[number];
+export type AnimationFormat = (typeof ANIMATION_OUTPUTS)[number];
+/** Everything ffmpeg writes. */
+export type MediaFormat = VideoFormat | AudioFormat | AnimationFormat;
+/** Archives that hold any number of files. */
+export const MULTI_FILE_OUTPUTS = ['zip', 'tar', 'tgz', '7z'] as const satisfies readonly OutputFormat[];
+/** One compressed stream: exactly one file inside. */
+export const SINGLE_FILE_OUTPUTS = ['gz', 'bz2', 'xz'] as const satisfies readonly OutputFormat[];
+/** Any file can be put into an archive (one entry) or compressed as one stream; rar is never written. */
+export const ARCHIVE_OUTPUTS = [...MULTI_FILE_OUTPUTS, ...SINGLE_FILE_OUTPUTS] as const;
+export type ArchiveFormat = (typeof ARCHIVE_OUTPUTS)[number];
+/** Archives and compressed files Kiln opens (to repack them, or to convert what is inside). */
+export const READABLE_ARCHIVES = ['zip', 'tar', 'gz', 'bz2', 'xz', '7z', 'rar'] as const satisfies readonly InputKind[];
+/** An archive converts to an image/SVG/PDF target entry by entry; the results come back as a zip. */
+export const BATCH_OUTPUTS = [...RASTER_OUTPUTS, 'svg', 'pdf'] as const satisfies readonly OutputFormat[];
+/** Formats the image compressor re-encodes with a quality or size search. */
+export const IMAGE_COMPRESS_FORMATS = RASTER_OUTPUTS;
+/**
+ * Formats the media compressor re-encodes (wav is not among them: PCM cannot shrink without loss).
+ * Any other compress target is a plain conversion to it, never larger than the input.
+ */
+export const MEDIA_COMPRESS_FORMATS = ['mp4', 'mov', 'webm', 'mp3', 'm4a', 'ogg', 'flac'] as const satisfies readonly MediaFormat[];
+export type MediaCompressFormat = (typeof MEDIA_COMPRESS_FORMATS)[number];
+
+const REFUSALS: Partial<Record<OutputFormat, string>> = {
+  rar: 'RAR archives cannot be created with free software; choose zip or 7z.',
+};
+
+/** The sentence that refuses a format Kiln knows but never writes; undefined for every other format. */
+export function refusalFor(format: OutputFormat): string | undefined {
+  return REFUSALS[format];
+}
+
 /**
  * Which output formats each input family can be converted to *with the engines Kiln ships today*.
  * A pair missing here is refused at submission with 415 naming the pair and the formats that would work.
  */
-const RASTER_TARGETS: readonly OutputFormat[] = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'];
-const VIDEO_OUTPUTS: readonly OutputFormat[] = ['mp4', 'webm', 'mov'];
-const AUDIO_OUTPUTS: readonly OutputFormat[] = ['mp3', 'wav', 'ogg', 'm4a', 'flac'];
-/** Any file can be put into an archive (one entry) or compressed as one stream; rar is never written. */
-const ARCHIVE_TARGETS: readonly OutputFormat[] = ['zip', 'tar', 'tgz', '7z', 'gz', 'bz2', 'xz'];
-/** An archive converts to an image/SVG/PDF target entry by entry; the results come back as a zip. */
-const BATCH_TARGETS: readonly OutputFormat[] = [...RASTER_TARGETS, 'svg', 'pdf'];
-
 export interface PairRule {
   readonly targets: readonly OutputFormat[];
   /** Per-file options that mean something for this family. */
@@ -111,16 +170,16 @@ export interface PairRule {
 
 export const CONVERSIONS: Record<Family, PairRule> = {
   // svg is traced (colour, or one colour with mono); pdf is one page per image.
-  image: { targets: [...RASTER_TARGETS, 'svg', 'pdf', ...ARCHIVE_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
+  image: { targets: [...RASTER_OUTPUTS, 'svg', 'pdf', ...ARCHIVE_OUTPUTS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
   // SVG is rasterised with external references removed; PDF input renders its first page.
-  vector: { targets: [...RASTER_TARGETS, 'pdf', ...ARCHIVE_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
-  document: { targets: [...RASTER_TARGETS, ...ARCHIVE_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
+  vector: { targets: [...RASTER_OUTPUTS, 'pdf', ...ARCHIVE_OUTPUTS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
+  document: { targets: [...RASTER_OUTPUTS, ...ARCHIVE_OUTPUTS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
   // gif and webp from video are animations (capped by ANIMATION_MAX_FPS / _WIDTH); the other image
   // targets are a poster frame.
-  video: { targets: [...VIDEO_OUTPUTS, ...AUDIO_OUTPUTS, ...RASTER_TARGETS, ...ARCHIVE_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
-  audio: { targets: [...AUDIO_OUTPUTS, ...ARCHIVE_TARGETS], options: ['compression'] },
-  archive: { targets: [...ARCHIVE_TARGETS, ...BATCH_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
-  compressed: { targets: [...ARCHIVE_TARGETS, ...BATCH_TARGETS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
+  video: { targets: [...VIDEO_OUTPUTS, ...AUDIO_OUTPUTS, ...RASTER_OUTPUTS, ...ARCHIVE_OUTPUTS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight'] },
+  audio: { targets: [...AUDIO_OUTPUTS, ...ARCHIVE_OUTPUTS], options: ['compression'] },
+  archive: { targets: [...ARCHIVE_OUTPUTS, ...BATCH_OUTPUTS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
+  compressed: { targets: [...ARCHIVE_OUTPUTS, ...BATCH_OUTPUTS], options: ['compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono'] },
 };
 
 /** Formats a compress job may keep for an input of this kind (its own format, or the closest one). */

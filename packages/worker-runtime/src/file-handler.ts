@@ -9,13 +9,14 @@ import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type Outpu
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
 import { keys, type BlobStore } from '@kiln/storage';
-import { compress, convert, DEFAULT_LIMIT_SETTINGS, isCodecError, type CodecErrorKind, type CodecLimits, type CompressResult, type ConvertRequest, type EnginePaths } from '@kiln/codec';
+import { compress, convert, isCodecError, type CodecErrorKind, type CompressResult, type ConvertRequest, type EnginePaths, type Limit, type Limits } from '@kiln/codec';
 import type { Logger } from '@kiln/config';
 
 export interface WorkerSettings {
   retentionHours: number;
-  fileTimeoutMs: number;
-  limits: CodecLimits;
+  /** FILE_TIMEOUT_SECONDS: one deadline for each file's conversion. */
+  fileTimeout: Limit;
+  limits: Limits;
   engines: EnginePaths;
   animation: { maxFps: number; maxWidth: number };
   avifEffort: number;
@@ -119,12 +120,10 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         lossless: o.lossless,
         mono: o.mono,
         limits: settings.limits,
-        limitSettings: DEFAULT_LIMIT_SETTINGS,
         engines: settings.engines,
         animation: settings.animation,
         avifEffort: settings.avifEffort,
-        timeoutMs: settings.fileTimeoutMs,
-        timeoutSetting: 'FILE_TIMEOUT_SECONDS',
+        timeout: settings.fileTimeout,
         signal: deps.stopSignal ? AbortSignal.any([ctx.signal, deps.stopSignal]) : ctx.signal,
         onProgress: (f) => {
           const pct = Math.floor(f * 100);

@@ -4,7 +4,7 @@
  */
 import { DEFAULT_RESIZE_PRESETS, presetOverridesSchema, type PresetTable } from '@kiln/contracts';
 import { createLogger, loadConfig, type Config, type Logger } from '@kiln/config';
-import { resolveFfmpeg, resolveFfprobe, type ResolvedBinary } from '@kiln/codec';
+import { resolveFfmpeg, resolveFfprobe, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
 import { Queue } from '@kiln/queue';
 import { LocalDiskStore } from '@kiln/storage';
@@ -19,22 +19,36 @@ export function presetsFrom(config: Config): PresetTable {
   return { ...DEFAULT_RESIZE_PRESETS, ...parsed.data };
 }
 
+/** The settings whose values are numbers: the ones a Limit can be made from. */
+type NumericSetting = { [K in keyof Config]-?: Config[K] extends number ? K : never }[keyof Config];
+
+/** One limit from config: the setting is named once, and its name travels with its value into messages. */
+export function limitFrom(config: Config, setting: NumericSetting): Limit {
+  return { max: config[setting], setting };
+}
+
+/** Every limit the codec enforces, from config. */
+export function codecLimits(config: Config): Limits {
+  const limit = (setting: NumericSetting) => limitFrom(config, setting);
+  return {
+    pixels: limit('IMAGE_MAX_PIXELS'),
+    durationSeconds: limit('MEDIA_MAX_DURATION_SECONDS'),
+    videoPixels: limit('MEDIA_MAX_PIXELS'),
+    streams: limit('MEDIA_MAX_STREAMS'),
+    archiveEntries: limit('ARCHIVE_MAX_ENTRIES'),
+    expandedBytes: limit('ARCHIVE_MAX_EXPANDED_BYTES'),
+    expansionRatio: limit('ARCHIVE_MAX_EXPANSION_RATIO'),
+    tracePixels: limit('TRACE_MAX_PIXELS'),
+    pdfPages: limit('PDF_MAX_PAGES'),
+    svgDensity: limit('SVG_MAX_DENSITY'),
+  };
+}
+
 export function settingsFrom(config: Config): WorkerSettings {
   return {
     retentionHours: config.RETENTION_HOURS,
-    fileTimeoutMs: config.FILE_TIMEOUT_SECONDS * 1000,
-    limits: {
-      maxPixels: config.IMAGE_MAX_PIXELS,
-      maxDurationSeconds: config.MEDIA_MAX_DURATION_SECONDS,
-      maxVideoPixels: config.MEDIA_MAX_PIXELS,
-      maxStreams: config.MEDIA_MAX_STREAMS,
-      maxArchiveEntries: config.ARCHIVE_MAX_ENTRIES,
-      maxExpandedBytes: config.ARCHIVE_MAX_EXPANDED_BYTES,
-      maxExpansionRatio: config.ARCHIVE_MAX_EXPANSION_RATIO,
-      maxTracePixels: config.TRACE_MAX_PIXELS,
-      maxPdfPages: config.PDF_MAX_PAGES,
-      maxSvgDensity: config.SVG_MAX_DENSITY,
-    },
+    fileTimeout: limitFrom(config, 'FILE_TIMEOUT_SECONDS'),
+    limits: codecLimits(config),
     engines: {
       ...(config.FFMPEG_PATH ? { ffmpegPath: config.FFMPEG_PATH } : {}),
       ...(config.FFPROBE_PATH ? { ffprobePath: config.FFPROBE_PATH } : {}),

@@ -14,7 +14,7 @@ import * as tar from 'tar';
 import yauzl from 'yauzl';
 import { sniff, SNIFF_BYTES, type InputKind } from '@kiln/formats';
 import { CodecError, isCodecError } from '../errors.ts';
-import { collectExtracted, ExpansionBudget, safeEntryPath, unsafeEntry, type ArchiveLimits, type ArchiveLimitSettings, type ExtractedFile } from './safety.ts';
+import { collectExtracted, ExpansionBudget, safeEntryPath, unsafeEntry, type ArchiveLimits, type ExtractedFile } from './safety.ts';
 import { parseSlt, run7za, type SevenZipRun } from './sevenzip.ts';
 import { listRar, extractRar } from './rar.ts';
 
@@ -28,7 +28,6 @@ export interface ExtractOptions extends SevenZipRun {
   /** Uploaded file name: names the single file inside a .gz/.bz2/.xz. */
   filename?: string;
   limits: ArchiveLimits;
-  settings: ArchiveLimitSettings;
 }
 
 export interface Extracted {
@@ -37,11 +36,9 @@ export interface Extracted {
   innerKind: InputKind | 'file';
 }
 
-export const READABLE_ARCHIVES: ReadonlySet<InputKind> = new Set(['zip', 'tar', 'gz', 'bz2', 'xz', '7z', 'rar']);
-
 export async function extractArchive(o: ExtractOptions): Promise<Extracted> {
   const size = (await fsp.stat(o.input)).size;
-  const budget = new ExpansionBudget(size, o.limits, o.settings);
+  const budget = new ExpansionBudget(size, o.limits);
   await fsp.mkdir(o.dir, { recursive: true });
   switch (o.kind) {
     case 'zip':
@@ -64,9 +61,9 @@ export async function extractArchive(o: ExtractOptions): Promise<Extracted> {
       const head = await readHead(inner);
       if (sniff(head) === 'tar') {
         // A tarball: its own entries count, but the ratio stays against the uploaded (compressed) size.
-        await extractTar(inner, o.dir, new ExpansionBudget(size, o.limits, o.settings));
+        await extractTar(inner, o.dir, new ExpansionBudget(size, o.limits));
         await fsp.rm(inner, { force: true });
-        return { files: await collectExtracted(o.dir, new ExpansionBudget(size, o.limits, o.settings)), innerKind: 'tar' };
+        return { files: await collectExtracted(o.dir, new ExpansionBudget(size, o.limits)), innerKind: 'tar' };
       }
       const name = innerName(o.filename, o.kind);
       await fsp.rename(inner, path.join(o.dir, name));
@@ -75,7 +72,7 @@ export async function extractArchive(o: ExtractOptions): Promise<Extracted> {
     default:
       throw new CodecError('unsupported', `Files of type ${o.kind} are not archives.`);
   }
-  return { files: await collectExtracted(o.dir, new ExpansionBudget(size, o.limits, o.settings)), innerKind: o.kind };
+  return { files: await collectExtracted(o.dir, new ExpansionBudget(size, o.limits)), innerKind: o.kind };
 }
 
 /** `photo.png.gz` → `photo.png`; `upload` → `upload`; `../x` → `x`. */

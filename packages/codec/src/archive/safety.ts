@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CodecError, limitExceeded } from '../errors.ts';
-import type { CodecLimits, LimitSettings } from '../limits.ts';
+import type { Limits } from '../engine.ts';
 
 /**
  * The expansion ratio is only meaningful once the expanded size is large: a 200-byte zip holding 60 KB
@@ -34,8 +34,7 @@ export function safeEntryPath(name: string): string {
   return parts.join('/');
 }
 
-export type ArchiveLimits = Pick<CodecLimits, 'maxArchiveEntries' | 'maxExpandedBytes' | 'maxExpansionRatio'>;
-export type ArchiveLimitSettings = Pick<LimitSettings, 'maxArchiveEntries' | 'maxExpandedBytes' | 'maxExpansionRatio'>;
+export type ArchiveLimits = Pick<Limits, 'archiveEntries' | 'expandedBytes' | 'expansionRatio'>;
 
 /** Counts entries and expanded bytes against the limits; throws limit_exceeded the moment one is passed. */
 export class ExpansionBudget {
@@ -43,11 +42,9 @@ export class ExpansionBudget {
   bytes = 0;
   private readonly archiveSize: number;
   private readonly limits: ArchiveLimits;
-  private readonly settings: ArchiveLimitSettings;
-  constructor(archiveSize: number, limits: ArchiveLimits, settings: ArchiveLimitSettings) {
+  constructor(archiveSize: number, limits: ArchiveLimits) {
     this.archiveSize = Math.max(1, archiveSize);
     this.limits = limits;
-    this.settings = settings;
   }
   addEntry(n = 1): void {
     this.entries += n;
@@ -55,8 +52,9 @@ export class ExpansionBudget {
   }
   /** Checks an entry count known up front (a zip's central directory) without adding it. */
   checkCount(n: number): void {
-    if (n > this.limits.maxArchiveEntries) {
-      throw limitExceeded('The number of entries in the archive', n > this.entries + 1 ? n : `more than ${this.limits.maxArchiveEntries}`, this.limits.maxArchiveEntries, this.settings.maxArchiveEntries);
+    const { archiveEntries } = this.limits;
+    if (n > archiveEntries.max) {
+      throw limitExceeded('The number of entries in the archive', n > this.entries + 1 ? n : `more than ${archiveEntries.max}`, archiveEntries);
     }
   }
   addBytes(n: number): void {
@@ -65,11 +63,12 @@ export class ExpansionBudget {
   }
   /** Checks a total computed elsewhere (e.g. the sum of declared sizes) without adding it. */
   check(total: number): void {
-    if (total > this.limits.maxExpandedBytes) {
-      throw limitExceeded("The archive's expanded size", `more than ${this.limits.maxExpandedBytes} bytes`, `${this.limits.maxExpandedBytes} bytes`, this.settings.maxExpandedBytes);
+    const { expandedBytes, expansionRatio } = this.limits;
+    if (total > expandedBytes.max) {
+      throw limitExceeded("The archive's expanded size", `more than ${expandedBytes.max} bytes`, expandedBytes, ' bytes');
     }
-    if (total > RATIO_FLOOR_BYTES && total / this.archiveSize > this.limits.maxExpansionRatio) {
-      throw limitExceeded("The archive's expansion ratio", `more than ${Math.floor(total / this.archiveSize)}:1`, `${this.limits.maxExpansionRatio}:1`, this.settings.maxExpansionRatio);
+    if (total > RATIO_FLOOR_BYTES && total / this.archiveSize > expansionRatio.max) {
+      throw limitExceeded("The archive's expansion ratio", `more than ${Math.floor(total / this.archiveSize)}:1`, expansionRatio, ':1');
     }
   }
 }

@@ -3,14 +3,14 @@
  * `l -slt`, extracting, and creating 7z/bzip2/xz. Exit codes: 0 ok, 1 warning, 2 fatal (usually a
  * damaged archive), 7 bad command line, 8 out of memory, 255 stopped.
  */
+import type { Deadline } from '../engine.ts';
 import { CodecError } from '../errors.ts';
-import { runProcess } from '../process/run.ts';
+import { runWithin } from '../process/run.ts';
 import { resolveSevenZip } from './sevenzip-bin.ts';
 
 export interface SevenZipRun {
   sevenZipPath?: string;
-  timeoutMs: number;
-  timeoutSetting: string;
+  deadline: Deadline;
   signal?: AbortSignal;
   cwd?: string;
 }
@@ -19,9 +19,7 @@ const DAMAGED = /Can ?not open (the )?file as archive|Data Error|CRC Failed|Unex
 
 export async function run7za(args: string[], o: SevenZipRun, what: string): Promise<string> {
   const bin = await resolveSevenZip(o.sevenZipPath ? { configuredPath: o.sevenZipPath } : {});
-  const r = await runProcess(bin.path, ['-bd', '-y', ...args], {
-    timeoutMs: o.timeoutMs,
-    timeoutSetting: o.timeoutSetting,
+  const r = await runWithin(o.deadline, bin.path, ['-bd', '-y', ...args], {
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.cwd ? { cwd: o.cwd } : {}),
     maxStdoutBytes: 64 * 1024 * 1024,

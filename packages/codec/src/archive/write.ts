@@ -9,17 +9,9 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { TarArchive, ZipArchive } from 'archiver';
+import { isOneOf, MULTI_FILE_OUTPUTS, type ArchiveFormat } from '@kiln/formats';
 import { CodecError, isCodecError } from '../errors.ts';
 import { run7za, type SevenZipRun } from './sevenzip.ts';
-
-export const ARCHIVE_OUTPUTS = ['zip', 'tar', 'tgz', '7z', 'gz', 'bz2', 'xz'] as const;
-export type ArchiveFormat = (typeof ARCHIVE_OUTPUTS)[number];
-export const MULTI_FILE_OUTPUTS: ReadonlySet<string> = new Set(['zip', 'tar', 'tgz', '7z']);
-
-export const ARCHIVE_MIME: Record<ArchiveFormat, string> = {
-  zip: 'application/zip', tar: 'application/x-tar', tgz: 'application/gzip', '7z': 'application/x-7z-compressed',
-  gz: 'application/gzip', bz2: 'application/x-bzip2', xz: 'application/x-xz',
-};
 
 export interface PackEntry {
   /** File on disk. */
@@ -72,7 +64,7 @@ async function stage(entries: PackEntry[], dir: string): Promise<void> {
 }
 
 export async function writeArchive(format: ArchiveFormat, entries: PackEntry[], output: string, o: WriteArchiveOptions): Promise<{ size: number }> {
-  if (!MULTI_FILE_OUTPUTS.has(format) && entries.length !== 1) {
+  if (!isOneOf(MULTI_FILE_OUTPUTS, format) && entries.length !== 1) {
     throw new CodecError('invalid_input', `A .${format} file holds exactly one file, and this input has ${entries.length}; choose zip, tar, tgz or 7z.`);
   }
   try {

@@ -6,33 +6,14 @@
  * fall back to a plain conversion to their own format with the never-larger rule.
  */
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { INPUT_INFO, OUTPUT_INFO, compressTargetFor, type OutputFormat } from '@kiln/formats';
+import { compressTargetFor, IMAGE_COMPRESS_FORMATS, INPUT_INFO, isOneOf, MEDIA_COMPRESS_FORMATS } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
-import { convert, type ConvertRequest, type ConvertResult } from '../convert.ts';
-import { compressImage, IMAGE_COMPRESS_FORMATS, type ImageCompressFormat } from './image.ts';
-import { compressMedia, MEDIA_COMPRESS_FORMATS, type MediaCompressFormat } from './media.ts';
-
-export interface CompressRequest extends Omit<ConvertRequest, 'format'> {
-  /** Asked-for output format; undefined keeps the input's own (or the closest compatible one). */
-  format?: OutputFormat | undefined;
-  mode: 'quality' | 'target-size';
-  targetBytes: number | null;
-  /** Size of the input file, for the never-larger rule and savedPercent. */
-  originalSize: number;
-}
-
-export interface CompressResult extends ConvertResult {
-  /** target-size only: whether the output is at or under targetBytes. */
-  targetMet?: boolean;
-  /** Why the target could not be met. */
-  targetReason?: string;
-  /** How many encodes the result took. */
-  encodes?: number;
-}
-
-const isImageTarget = (f: OutputFormat): f is ImageCompressFormat => (IMAGE_COMPRESS_FORMATS as readonly string[]).includes(f);
-const isMediaTarget = (f: OutputFormat): f is MediaCompressFormat => (MEDIA_COMPRESS_FORMATS as readonly string[]).includes(f);
+import { convert } from '../convert.ts';
+import { createDeadline } from '../deadline.ts';
+import { compressImage } from './image.ts';
+import { compressMedia } from './media.ts';
+import type { CompressRequest, CompressResult } from './request.ts';
+import { outputPath } from '../output-path.ts';
 
 export async function compress(req: CompressRequest): Promise<CompressResult> {
   const target = req.format ?? compressTargetFor(req.inputKind);
@@ -43,40 +24,21 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
   }
   const formatChanged = target !== req.inputKind;
   const family = INPUT_INFO[req.inputKind].family;
-  const deadline = Date.now() + req.timeoutMs;
+  const deadline = createDeadline(req.timeout, 'The compression');
 
-  if (family === 'image' && isImageTarget(target)) {
-    return compressImage({
-      input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
-      mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless,
-      stripMetadata: req.stripMetadata, autoOrient: req.autoOrient, ...(req.resize ? { resize: req.resize } : {}),
-      limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
-      avifEffort: req.avifEffort, originalSize: req.originalSize, deadline, timeoutSetting: req.timeoutSetting,
-      ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}),
-    });
+  if (family === 'image' && isOneOf(IMAGE_COMPRESS_FORMATS, target)) {
+    return compressImage({ ...req, format: target, formatChanged, deadline });
   }
-  if ((family === 'video' || family === 'audio') && isMediaTarget(target)) {
-    return compressMedia({
-      input: req.input, inputKind: req.inputKind, outputDir: req.outputDir, format: target, formatChanged,
-      mode: req.mode, targetBytes: req.targetBytes, quality: req.quality, lossless: req.lossless, stripMetadata: req.stripMetadata,
-      ...(req.resize ? { resize: req.resize } : {}),
-      limits: {
-        maxDurationSeconds: req.limits.maxDurationSeconds, maxPixels: req.limits.maxVideoPixels, maxStreams: req.limits.maxStreams,
-        settings: { maxDurationSeconds: req.limitSettings.maxDurationSeconds, maxPixels: req.limitSettings.maxVideoPixels, maxStreams: req.limitSettings.maxStreams },
-      },
-      ...(req.engines.ffmpegPath ? { ffmpegPath: req.engines.ffmpegPath } : {}),
-      ...(req.engines.ffprobePath ? { ffprobePath: req.engines.ffprobePath } : {}),
-      deadline, timeoutSetting: req.timeoutSetting, originalSize: req.originalSize,
-      ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}),
-    });
+  if ((family === 'video' || family === 'audio') && isOneOf(MEDIA_COMPRESS_FORMATS, target)) {
+    return compressMedia({ ...req, format: target, formatChanged, deadline });
   }
 
   // Anything else (archives): a conversion to the kept format at a level mapped from quality, never larger.
-  const result = await convert({ ...req, format: target });
+  const result = await convert({ ...req, format: target }, deadline);
   const notes = [...(result.notes ?? [])];
   if (req.mode === 'target-size') notes.push(`Target size is not supported for ${target}; compressed at quality ${req.quality} instead.`);
   if (!formatChanged && result.size >= req.originalSize) {
-    const kept = path.join(req.outputDir, `original.${OUTPUT_INFO[target].extension}`);
+    const kept = outputPath(req.outputDir, target, 'original');
     await fs.copyFile(req.input, kept);
     notes.push('The compressed file would not have been smaller; the original is returned unchanged.');
     return { ...result, path: kept, size: req.originalSize, appliedQuality: null, notes, ...(req.targetBytes !== null && req.mode === 'target-size' ? { targetMet: req.originalSize <= req.targetBytes } : {}) };

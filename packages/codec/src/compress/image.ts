@@ -13,60 +13,24 @@
  * outputs are converted to sRGB, lossless ones keep their ICC profile (converting would change pixels).
  */
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
-import { OUTPUT_INFO, type InputKind } from '@kiln/formats';
+import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type RasterFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
-import { readImageInfo, sharpError, type ImageInfo, type ImageLimits, type OutputFacts } from '../image/image.ts';
-import { targetSize, type ResizeSpec } from '../image/resize.ts';
+import { displayedSize, readImageInfo, sharpError, type ImageInfo } from '../image/image.ts';
+import { targetSize } from '../image/resize.ts';
+import { outputPath } from '../output-path.ts';
 import { stripJpegMetadata } from './jpeg-segments.ts';
 import { stripPngMetadata } from './png-chunks.ts';
+import type { CompressJob, CompressResult } from './request.ts';
 import { searchQuality, type Encoded } from './search.ts';
 
-export const IMAGE_COMPRESS_FORMATS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const;
-export type ImageCompressFormat = (typeof IMAGE_COMPRESS_FORMATS)[number];
-
-/** What every family's compressor is given (the image and media options add their own). */
-export interface CompressCommon<F extends string> {
-  input: string;
-  inputKind: InputKind;
-  outputDir: string;
-  format: F;
-  /** The format was asked for (or implied by the input, e.g. HEIC → JPEG) rather than kept. */
-  formatChanged: boolean;
-  mode: 'quality' | 'target-size';
-  targetBytes: number | null;
-  quality: number;
-  lossless: boolean;
-  stripMetadata: boolean;
-  originalSize: number;
-  /** Epoch ms by which everything must be done. */
-  deadline: number;
-  timeoutSetting: string;
-  signal?: AbortSignal;
-  onProgress?: (fraction: number) => void;
-}
-
-export interface ImageCompressOptions extends CompressCommon<ImageCompressFormat> {
-  autoOrient: boolean;
-  resize?: ResizeSpec;
-  limits: ImageLimits;
-  avifEffort: number;
-}
-
-export interface CompressFacts extends OutputFacts {
-  path: string;
-  targetMet?: boolean;
-  targetReason?: string;
-  encodes?: number;
-}
+type ImageCompressOptions = CompressJob<RasterFormat>;
 
 /** Lowest quality a target-size search goes to before it scales the image down instead. */
-const MIN_Q: Record<ImageCompressFormat, number> = { jpg: 20, webp: 20, avif: 20, heif: 20, tiff: 20, png: 10, gif: 10 };
+const MIN_Q: Record<RasterFormat, number> = { jpg: 20, webp: 20, avif: 20, heif: 20, tiff: 20, png: 10, gif: 10 };
 /** A target-size result never gets smaller than this on its longer side. */
 const MIN_SIDE = 16;
 const MAX_ENCODES = 14;
-const ANIMATED: ReadonlySet<ImageCompressFormat> = new Set(['gif', 'webp']);
 
 /**
  * Encoder presets tried, in order, when two adjacent quality steps straddle the target band: on
@@ -76,7 +40,7 @@ const ANIMATED: ReadonlySet<ImageCompressFormat> = new Set(['gif', 'webp']);
  * Measured with `node scripts/bench-compress.ts --formats webp`.
  */
 type WebpPreset = 'photo' | 'drawing' | 'text';
-const IN_BETWEEN: Partial<Record<ImageCompressFormat, { at: 'over' | 'fit'; preset: WebpPreset }[]>> = {
+const IN_BETWEEN: Partial<Record<RasterFormat, { at: 'over' | 'fit'; preset: WebpPreset }[]>> = {
   webp: [{ at: 'over', preset: 'drawing' }, { at: 'over', preset: 'text' }, { at: 'fit', preset: 'photo' }],
 };
 
@@ -88,7 +52,7 @@ export function paletteColours(q: number): number {
 interface Encode { data: Buffer; width: number; height: number; frames: number; preset?: WebpPreset }
 
 /** Adds the encoder for `format` at quality `q` to a pipeline. */
-function withEncoder(p: Sharp, format: ImageCompressFormat, q: number, lossless: boolean, hasAlpha: boolean, avifEffort: number, preset?: WebpPreset): Sharp {
+function withEncoder(p: Sharp, format: RasterFormat, q: number, lossless: boolean, hasAlpha: boolean, avifEffort: number, preset?: WebpPreset): Sharp {
   switch (format) {
     case 'jpg':
       // JPEG has no alpha: flatten onto white rather than letting transparent pixels turn black.
@@ -131,12 +95,11 @@ async function rawSource(o: ImageCompressOptions, info: ImageInfo, meta: Metadat
     const d = await decodeHeic(o.input);
     p = sharp(d.data, { raw: { width: d.width, height: d.height, channels: 4 } });
   } else {
-    p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', sequentialRead: true });
+    p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', sequentialRead: true });
     if (o.autoOrient) p = p.autoOrient();
   }
-  const swapped = o.autoOrient && o.inputKind !== 'heic' && (info.orientation ?? 1) >= 5;
-  const w0 = swapped ? info.height : info.width;
-  const h0 = swapped ? info.width : info.height;
+  // heic-decode applies the file's own rotation: its pixels are upright already.
+  const { width: w0, height: h0 } = displayedSize(info, o.autoOrient && o.inputKind !== 'heic');
   const t = targetSize(w0, h0, o.resize);
   if (t.width !== w0 || t.height !== h0) {
     p = p.resize({ width: t.width, height: t.height, fit: t.crop ? 'cover' : 'inside', position: 'centre', withoutEnlargement: !t.crop });
@@ -167,15 +130,13 @@ async function rawSource(o: ImageCompressOptions, info: ImageInfo, meta: Metadat
  * outputs (no sRGB conversion, bit depth kept).
  */
 function fileSource(o: ImageCompressOptions, info: ImageInfo, animated: boolean): Source {
-  const swapped = o.autoOrient && (info.orientation ?? 1) >= 5;
-  const w0 = swapped ? info.height : info.width;
-  const h0 = swapped ? info.width : info.height;
+  const { width: w0, height: h0 } = displayedSize(info, o.autoOrient);
   const t = targetSize(w0, h0, o.resize);
   const frames = animated ? info.frames : 1;
   return {
     width: t.width, height: t.height, frames, hasAlpha: info.hasAlpha,
     async encode(q, w, preset) {
-      let p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', animated });
+      let p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', animated });
       if (o.autoOrient) p = p.autoOrient();
       const h = w === t.width ? t.height : scaledHeight(t.width, t.height, w);
       if (w !== w0 || h !== h0) p = p.resize({ width: w, height: h, fit: t.crop ? 'cover' : 'fill', position: 'centre' });
@@ -210,181 +171,235 @@ function privateMetadata(meta: Metadata): boolean {
   return !!(meta.exif || meta.xmp || meta.iptc || (meta.comments && meta.comments.length));
 }
 
-export async function compressImage(o: ImageCompressOptions): Promise<CompressFacts> {
-  const info = await readImageInfo(o.input, o.limits);
+/** One image compression in progress: what every stage shares. */
+interface Job {
+  /** The options, with `lossless` settled (a lossless JPEG can only come from a JPEG). */
+  o: ImageCompressOptions;
+  info: ImageInfo;
+  meta: Metadata;
+  /** Notes for the result, in order; stages add to them. */
+  notes: string[];
+  outPath: string;
+  mime: string;
+}
+
+/** Encodes from a Source, counting encodes and checking cancellation and the deadline before each. */
+interface Encoder {
+  encode(q: number, width: number, preset?: WebpPreset): Promise<Encoded<Encode>>;
+  readonly count: number;
+}
+
+function encoderFor(job: Job, source: Source): Encoder {
+  const { o } = job;
+  let count = 0;
+  return {
+    get count() { return count; },
+    async encode(q, width, preset) {
+      if (o.signal?.aborted) throw new CodecError('cancelled', 'The compression was cancelled.');
+      o.deadline.left();
+      let e: Encode;
+      try {
+        e = await source.encode(q, width, preset);
+      } catch (err) {
+        throw sharpError(err, o.limits);
+      }
+      count++;
+      return { q, size: e.data.length, out: preset ? { ...e, preset } : e };
+    },
+  };
+}
+
+export async function compressImage(options: ImageCompressOptions): Promise<CompressResult> {
+  const info = await readImageInfo(options.input, options.limits);
   let meta: Metadata;
   try {
-    meta = await sharp(o.input, { limitInputPixels: o.limits.maxPixels }).metadata();
+    meta = await sharp(options.input, { limitInputPixels: options.limits.pixels.max }).metadata();
   } catch (err) {
-    throw sharpError(err, o.limits);
+    throw sharpError(err, options.limits);
   }
   const notes: string[] = [];
-  const ext = OUTPUT_INFO[o.format].extension;
-  const outPath = path.join(o.outputDir, `output.${ext}`);
-  const mime = OUTPUT_INFO[o.format].mime;
-  const checkpoint = () => {
-    if (o.signal?.aborted) throw new CodecError('cancelled', 'The compression was cancelled.');
-    if (Date.now() > o.deadline) throw new CodecError('timeout', `The compression did not finish in time; raise ${o.timeoutSetting} to allow more.`);
-  };
-
-  let lossless = o.lossless;
-  if (lossless && o.format === 'jpg' && o.inputKind !== 'jpg') {
+  let lossless = options.lossless;
+  if (lossless && options.format === 'jpg' && options.inputKind !== 'jpg') {
     notes.push('A lossless JPEG cannot be made from another format; encoded at quality 100 instead.');
     lossless = false;
   }
-  const opts: ImageCompressOptions = { ...o, lossless };
-
-  // --- Lossless JPEG: segments only, entropy-coded data byte-identical ---------------------------------
-  if (lossless && o.format === 'jpg' && !o.resize) {
-    const src = await fs.readFile(o.input);
-    const orientation = o.autoOrient ? (info.orientation ?? 1) : 1;
-    const { data, facts } = o.stripMetadata ? stripJpegMetadata(src, orientation) : { data: src, facts: undefined };
-    if (facts && orientation > 1) notes.push(`EXIF orientation ${orientation} kept as the only EXIF tag: a lossless JPEG cannot be rotated.`);
-    notes.push('Lossless JPEG: metadata segments removed, image data copied unchanged (Huffman re-optimisation is not available).');
-    await fs.writeFile(outPath, data);
-    return finish(o, { path: outPath, format: 'jpg', mimeType: mime, size: data.length, width: o.autoOrient && orientation >= 5 ? info.height : info.width, height: o.autoOrient && orientation >= 5 ? info.width : info.height, appliedQuality: 100, encodes: 0 }, notes, meta, info);
-  }
+  const o: ImageCompressOptions = { ...options, lossless };
+  const job: Job = { o, info, meta, notes, outPath: outputPath(o.outputDir, o.format), mime: OUTPUT_INFO[o.format].mime };
+  if (lossless && o.format === 'jpg' && !o.resize) return losslessJpeg(job);
   if (lossless && o.format === 'jpg') notes.push('Resizing a JPEG re-encodes it: the lossless request applies to the resized pixels at quality 100.');
 
-  const animated = info.frames > 1 && ANIMATED.has(o.format);
+  const animated = info.frames > 1 && isOneOf(ANIMATION_OUTPUTS, o.format);
   if (info.frames > 1 && !animated) notes.push(`Animated input: only the first of ${info.frames} frames was kept (${o.format} output is a still image).`);
   if (o.inputKind === 'heic' && !o.stripMetadata) notes.push('HEIC metadata is not carried over.');
   const useFile = o.inputKind !== 'heic' && (animated || !o.stripMetadata || lossless);
   let source: Source;
   try {
-    source = useFile ? fileSource(opts, info, animated) : await rawSource(opts, info, meta);
+    source = useFile ? fileSource(o, info, animated) : await rawSource(o, info, meta);
   } catch (err) {
     throw err instanceof CodecError ? err : sharpError(err, o.limits);
   }
-  const q0 = lossless && o.format === 'jpg' ? 100 : Math.max(1, Math.min(100, Math.round(o.quality)));
-  let encodes = 0;
-  const encode = async (q: number, w: number, preset?: WebpPreset): Promise<Encoded<Encode>> => {
-    checkpoint();
-    let e: Encode;
-    try {
-      e = await source.encode(q, w, preset);
-    } catch (err) {
-      throw sharpError(err, o.limits);
-    }
-    encodes++;
-    return { q, size: e.data.length, out: preset ? { ...e, preset } : e };
-  };
-
-  const qualityOf = (q: number): number | null => (lossless ? 100 : q);
   if (o.format === 'tiff' && !lossless && !source.hasAlpha) notes.push('TIFF written with JPEG compression inside.');
+  const encoder = encoderFor(job, source);
+  if (o.mode === 'quality' || lossless || o.targetBytes === null) return oneEncode(job, source, encoder, animated);
+  return toTargetSize(job, source, encoder, o.targetBytes);
+}
 
-  if (o.mode === 'quality' || lossless || o.targetBytes === null) {
-    if (o.mode === 'target-size' && lossless) notes.push('Lossless output has one possible size: the target size was not searched.');
-    const r = await encode(q0, source.width);
-    if (lossless && (o.format === 'gif' || o.format === 'png')) {
-      // Palette encoders quantise: check the pixels really are unchanged.
-      const same = (await rawPixels(o.input, o.autoOrient, animated)).equals(await rawPixels(r.out.data, false, animated));
-      if (!same) {
-        notes.push(`The ${o.format.toUpperCase()} encoder could not reproduce the pixels exactly; the original is returned.`);
-        return finish(o, await keepOriginal(o, outPath, mime, info), notes, meta, info, { forceOriginal: true });
-      }
+/** Lossless JPEG: metadata segments only, the entropy-coded data byte-identical. */
+async function losslessJpeg(job: Job): Promise<CompressResult> {
+  const { o, info, notes } = job;
+  const src = await fs.readFile(o.input);
+  const orientation = o.autoOrient ? (info.orientation ?? 1) : 1;
+  const { data, facts } = o.stripMetadata ? stripJpegMetadata(src, orientation) : { data: src, facts: undefined };
+  if (facts && orientation > 1) notes.push(`EXIF orientation ${orientation} kept as the only EXIF tag: a lossless JPEG cannot be rotated.`);
+  notes.push('Lossless JPEG: metadata segments removed, image data copied unchanged (Huffman re-optimisation is not available).');
+  await fs.writeFile(job.outPath, data);
+  const size = displayedSize(info, o.autoOrient);
+  return finish(o, { path: job.outPath, format: 'jpg', mimeType: job.mime, size: data.length, ...size, appliedQuality: 100, encodes: 0 }, notes, job.meta, info);
+}
+
+/** Quality mode, and lossless output (which has one possible size): a single encode. */
+async function oneEncode(job: Job, source: Source, encoder: Encoder, animated: boolean): Promise<CompressResult> {
+  const { o, notes } = job;
+  const q0 = o.lossless && o.format === 'jpg' ? 100 : Math.max(1, Math.min(100, Math.round(o.quality)));
+  if (o.mode === 'target-size' && o.lossless) notes.push('Lossless output has one possible size: the target size was not searched.');
+  const r = await encoder.encode(q0, source.width);
+  if (o.lossless && (o.format === 'gif' || o.format === 'png')) {
+    // Palette encoders quantise: check the pixels really are unchanged.
+    const same = (await rawPixels(o.input, o.autoOrient, animated)).equals(await rawPixels(r.out.data, false, animated));
+    if (!same) {
+      notes.push(`The ${o.format.toUpperCase()} encoder could not reproduce the pixels exactly; the original is returned.`);
+      return finish(o, await keepOriginal(o, job.outPath, job.mime, job.info), notes, job.meta, job.info, { forceOriginal: true });
     }
-    await fs.writeFile(outPath, r.out.data);
-    const facts: CompressFacts = { path: outPath, format: o.format, mimeType: mime, size: r.size, width: r.out.width, height: r.out.height, ...(r.out.frames > 1 ? { frames: r.out.frames } : {}), appliedQuality: qualityOf(q0), encodes };
-    if (o.mode === 'target-size' && o.targetBytes !== null) {
-      facts.targetMet = r.size <= o.targetBytes;
-      if (!facts.targetMet) facts.targetReason = `The lossless ${o.format} is ${r.size} bytes, over the target of ${o.targetBytes}; turn lossless off to reach it.`;
-    }
-    return finish(o, facts, notes, meta, info);
   }
+  await fs.writeFile(job.outPath, r.out.data);
+  const facts: CompressResult = {
+    path: job.outPath, format: o.format, mimeType: job.mime, size: r.size, width: r.out.width, height: r.out.height,
+    ...(r.out.frames > 1 ? { frames: r.out.frames } : {}), appliedQuality: o.lossless ? 100 : q0, encodes: encoder.count,
+  };
+  if (o.mode === 'target-size' && o.targetBytes !== null) {
+    facts.targetMet = r.size <= o.targetBytes;
+    if (!facts.targetMet) facts.targetReason = `The lossless ${o.format} is ${r.size} bytes, over the target of ${o.targetBytes}; turn lossless off to reach it.`;
+  }
+  return finish(o, facts, notes, job.meta, job.info);
+}
 
-  // --- Target size --------------------------------------------------------------------------------------
-  const target = o.targetBytes;
+/** How a target-size search ended. */
+interface TargetSearch {
+  /** The chosen fit at or under the target, if any. */
+  best: Encoded<Encode> | undefined;
+  /** The smallest encode over the target, when nothing fit. */
+  smallest: Encoded<Encode> | undefined;
+  /** Why the target cannot be reached, when the search could tell. */
+  reason?: string;
+  /** The best fit came from scaling at the over-target quality. */
+  finetuned: boolean;
+}
+
+/**
+ * Target size: search the quality at full size; when even the floor quality is over, scale down and
+ * search again (down to MIN_SIDE); when a fit is found far under the target, try to land closer.
+ */
+async function toTargetSize(job: Job, source: Source, encoder: Encoder, target: number): Promise<CompressResult> {
+  const { o, notes } = job;
+  const minQ = MIN_Q[o.format];
+  const r = await searchTarget(job, source, encoder, target);
+  const chosen = r.best ?? r.smallest;
+  if (!chosen) throw new CodecError('engine_failed', 'The target-size search produced no output.');
+  await fs.writeFile(job.outPath, chosen.out.data);
+  const facts: CompressResult = {
+    path: job.outPath, format: o.format, mimeType: job.mime, size: chosen.size, width: chosen.out.width, height: chosen.out.height,
+    ...(chosen.out.frames > 1 ? { frames: chosen.out.frames } : {}),
+    appliedQuality: chosen.q, encodes: encoder.count, targetMet: !!r.best,
+  };
+  const scaled = `${source.width}×${source.height} to ${chosen.out.width}×${chosen.out.height}`;
+  if (r.best) {
+    if (chosen.out.preset) notes.push(`Encoded with libwebp's "${chosen.out.preset}" preset: one quality step changes the size too much here, and the preset lands closer to the target.`);
+    if (r.finetuned) notes.push(`Scaled from ${scaled} at quality ${chosen.q}: quality steps are coarse here and this lands closer to the target.`);
+    else if (chosen.out.width !== source.width) notes.push(`Scaled from ${scaled}: even quality ${minQ} was over the target.`);
+    if (r.best.size < 0.9 * target) notes.push(r.best.q >= 100 ? 'Even the highest quality is well under the target.' : `Quality steps are coarse here: ${r.best.size} bytes is the closest fit under the target.`);
+  } else {
+    const tiny = Math.max(chosen.out.width, chosen.out.height) <= 2 * MIN_SIDE;
+    facts.targetReason = r.reason ?? (tiny
+      ? `A valid ${o.format} of this image cannot be that small: the smallest made was ${chosen.size} bytes (${chosen.out.width}×${chosen.out.height} px at quality ${chosen.q}), over the target of ${target} bytes.`
+      : `No setting within ${MAX_ENCODES} encodes reached the target of ${target} bytes; the smallest was ${chosen.size} bytes.`);
+  }
+  return finish(o, facts, notes, job.meta, job.info);
+}
+
+async function searchTarget(job: Job, source: Source, encoder: Encoder, target: number): Promise<TargetSearch> {
+  const { o } = job;
   const minQ = MIN_Q[o.format];
   let width = source.width;
-  let best: Encoded<Encode> | undefined;
   let smallest: Encoded<Encode> | undefined;
-  let reason: string | undefined;
-  let finetuned = false;
-  for (let round = 0; round < 8 && !best; round++) {
-    const budget = MAX_ENCODES - encodes;
+  for (let round = 0; round < 8; round++) {
+    const budget = MAX_ENCODES - encoder.count;
     if (budget <= 0) break;
     const w = width;
     // After a scale-down, try the floor quality first: one encode tells whether this size can fit at all.
-    const s = await searchQuality((q) => encode(q, w), { target, minQ, maxQ: 100, startQ: round === 0 ? 75 : minQ, maxEncodes: budget });
-    o.onProgress?.(Math.min(0.9, encodes / MAX_ENCODES));
-    if (s.fit) {
-      best = s.fit;
-      // Coarse quality steps (AVIF's quantiser, noisy content) can leave a fit far under the target
-      // next to a step that is over it: take the higher quality at a slightly smaller size instead,
-      // as long as that keeps at least 85 % of each dimension.
-      const over = s.over;
-      for (const step of over ? (IN_BETWEEN[o.format] ?? []) : []) {
-        if (best.size >= 0.9 * target || encodes >= MAX_ENCODES) break;
-        const e = await encode(step.at === 'over' ? over!.q : best.q, w, step.preset);
-        if (e.size <= target && e.size > best.size) best = e;
-      }
-      if (over && best.size < 0.9 * target) {
-        // Secant on log(size) vs log(scale) at the over-quality, bracketed by [lo (fits), hi (over)].
-        let lo: { scale: number; size: number } | undefined;
-        let hi = { scale: 1, size: over.size };
-        let lastWidth = w;
-        for (let k = 0; k < 4 && encodes < MAX_ENCODES; k++) {
-          const aim = target * 0.95;
-          let scale = lo
-            ? Math.exp(Math.log(lo.scale) + ((Math.log(aim) - Math.log(lo.size)) * (Math.log(hi.scale) - Math.log(lo.scale))) / (Math.log(hi.size) - Math.log(lo.size)))
-            : hi.scale * Math.sqrt(aim / hi.size);
-          if (!Number.isFinite(scale)) scale = lo ? (lo.scale + hi.scale) / 2 : hi.scale * 0.95;
-          scale = Math.min(hi.scale - 0.004, Math.max((lo?.scale ?? 0) + 0.004, scale));
-          const fw = Math.floor(w * scale);
-          if (scale < 0.85 || fw < 1 || fw === lastWidth) break;
-          lastWidth = fw;
-          const e = await encode(over.q, fw);
-          if (e.size <= target) {
-            if (e.size > best.size) { best = e; finetuned = true; }
-            if (e.size >= 0.9 * target) break;
-            lo = { scale, size: e.size };
-          } else {
-            hi = { scale, size: e.size };
-          }
-        }
-      }
-      break;
-    }
+    const s = await searchQuality((q) => encoder.encode(q, w), { target, minQ, maxQ: 100, startQ: round === 0 ? 75 : minQ, maxEncodes: budget });
+    o.onProgress?.(Math.min(0.9, encoder.count / MAX_ENCODES));
+    if (s.fit) return { smallest, ...(await closerFit(job, encoder, target, w, s.fit, s.over)) };
     const over = s.over!;
     if (!smallest || over.size < smallest.size) smallest = over;
     if (over.q > minQ) break; // out of budget before reaching the floor quality
     const longSide = Math.max(over.out.width, over.out.height);
     if (longSide <= MIN_SIDE) {
-      reason = `A valid ${o.format} of this image cannot be that small: the smallest made was ${over.size} bytes (${over.out.width}×${over.out.height} px at quality ${minQ}), over the target of ${target} bytes.`;
-      break;
+      const reason = `A valid ${o.format} of this image cannot be that small: the smallest made was ${over.size} bytes (${over.out.width}×${over.out.height} px at quality ${minQ}), over the target of ${target} bytes.`;
+      return { best: undefined, smallest, reason, finetuned: false };
     }
     // Size falls slower than pixel count (headers, and small images carry more detail per pixel): aim low.
     const scale = Math.sqrt((target * 0.85) / over.size) * (round > 0 ? 0.9 : 1);
     const minW = Math.max(1, Math.ceil((width * MIN_SIDE) / longSide));
     width = Math.max(minW, Math.min(width - 1, Math.floor(width * scale)));
   }
-  const chosen = best ?? smallest;
-  if (!chosen) throw new CodecError('engine_failed', 'The target-size search produced no output.');
-  await fs.writeFile(outPath, chosen.out.data);
-  const facts: CompressFacts = {
-    path: outPath, format: o.format, mimeType: mime, size: chosen.size, width: chosen.out.width, height: chosen.out.height,
-    ...(chosen.out.frames > 1 ? { frames: chosen.out.frames } : {}),
-    appliedQuality: chosen.q, encodes, targetMet: !!best,
-  };
-  if (best) {
-    if (chosen.out.preset) notes.push(`Encoded with libwebp's "${chosen.out.preset}" preset: one quality step changes the size too much here, and the preset lands closer to the target.`);
-    if (finetuned) notes.push(`Scaled from ${source.width}×${source.height} to ${chosen.out.width}×${chosen.out.height} at quality ${chosen.q}: quality steps are coarse here and this lands closer to the target.`);
-    else if (chosen.out.width !== source.width) notes.push(`Scaled from ${source.width}×${source.height} to ${chosen.out.width}×${chosen.out.height}: even quality ${minQ} was over the target.`);
-    if (best.size < 0.9 * target) notes.push(best.q >= 100 ? 'Even the highest quality is well under the target.' : `Quality steps are coarse here: ${best.size} bytes is the closest fit under the target.`);
-  } else {
-    const tiny = Math.max(chosen.out.width, chosen.out.height) <= 2 * MIN_SIDE;
-    facts.targetReason = reason ?? (tiny
-      ? `A valid ${o.format} of this image cannot be that small: the smallest made was ${chosen.size} bytes (${chosen.out.width}×${chosen.out.height} px at quality ${chosen.q}), over the target of ${target} bytes.`
-      : `No setting within ${MAX_ENCODES} encodes reached the target of ${target} bytes; the smallest was ${chosen.size} bytes.`);
-  }
-  return finish(o, facts, notes, meta, info);
+  return { best: undefined, smallest, finetuned: false };
 }
 
-async function keepOriginal(o: ImageCompressOptions, outPath: string, mime: string, info: ImageInfo): Promise<CompressFacts> {
+/**
+ * Coarse quality steps (AVIF's quantiser, noisy content) can leave a fit far under the target next
+ * to a step that is over it: try the encoder's presets in between, then the higher quality at a
+ * slightly smaller size, as long as that keeps at least 85 % of each dimension.
+ */
+async function closerFit(job: Job, encoder: Encoder, target: number, w: number, fit: Encoded<Encode>, over: Encoded<Encode> | undefined): Promise<{ best: Encoded<Encode>; finetuned: boolean }> {
+  let best = fit;
+  let finetuned = false;
+  if (!over) return { best, finetuned };
+  for (const step of IN_BETWEEN[job.o.format] ?? []) {
+    if (best.size >= 0.9 * target || encoder.count >= MAX_ENCODES) break;
+    const e = await encoder.encode(step.at === 'over' ? over.q : best.q, w, step.preset);
+    if (e.size <= target && e.size > best.size) best = e;
+  }
+  if (best.size >= 0.9 * target) return { best, finetuned };
+  // Secant on log(size) vs log(scale) at the over-quality, bracketed by [lo (fits), hi (over)].
+  let lo: { scale: number; size: number } | undefined;
+  let hi = { scale: 1, size: over.size };
+  let lastWidth = w;
+  for (let k = 0; k < 4 && encoder.count < MAX_ENCODES; k++) {
+    const aim = target * 0.95;
+    let scale = lo
+      ? Math.exp(Math.log(lo.scale) + ((Math.log(aim) - Math.log(lo.size)) * (Math.log(hi.scale) - Math.log(lo.scale))) / (Math.log(hi.size) - Math.log(lo.size)))
+      : hi.scale * Math.sqrt(aim / hi.size);
+    if (!Number.isFinite(scale)) scale = lo ? (lo.scale + hi.scale) / 2 : hi.scale * 0.95;
+    scale = Math.min(hi.scale - 0.004, Math.max((lo?.scale ?? 0) + 0.004, scale));
+    const fw = Math.floor(w * scale);
+    if (scale < 0.85 || fw < 1 || fw === lastWidth) break;
+    lastWidth = fw;
+    const e = await encoder.encode(over.q, fw);
+    if (e.size <= target) {
+      if (e.size > best.size) { best = e; finetuned = true; }
+      if (e.size >= 0.9 * target) break;
+      lo = { scale, size: e.size };
+    } else {
+      hi = { scale, size: e.size };
+    }
+  }
+  return { best, finetuned };
+}
+
+async function keepOriginal(o: ImageCompressOptions, outPath: string, mime: string, info: ImageInfo): Promise<CompressResult> {
   await fs.copyFile(o.input, outPath);
-  const swapped = (info.orientation ?? 1) >= 5;
-  return { path: outPath, format: o.format, mimeType: mime, size: o.originalSize, width: swapped ? info.height : info.width, height: swapped ? info.width : info.height, appliedQuality: null };
+  // The input keeps its orientation tag, so viewers show it turned.
+  return { path: outPath, format: o.format, mimeType: mime, size: o.originalSize, ...displayedSize(info, true), appliedQuality: null };
 }
 
 /**
@@ -394,9 +409,9 @@ async function keepOriginal(o: ImageCompressOptions, outPath: string, mime: stri
  * asked to remove, privacy wins: the re-encoded file is returned even though it is larger, and a
  * note says so. A changed format is always returned as converted.
  */
-async function finish(o: ImageCompressOptions, facts: CompressFacts, notes: string[], meta: Metadata, info: ImageInfo, extra: { forceOriginal?: boolean } = {}): Promise<CompressFacts> {
+async function finish(o: ImageCompressOptions, facts: CompressResult, notes: string[], meta: Metadata, info: ImageInfo, extra: { forceOriginal?: boolean } = {}): Promise<CompressResult> {
   const target = o.mode === 'target-size' ? o.targetBytes : null;
-  const withNotes = (f: CompressFacts, more: string[] = []): CompressFacts => {
+  const withNotes = (f: CompressResult, more: string[] = []): CompressResult => {
     const all = [...notes, ...more];
     return all.length ? { ...f, notes: all } : f;
   };
@@ -407,8 +422,7 @@ async function finish(o: ImageCompressOptions, facts: CompressFacts, notes: stri
   }
   if (!extra.forceOriginal && facts.size < o.originalSize) return withNotes(facts);
   // Not smaller: fall back to the input itself, stripped losslessly when metadata must go.
-  const ext = OUTPUT_INFO[o.format].extension;
-  const keptPath = path.join(o.outputDir, `original.${ext}`);
+  const keptPath = outputPath(o.outputDir, o.format, 'original');
   const src = await fs.readFile(o.input);
   let data: Buffer = src;
   const reasons: string[] = [];
@@ -427,10 +441,10 @@ async function finish(o: ImageCompressOptions, facts: CompressFacts, notes: stri
   await fs.writeFile(keptPath, data);
   await fs.rm(facts.path, { force: true });
   // Displayed size of what is returned: the orientation tag survives unless autoOrient=false stripped it.
-  const swapped = (info.orientation ?? 1) >= 5 && (data === src || o.autoOrient);
-  const kept: CompressFacts = {
+  const shown = displayedSize(info, data === src || o.autoOrient);
+  const kept: CompressResult = {
     path: keptPath, format: o.format, mimeType: OUTPUT_INFO[o.format].mime, size: data.length,
-    width: swapped ? info.height : info.width, height: swapped ? info.width : info.height, ...(info.frames > 1 && facts.frames ? { frames: info.frames } : {}),
+    ...shown, ...(info.frames > 1 && facts.frames ? { frames: info.frames } : {}),
     appliedQuality: null, ...(facts.encodes !== undefined ? { encodes: facts.encodes } : {}),
   };
   if (target !== null) {

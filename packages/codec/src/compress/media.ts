@@ -10,74 +10,39 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { OUTPUT_INFO } from '@kiln/formats';
+import { AUDIO_OUTPUTS, isOneOf, OUTPUT_INFO, type MediaCompressFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
-import { runProcess } from '../process/run.ts';
-import { resolveFfmpeg, resolveFfprobe } from '../media/binaries.ts';
-import { fileUrl, inputGuards, probeMedia, type MediaInfo, type MediaStream } from '../media/probe.ts';
+import {
+  displaySize, even, firstAudio, firstVideo, inputArgs, metadataArgs, outputArgs, probeInput, probeOutput, resolveMediaTools, runFfmpeg,
+  type FfmpegContext,
+} from '../media/ffmpeg.ts';
+import type { MediaInfo, MediaStream } from '../media/probe.ts';
 import { aacKbps, opusKbps } from '../media/quality.ts';
-import { checkMediaLimits, transcodeMedia, type MediaLimits, type ResizeOptions } from '../media/transcode.ts';
-import type { CompressCommon, CompressFacts } from './image.ts';
+import { checkMediaLimits, transcodeMedia } from '../media/transcode.ts';
+import type { CompressJob, CompressResult } from './request.ts';
+import { outputPath } from '../output-path.ts';
 
-export const MEDIA_COMPRESS_FORMATS = ['mp4', 'mov', 'webm', 'mp3', 'm4a', 'ogg', 'flac'] as const;
-export type MediaCompressFormat = (typeof MEDIA_COMPRESS_FORMATS)[number];
+type MediaCompressOptions = CompressJob<MediaCompressFormat>;
 
-export interface MediaCompressOptions extends CompressCommon<MediaCompressFormat> {
-  resize?: ResizeOptions;
-  limits: MediaLimits;
-  ffmpegPath?: string;
-  ffprobePath?: string;
-}
-
-const MUXER: Record<MediaCompressFormat, string> = { mp4: 'mp4', mov: 'mov', webm: 'webm', mp3: 'mp3', m4a: 'ipod', ogg: 'ogg', flac: 'flac' };
-const OUTPUT_DEMUXERS = ['mov', 'matroska', 'mp3', 'ogg', 'flac'];
-const AUDIO_ONLY: ReadonlySet<MediaCompressFormat> = new Set(['mp3', 'm4a', 'ogg', 'flac']);
-
+/** One compression: the ffmpeg context of the call and what was asked. */
 interface Ctx {
-  ffmpeg: string;
-  ffprobe: string;
+  ff: FfmpegContext;
   o: MediaCompressOptions;
 }
 
-function left(o: MediaCompressOptions): number {
-  const ms = o.deadline - Date.now();
-  if (ms <= 0) throw new CodecError('timeout', `The compression did not finish in time; raise ${o.timeoutSetting} to allow more.`);
-  return ms;
-}
-
-async function ff(c: Ctx, args: string[], cwd?: string): Promise<void> {
-  const r = await runProcess(c.ffmpeg, ['-nostdin', '-hide_banner', '-y', '-v', 'error', ...args], {
-    timeoutMs: left(c.o), timeoutSetting: c.o.timeoutSetting, signal: c.o.signal, stdin: 'ignore', ...(cwd ? { cwd } : {}),
-  });
-  if (r.code !== 0) throw new CodecError('engine_failed', `ffmpeg could not compress the file (exit code ${r.code}).`, { internal: r.stderrTail });
-}
-
-function input(c: Ctx): string[] {
-  return [...inputGuards('file,pipe', undefined), '-i', fileUrl(c.o.input)];
-}
-
-function metadata(c: Ctx): string[] {
-  return c.o.stripMetadata ? ['-map_metadata', '-1', '-map_chapters', '-1'] : ['-map_metadata', '0'];
-}
-
-function container(format: MediaCompressFormat): string[] {
-  return format === 'mp4' || format === 'mov' || format === 'm4a' ? ['-movflags', '+faststart'] : [];
-}
+const input = (c: Ctx): string[] => inputArgs(c.ff, c.o.input);
+const metadata = (c: Ctx): string[] => metadataArgs(!c.o.stripMetadata);
 
 async function describe(c: Ctx, file: string): Promise<{ size: number; info: MediaInfo }> {
   const size = (await fs.stat(file)).size;
-  const info = await probeMedia(file, { ffprobePath: c.ffprobe, timeoutMs: left(c.o), timeoutSetting: c.o.timeoutSetting, allowedDemuxers: OUTPUT_DEMUXERS });
-  return { size, info };
+  return { size, info: await probeOutput(c.ff, file) };
 }
-
-const video = (i: MediaInfo): MediaStream | undefined => i.streams.find((s) => s.type === 'video' && !s.attachedPic);
-const audio = (i: MediaInfo): MediaStream | undefined => i.streams.find((s) => s.type === 'audio');
 
 /** Copies the audio/video streams unchanged into `out`; metadata (and cover art) go unless kept. */
 async function streamCopy(c: Ctx, out: string): Promise<void> {
-  const maps = AUDIO_ONLY.has(c.o.format) ? ['-map', '0:a:0', '-vn'] : ['-map', '0:V?', '-map', '0:a?'];
+  const maps = isOneOf(AUDIO_OUTPUTS, c.o.format) ? ['-map', '0:a:0', '-vn'] : ['-map', '0:V?', '-map', '0:a?'];
   try {
-    await ff(c, [...input(c), ...maps, '-sn', '-dn', '-c', 'copy', ...metadata(c), ...container(c.o.format), '-f', MUXER[c.o.format], fileUrl(out)]);
+    await runFfmpeg(c.ff, [...input(c), ...maps, '-sn', '-dn', '-c', 'copy', ...metadata(c), ...outputArgs(c.o.format, out)]);
   } catch (err) {
     if (c.o.formatChanged) throw new CodecError('unsupported', `The streams of this ${c.o.inputKind} file cannot be copied into ${c.o.format} without re-encoding; turn lossless off.`, { cause: err });
     throw err;
@@ -85,7 +50,7 @@ async function streamCopy(c: Ctx, out: string): Promise<void> {
 }
 
 async function flac(c: Ctx, out: string): Promise<void> {
-  await ff(c, [...input(c), '-map', '0:a:0', '-vn', '-c:a', 'flac', '-compression_level', '12', ...metadata(c), '-f', 'flac', fileUrl(out)]);
+  await runFfmpeg(c.ff, [...input(c), '-map', '0:a:0', '-vn', '-c:a', 'flac', '-compression_level', '12', ...metadata(c), ...outputArgs('flac', out)]);
 }
 
 function audioArgs(format: MediaCompressFormat, kbps: number, a: MediaStream): string[] {
@@ -106,105 +71,109 @@ function audioArgs(format: MediaCompressFormat, kbps: number, a: MediaStream): s
   }
 }
 
-const even = (n: number): number => Math.max(2, Math.floor(n / 2) * 2);
-
 /** Two-pass video at `vkbps` plus audio at `akbps`, scaled to `height` when given. */
 async function encodeVideo(c: Ctx, out: string, info: MediaInfo, vkbps: number, akbps: number, height: number | undefined): Promise<void> {
-  const v = video(info)!;
-  const a = audio(info);
-  const log = path.join(c.o.outputDir, 'passlog');
+  const v = firstVideo(info)!;
+  const a = firstAudio(info);
+  const cwd = c.o.outputDir;
+  const log = path.join(cwd, 'passlog');
   const scale = height ? ['-vf', `scale=-2:${even(height)}`] : ['-vf', 'scale=trunc(iw/2)*2:trunc(ih/2)*2'];
   const codec = c.o.format === 'webm'
     ? ['-c:v', 'libvpx-vp9', '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1', '-b:v', `${Math.floor(vkbps)}k`]
     : ['-c:v', 'libx264', '-preset', 'veryfast', '-b:v', `${Math.floor(vkbps)}k`];
   const common = [...input(c), '-map', `0:${v.index}`, ...scale, ...codec, '-pix_fmt', 'yuv420p', '-passlogfile', log];
-  await ff(c, [...common, '-pass', '1', '-an', '-f', 'null', '-'], c.o.outputDir);
-  await ff(c, [
+  await runFfmpeg(c.ff, [...common, '-pass', '1', '-an', '-f', 'null', '-'], { cwd });
+  await runFfmpeg(c.ff, [
     ...common, '-pass', '2',
     ...(a ? ['-map', `0:${a.index}`, ...audioArgs(c.o.format, akbps, a)] : ['-an']),
-    ...metadata(c), ...container(c.o.format), '-f', MUXER[c.o.format], fileUrl(out),
-  ], c.o.outputDir);
+    ...metadata(c), ...outputArgs(c.o.format, out),
+  ], { cwd });
 }
 
-export async function compressMedia(o: MediaCompressOptions): Promise<CompressFacts> {
-  const [ffmpeg, ffprobe] = await Promise.all([
-    resolveFfmpeg(o.ffmpegPath ? { configuredPath: o.ffmpegPath } : {}),
-    resolveFfprobe(o.ffprobePath ? { configuredPath: o.ffprobePath } : {}),
-  ]);
-  const c: Ctx = { ffmpeg: ffmpeg.path, ffprobe: ffprobe.path, o };
-  const info = await probeMedia(o.input, { ffprobePath: c.ffprobe, timeoutMs: left(o), timeoutSetting: o.timeoutSetting, ...(o.signal ? { signal: o.signal } : {}) });
+interface Encoded {
+  appliedQuality: number | null;
+  encodes: number;
+  targetMet?: boolean;
+  targetReason?: string;
+}
+
+/** Writes the compressed file to `out` the way the options ask: lossless FLAC, a stream copy, one quality encode or a target-size search. */
+async function encode(c: Ctx, info: MediaInfo, out: string, notes: string[]): Promise<Encoded> {
+  const { o } = c;
+  if (o.format === 'flac') {
+    await flac(c, out);
+    notes.push(o.inputKind === 'wav' ? 'WAV compressed to FLAC: lossless, same samples.' : 'FLAC re-encoded losslessly at the highest compression level.');
+    return { appliedQuality: 100, encodes: 1 };
+  }
+  if (o.lossless) {
+    await streamCopy(c, out);
+    notes.push('Lossless: streams copied unchanged; only metadata and the container were rewritten.');
+    return { appliedQuality: 100, encodes: 1 };
+  }
+  if (o.mode === 'quality' || o.targetBytes === null) {
+    const quality = Math.round(o.quality);
+    await transcodeMedia({
+      ...c.ff, input: o.input, output: out, target: o.format, quality, limits: o.limits, inputInfo: info,
+      ...(o.resize ? { resize: o.resize } : {}), keepMetadata: !o.stripMetadata, ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+    return { appliedQuality: quality, encodes: 1 };
+  }
+  const r = await toTarget(c, out, info, o.targetBytes, notes);
+  return { appliedQuality: null, encodes: r.encodes, targetMet: r.met, ...(r.reason ? { targetReason: r.reason } : {}) };
+}
+
+export async function compressMedia(o: MediaCompressOptions): Promise<CompressResult> {
+  const c: Ctx = { ff: { ...(await resolveMediaTools(o.engines)), deadline: o.deadline, signal: o.signal }, o };
+  const info = await probeInput(c.ff, o.input);
   checkMediaLimits(info, o.limits);
-  const isAudio = AUDIO_ONLY.has(o.format);
+  const isAudio = isOneOf(AUDIO_OUTPUTS, o.format);
   if (isAudio && !info.hasAudio) throw new CodecError('invalid_input', 'The file has no audio track to compress.');
   if (!isAudio && !info.hasVideo) throw new CodecError('unsupported', `The file has no video track; compress it as audio (format=mp3 or m4a).`);
 
-  const out = path.join(o.outputDir, `output.${OUTPUT_INFO[o.format].extension}`);
+  const out = outputPath(o.outputDir, o.format);
   const notes: string[] = [];
-  let appliedQuality: number | null = Math.round(o.quality);
-  let encodes = 1;
-  let targetMet: boolean | undefined;
-  let targetReason: string | undefined;
-
-  if (o.format === 'flac') {
-    await flac(c, out);
-    appliedQuality = 100;
-    notes.push(o.inputKind === 'wav' ? 'WAV compressed to FLAC: lossless, same samples.' : 'FLAC re-encoded losslessly at the highest compression level.');
-  } else if (o.lossless) {
-    await streamCopy(c, out);
-    appliedQuality = 100;
-    notes.push('Lossless: streams copied unchanged; only metadata and the container were rewritten.');
-  } else if (o.mode === 'quality' || o.targetBytes === null) {
-    await transcodeMedia({
-      input: o.input, output: out, target: o.format, quality: appliedQuality, limits: o.limits, ffmpegPath: c.ffmpeg, ffprobePath: c.ffprobe,
-      timeoutMs: left(o), timeoutSetting: o.timeoutSetting, ...(o.signal ? { signal: o.signal } : {}), inputInfo: info,
-      ...(o.resize ? { resize: o.resize } : {}), keepMetadata: !o.stripMetadata, ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-    });
-  } else {
-    const r = await toTarget(c, out, info, o.targetBytes, notes);
-    appliedQuality = null;
-    encodes = r.encodes;
-    targetMet = r.met;
-    targetReason = r.reason;
-  }
-  if (o.mode === 'target-size' && o.targetBytes !== null && targetMet === undefined) {
+  const r = await encode(c, info, out, notes);
+  if (o.mode === 'target-size' && o.targetBytes !== null && r.targetMet === undefined) {
     const size = (await fs.stat(out)).size;
-    targetMet = size <= o.targetBytes;
-    if (!targetMet) targetReason = o.format === 'flac' ? 'FLAC is lossless, so its size cannot be chosen; ask for format=mp3 or m4a to reach a target size.' : 'A lossless copy has one possible size; turn lossless off to reach the target.';
+    r.targetMet = size <= o.targetBytes;
+    if (!r.targetMet) r.targetReason = o.format === 'flac' ? 'FLAC is lossless, so its size cannot be chosen; ask for format=mp3 or m4a to reach a target size.' : 'A lossless copy has one possible size; turn lossless off to reach the target.';
   }
   if (o.formatChanged && o.inputKind !== 'wav') notes.unshift(`${o.inputKind.toUpperCase()} input compressed into ${o.format}, the closest supported container.`);
 
-  let { size, info: outInfo } = await describe(c, out);
-  let path_ = out;
-  // Never larger (API.md §2.6): a stripped stream copy, else the input itself.
-  if (!o.formatChanged && size >= o.originalSize) {
-    const copy = path.join(o.outputDir, `original.${OUTPUT_INFO[o.format].extension}`);
-    if (o.stripMetadata && !o.lossless) await streamCopy(c, copy);
-    else await fs.copyFile(o.input, copy);
-    const kept = await describe(c, copy);
-    if (kept.size < size) {
-      await fs.rm(out, { force: true });
-      path_ = copy;
-      size = kept.size;
-      outInfo = kept.info;
-      appliedQuality = null;
-      notes.push(o.stripMetadata && !o.lossless
-        ? 'The re-encoded file would not have been smaller; the original streams are returned unchanged, metadata removed.'
-        : 'The compressed file would not have been smaller; the original is returned unchanged.');
-      if (targetMet === false || (o.targetBytes !== null && o.mode === 'target-size')) {
-        targetMet = size <= (o.targetBytes ?? Infinity);
-        if (targetMet) targetReason = undefined;
-      }
-    }
-  }
-  const v = video(outInfo);
+  const kept = await neverLarger(c, { path: out, ...(await describe(c, out)) }, r, notes);
+  const v = firstVideo(kept.info);
   return {
-    path: path_, format: o.format, mimeType: OUTPUT_INFO[o.format].mime, size,
+    path: kept.path, format: o.format, mimeType: OUTPUT_INFO[o.format].mime, size: kept.size,
     ...(v?.width !== undefined ? { width: v.width } : {}), ...(v?.height !== undefined ? { height: v.height } : {}),
-    ...(outInfo.durationSeconds !== null ? { durationSeconds: Math.round(outInfo.durationSeconds * 1000) / 1000 } : {}),
-    appliedQuality, encodes,
+    ...(kept.info.durationSeconds !== null ? { durationSeconds: Math.round(kept.info.durationSeconds * 1000) / 1000 } : {}),
+    appliedQuality: r.appliedQuality, encodes: r.encodes,
     ...(notes.length ? { notes } : {}),
-    ...(targetMet !== undefined ? { targetMet } : {}), ...(targetReason ? { targetReason } : {}),
+    ...(r.targetMet !== undefined ? { targetMet: r.targetMet } : {}), ...(r.targetReason ? { targetReason: r.targetReason } : {}),
   };
+}
+
+/**
+ * Never larger (API.md §2.6): when the result is not smaller than the input and the format was kept,
+ * a stripped stream copy (or the input itself) is returned if that is smaller. Updates `r` and `notes`.
+ */
+async function neverLarger(c: Ctx, result: { path: string; size: number; info: MediaInfo }, r: Encoded, notes: string[]): Promise<{ path: string; size: number; info: MediaInfo }> {
+  const { o } = c;
+  if (o.formatChanged || result.size < o.originalSize) return result;
+  const copy = outputPath(o.outputDir, o.format, 'original');
+  if (o.stripMetadata && !o.lossless) await streamCopy(c, copy);
+  else await fs.copyFile(o.input, copy);
+  const kept = await describe(c, copy);
+  if (kept.size >= result.size) return result;
+  await fs.rm(result.path, { force: true });
+  r.appliedQuality = null;
+  notes.push(o.stripMetadata && !o.lossless
+    ? 'The re-encoded file would not have been smaller; the original streams are returned unchanged, metadata removed.'
+    : 'The compressed file would not have been smaller; the original is returned unchanged.');
+  if (r.targetMet === false || (o.targetBytes !== null && o.mode === 'target-size')) {
+    r.targetMet = kept.size <= (o.targetBytes ?? Infinity);
+    if (r.targetMet) delete r.targetReason;
+  }
+  return { path: copy, ...kept };
 }
 
 /** Bitrate from the duration; re-encodes at a lower rate when the muxed file still overshoots. */
@@ -212,18 +181,18 @@ async function toTarget(c: Ctx, out: string, info: MediaInfo, target: number, no
   const d = info.durationSeconds;
   if (!d) return { encodes: 0, met: false, reason: 'The file states no duration, so no bitrate can be computed for the target.' };
   const o = c.o;
-  const a = audio(info);
-  const v = video(info);
+  const a = firstAudio(info);
+  const v = firstVideo(info);
   // Containers add roughly 2–4 %: aim a little under.
   // Audio at an average bitrate lands a little under its rate; video muxing adds more. Overshoots are re-encoded.
-  let totalKbps = ((target * 8) / d / 1000) * (AUDIO_ONLY.has(o.format) || !video(info) ? 0.985 : 0.95);
+  let totalKbps = ((target * 8) / d / 1000) * (isOneOf(AUDIO_OUTPUTS, o.format) || !v ? 0.985 : 0.95);
   let encodes = 0;
   let floorReason: string | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     encodes++;
-    if (AUDIO_ONLY.has(o.format) || !v) {
+    if (isOneOf(AUDIO_OUTPUTS, o.format) || !v) {
       const kbps = totalKbps;
-      await ff(c, [...input(c), '-map', `0:${a!.index}`, '-vn', ...audioArgs(o.format, kbps, a!), ...metadata(c), ...container(o.format), '-f', MUXER[o.format], fileUrl(out)]);
+      await runFfmpeg(c.ff, [...input(c), '-map', `0:${a!.index}`, '-vn', ...audioArgs(o.format, kbps, a!), ...metadata(c), ...outputArgs(o.format, out)]);
       if (attempt === 0) notes.push(`Audio bitrate ${Math.floor(kbps)} kb/s computed from ${Math.round(d * 10) / 10} s for ${target} bytes.`);
     } else {
       const akbps = a ? Math.min(o.format === 'webm' ? opusKbps(o.quality) : aacKbps(o.quality), Math.max(o.format === 'webm' ? 12 : 24, totalKbps * 0.12)) : 0;
@@ -235,8 +204,7 @@ async function toTarget(c: Ctx, out: string, info: MediaInfo, target: number, no
       }
       // Below ~0.04 bits per pixel per frame x264 falls apart: trade pixels for bits.
       const fps = v.frameRate ?? 25;
-      const h0 = v.rotation === 90 || v.rotation === 270 ? (v.width ?? 0) : (v.height ?? 0);
-      const w0 = v.rotation === 90 || v.rotation === 270 ? (v.height ?? 0) : (v.width ?? 0);
+      const { w: w0, h: h0 } = displaySize(v) ?? { w: 0, h: 0 };
       const bpp = (vkbps * 1000) / Math.max(1, w0 * h0 * fps);
       let height: number | undefined;
       if (h0 && bpp < 0.04) {

@@ -1,7 +1,7 @@
 /**
  * PDF both ways.
  * - In: the first page is rendered with pdf-to-img (pdf.js + @napi-rs/canvas), which never fetches
- *   anything. A PDF with more pages than maxPdfPages is refused (limit_exceeded naming the setting)
+ *   anything. A PDF with more pages than the pdfPages limit is refused (limit_exceeded naming the setting)
  *   rather than silently cut: the limit says how much PDF Kiln agrees to open. The render scale aims
  *   at 150 DPI (or the resize box), capped by the pixel limit, using the page size pdf-lib reads.
  *   pdf.js runs inside this process: it cannot be killed on timeout like a child process.
@@ -13,12 +13,10 @@ import fs from 'node:fs/promises';
 import { PDFDocument } from 'pdf-lib';
 import { pdf } from 'pdf-to-img';
 import { CodecError, limitExceeded } from '../errors.ts';
-import type { ResizeSpec } from '../image/resize.ts';
+import type { Limits, ResizeSpec } from '../engine.ts';
 
 export interface PdfRenderOptions {
-  maxPages: number;
-  maxPagesSetting: string;
-  maxPixels: number;
+  limits: Pick<Limits, 'pdfPages' | 'pixels'>;
   resize?: ResizeSpec;
 }
 
@@ -57,13 +55,13 @@ export async function renderPdfFirstPage(input: string, output: string, o: PdfRe
     if (o.resize && (o.resize.width || o.resize.height)) {
       scale = Math.max(o.resize.width ? o.resize.width / size.width : 0, o.resize.height ? o.resize.height / size.height : 0);
     }
-    const maxScale = Math.sqrt(o.maxPixels / Math.max(1, size.width * size.height));
+    const maxScale = Math.sqrt(o.limits.pixels.max / Math.max(1, size.width * size.height));
     scale = Math.max(0.01, Math.min(scale, maxScale));
   }
   let doc: Awaited<ReturnType<typeof pdf>> | undefined;
   try {
     doc = await pdf(bytes, { scale, docInitParams: { useSystemFonts: false } });
-    if (doc.length > o.maxPages) throw limitExceeded('The PDF', `${doc.length} pages`, `${o.maxPages} pages`, o.maxPagesSetting);
+    if (doc.length > o.limits.pdfPages.max) throw limitExceeded('The PDF', `${doc.length} pages`, o.limits.pdfPages, ' pages');
     if (doc.length < 1) throw new CodecError('invalid_input', 'The PDF has no pages.');
     const png = await doc.getPage(1);
     await fs.writeFile(output, png);
@@ -71,7 +69,7 @@ export async function renderPdfFirstPage(input: string, output: string, o: PdfRe
     const notes = [pages > 1 ? `Only the first of ${pages} pages was converted.` : 'The PDF has one page.'];
     const sharp = (await import('sharp')).default;
     const m = await sharp(png).metadata();
-    if ((m.width ?? 0) * (m.height ?? 0) > o.maxPixels) throw limitExceeded('The rendered page', `${m.width}×${m.height} pixels`, `${o.maxPixels} pixels`, 'IMAGE_MAX_PIXELS');
+    if ((m.width ?? 0) * (m.height ?? 0) > o.limits.pixels.max) throw limitExceeded('The rendered page', `${m.width}×${m.height} pixels`, o.limits.pixels, ' pixels');
     return { pages, width: m.width ?? 0, height: m.height ?? 0, notes };
   } catch (err) {
     throw pdfError(err);

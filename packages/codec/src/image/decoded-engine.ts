@@ -5,41 +5,24 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import type { ConvertRequest, ConvertResult, Engine } from '../convert.ts';
+import { DECODED_INPUTS, INPUT_INFO, isOneOf, RASTER_OUTPUTS, SHARP_INPUTS, type InputKind, type OutputFormat, type RasterFormat } from '@kiln/formats';
+import type { ConvertRequest, ConvertResult, Deadline, Engine } from '../engine.ts';
 import { imageEngine } from './engine.ts';
 import { encodeHeicWithHeifEnc } from './heic.ts';
-import { convertImage, RASTER_OUTPUTS, type RasterFormat } from './image.ts';
-import { DECODED_INPUTS, rasterSource, SHARP_INPUTS } from './sources.ts';
-
-const isRaster = (f: OutputFormat) => (RASTER_OUTPUTS as readonly string[]).includes(f);
-
-async function toRaster(req: ConvertRequest, input: string, format: RasterFormat, output: string, autoOrient: boolean) {
-  return convertImage({
-    input,
-    output,
-    format,
-    quality: req.quality,
-    ...(req.resize ? { resize: req.resize } : {}),
-    autoOrient,
-    stripMetadata: req.stripMetadata,
-    lossless: req.lossless,
-    limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
-    avifEffort: req.avifEffort,
-  });
-}
+import { convertImage, requestedImage } from './image.ts';
+import { rasterSource } from './sources.ts';
+import { outputPath } from '../output-path.ts';
 
 /** PNG intermediate (oriented, resized) → heif-enc → HEVC HEIC. */
-async function heicWithHeifEnc(req: ConvertRequest, input: string, autoOrient: boolean, notes: string[]): Promise<ConvertResult> {
+async function heicWithHeifEnc(req: ConvertRequest, deadline: Deadline, input: string, autoOrient: boolean, notes: string[]): Promise<ConvertResult> {
   const mid = path.join(req.outputDir, 'heif-enc-input.png');
-  await toRaster(req, input, 'png', mid, autoOrient);
-  const output = path.join(req.outputDir, `output.${OUTPUT_INFO.heif.extension}`);
+  await convertImage(requestedImage(req, input, mid, 'png', autoOrient));
+  const output = outputPath(req.outputDir, 'heif');
   await encodeHeicWithHeifEnc(mid, output, {
     heifEncPath: req.engines.heifEncPath!,
     quality: req.quality,
     lossless: req.lossless,
-    timeoutMs: req.timeoutMs,
-    timeoutSetting: req.timeoutSetting,
+    deadline,
     ...(req.signal ? { signal: req.signal } : {}),
   });
   await fs.rm(mid, { force: true });
@@ -47,7 +30,7 @@ async function heicWithHeifEnc(req: ConvertRequest, input: string, autoOrient: b
   return {
     path: output,
     format: 'heif',
-    mimeType: 'image/heic',
+    mimeType: INPUT_INFO.heic.mime,
     size: (await fs.stat(output)).size,
     ...(meta.width ? { width: meta.width } : {}),
     ...(meta.height ? { height: meta.height } : {}),
@@ -59,13 +42,13 @@ async function heicWithHeifEnc(req: ConvertRequest, input: string, autoOrient: b
 /** heic / svg / pdf → jpg png webp avif tiff gif heif. */
 export const decodedImageEngine: Engine = {
   name: 'decoded-raster',
-  accepts: (kind: InputKind, format: OutputFormat) => DECODED_INPUTS.has(kind) && isRaster(format),
-  async run(req) {
+  accepts: (kind: InputKind, format: OutputFormat) => isOneOf(DECODED_INPUTS, kind) && isOneOf(RASTER_OUTPUTS, format),
+  async run(req, deadline) {
     const src = await rasterSource(req);
     // Intermediates are already upright; orienting again would apply nothing, but be explicit.
-    if (req.format === 'heif' && req.engines.heifEncPath) return heicWithHeifEnc(req, src.path, false, src.notes);
-    const output = path.join(req.outputDir, `output.${OUTPUT_INFO[req.format].extension}`);
-    const facts = await toRaster(req, src.path, req.format as RasterFormat, output, false);
+    if (req.format === 'heif' && req.engines.heifEncPath) return heicWithHeifEnc(req, deadline, src.path, false, src.notes);
+    const output = outputPath(req.outputDir, req.format);
+    const facts = await convertImage(requestedImage(req, src.path, output, req.format as RasterFormat, false));
     await fs.rm(src.path, { force: true });
     return { ...facts, path: output, notes: [...src.notes, ...(facts.notes ?? [])] };
   },
@@ -74,9 +57,9 @@ export const decodedImageEngine: Engine = {
 /** sharp's own inputs → heif through heif-enc, only when it is configured (else the sharp engine runs). */
 export const heifEncEngine: Engine = {
   name: 'heif-enc',
-  accepts: (kind: InputKind, format: OutputFormat) => format === 'heif' && SHARP_INPUTS.has(kind) && INPUT_INFO[kind].family === 'image',
-  async run(req) {
-    if (!req.engines.heifEncPath) return imageEngine.run(req);
-    return heicWithHeifEnc(req, req.input, req.autoOrient, []);
+  accepts: (kind: InputKind, format: OutputFormat) => format === 'heif' && isOneOf(SHARP_INPUTS, kind),
+  async run(req, deadline) {
+    if (!req.engines.heifEncPath) return imageEngine.run(req, deadline);
+    return heicWithHeifEnc(req, deadline, req.input, req.autoOrient, []);
   },
 };

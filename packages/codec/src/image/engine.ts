@@ -1,29 +1,15 @@
-import path from 'node:path';
-import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import type { Engine } from '../convert.ts';
-import { convertImage, RASTER_OUTPUTS, type RasterFormat } from './image.ts';
-
-const SHARP_INPUTS: ReadonlySet<InputKind> = new Set(['jpg', 'png', 'webp', 'avif', 'tiff', 'gif']);
+import { isOneOf, RASTER_OUTPUTS, SHARP_INPUTS, type InputKind, type OutputFormat, type RasterFormat } from '@kiln/formats';
+import type { Engine } from '../engine.ts';
+import { convertImage, requestedImage } from './image.ts';
+import { outputPath } from '../output-path.ts';
 
 /** Raster → raster with sharp. */
 export const imageEngine: Engine = {
   name: 'sharp',
-  accepts: (kind: InputKind, format: OutputFormat) =>
-    INPUT_INFO[kind].family === 'image' && SHARP_INPUTS.has(kind) && (RASTER_OUTPUTS as readonly string[]).includes(format),
+  accepts: (kind: InputKind, format: OutputFormat) => isOneOf(SHARP_INPUTS, kind) && isOneOf(RASTER_OUTPUTS, format),
   async run(req) {
-    const output = path.join(req.outputDir, `output.${OUTPUT_INFO[req.format].extension}`);
-    const facts = await convertImage({
-      input: req.input,
-      output,
-      format: req.format as RasterFormat,
-      quality: req.quality,
-      ...(req.resize ? { resize: req.resize } : {}),
-      autoOrient: req.autoOrient,
-      stripMetadata: req.stripMetadata,
-      lossless: req.lossless,
-      limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
-      avifEffort: req.avifEffort,
-    });
+    const output = outputPath(req.outputDir, req.format);
+    const facts = await convertImage(requestedImage(req, req.input, output, req.format as RasterFormat));
     return { ...facts, path: output };
   },
 };

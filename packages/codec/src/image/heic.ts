@@ -8,16 +8,13 @@
 import fs from 'node:fs/promises';
 import sharp from 'sharp';
 import decode from 'heic-decode';
+import type { Deadline } from '../engine.ts';
 import { CodecError, limitExceeded } from '../errors.ts';
-import { runProcess } from '../process/run.ts';
-
-export interface HeicDecodeOptions {
-  maxPixels: number;
-  maxPixelsSetting: string;
-}
+import { runWithin } from '../process/run.ts';
+import type { ImageLimits } from './image.ts';
 
 /** Decodes the primary image of a HEIC file into a PNG at `output`; returns its size. */
-export async function decodeHeicToPng(input: string, output: string, o: HeicDecodeOptions): Promise<{ width: number; height: number; images: number }> {
+export async function decodeHeicToPng(input: string, output: string, limits: ImageLimits): Promise<{ width: number; height: number; images: number }> {
   const buffer = await fs.readFile(input);
   let images: Awaited<ReturnType<typeof decode.all>>;
   try {
@@ -29,8 +26,8 @@ export async function decodeHeicToPng(input: string, output: string, o: HeicDeco
     const first = images[0];
     if (!first) throw new CodecError('invalid_input', 'The HEIC file holds no image.');
     // Checked before decoding: heic-decode allocates width × height × 4 bytes up front.
-    if (first.width * first.height > o.maxPixels) {
-      throw limitExceeded('The image', `${first.width}×${first.height} pixels`, `${o.maxPixels} pixels`, o.maxPixelsSetting);
+    if (first.width * first.height > limits.pixels.max) {
+      throw limitExceeded('The image', `${first.width}×${first.height} pixels`, limits.pixels, ' pixels');
     }
     let pixels: { width: number; height: number; data: Uint8ClampedArray };
     try {
@@ -51,15 +48,14 @@ export interface HeifEncOptions {
   heifEncPath: string;
   quality: number;
   lossless: boolean;
-  timeoutMs: number;
-  timeoutSetting: string;
+  deadline: Deadline;
   signal?: AbortSignal;
 }
 
 /** Encodes a PNG/JPEG into HEVC HEIC with heif-enc (libheif + x265). */
 export async function encodeHeicWithHeifEnc(input: string, output: string, o: HeifEncOptions): Promise<void> {
   const args = [...(o.lossless ? ['-L'] : ['-q', String(Math.max(1, Math.min(100, Math.round(o.quality))))]), '-o', output, input];
-  const r = await runProcess(o.heifEncPath, args, { timeoutMs: o.timeoutMs, timeoutSetting: o.timeoutSetting, ...(o.signal ? { signal: o.signal } : {}) });
+  const r = await runWithin(o.deadline, o.heifEncPath, args, { ...(o.signal ? { signal: o.signal } : {}) });
   const ok = r.code === 0 && (await fs.stat(output).then((s) => s.size > 0, () => false));
   if (!ok) {
     await fs.rm(output, { force: true });

@@ -5,18 +5,13 @@
  */
 import fs from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
+import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type RasterFormat } from '@kiln/formats';
 import { CodecError, limitExceeded } from '../errors.ts';
-import { targetSize, type ResizeSpec } from './resize.ts';
+import type { ConvertRequest, Limits, OutputFacts, ResizeSpec } from '../engine.ts';
+import { targetSize } from './resize.ts';
 
-export const RASTER_OUTPUTS = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const;
-export type RasterFormat = (typeof RASTER_OUTPUTS)[number];
-
-export interface ImageLimits {
-  /** Largest decoded image in pixels (width × height × frames). */
-  maxPixels: number;
-  /** The setting that changes maxPixels, named in the error message. */
-  maxPixelsSetting?: string;
-}
+/** The limits a raster decode is held to: its decoded pixels (width × height × frames). */
+export type ImageLimits = Pick<Limits, 'pixels'>;
 
 export interface ImageConvertOptions {
   input: string;
@@ -32,32 +27,35 @@ export interface ImageConvertOptions {
   avifEffort: number;
 }
 
-export interface OutputFacts {
-  format: string;
-  mimeType: string;
-  size: number;
-  width?: number;
-  height?: number;
-  frames?: number;
-  durationSeconds?: number;
-  appliedQuality: number | null;
-  notes?: string[];
-}
-
-const MIME: Record<RasterFormat, string> = {
-  jpg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', tiff: 'image/tiff', gif: 'image/gif', heif: 'image/heif',
-};
-
 /** Translates a libvips/sharp failure into the codec's kinds; the raw message goes to logs only. */
 export function sharpError(err: unknown, limits: ImageLimits): CodecError {
   const msg = err instanceof Error ? err.message : String(err);
   if (/pixel limit/i.test(msg)) {
-    return new CodecError('limit_exceeded', `The image is larger than the limit of ${limits.maxPixels} pixels; raise ${limits.maxPixelsSetting ?? 'IMAGE_MAX_PIXELS'} to allow it.`, { cause: err, internal: msg });
+    return new CodecError('limit_exceeded', `The image is larger than the limit of ${limits.pixels.max} pixels; raise ${limits.pixels.setting} to allow it.`, { cause: err, internal: msg });
   }
   if (/unsupported image format|bad seek|premature end|corrupt|truncated|not a known file format|invalid|VipsJpeg|gifload|pngload|webpload|tiffload|heifload|Input buffer|Input file is missing|empty/i.test(msg)) {
     return new CodecError('invalid_input', 'The file could not be decoded as an image: it is corrupt, truncated or not an image.', { cause: err, internal: msg });
   }
   return new CodecError('engine_failed', 'The image engine failed on this file.', { cause: err, internal: msg });
+}
+
+/**
+ * The options a conversion request implies for one sharp encode of `input` into `output`.
+ * `autoOrient` is false for intermediates we made, which are upright already.
+ */
+export function requestedImage(req: ConvertRequest, input: string, output: string, format: RasterFormat, autoOrient = req.autoOrient): ImageConvertOptions {
+  return {
+    input,
+    output,
+    format,
+    quality: req.quality,
+    ...(req.resize ? { resize: req.resize } : {}),
+    autoOrient,
+    stripMetadata: req.stripMetadata,
+    lossless: req.lossless,
+    limits: req.limits,
+    avifEffort: req.avifEffort,
+  };
 }
 
 export interface ImageInfo {
@@ -69,10 +67,15 @@ export interface ImageInfo {
   orientation?: number;
 }
 
+/** The size as shown: EXIF orientations 5–8 swap width and height once `orient` applies them. */
+export function displayedSize(info: ImageInfo, orient: boolean): { width: number; height: number } {
+  return orient && (info.orientation ?? 1) >= 5 ? { width: info.height, height: info.width } : { width: info.width, height: info.height };
+}
+
 export async function readImageInfo(input: string, limits: ImageLimits): Promise<ImageInfo> {
   let meta: Metadata;
   try {
-    meta = await sharp(input, { limitInputPixels: limits.maxPixels, animated: true }).metadata();
+    meta = await sharp(input, { limitInputPixels: limits.pixels.max, animated: true }).metadata();
   } catch (err) {
     throw sharpError(err, limits);
   }
@@ -80,23 +83,18 @@ export async function readImageInfo(input: string, limits: ImageLimits): Promise
   const frames = meta.pages ?? 1;
   const height = meta.pageHeight ?? meta.height ?? 0;
   if (!width || !height) throw new CodecError('invalid_input', 'The file could not be decoded as an image: it has no dimensions.');
-  if (width * height * frames > limits.maxPixels) {
-    throw limitExceeded('The image', `${width}×${height}${frames > 1 ? `×${frames} frames` : ''} pixels`, `${limits.maxPixels} pixels`, limits.maxPixelsSetting ?? 'IMAGE_MAX_PIXELS');
+  if (width * height * frames > limits.pixels.max) {
+    throw limitExceeded('The image', `${width}×${height}${frames > 1 ? `×${frames} frames` : ''} pixels`, limits.pixels, ' pixels');
   }
   return { width, height, frames, format: meta.format ?? 'unknown', hasAlpha: !!meta.hasAlpha, ...(meta.orientation ? { orientation: meta.orientation } : {}) };
 }
 
-const ANIMATED_OUTPUTS: ReadonlySet<RasterFormat> = new Set(['gif', 'webp']);
-
 /** Builds the sharp pipeline for one conversion; exported so benchmarks and compress share it. */
 export function imagePipeline(o: Omit<ImageConvertOptions, 'output'>, info: ImageInfo): { pipeline: Sharp; width: number; height: number; frames: number; appliedQuality: number | null } {
-  const animated = info.frames > 1 && ANIMATED_OUTPUTS.has(o.format);
-  let p = sharp(o.input, { limitInputPixels: o.limits.maxPixels, failOn: 'error', animated, sequentialRead: true });
+  const animated = info.frames > 1 && isOneOf(ANIMATION_OUTPUTS, o.format);
+  let p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', animated, sequentialRead: true });
   if (o.autoOrient) p = p.autoOrient();
-  // EXIF orientations 5–8 swap width and height.
-  const swapped = o.autoOrient && (info.orientation ?? 1) >= 5;
-  const w = swapped ? info.height : info.width;
-  const h = swapped ? info.width : info.height;
+  const { width: w, height: h } = displayedSize(info, o.autoOrient);
   const t = targetSize(w, h, o.resize);
   if (t.width !== w || t.height !== h) {
     p = p.resize({ width: t.width, height: t.height, fit: t.crop ? 'cover' : 'inside', position: 'centre', withoutEnlargement: !t.crop });
@@ -152,7 +150,7 @@ export async function convertImage(o: ImageConvertOptions): Promise<OutputFacts>
   if (info.frames > 1 && frames === 1) notes.push(`Animated input: only the first of ${info.frames} frames was kept (${o.format} output is a still image).`);
   return {
     format: o.format,
-    mimeType: MIME[o.format],
+    mimeType: OUTPUT_INFO[o.format].mime,
     size: out.size,
     width: out.width,
     height: frames > 1 ? (out.pageHeight ?? Math.round(out.height / frames)) : out.height,

@@ -1,10 +1,4 @@
-/** A resolved resize: what the engine should do, with the preset table already applied by the caller. */
-export interface ResizeSpec {
-  width?: number;
-  height?: number;
-  /** inside: fit within the box keeping aspect; cover: fill the box, centre crop. */
-  fit: 'inside' | 'cover';
-}
+import type { ResizeSpec } from '../engine.ts';
 
 /**
  * Output dimensions for a source of `w`×`h` under `spec`, never upscaling. For `cover` boxes larger

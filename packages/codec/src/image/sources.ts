@@ -5,14 +5,10 @@
  * same way.
  */
 import path from 'node:path';
-import type { InputKind } from '@kiln/formats';
-import type { ConvertRequest } from '../convert.ts';
+import type { ConvertRequest } from '../engine.ts';
 import { renderPdfFirstPage } from '../document/pdf.ts';
 import { decodeHeicToPng } from './heic.ts';
 import { rasterizeSvg } from './svg.ts';
-
-export const SHARP_INPUTS: ReadonlySet<InputKind> = new Set(['jpg', 'png', 'webp', 'avif', 'tiff', 'gif']);
-export const DECODED_INPUTS: ReadonlySet<InputKind> = new Set(['heic', 'svg', 'pdf']);
 
 export interface RasterSource {
   path: string;
@@ -25,29 +21,18 @@ export async function rasterSource(req: ConvertRequest): Promise<RasterSource> {
   const out = path.join(req.outputDir, 'decoded.png');
   switch (req.inputKind) {
     case 'heic': {
-      const r = await decodeHeicToPng(req.input, out, { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels });
+      const r = await decodeHeicToPng(req.input, out, req.limits);
       const notes = ['HEIC decoded with libheif (heic-decode).'];
       if (r.images > 1) notes.push(`The HEIC holds ${r.images} images; the primary one was converted.`);
       if (!req.stripMetadata) notes.push('Metadata from HEIC input is not carried over.');
       return { path: out, intermediate: true, notes };
     }
     case 'svg': {
-      const r = await rasterizeSvg(req.input, out, {
-        maxDensity: req.limits.maxSvgDensity,
-        maxDensitySetting: req.limitSettings.maxSvgDensity,
-        maxPixels: req.limits.maxPixels,
-        maxPixelsSetting: req.limitSettings.maxPixels,
-        ...(req.resize ? { resize: req.resize } : {}),
-      });
+      const r = await rasterizeSvg(req.input, out, { limits: req.limits, ...(req.resize ? { resize: req.resize } : {}) });
       return { path: out, intermediate: true, notes: r.notes };
     }
     case 'pdf': {
-      const r = await renderPdfFirstPage(req.input, out, {
-        maxPages: req.limits.maxPdfPages,
-        maxPagesSetting: req.limitSettings.maxPdfPages,
-        maxPixels: req.limits.maxPixels,
-        ...(req.resize ? { resize: req.resize } : {}),
-      });
+      const r = await renderPdfFirstPage(req.input, out, { limits: req.limits, ...(req.resize ? { resize: req.resize } : {}) });
       return { path: out, intermediate: true, notes: r.notes };
     }
     default:

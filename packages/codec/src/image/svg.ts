@@ -9,8 +9,8 @@
 import fs from 'node:fs/promises';
 import sharp from 'sharp';
 import { CodecError } from '../errors.ts';
-import { sharpError } from './image.ts';
-import type { ResizeSpec } from './resize.ts';
+import { sharpError, type ImageLimits } from './image.ts';
+import type { Limits, ResizeSpec } from '../engine.ts';
 
 export interface SanitizedSvg {
   svg: string;
@@ -45,10 +45,7 @@ export function sanitizeSvg(text: string): SanitizedSvg {
 }
 
 export interface SvgRenderOptions {
-  maxDensity: number;
-  maxDensitySetting: string;
-  maxPixels: number;
-  maxPixelsSetting: string;
+  limits: Pick<Limits, 'pixels' | 'svgDensity'>;
   resize?: ResizeSpec;
 }
 
@@ -57,10 +54,11 @@ export async function rasterizeSvg(input: string, output: string, o: SvgRenderOp
   const text = await fs.readFile(input, 'utf8');
   const { svg, removed } = sanitizeSvg(text);
   const buf = Buffer.from(svg);
-  const limits = { maxPixels: o.maxPixels, maxPixelsSetting: o.maxPixelsSetting };
+  const { limits } = o;
+  const maxDensity = limits.svgDensity.max;
   let natural: { width: number; height: number };
   try {
-    const m = await sharp(buf, { density: 72, limitInputPixels: o.maxPixels }).metadata();
+    const m = await sharp(buf, { density: 72, limitInputPixels: limits.pixels.max }).metadata();
     if (!m.width || !m.height) throw new CodecError('invalid_input', 'The SVG has no size (no width/height or viewBox).');
     natural = { width: m.width, height: m.height };
   } catch (err) {
@@ -73,11 +71,11 @@ export async function rasterizeSvg(input: string, output: string, o: SvgRenderOp
     const sx = o.resize.width ? o.resize.width / natural.width : 0;
     const sy = o.resize.height ? o.resize.height / natural.height : 0;
     const scale = Math.max(sx, sy, 1);
-    density = Math.min(o.maxDensity, Math.ceil(72 * scale));
+    density = Math.min(maxDensity, Math.ceil(72 * scale));
   }
-  density = Math.max(1, Math.min(density, o.maxDensity));
+  density = Math.max(1, Math.min(density, maxDensity));
   try {
-    const info = await sharp(buf, { density, limitInputPixels: o.maxPixels }).png({ compressionLevel: 1 }).toFile(output);
+    const info = await sharp(buf, { density, limitInputPixels: limits.pixels.max }).png({ compressionLevel: 1 }).toFile(output);
     const notes = [`SVG rendered at ${density} DPI.`];
     if (removed) notes.push(`${removed} external reference${removed === 1 ? ' was' : 's were'} removed from the SVG before rendering (only #fragment and data: references are kept).`);
     return { width: info.width, height: info.height, density, notes };
@@ -87,7 +85,7 @@ export async function rasterizeSvg(input: string, output: string, o: SvgRenderOp
   }
 }
 
-function svgError(err: unknown, limits: { maxPixels: number; maxPixelsSetting: string }): CodecError {
+function svgError(err: unknown, limits: ImageLimits): CodecError {
   const e = sharpError(err, limits);
   if (e.kind === 'limit_exceeded') return e;
   const msg = err instanceof Error ? err.message : String(err);

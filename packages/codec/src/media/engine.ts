@@ -2,62 +2,46 @@
  * Audio and video through ffmpeg: video (and animated GIF) → mp4 / webm / mov, anything with sound →
  * mp3 / wav / ogg / m4a / flac, video → gif / animated webp, and video → a still image (a poster
  * frame handed to sharp). The input is probed once, up front, so the limits are checked before any
- * decoding and the probe is reused by the transcode. One deadline (`timeoutMs`) covers every step.
+ * decoding and the probe is reused by the transcode. One deadline (the request's timeout) covers every step.
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import type { ConvertRequest, ConvertResult, Engine } from '../convert.ts';
-import { CodecError } from '../errors.ts';
-import { convertImage, type RasterFormat } from '../image/image.ts';
-import { targetSize, type ResizeSpec } from '../image/resize.ts';
-import { resolveFfmpeg, resolveFfprobe } from './binaries.ts';
-import { probeMedia, type MediaInfo } from './probe.ts';
 import {
-  ANIMATION_TARGETS, AUDIO_TARGETS, VIDEO_TARGETS, extractPosterFrame, transcodeMedia,
-  type MediaLimits, type MediaTarget, type ResizeOptions,
-} from './transcode.ts';
+  ANIMATION_OUTPUTS, AUDIO_OUTPUTS, INPUT_INFO, isOneOf, OUTPUT_INFO, POSTER_OUTPUTS, VIDEO_OUTPUTS,
+  type InputKind, type MediaFormat, type OutputFormat, type PosterFormat,
+} from '@kiln/formats';
+import type { ConvertRequest, ConvertResult, Engine, ResizeSpec } from '../engine.ts';
+import { CodecError } from '../errors.ts';
+import { convertImage, requestedImage } from '../image/image.ts';
+import { targetSize } from '../image/resize.ts';
+import { displaySize, firstVideo, probeInput, resolveMediaTools, type FfmpegContext } from './ffmpeg.ts';
+import type { MediaInfo } from './probe.ts';
+import { extractPosterFrame, transcodeMedia } from './transcode.ts';
+import { outputPath } from '../output-path.ts';
 
-/** Image targets served by a poster frame; gif and webp from video are animations instead. */
-const POSTER_TARGETS: readonly OutputFormat[] = ['jpg', 'png', 'avif', 'tiff', 'heif'];
-const has = (list: readonly string[], f: string): boolean => list.includes(f);
 /** Lossless outputs: the quality knob means nothing for them. */
 const LOSSLESS: readonly OutputFormat[] = ['wav', 'flac'];
 
 export function mediaAccepts(kind: InputKind, format: OutputFormat): boolean {
   const family = INPUT_INFO[kind].family;
   if (family === 'video') {
-    return has(VIDEO_TARGETS, format) || has(AUDIO_TARGETS, format) || has(ANIMATION_TARGETS, format) || has(POSTER_TARGETS, format);
+    return isOneOf(VIDEO_OUTPUTS, format) || isOneOf(AUDIO_OUTPUTS, format) || isOneOf(ANIMATION_OUTPUTS, format) || isOneOf(POSTER_OUTPUTS, format);
   }
-  if (family === 'audio') return has(AUDIO_TARGETS, format);
+  if (family === 'audio') return isOneOf(AUDIO_OUTPUTS, format);
   // Animated GIF → video; GIF → image stays with sharp.
-  return kind === 'gif' && has(VIDEO_TARGETS, format);
-}
-
-function mediaLimits(req: ConvertRequest): MediaLimits {
-  return {
-    maxDurationSeconds: req.limits.maxDurationSeconds,
-    maxPixels: req.limits.maxVideoPixels,
-    maxStreams: req.limits.maxStreams,
-    settings: {
-      maxDurationSeconds: req.limitSettings.maxDurationSeconds,
-      maxPixels: req.limitSettings.maxVideoPixels,
-      maxStreams: req.limitSettings.maxStreams,
-    },
-  };
+  return kind === 'gif' && isOneOf(VIDEO_OUTPUTS, format);
 }
 
 /**
  * Turns the resize box into ffmpeg's, never upscaling (as for images): the box is first reduced to
  * what the source can fill. Returns undefined when nothing would change.
  */
-export function videoResize(info: MediaInfo, spec: ResizeSpec | undefined): ResizeOptions | undefined {
+export function videoResize(info: MediaInfo, spec: ResizeSpec | undefined): ResizeSpec | undefined {
   if (!spec || (!spec.width && !spec.height)) return undefined;
-  const v = info.streams.find((s) => s.type === 'video' && !s.attachedPic);
-  if (!v?.width || !v.height) return { ...spec };
-  const turned = v.rotation === 90 || v.rotation === 270;
-  const w = turned ? v.height : v.width;
-  const h = turned ? v.width : v.height;
+  const v = firstVideo(info);
+  const size = v && v.width && v.height ? displaySize(v) : undefined;
+  if (!size) return { ...spec };
+  const { w, h } = size;
   const t = targetSize(w, h, spec);
   if (t.crop) return { width: t.width, height: t.height, fit: 'cover' };
   if (t.width === w && t.height === h) return undefined;
@@ -67,79 +51,51 @@ export function videoResize(info: MediaInfo, spec: ResizeSpec | undefined): Resi
 
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 
+/** Video → a still image: one frame from ffmpeg, encoded by sharp. */
+async function posterImage(req: ConvertRequest, ff: FfmpegContext, info: MediaInfo, format: PosterFormat, output: string): Promise<ConvertResult> {
+  const poster = path.join(req.outputDir, 'poster.png');
+  try {
+    await extractPosterFrame({ ...ff, input: req.input, output: poster, inputInfo: info, limits: req.limits });
+    if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
+    // ffmpeg has already applied the video's rotation to the frame.
+    const facts = await convertImage({ ...requestedImage(req, poster, output, format, false), stripMetadata: true });
+    req.onProgress?.(1);
+    const notes = [...(facts.notes ?? []), 'A still frame of the video (1 s in, or the middle of shorter clips).'];
+    return { ...facts, notes, path: output };
+  } finally {
+    await rm(poster, { force: true });
+  }
+}
+
 export const mediaEngine: Engine = {
   name: 'ffmpeg',
   accepts: mediaAccepts,
-  async run(req) {
-    const deadline = Date.now() + req.timeoutMs;
-    const left = (): number => {
-      const ms = deadline - Date.now();
-      if (ms <= 0) {
-        throw new CodecError('timeout', `The conversion did not finish within ${Math.round(req.timeoutMs / 100) / 10} s; raise ${req.timeoutSetting} to allow more.`);
-      }
-      return ms;
-    };
-    const [ffmpeg, ffprobe] = await Promise.all([
-      resolveFfmpeg(req.engines.ffmpegPath ? { configuredPath: req.engines.ffmpegPath } : {}),
-      resolveFfprobe(req.engines.ffprobePath ? { configuredPath: req.engines.ffprobePath } : {}),
-    ]);
-    const info = await probeMedia(req.input, { ffprobePath: ffprobe.path, timeoutMs: left(), timeoutSetting: req.timeoutSetting, signal: req.signal });
-    const limits = mediaLimits(req);
-    const ext = OUTPUT_INFO[req.format].extension;
-    const output = path.join(req.outputDir, `output.${ext}`);
-    const common = {
-      input: req.input,
-      ffmpegPath: ffmpeg.path,
-      ffprobePath: ffprobe.path,
-      timeoutSetting: req.timeoutSetting,
-      inputInfo: info,
-      ...(req.signal ? { signal: req.signal } : {}),
-    };
-
-    if (INPUT_INFO[req.inputKind].family === 'video' && has(POSTER_TARGETS, req.format)) {
-      const poster = path.join(req.outputDir, 'poster.png');
-      try {
-        await extractPosterFrame({ ...common, output: poster, limits, timeoutMs: left() });
-        if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
-        const facts = await convertImage({
-          input: poster,
-          output,
-          format: req.format as RasterFormat,
-          quality: req.quality,
-          ...(req.resize ? { resize: req.resize } : {}),
-          // ffmpeg has already applied the video's rotation to the frame.
-          autoOrient: false,
-          stripMetadata: true,
-          lossless: req.lossless,
-          limits: { maxPixels: req.limits.maxPixels, maxPixelsSetting: req.limitSettings.maxPixels },
-          avifEffort: req.avifEffort,
-        });
-        req.onProgress?.(1);
-        const notes = [...(facts.notes ?? []), 'A still frame of the video (1 s in, or the middle of shorter clips).'];
-        return { ...facts, notes, path: output };
-      } finally {
-        await rm(poster, { force: true });
-      }
-    }
+  async run(req, deadline) {
+    const ff: FfmpegContext = { ...(await resolveMediaTools(req.engines)), deadline, signal: req.signal };
+    const info = await probeInput(ff, req.input);
+    const format = req.format;
+    const output = outputPath(req.outputDir, format);
+    if (INPUT_INFO[req.inputKind].family === 'video' && isOneOf(POSTER_OUTPUTS, format)) return posterImage(req, ff, info, format, output);
 
     const resize = videoResize(info, req.resize);
     const r = await transcodeMedia({
-      ...common,
+      ...ff,
+      input: req.input,
+      inputInfo: info,
       output,
-      target: req.format as MediaTarget,
+      target: format as MediaFormat,
       quality: req.quality,
-      limits,
+      limits: req.limits,
       ...(resize ? { resize } : {}),
       animation: req.animation,
-      timeoutMs: left(),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
     const result: ConvertResult = {
       path: output,
-      format: req.format,
-      mimeType: OUTPUT_INFO[req.format].mime,
+      format,
+      mimeType: OUTPUT_INFO[format].mime,
       size: r.size,
-      appliedQuality: has(LOSSLESS, req.format) ? null : req.quality,
+      appliedQuality: LOSSLESS.includes(format) ? null : req.quality,
     };
     if (r.durationSeconds !== null) result.durationSeconds = round3(r.durationSeconds);
     if (r.width !== undefined) result.width = r.width;

@@ -7,8 +7,9 @@
  * `-format_whitelist` (only container demuxers that never open a second resource, so playlists are
  * refused outright). The whitelist is an option so an operator can widen it, not a constant to edit.
  */
+import type { Deadline } from '../engine.ts';
 import { CodecError } from '../errors.ts';
-import { runProcess } from '../process/run.ts';
+import { runWithin } from '../process/run.ts';
 
 /**
  * Demuxers allowed to read uploads: containers and raw streams that read only the file they are given.
@@ -52,13 +53,12 @@ export interface MediaInfo {
 
 export interface ProbeOptions {
   ffprobePath: string;
-  timeoutMs: number;
-  /** Setting that changes `timeoutMs`, for the timeout message. Default FFMPEG_TIMEOUT_SECONDS. */
-  timeoutSetting?: string;
-  signal?: AbortSignal;
+  /** One deadline for the whole call (probe, every pass, output probe), shared with the caller's other steps. */
+  deadline: Deadline;
+  signal?: AbortSignal | undefined;
   /** Demuxers allowed to open the file. Default DEFAULT_ALLOWED_DEMUXERS. */
-  allowedDemuxers?: readonly string[];
-  onSpawn?: (pid: number, command: 'ffprobe') => void;
+  allowedDemuxers?: readonly string[] | undefined;
+  onSpawn?: ((pid: number, command: 'ffprobe') => void) | undefined;
 }
 
 const INVALID_MESSAGE = 'The file could not be read as audio or video.';
@@ -166,9 +166,7 @@ export async function probeMedia(path: string, opts: ProbeOptions): Promise<Medi
     '-show_format', '-show_streams',
     fileUrl(path),
   ];
-  const r = await runProcess(opts.ffprobePath, args, {
-    timeoutMs: opts.timeoutMs,
-    timeoutSetting: opts.timeoutSetting ?? 'FFMPEG_TIMEOUT_SECONDS',
+  const r = await runWithin(opts.deadline, opts.ffprobePath, args, {
     signal: opts.signal,
     stdin: 'ignore',
     onSpawn: opts.onSpawn ? (pid) => opts.onSpawn?.(pid, 'ffprobe') : undefined,

@@ -2,47 +2,29 @@
  * Audio/video conversion with ffmpeg: video (mp4, mov, webm), audio (mp3, wav, ogg, m4a, flac),
  * animations from video (gif, animated webp) and a poster frame (PNG) for image targets.
  *
- * Every call probes the input first and enforces the limits before any decoding starts; every
- * ffmpeg run gets the input guards from probe.ts, `-nostdin` and a progress pipe. One deadline
- * (`timeoutMs`) covers the whole call, all passes included. Audio → video is not offered.
- * Metadata (tags, chapters, GPS in phone videos) is dropped unless `keepMetadata` is set, matching
- * the image engine.
+ * Every call probes the input first (or takes the caller's probe) and enforces the limits before
+ * any decoding starts; every ffmpeg run goes through the toolkit in ffmpeg.ts, inside the caller's
+ * deadline, all passes included. Audio → video is not offered. Metadata (tags, chapters, GPS in
+ * phone videos) is dropped unless `keepMetadata` is set, matching the image engine.
  */
-import { open, rm, stat } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
+import { ANIMATION_OUTPUTS, AUDIO_OUTPUTS, isOneOf, VIDEO_OUTPUTS, type AnimationFormat, type MediaFormat, type VideoFormat } from '@kiln/formats';
+import type { Limits, ResizeSpec } from '../engine.ts';
 import { CodecError, limitExceeded } from '../errors.ts';
-import { runProcess } from '../process/run.ts';
-import { createProgressParser } from './progress.ts';
-import { fileUrl, inputGuards, probeMedia } from './probe.ts';
+import {
+  displaySize, even, firstAudio, firstVideo, inputArgs, metadataArgs, outputArgs, probeInput, probeOutput, runFfmpeg, writtenSize,
+  type FfmpegContext,
+} from './ffmpeg.ts';
+import { fileUrl } from './probe.ts';
 import type { MediaInfo, MediaStream } from './probe.ts';
+import type { ProgressParserOptions } from './progress.ts';
 import { aacKbps, mp3Kbps, opusKbps, vorbisQuality, vp9Crf, webpQuality, x264Crf } from './quality.ts';
 import { readWebpInfo } from './webp-info.ts';
 
-export type VideoTarget = 'mp4' | 'mov' | 'webm';
-export type AudioTarget = 'mp3' | 'wav' | 'ogg' | 'm4a' | 'flac';
-export type AnimationTarget = 'gif' | 'webp';
-export type MediaTarget = VideoTarget | AudioTarget | AnimationTarget;
+const MEDIA_OUTPUTS: readonly MediaFormat[] = [...VIDEO_OUTPUTS, ...AUDIO_OUTPUTS, ...ANIMATION_OUTPUTS];
 
-export const VIDEO_TARGETS: readonly VideoTarget[] = ['mp4', 'mov', 'webm'];
-export const AUDIO_TARGETS: readonly AudioTarget[] = ['mp3', 'wav', 'ogg', 'm4a', 'flac'];
-export const ANIMATION_TARGETS: readonly AnimationTarget[] = ['gif', 'webp'];
-export const MEDIA_TARGETS: readonly MediaTarget[] = [...VIDEO_TARGETS, ...AUDIO_TARGETS, ...ANIMATION_TARGETS];
-
-export interface MediaLimits {
-  maxDurationSeconds: number;
-  /** Largest frame (width × height), for the input and for the planned output. */
-  maxPixels: number;
-  /** Most streams (video + audio + subtitle + data …) an input may have. */
-  maxStreams: number;
-  /** Setting names quoted in limit messages. Defaults: MEDIA_MAX_DURATION_SECONDS, MEDIA_MAX_PIXELS, MEDIA_MAX_STREAMS. */
-  settings?: { maxDurationSeconds?: string; maxPixels?: string; maxStreams?: string };
-}
-
-export interface ResizeOptions {
-  width?: number;
-  height?: number;
-  /** inside: fit within the box keeping the aspect ratio; cover: fill the box, cropping the overflow. */
-  fit: 'inside' | 'cover';
-}
+/** Duration, frame size (input and planned output) and stream count (video + audio + subtitle …). */
+export type MediaLimits = Pick<Limits, 'durationSeconds' | 'videoPixels' | 'streams'>;
 
 /** Caps for gif / animated webp, which grow huge at video frame rates and sizes. */
 export interface AnimationCaps {
@@ -52,30 +34,19 @@ export interface AnimationCaps {
   maxWidth?: number;
 }
 
-interface CommonOptions {
+interface CommonOptions extends FfmpegContext {
   input: string;
   output: string;
-  ffmpegPath: string;
-  ffprobePath: string;
-  /** One deadline for the whole call (probe, every pass, output probe). */
-  timeoutMs: number;
-  /** Setting that changes `timeoutMs`, for the timeout message. Default FFMPEG_TIMEOUT_SECONDS. */
-  timeoutSetting?: string;
-  signal?: AbortSignal;
-  /** Demuxers allowed to open the input. Default DEFAULT_ALLOWED_DEMUXERS from probe.ts. */
-  allowedDemuxers?: readonly string[];
   /** The caller's probe of `input`, to skip probing it again. */
   inputInfo?: MediaInfo;
-  /** Called with the pid (= process group) of every child started, e.g. for logs. */
-  onSpawn?: (pid: number, command: 'ffmpeg' | 'ffprobe') => void;
 }
 
 export interface TranscodeOptions extends CommonOptions {
-  target: MediaTarget;
+  target: MediaFormat;
   /** 1..100; see quality.ts for what it means per encoder. */
   quality: number;
   limits: MediaLimits;
-  resize?: ResizeOptions;
+  resize?: ResizeSpec;
   animation?: AnimationCaps;
   /** Fraction 0..1, increasing; ends at 1 on success. */
   onProgress?: (fraction: number) => void;
@@ -110,46 +81,22 @@ export interface PosterFrameResult {
   height: number;
 }
 
-const AUDIO_ONLY = new Set<MediaTarget>(AUDIO_TARGETS);
-const ANIMATION = new Set<MediaTarget>(ANIMATION_TARGETS);
-/** Demuxers for reading back our own outputs (webp is read by webp-info.ts). */
-const OUTPUT_DEMUXERS = ['mov', 'matroska', 'mp3', 'wav', 'ogg', 'flac', 'gif'];
-
 // ---------------------------------------------------------------------------------------------
 // Limits and planning
 
-function firstVideo(info: MediaInfo): MediaStream | undefined {
-  return info.streams.find((s) => s.type === 'video' && !s.attachedPic);
-}
-
-function firstAudio(info: MediaInfo): MediaStream | undefined {
-  return info.streams.find((s) => s.type === 'audio');
-}
-
 /** Throws limit_exceeded when the probed input breaks a limit. */
 export function checkMediaLimits(info: MediaInfo, limits: MediaLimits): void {
-  const names = limits.settings ?? {};
-  if (info.streams.length > limits.maxStreams) {
-    throw limitExceeded('The number of streams', info.streams.length, limits.maxStreams, names.maxStreams ?? 'MEDIA_MAX_STREAMS');
+  if (info.streams.length > limits.streams.max) {
+    throw limitExceeded('The number of streams', info.streams.length, limits.streams);
   }
-  if (info.durationSeconds !== null && info.durationSeconds > limits.maxDurationSeconds) {
-    throw limitExceeded(
-      'The duration',
-      `${Math.round(info.durationSeconds * 10) / 10} s`,
-      `${limits.maxDurationSeconds} s`,
-      names.maxDurationSeconds ?? 'MEDIA_MAX_DURATION_SECONDS',
-    );
+  if (info.durationSeconds !== null && info.durationSeconds > limits.durationSeconds.max) {
+    throw limitExceeded('The duration', `${Math.round(info.durationSeconds * 10) / 10} s`, limits.durationSeconds, ' s');
   }
   for (const s of info.streams) {
     if (s.type !== 'video' || s.width === undefined || s.height === undefined) continue;
     const px = s.width * s.height;
-    if (px > limits.maxPixels) {
-      throw limitExceeded(
-        'The video frame size',
-        `${s.width}x${s.height} (${px} pixels)`,
-        `${limits.maxPixels} pixels`,
-        names.maxPixels ?? 'MEDIA_MAX_PIXELS',
-      );
+    if (px > limits.videoPixels.max) {
+      throw limitExceeded('The video frame size', `${s.width}x${s.height} (${px} pixels)`, limits.videoPixels, ' pixels');
     }
   }
 }
@@ -158,14 +105,6 @@ function checkDimension(name: string, v: number | undefined): void {
   if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 65_535)) {
     throw new CodecError('invalid_input', `The resize ${name} must be a whole number from 1 to 65535; got ${v}.`);
   }
-}
-
-const even = (n: number): number => Math.max(2, Math.floor(n / 2) * 2);
-
-/** Source size as ffmpeg will decode it (it applies rotation). */
-function displaySize(v: MediaStream): { w: number; h: number } | undefined {
-  if (v.width === undefined || v.height === undefined) return undefined;
-  return v.rotation === 90 || v.rotation === 270 ? { w: v.height, h: v.width } : { w: v.width, h: v.height };
 }
 
 interface Plan {
@@ -179,7 +118,7 @@ interface Plan {
  * Builds the scale/crop filters. Sizes are computed here for the limit check, but the filters use
  * ffmpeg expressions so the real decoded size (which may differ from the probe) is what counts.
  */
-function planScale(src: { w: number; h: number } | undefined, resize: ResizeOptions | undefined, needEven: boolean, maxWidth?: number): Plan {
+function planScale(src: { w: number; h: number } | undefined, resize: ResizeSpec | undefined, needEven: boolean, maxWidth?: number): Plan {
   const filters: string[] = [];
   const r = (n: number): number => (needEven ? even(n) : Math.max(1, Math.round(n)));
   const autoSide = needEven ? -2 : -1;
@@ -224,108 +163,9 @@ function planScale(src: { w: number; h: number } | undefined, resize: ResizeOpti
 }
 
 // ---------------------------------------------------------------------------------------------
-// Running ffmpeg
-
-interface RunContext {
-  ffmpegPath: string;
-  deadline: number;
-  timeoutMs: number;
-  timeoutSetting: string;
-  signal: AbortSignal | undefined;
-  onSpawn: CommonOptions['onSpawn'];
-  allowedDemuxers: readonly string[] | undefined;
-}
-
-function contextOf(opts: CommonOptions): RunContext {
-  return {
-    ffmpegPath: opts.ffmpegPath,
-    deadline: Date.now() + opts.timeoutMs,
-    timeoutMs: opts.timeoutMs,
-    timeoutSetting: opts.timeoutSetting ?? 'FFMPEG_TIMEOUT_SECONDS',
-    signal: opts.signal,
-    onSpawn: opts.onSpawn,
-    allowedDemuxers: opts.allowedDemuxers,
-  };
-}
-
-function timeoutError(ctx: RunContext, cause?: unknown): CodecError {
-  const s = Math.round((ctx.timeoutMs / 1000) * 10) / 10;
-  return new CodecError('timeout', `The media conversion did not finish within ${s} s; raise ${ctx.timeoutSetting} to allow more.`, { cause });
-}
-
-function remaining(ctx: RunContext): number {
-  const left = ctx.deadline - Date.now();
-  if (left <= 0) throw timeoutError(ctx);
-  return left;
-}
-
-/** Re-throws a per-process timeout as the whole call's timeout, which is what the setting controls. */
-async function withDeadline<T>(ctx: RunContext, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof CodecError && e.kind === 'timeout') throw timeoutError(ctx, e);
-    throw e;
-  }
-}
-
-/** The input part of an ffmpeg command line, with the guards every input gets. */
-function inputArgs(ctx: RunContext, path: string, before: string[] = []): string[] {
-  return [...inputGuards('file,pipe', ctx.allowedDemuxers), ...before, '-i', fileUrl(path)];
-}
-
-async function runFfmpeg(
-  ctx: RunContext,
-  args: string[],
-  progress?: { durationSeconds: number | null; onProgress: (f: number) => void; span: readonly [number, number] },
-): Promise<void> {
-  const parser = progress ? createProgressParser(progress) : undefined;
-  const full = ['-nostdin', '-hide_banner', '-y', '-nostats', '-progress', 'pipe:1', ...args];
-  const r = await withDeadline(ctx, () =>
-    runProcess(ctx.ffmpegPath, full, {
-      timeoutMs: remaining(ctx),
-      timeoutSetting: ctx.timeoutSetting,
-      signal: ctx.signal,
-      stdin: 'ignore',
-      onStdoutLine: (line) => parser?.line(line),
-      onSpawn: ctx.onSpawn ? (pid) => ctx.onSpawn?.(pid, 'ffmpeg') : undefined,
-    }),
-  );
-  if (r.code !== 0) {
-    throw new CodecError('engine_failed', `ffmpeg could not convert the file (exit code ${r.code}).`, { internal: r.stderrTail });
-  }
-}
-
-async function probeInput(ctx: RunContext, opts: CommonOptions): Promise<MediaInfo> {
-  if (opts.inputInfo) return opts.inputInfo;
-  return withDeadline(ctx, () =>
-    probeMedia(opts.input, {
-      ffprobePath: opts.ffprobePath,
-      timeoutMs: remaining(ctx),
-      timeoutSetting: ctx.timeoutSetting,
-      signal: ctx.signal,
-      allowedDemuxers: opts.allowedDemuxers,
-      onSpawn: opts.onSpawn,
-    }),
-  );
-}
-
-async function nonEmptySize(path: string): Promise<number> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return 0;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Per-target arguments
 
-function metadataArgs(keep: boolean | undefined): string[] {
-  return keep ? ['-map_metadata', '0'] : ['-map_metadata', '-1', '-map_chapters', '-1'];
-}
-
-function audioEncoderArgs(target: MediaTarget, quality: number, audio: MediaStream): string[] {
+function audioEncoderArgs(target: MediaFormat, quality: number, audio: MediaStream): string[] {
   const downmix = (audio.channels ?? 0) > 2 ? ['-ac', '2'] : [];
   switch (target) {
     case 'mp4':
@@ -348,20 +188,7 @@ function audioEncoderArgs(target: MediaTarget, quality: number, audio: MediaStre
   }
 }
 
-const MUXER: Record<MediaTarget, string> = {
-  mp4: 'mp4',
-  mov: 'mov',
-  m4a: 'ipod',
-  webm: 'webm',
-  mp3: 'mp3',
-  ogg: 'ogg',
-  wav: 'wav',
-  flac: 'flac',
-  gif: 'gif',
-  webp: 'webp',
-};
-
-function videoEncoderArgs(target: VideoTarget, quality: number, threads: number | undefined): string[] {
+function videoEncoderArgs(target: VideoFormat, quality: number, threads: number | undefined): string[] {
   const t = threads ? ['-threads', String(threads)] : [];
   if (target === 'webm') {
     return ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-crf', String(vp9Crf(quality)), '-b:v', '0', '-pix_fmt', 'yuv420p', ...t];
@@ -378,77 +205,43 @@ function validateQuality(q: number): void {
 // ---------------------------------------------------------------------------------------------
 // Public API
 
+/** What the argument builders of one transcode share. */
+interface Pass {
+  opts: TranscodeOptions;
+  /** `-t` bounding an input that states no duration, else nothing. */
+  cap: string[];
+  /** Reports progress to the caller, never going back. */
+  onProgress(fraction: number): void;
+  /** Progress for a run covering `span` of the whole call. */
+  progress(span: readonly [number, number]): ProgressParserOptions;
+}
+
 /** Converts `input` to `target`, writing `output`. Removes a partial output on failure. */
 export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeResult> {
   validateQuality(opts.quality);
-  if (!MEDIA_TARGETS.includes(opts.target)) {
+  if (!MEDIA_OUTPUTS.includes(opts.target)) {
     throw new CodecError('unsupported', `Converting to ${String(opts.target)} is not supported.`);
   }
-  const ctx = contextOf(opts);
-  const info = await probeInput(ctx, opts);
+  const info = opts.inputInfo ?? (await probeInput(opts, opts.input));
   checkMediaLimits(info, opts.limits);
-
-  const target = opts.target;
+  const { target } = opts;
   const video = firstVideo(info);
   const audio = firstAudio(info);
-  if (AUDIO_ONLY.has(target)) {
-    if (!audio) throw new CodecError('invalid_input', 'The file has no audio track to convert.');
-  } else if (!video) {
-    throw new CodecError('unsupported', `The file has no video track; converting audio to ${target} is not supported, choose an audio format such as mp3.`);
-  }
-
-  // A stream without a stated duration cannot be checked up front; bound it instead of trusting it.
-  const cap = info.durationSeconds === null ? ['-t', String(opts.limits.maxDurationSeconds)] : [];
-  const inputDuration = info.durationSeconds ?? opts.durationSeconds ?? null;
-  // Monotonic across passes, and the closing 1 below is not repeated after ffmpeg's own `progress=end`.
-  let lastReported = -1;
-  const onProgress = (f: number): void => {
-    if (f <= lastReported) return;
-    lastReported = f;
-    opts.onProgress?.(f);
-  };
+  const pass = passOf(opts, info);
   const palette = `${opts.output}.palette.png`;
-
   try {
-    if (AUDIO_ONLY.has(target)) {
-      await runFfmpeg(
-        ctx,
-        [
-          ...inputArgs(ctx, opts.input),
-          '-map', `0:${audio!.index}`, '-vn', '-sn', '-dn',
-          ...audioEncoderArgs(target, opts.quality, audio!),
-          ...metadataArgs(opts.keepMetadata),
-          ...(target === 'm4a' ? ['-movflags', '+faststart'] : []),
-          ...cap,
-          '-f', MUXER[target], fileUrl(opts.output),
-        ],
-        { durationSeconds: inputDuration, onProgress, span: [0, 1] },
-      );
-    } else if (ANIMATION.has(target)) {
-      await animate(ctx, opts, target as AnimationTarget, video!, cap, inputDuration, onProgress, palette);
+    if (isOneOf(AUDIO_OUTPUTS, target)) {
+      if (!audio) throw new CodecError('invalid_input', 'The file has no audio track to convert.');
+      await runFfmpeg(opts, audioOnlyArgs(pass, target, audio), { progress: pass.progress([0, 1]) });
+    } else if (!video) {
+      throw new CodecError('unsupported', `The file has no video track; converting audio to ${target} is not supported, choose an audio format such as mp3.`);
+    } else if (isOneOf(ANIMATION_OUTPUTS, target)) {
+      await animate(pass, target, video, palette);
     } else {
-      const plan = planScale(displaySize(video!), opts.resize, true);
-      checkOutputPixels(plan, opts.limits);
-      await runFfmpeg(
-        ctx,
-        [
-          ...inputArgs(ctx, opts.input),
-          '-map', `0:${video!.index}`,
-          ...(audio ? ['-map', `0:${audio.index}`] : []),
-          '-vf', plan.filters.join(','),
-          ...videoEncoderArgs(target as VideoTarget, opts.quality, opts.threads),
-          ...(audio ? audioEncoderArgs(target, opts.quality, audio) : ['-an']),
-          ...metadataArgs(opts.keepMetadata),
-          ...(target === 'webm' ? [] : ['-movflags', '+faststart']),
-          '-max_muxing_queue_size', '1024',
-          ...cap,
-          '-f', MUXER[target], fileUrl(opts.output),
-        ],
-        { durationSeconds: inputDuration, onProgress, span: [0, 1] },
-      );
+      await runFfmpeg(opts, videoArgs(pass, target, video, audio), { progress: pass.progress([0, 1]) });
     }
-    const result = await describeOutput(ctx, opts, target);
-    onProgress(1);
+    const result = await describeOutput(opts, target);
+    pass.onProgress(1);
     return result;
   } catch (e) {
     await rm(opts.output, { force: true });
@@ -458,49 +251,78 @@ export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeR
   }
 }
 
+function passOf(opts: TranscodeOptions, info: MediaInfo): Pass {
+  const durationSeconds = info.durationSeconds ?? opts.durationSeconds ?? null;
+  // Monotonic across passes, and the closing 1 is not repeated after ffmpeg's own `progress=end`.
+  let lastReported = -1;
+  const onProgress = (f: number): void => {
+    if (f <= lastReported) return;
+    lastReported = f;
+    opts.onProgress?.(f);
+  };
+  return {
+    opts,
+    // A stream without a stated duration cannot be checked up front; bound it instead of trusting it.
+    cap: info.durationSeconds === null ? ['-t', String(opts.limits.durationSeconds.max)] : [],
+    onProgress,
+    progress: (span) => ({ durationSeconds, onProgress, span }),
+  };
+}
+
+function audioOnlyArgs({ opts, cap }: Pass, target: MediaFormat, audio: MediaStream): string[] {
+  return [
+    ...inputArgs(opts, opts.input),
+    '-map', `0:${audio.index}`, '-vn', '-sn', '-dn',
+    ...audioEncoderArgs(target, opts.quality, audio),
+    ...metadataArgs(opts.keepMetadata ?? false),
+    ...cap,
+    ...outputArgs(target, opts.output),
+  ];
+}
+
+function videoArgs({ opts, cap }: Pass, target: VideoFormat, video: MediaStream, audio: MediaStream | undefined): string[] {
+  const plan = planScale(displaySize(video), opts.resize, true);
+  checkOutputPixels(plan, opts.limits);
+  return [
+    ...inputArgs(opts, opts.input),
+    '-map', `0:${video.index}`,
+    ...(audio ? ['-map', `0:${audio.index}`] : []),
+    '-vf', plan.filters.join(','),
+    ...videoEncoderArgs(target, opts.quality, opts.threads),
+    ...(audio ? audioEncoderArgs(target, opts.quality, audio) : ['-an']),
+    ...metadataArgs(opts.keepMetadata ?? false),
+    '-max_muxing_queue_size', '1024',
+    ...cap,
+    ...outputArgs(target, opts.output),
+  ];
+}
+
 function checkOutputPixels(plan: Plan, limits: MediaLimits): void {
   if (!plan.size) return;
   const px = plan.size.w * plan.size.h;
-  if (px > limits.maxPixels) {
-    throw limitExceeded(
-      'The requested output size',
-      `${plan.size.w}x${plan.size.h} (${px} pixels)`,
-      `${limits.maxPixels} pixels`,
-      limits.settings?.maxPixels ?? 'MEDIA_MAX_PIXELS',
-    );
+  if (px > limits.videoPixels.max) {
+    throw limitExceeded('The requested output size', `${plan.size.w}x${plan.size.h} (${px} pixels)`, limits.videoPixels, ' pixels');
   }
 }
 
-async function animate(
-  ctx: RunContext,
-  opts: TranscodeOptions,
-  target: AnimationTarget,
-  video: MediaStream,
-  cap: string[],
-  inputDuration: number | null,
-  onProgress: (f: number) => void,
-  palette: string,
-): Promise<void> {
+async function animate(pass: Pass, target: AnimationFormat, video: MediaStream, palette: string): Promise<void> {
+  const { opts } = pass;
   const maxFps = opts.animation?.maxFps ?? 15;
   const maxWidth = opts.animation?.maxWidth ?? 480;
   const fps = Math.min(video.frameRate ?? maxFps, maxFps);
   const plan = planScale(displaySize(video), opts.resize, false, maxWidth);
   checkOutputPixels(plan, opts.limits);
   const chain = [`fps=${Math.round(fps * 1000) / 1000}`, ...plan.filters].join(',');
-  const common = [...metadataArgs(opts.keepMetadata), '-an', '-sn', '-dn', ...cap];
+  const common = [...metadataArgs(opts.keepMetadata ?? false), '-an', '-sn', '-dn', ...pass.cap];
 
   if (target === 'webp') {
-    await runFfmpeg(
-      ctx,
-      [
-        ...inputArgs(ctx, opts.input),
-        '-map', `0:${video.index}`, '-vf', chain,
-        '-c:v', 'libwebp_anim', '-quality', String(webpQuality(opts.quality)), '-pix_fmt', 'yuv420p', '-loop', '0',
-        ...common,
-        '-f', 'webp', fileUrl(opts.output),
-      ],
-      { durationSeconds: inputDuration, onProgress, span: [0, 1] },
-    );
+    await runFfmpeg(opts, [
+      ...inputArgs(opts, opts.input),
+      '-map', `0:${video.index}`, '-vf', chain,
+      '-c:v', 'libwebp_anim', '-quality', String(webpQuality(opts.quality)), '-pix_fmt', 'yuv420p', '-loop', '0',
+      ...common,
+      ...outputArgs('webp', opts.output),
+    ], { progress: pass.progress([0, 1]) });
     return;
   }
 
@@ -508,34 +330,26 @@ async function animate(
   // one-pass split/palettegen/paletteuse graph buffers every frame in memory until the palette is
   // known, which for a long clip is gigabytes. Pass one writes no frames, so its progress only moves
   // at its end.
-  await runFfmpeg(
-    ctx,
-    [
-      ...inputArgs(ctx, opts.input),
-      '-map', `0:${video.index}`, '-vf', `${chain},palettegen=stats_mode=diff`,
-      ...common,
-      // image2pipe writes the name as given; image2 would expand a % in it as a frame pattern.
-      '-frames:v', '1', '-c:v', 'png', '-f', 'image2pipe', fileUrl(palette),
-    ],
-    { durationSeconds: inputDuration, onProgress, span: [0, 0.3] },
-  );
-  await runFfmpeg(
-    ctx,
-    [
-      ...inputArgs(ctx, opts.input),
-      // Our own palette: file protocol only, and the PNG demuxer named so nothing is guessed.
-      '-protocol_whitelist', 'file', '-f', 'png_pipe', '-i', fileUrl(palette),
-      '-filter_complex', `[0:${video.index}]${chain}[v];[v][1:v]paletteuse=dither=bayer:bayer_scale=5:diff_mode=rectangle[out]`,
-      '-map', '[out]', '-loop', '0',
-      ...common,
-      '-f', 'gif', fileUrl(opts.output),
-    ],
-    { durationSeconds: inputDuration, onProgress, span: [0.3, 1] },
-  );
+  await runFfmpeg(opts, [
+    ...inputArgs(opts, opts.input),
+    '-map', `0:${video.index}`, '-vf', `${chain},palettegen=stats_mode=diff`,
+    ...common,
+    // image2pipe writes the name as given; image2 would expand a % in it as a frame pattern.
+    '-frames:v', '1', '-c:v', 'png', '-f', 'image2pipe', fileUrl(palette),
+  ], { progress: pass.progress([0, 0.3]) });
+  await runFfmpeg(opts, [
+    ...inputArgs(opts, opts.input),
+    // Our own palette: file protocol only, and the PNG demuxer named so nothing is guessed.
+    '-protocol_whitelist', 'file', '-f', 'png_pipe', '-i', fileUrl(palette),
+    '-filter_complex', `[0:${video.index}]${chain}[v];[v][1:v]paletteuse=dither=bayer:bayer_scale=5:diff_mode=rectangle[out]`,
+    '-map', '[out]', '-loop', '0',
+    ...common,
+    ...outputArgs('gif', opts.output),
+  ], { progress: pass.progress([0.3, 1]) });
 }
 
-async function describeOutput(ctx: RunContext, opts: CommonOptions, target: MediaTarget): Promise<TranscodeResult> {
-  const size = await nonEmptySize(opts.output);
+async function describeOutput(opts: CommonOptions, target: MediaFormat): Promise<TranscodeResult> {
+  const size = await writtenSize(opts.output);
   if (size === 0) {
     throw new CodecError('engine_failed', 'ffmpeg finished but wrote no output.');
   }
@@ -543,22 +357,7 @@ async function describeOutput(ctx: RunContext, opts: CommonOptions, target: Medi
     const w = await readWebpInfo(opts.output);
     return { durationSeconds: w.durationSeconds, width: w.width, height: w.height, videoCodec: 'webp', frames: w.frames, size };
   }
-  const out = await withDeadline(ctx, () =>
-    probeMedia(opts.output, {
-      ffprobePath: opts.ffprobePath,
-      timeoutMs: remaining(ctx),
-      timeoutSetting: ctx.timeoutSetting,
-      signal: ctx.signal,
-      allowedDemuxers: OUTPUT_DEMUXERS,
-      onSpawn: opts.onSpawn,
-    }).catch((e: unknown) => {
-      // Our own output not reading back is an engine fault, not the user's file.
-      if (e instanceof CodecError && e.kind === 'invalid_input') {
-        throw new CodecError('engine_failed', 'ffmpeg wrote an output that cannot be read back.', { cause: e, internal: e.internal });
-      }
-      throw e;
-    }),
-  );
+  const out = await probeOutput(opts, opts.output);
   const v = firstVideo(out);
   const a = firstAudio(out);
   const result: TranscodeResult = { durationSeconds: out.durationSeconds, size };
@@ -576,17 +375,16 @@ async function describeOutput(ctx: RunContext, opts: CommonOptions, target: Medi
  * Takes it 1 s in (the middle of shorter clips), since first frames are often black.
  */
 export async function extractPosterFrame(opts: PosterFrameOptions): Promise<PosterFrameResult> {
-  const ctx = contextOf(opts);
-  const info = await probeInput(ctx, opts);
+  const info = opts.inputInfo ?? (await probeInput(opts, opts.input));
   if (opts.limits) checkMediaLimits(info, opts.limits);
   const video = firstVideo(info);
   if (!video) throw new CodecError('invalid_input', 'The file has no video track to take a frame from.');
 
   const at = opts.atSeconds ?? (info.durationSeconds !== null ? Math.min(1, info.durationSeconds / 2) : 0);
   const grab = (seconds: number): Promise<void> =>
-    runFfmpeg(ctx, [
-      ...inputArgs(ctx, opts.input, seconds > 0 ? ['-ss', seconds.toFixed(3)] : []),
-      '-map', `0:${video.index}`, '-an', '-sn', '-dn', '-map_metadata', '-1',
+    runFfmpeg(opts, [
+      ...inputArgs(opts, opts.input, seconds > 0 ? ['-ss', seconds.toFixed(3)] : []),
+      '-map', `0:${video.index}`, '-an', '-sn', '-dn', ...metadataArgs(false),
       '-frames:v', '1', '-c:v', 'png', '-f', 'image2pipe', fileUrl(opts.output),
     ]);
   try {
@@ -594,7 +392,7 @@ export async function extractPosterFrame(opts: PosterFrameOptions): Promise<Post
     await rm(opts.output, { force: true });
     await grab(at);
     // Seeking past the last decodable frame (a wrong container duration) writes nothing: start over at 0.
-    if (at > 0 && (await nonEmptySize(opts.output)) === 0) await grab(0);
+    if (at > 0 && (await writtenSize(opts.output)) === 0) await grab(0);
     const dims = await readPngSize(opts.output);
     return { path: opts.output, ...dims };
   } catch (e) {

@@ -17,12 +17,16 @@ import { constants as osConstants } from 'node:os';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import type { Deadline } from '../engine.ts';
 import { CodecError } from '../errors.ts';
 
 export interface RunProcessOptions {
   /** Wall-clock limit for the process. */
   timeoutMs: number;
-  /** Name of the setting that changes `timeoutMs`, quoted in the timeout message (e.g. `FFMPEG_TIMEOUT_SECONDS`). */
+  /**
+   * Name of the setting that changes `timeoutMs`, quoted in the timeout message. Engines leave it out:
+   * they run processes inside their call's deadline (`deadline.wrap`), whose message names the setting.
+   */
   timeoutSetting?: string;
   signal?: AbortSignal;
   cwd?: string;
@@ -119,10 +123,58 @@ class TailBuffer {
   }
 }
 
+function timeoutError(name: string, opts: RunProcessOptions): CodecError {
+  const seconds = Math.round((opts.timeoutMs / 1000) * 10) / 10;
+  const knob = opts.timeoutSetting ? `raise ${opts.timeoutSetting} to allow more` : 'the limit is configurable';
+  return new CodecError('timeout', `${name} did not finish within ${seconds} s; ${knob}.`);
+}
+
 function exitCodeOf(code: number | null, sig: NodeJS.Signals | null): number {
   if (code !== null) return code;
   const n = sig ? osConstants.signals[sig] : undefined;
   return 128 + (n ?? 0);
+}
+
+/** Where a child's stdout goes: line by line to a callback, or collected up to a cap. */
+interface StdoutSink {
+  push(chunk: Buffer): void;
+  /** At close: delivers a last unterminated line (line mode) or returns what was collected. */
+  end(): string | undefined;
+}
+
+/** Splits stdout into lines, UTF-8 safe across chunks, without the `\n` (or a `\r` before it). */
+function lineSink(onLine: (line: string) => void): StdoutSink {
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  const emit = (line: string): void => onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+  return {
+    push(chunk) {
+      const lines = (pending + decoder.write(chunk)).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) emit(line);
+    },
+    end() {
+      const rest = pending + decoder.end();
+      pending = '';
+      if (rest.length > 0) emit(rest);
+      return undefined;
+    },
+  };
+}
+
+/** Collects stdout; past `max` bytes it calls `onOverflow` once and keeps nothing more. */
+function collectSink(max: number, onOverflow: () => void): StdoutSink {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  return {
+    push(chunk) {
+      if (bytes > max) return;
+      bytes += chunk.length;
+      if (bytes > max) onOverflow();
+      else chunks.push(chunk);
+    },
+    end: () => Buffer.concat(chunks).toString('utf8'),
+  };
 }
 
 export function runProcess(cmd: string, args: string[], opts: RunProcessOptions): Promise<RunProcessResult> {
@@ -137,11 +189,6 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
 
   return new Promise<RunProcessResult>((resolve, reject) => {
     const stderr = new TailBuffer(maxStderr);
-    const stdoutChunks: Buffer[] = [];
-    let stdoutBytes = 0;
-    const decoder = new StringDecoder('utf8');
-    let pendingLine = '';
-
     let settled = false;
     /** Why we are stopping the child, once we decide to. */
     let stopReason: CodecError | undefined;
@@ -198,11 +245,7 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
       }, grace);
     };
 
-    const timeoutSeconds = Math.round((opts.timeoutMs / 1000) * 10) / 10;
-    const timeoutTimer = setTimeout(() => {
-      const knob = opts.timeoutSetting ? `raise ${opts.timeoutSetting} to allow more` : 'the limit is configurable';
-      stop(new CodecError('timeout', `${name} did not finish within ${timeoutSeconds} s; ${knob}.`));
-    }, opts.timeoutMs);
+    const timeoutTimer = setTimeout(() => stop(timeoutError(name, opts)), opts.timeoutMs);
 
     const onAbort = (): void => {
       stop(new CodecError('cancelled', `${name} was cancelled.`, { cause: opts.signal?.reason }));
@@ -214,30 +257,18 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
       installHooks();
     }
 
-    const emitLine = (line: string): void => {
-      if (!opts.onStdoutLine || stopReason) return;
-      try {
-        opts.onStdoutLine(line.endsWith('\r') ? line.slice(0, -1) : line);
-      } catch (e) {
-        stop(new CodecError('engine_failed', `Handling the output of ${name} failed.`, { cause: e }));
-      }
-    };
-
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (opts.onStdoutLine) {
-        const text = pendingLine + decoder.write(chunk);
-        const lines = text.split('\n');
-        pendingLine = lines.pop() ?? '';
-        for (const line of lines) emitLine(line);
-        return;
-      }
-      stdoutBytes += chunk.length;
-      if (stdoutBytes > maxStdout) {
-        stop(new CodecError('engine_failed', `${name} wrote more than ${maxStdout} bytes of output.`));
-        return;
-      }
-      stdoutChunks.push(chunk);
-    });
+    const { onStdoutLine } = opts;
+    const stdout = onStdoutLine
+      ? lineSink((line) => {
+        if (stopReason) return;
+        try {
+          onStdoutLine(line);
+        } catch (e) {
+          stop(new CodecError('engine_failed', `Handling the output of ${name} failed.`, { cause: e }));
+        }
+      })
+      : collectSink(maxStdout, () => stop(new CodecError('engine_failed', `${name} wrote more than ${maxStdout} bytes of output.`)));
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
 
     child.on('error', (err: NodeJS.ErrnoException) => {
@@ -261,11 +292,7 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
     });
 
     child.on('close', (code, sig) => {
-      if (opts.onStdoutLine) {
-        const rest = pendingLine + decoder.end();
-        pendingLine = '';
-        if (rest.length > 0) emitLine(rest);
-      }
+      const collected = stdout.end();
       if (stopReason) {
         const reason = stopReason;
         settle(() => reject(reason));
@@ -276,7 +303,7 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
         exitSignal: sig,
         stderrTail: stderr.toString(),
       };
-      if (!opts.onStdoutLine) result.stdout = Buffer.concat(stdoutChunks).toString('utf8');
+      if (collected !== undefined) result.stdout = collected;
       settle(() => resolve(result));
     });
 
@@ -288,4 +315,18 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
       }
     }
   });
+}
+
+/**
+ * runProcess inside a call's deadline: the process gets the time that is left, and when it runs out
+ * the error is the call's (naming its setting, plus `advice` when given), not the process's own.
+ */
+export function runWithin(
+  deadline: Deadline,
+  cmd: string,
+  args: string[],
+  opts: Omit<RunProcessOptions, 'timeoutMs' | 'timeoutSetting'> & { advice?: string } = {},
+): Promise<RunProcessResult> {
+  const { advice, ...rest } = opts;
+  return deadline.wrap(async () => runProcess(cmd, args, { ...rest, timeoutMs: deadline.left() }), advice);
 }

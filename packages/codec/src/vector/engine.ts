@@ -1,17 +1,17 @@
 /** Raster (and HEIC) → SVG by tracing. */
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { INPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import type { Engine } from '../convert.ts';
+import { INPUT_INFO, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
+import type { Engine } from '../engine.ts';
 import { rasterSource } from '../image/sources.ts';
 import { traceToSvg } from './trace.ts';
+import { outputPath } from '../output-path.ts';
 
 export const traceEngine: Engine = {
   name: 'vtracer',
   accepts: (kind: InputKind, format: OutputFormat) => format === 'svg' && INPUT_INFO[kind].family === 'image',
-  async run(req) {
+  async run(req, deadline) {
     const src = await rasterSource(req);
-    const output = path.join(req.outputDir, 'output.svg');
+    const output = outputPath(req.outputDir, 'svg');
     const r = await traceToSvg({
       input: src.path,
       output,
@@ -19,19 +19,15 @@ export const traceEngine: Engine = {
       mono: req.mono,
       autoOrient: src.intermediate ? false : req.autoOrient,
       ...(req.resize ? { resize: req.resize } : {}),
-      maxTracePixels: req.limits.maxTracePixels,
-      maxTracePixelsSetting: req.limitSettings.maxTracePixels,
-      maxPixels: req.limits.maxPixels,
-      maxPixelsSetting: req.limitSettings.maxPixels,
-      timeoutMs: req.timeoutMs,
-      timeoutSetting: req.timeoutSetting,
+      limits: req.limits,
+      deadline,
       ...(req.signal ? { signal: req.signal } : {}),
     });
     if (src.intermediate) await fs.rm(src.path, { force: true });
     return {
       path: output,
       format: 'svg',
-      mimeType: 'image/svg+xml',
+      mimeType: OUTPUT_INFO.svg.mime,
       size: (await fs.stat(output)).size,
       width: r.width,
       height: r.height,

@@ -1,6 +1,6 @@
 /**
  * Raster → SVG with vtracer (@neplex/vectorizer, MIT). Colour tracing by default; `mono` binarizes
- * first (luminance threshold) and traces one colour. The image is downscaled to maxTracePixels
+ * first (luminance threshold) and traces one colour. The image is downscaled to the tracePixels limit
  * before tracing (tracing time grows with pixels and detail), and quality sets the detail: higher
  * quality keeps smaller speckles, more colour bits and more gradient layers.
  */
@@ -9,10 +9,11 @@ import sharp from 'sharp';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ColorMode, Hierarchical, PathSimplifyMode, type Config } from '@neplex/vectorizer';
-import { runProcess } from '../process/run.ts';
+import { runWithin } from '../process/run.ts';
 import { CodecError } from '../errors.ts';
-import { readImageInfo, sharpError } from '../image/image.ts';
-import { targetSize, type ResizeSpec } from '../image/resize.ts';
+import { displayedSize, readImageInfo, sharpError } from '../image/image.ts';
+import type { Deadline, Limits, ResizeSpec } from '../engine.ts';
+import { targetSize } from '../image/resize.ts';
 
 export interface TraceOptions {
   input: string;
@@ -21,12 +22,8 @@ export interface TraceOptions {
   mono: boolean;
   autoOrient: boolean;
   resize?: ResizeSpec;
-  maxTracePixels: number;
-  maxTracePixelsSetting: string;
-  maxPixels: number;
-  maxPixelsSetting: string;
-  timeoutMs: number;
-  timeoutSetting: string;
+  limits: Pick<Limits, 'pixels' | 'tracePixels'>;
+  deadline: Deadline;
   signal?: AbortSignal;
 }
 
@@ -54,22 +51,21 @@ export function traceConfig(quality: number, mono: boolean): Config {
 const TRACE_CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'trace-child.ts');
 
 export async function traceToSvg(o: TraceOptions): Promise<{ width: number; height: number; downscaled: boolean; notes: string[] }> {
-  const limits = { maxPixels: o.maxPixels, maxPixelsSetting: o.maxPixelsSetting };
+  const { limits } = o;
+  const maxTrace = limits.tracePixels.max;
   const info = await readImageInfo(o.input, limits);
-  const swapped = o.autoOrient && (info.orientation ?? 1) >= 5;
-  const w0 = swapped ? info.height : info.width;
-  const h0 = swapped ? info.width : info.height;
+  const { width: w0, height: h0 } = displayedSize(info, o.autoOrient);
   let { width, height } = targetSize(w0, h0, o.resize);
   let downscaled = false;
-  if (width * height > o.maxTracePixels) {
-    const f = Math.sqrt(o.maxTracePixels / (width * height));
+  if (width * height > maxTrace) {
+    const f = Math.sqrt(maxTrace / (width * height));
     width = Math.max(1, Math.floor(width * f));
     height = Math.max(1, Math.floor(height * f));
     downscaled = true;
   }
   let raw: Buffer;
   try {
-    let p = sharp(o.input, { limitInputPixels: o.maxPixels, failOn: 'error' });
+    let p = sharp(o.input, { limitInputPixels: limits.pixels.max, failOn: 'error' });
     if (o.autoOrient) p = p.autoOrient();
     if (width !== w0 || height !== h0) p = p.resize({ width, height, fit: 'fill' });
     if (o.mono) {
@@ -85,23 +81,20 @@ export async function traceToSvg(o: TraceOptions): Promise<{ width: number; heig
   // killed, so a pathological image costs at most the deadline and never a stuck thread.
   const rawPath = `${o.output}.rgba`;
   await fs.writeFile(rawPath, raw);
+  const args = [TRACE_CHILD, rawPath, String(width), String(height), JSON.stringify(traceConfig(o.quality, o.mono)), o.output];
   try {
-    const r = await runProcess(process.execPath, [TRACE_CHILD, rawPath, String(width), String(height), JSON.stringify(traceConfig(o.quality, o.mono)), o.output], {
-      timeoutMs: o.timeoutMs,
-      timeoutSetting: o.timeoutSetting,
+    const r = await runWithin(o.deadline, process.execPath, args, {
       ...(o.signal ? { signal: o.signal } : {}),
+      advice: `lower the quality or ${limits.tracePixels.setting}`,
     });
     if (r.code !== 0) throw new CodecError('engine_failed', 'Tracing the image to SVG failed.', { internal: r.stderrTail });
   } catch (err) {
     await fs.rm(o.output, { force: true });
-    if (err instanceof CodecError && err.kind === 'timeout') {
-      throw new CodecError('timeout', `Tracing did not finish within ${Math.round(o.timeoutMs / 100) / 10} s; raise ${o.timeoutSetting}, or lower the quality or ${o.maxTracePixelsSetting}.`, { cause: err });
-    }
     throw err;
   } finally {
     await fs.rm(rawPath, { force: true });
   }
   const notes = [o.mono ? 'Traced in one colour (mono).' : 'Traced in colour.'];
-  if (downscaled) notes.push(`Downscaled to ${width}×${height} before tracing (${o.maxTracePixelsSetting} is ${o.maxTracePixels}).`);
+  if (downscaled) notes.push(`Downscaled to ${width}×${height} before tracing (${limits.tracePixels.setting} is ${maxTrace}).`);
   return { width, height, downscaled, notes };
 }

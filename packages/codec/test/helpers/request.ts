@@ -3,7 +3,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { InputKind, OutputFormat } from '@kiln/formats';
-import { convert, DEFAULT_LIMITS, DEFAULT_LIMIT_SETTINGS, type ConvertRequest } from '../../src/index.ts';
+import { convert, type ConvertRequest } from '../../src/index.ts';
+import { LIMITS, timeout } from './limits.ts';
 
 export function request(input: string, inputKind: InputKind, format: OutputFormat, outputDir: string, extra: Partial<ConvertRequest> = {}): ConvertRequest {
   return {
@@ -16,15 +17,12 @@ export function request(input: string, inputKind: InputKind, format: OutputForma
     stripMetadata: true,
     lossless: false,
     mono: false,
-    limits: { ...DEFAULT_LIMITS, ...(extra.limits ?? {}) },
-    limitSettings: DEFAULT_LIMIT_SETTINGS,
+    limits: LIMITS,
     engines: {},
     animation: { maxFps: 15, maxWidth: 480 },
     avifEffort: 2,
-    timeoutMs: 60_000,
-    timeoutSetting: 'FILE_TIMEOUT_SECONDS',
+    timeout: timeout(60),
     ...extra,
-    ...(extra.limits ? { limits: { ...DEFAULT_LIMITS, ...extra.limits } } : {}),
   };
 }
 
