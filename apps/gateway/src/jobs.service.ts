@@ -15,7 +15,7 @@
  * submitJob never reads or deletes bytes: what to do with a replayed request's upload is the caller's.
  */
 import { AppError, queueFor, type FileOptions, type FileQueueName, type FileTaskPayload, type JobType } from '@kiln/contracts';
-import { INPUT_INFO, canConvert, compressTargetFor, targetsFor, type InputKind, type OutputFormat } from '@kiln/formats';
+import { INPUT_INFO, canConvert, compressTargetFor, refusalFor, targetsFor, type InputKind, type OutputFormat } from '@kiln/formats';
 import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type Pool } from '@kiln/db';
 import type { Queue } from '@kiln/queue';
 import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
@@ -140,8 +140,9 @@ export function checkPair(file: { index: number; filename: string; size: number;
       throw new AppError('unsupported_format', `${where} is ${file.kind}, which cannot be compressed yet.`, { detail: { index: file.index, input: file.kind } });
     return;
   }
-  if (format === 'rar') {
-    throw new AppError('unsupported_format', `${where}: RAR archives cannot be created with free software; choose zip or 7z.`, { detail: { index: file.index, input: file.kind, output: 'rar' } });
+  const refusal = format && refusalFor(format);
+  if (refusal) {
+    throw new AppError('unsupported_format', `${where}: ${refusal}`, { detail: { index: file.index, input: file.kind, output: format } });
   }
   if (format && !canConvert(file.kind, format)) {
     const targets = targetsFor(file.kind);
