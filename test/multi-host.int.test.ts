@@ -49,7 +49,6 @@ beforeAll(async () => {
     ...(process.env as Record<string, string>),
     ...s3.env,
     S3_PREFIX: PREFIX,
-    S3_PART_SIZE_MB: '5',
     DATABASE_URL: db.url,
     SIGNING_SECRET: crypto.randomBytes(32).toString('base64url'),
     BOOTSTRAP_API_KEY: key,

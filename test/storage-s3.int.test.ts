@@ -5,7 +5,9 @@
  * middle of a job — 503 with Retry-After at the gateway, the file retried once it is back, nothing lost.
  */
 import type { ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { sniff } from '@kiln/formats';
 import { resolveFfmpeg } from '@kiln/codec';
@@ -23,7 +25,7 @@ let result: { url: string; bytes: Buffer; filename: string };
 
 beforeAll(async () => {
   s3 = await startS3Server();
-  const env = { ...s3.env, S3_PART_SIZE_MB: '5' };
+  const env = s3.env;
   kiln = await startKiln({ apps: ['gateway', 'convert-worker'], env });
   // A second gateway on the same database, bucket and DATA_DIR (so the same signing secret) whose
   // downloads redirect to the bucket instead of streaming.
@@ -97,6 +99,26 @@ test('DOWNLOAD_REDIRECT=s3: the signed link answers 302 to a short-lived presign
   const bad = await fetch(`${redirecting.url}${u.pathname}?exp=${u.searchParams.get('exp')}&sig=AAAA${u.searchParams.get('sig')!.slice(4)}`, { redirect: 'manual' });
   expect(bad.status).toBe(404);
 });
+
+test('an upload streams into a multipart upload as it arrives, and a client that goes away aborts it', async () => {
+  const objectsBefore = await s3.objects();
+  const boundary = `----kiln${crypto.randomBytes(8).toString('hex')}`;
+  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="format"\r\n\r\nwebp\r\n--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const req = http.request(`${kiln.url}/api/jobs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${kiln.key}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(head.length + 64 * 1024 * 1024) },
+  });
+  req.on('error', () => undefined);
+  req.write(head);
+  const chunk = crypto.randomBytes(1024 * 1024);
+  for (let i = 0; i < 14; i++) if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
+  // Parts reach the bucket while the body is still arriving: nothing waits for the whole file.
+  await until('a multipart upload to have begun', async () => (await s3.unfinishedUploads()).length > 0, 30_000, 50);
+  req.destroy();
+  await until('the multipart upload to be aborted', async () => (await s3.unfinishedUploads()).length === 0, 30_000, 100);
+  expect(await s3.objects()).toEqual(objectsBefore);
+  expect(await fs.readdir(path.join(kiln.dataDir, 'scratch')).catch(() => [])).toEqual([]);
+}, 60_000);
 
 test('/readyz names the storage driver and bucket, and says whether the bucket answers', async () => {
   const r = await fetch(`${kiln.url}/readyz`);

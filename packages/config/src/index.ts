@@ -45,7 +45,7 @@ export const fragments = {
     S3_SECRET_ACCESS_KEY: optStr.describe('Secret for S3_ACCESS_KEY_ID.'),
     S3_PREFIX: z.string().trim().regex(/^([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\/?$/, 'must be a relative path such as kiln/ or tenants/a (letters, digits, . _ - and /)').optional()
       .describe('Key prefix inside the bucket, so Kiln can share a bucket (e.g. kiln/).'),
-    S3_PART_SIZE_MB: int(8, 5).describe('Multipart upload part size in MiB (min 5). Each upload in flight buffers about three parts in memory.'),
+    S3_PART_SIZE_MB: int(5, 5).describe('Multipart upload part size in MiB (min 5, S3\'s own minimum). Each upload in flight holds three parts in memory; files above 10,000 parts are refused.'),
     S3_REQUEST_CHECKSUM: z.enum(['when_supported', 'when_required']).default('when_supported')
       .describe('AWS SDK requestChecksumCalculation: `when_required` for older S3-compatible servers that reject or store the SDK\'s default CRC32 checksums.'),
     S3_RESPONSE_CHECKSUM: z.enum(['when_supported', 'when_required']).default('when_supported')
@@ -149,6 +149,10 @@ function relatedIssues(c: RawConfig): string[] {
   if (c.STORAGE === 's3' && !c.S3_BUCKET) issues.push('S3_BUCKET: required with STORAGE=s3 (the bucket Kiln keeps sources and results in)');
   if (!c.S3_ACCESS_KEY_ID !== !c.S3_SECRET_ACCESS_KEY) {
     issues.push(`${c.S3_ACCESS_KEY_ID ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'}: set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY together, or neither (the AWS default credential chain)`);
+  }
+  const maxObject = 10_000 * c.S3_PART_SIZE_MB * 1024 * 1024;
+  if (c.STORAGE === 's3' && c.MAX_UPLOAD_BYTES > maxObject) {
+    issues.push(`S3_PART_SIZE_MB: ${c.S3_PART_SIZE_MB} MiB parts store at most ${maxObject} bytes (S3 allows 10,000 parts), less than MAX_UPLOAD_BYTES=${c.MAX_UPLOAD_BYTES}; raise S3_PART_SIZE_MB to at least ${Math.ceil(c.MAX_UPLOAD_BYTES / 10_000 / 1024 / 1024)}`);
   }
   if (c.DOWNLOAD_REDIRECT === 's3' && c.STORAGE !== 's3') issues.push('DOWNLOAD_REDIRECT: `s3` needs STORAGE=s3 (local blobs have no presigned URLs)');
   return issues;

@@ -1,6 +1,7 @@
 /**
- * Blobs in an S3-compatible bucket (AWS S3, MinIO, R2, Ceph, …) through the AWS SDK v3: streamed
- * multipart uploads (@aws-sdk/lib-storage), ranged GETs, batched DeleteObjects and presigned URLs.
+ * Blobs in an S3-compatible bucket (AWS S3, MinIO, R2, Ceph, …) through the AWS SDK v3
+ * (@aws-sdk/client-s3, @aws-sdk/s3-request-presigner): streamed multipart uploads in bounded memory
+ * (s3-upload.ts), ranged GETs, batched DeleteObjects and presigned URLs.
  * Every host of a Kiln installation points at the same bucket, so gateways and workers share
  * nothing but it and Postgres.
  */
@@ -8,19 +9,19 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand,
   S3Client, paginateListObjectsV2, type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
   assertKey, BlobNotFoundError, StorageConfigError, StorageUnavailableError,
   type BlobStore, type PresignGetOptions, type PresignPutOptions,
 } from './blob-store.ts';
+import { streamToS3, TooManyPartsError } from './s3-upload.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -39,8 +40,8 @@ export interface S3StoreOptions {
   scratchRoot: string;
 }
 
-/** Parts uploaded at once per upload: with the part being filled, about three parts sit in memory. */
-const QUEUE_SIZE = 2;
+/** Parts uploaded at once per upload; with the one being filled, three part buffers per upload. */
+const PART_CONCURRENCY = 2;
 const DELETE_BATCH = 1000; // DeleteObjects' own maximum
 
 type Failure = 'not_found' | 'no_bucket' | 'credentials' | 'region' | 'unreachable' | 'unavailable';
@@ -157,44 +158,34 @@ export class S3Store implements BlobStore {
     });
   }
 
-  private upload(key: string, body: Readable, contentLength?: number): Upload {
-    return new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: body, ...(contentLength !== undefined ? { ContentLength: contentLength } : {}) },
-      partSize: this.o.partSizeBytes,
-      queueSize: QUEUE_SIZE,
-      // On failure lib-storage aborts the multipart upload itself, once the parts in flight are done.
-      leavePartsOnError: false,
-    });
+  private async upload(key: string, source: Readable): Promise<number> {
+    // Errors of the source itself (the client went away) are told apart from storage's by listening
+    // to it: they are rethrown as they are, while storage's become StorageUnavailableError.
+    let sourceError: unknown;
+    const onError = (err: unknown) => { sourceError ??= err; };
+    source.once('error', onError);
+    try {
+      return await streamToS3(source, {
+        client: this.client, bucket: this.bucket, key: this.full(key),
+        partSize: this.o.partSizeBytes, concurrency: PART_CONCURRENCY, checksums: this.o.requestChecksum === 'when_supported',
+      });
+    } catch (err) {
+      if (sourceError !== undefined) throw sourceError;
+      if (err instanceof TooManyPartsError) throw err;
+      throw this.unavailable(err, `store ${key}`);
+    } finally {
+      source.off('error', onError);
+    }
   }
 
   async put(key: string, source: Readable): Promise<{ size: number }> {
-    const full = this.full(key);
-    let size = 0;
-    let sourceError: unknown;
-    const counter = new Transform({ transform(chunk: Buffer, _enc, cb) { size += chunk.length; cb(null, chunk); } });
-    // A failing source (the client went away) destroys `counter` with its error: lib-storage's read
-    // of the body then throws, it aborts the multipart upload, and done() rejects.
-    pipeline(source, counter).catch((err: unknown) => { sourceError = err; });
-    try {
-      await this.upload(full, counter).done();
-    } catch (err) {
-      counter.destroy();
-      if (sourceError) throw sourceError;
-      throw this.unavailable(err, `store ${key}`);
-    }
-    if (sourceError) throw sourceError;
-    return { size };
+    assertKey(key);
+    return { size: await this.upload(key, source) };
   }
 
   async putFile(key: string, localPath: string): Promise<{ size: number }> {
-    const full = this.full(key);
-    const { size } = await fsp.stat(localPath);
-    try {
-      await this.upload(full, fs.createReadStream(localPath, { highWaterMark: 1 << 20 }), size).done();
-    } catch (err) {
-      throw this.unavailable(err, `store ${key}`);
-    }
+    assertKey(key);
+    const size = await this.upload(key, fs.createReadStream(localPath, { highWaterMark: 1 << 20 }));
     await fsp.rm(localPath, { force: true });
     return { size };
   }

@@ -159,6 +159,18 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     expect(await d.leftovers()).toEqual([]);
   }, 60_000);
 
+  test.each([
+    ['exactly one part', 5 * MiB],
+    ['one part and a byte', 5 * MiB + 1],
+    ['exactly two parts', 10 * MiB],
+  ])('a file of %s is stored exactly', async (_what, bytes) => {
+    const data = crypto.randomBytes(bytes);
+    const key = jobKey('src/boundary');
+    expect(await d.store.put(key, chunked(data, 100_000))).toEqual({ size: bytes });
+    expect((await d.stored(key))?.equals(data)).toBe(true);
+    expect(await d.leftovers()).toEqual([]);
+  });
+
   test('open reads inclusive byte ranges', async () => {
     const data = crypto.randomBytes(100_000);
     const key = jobKey('out/r.bin');
