@@ -18,7 +18,7 @@ export type Role = (typeof ALL_ROLES)[number];
 /** Each fragment owns one area; the docs table in README.md is generated from these descriptions. */
 export const fragments = {
   core: z.object({
-    DATA_DIR: z.string().default('./data').describe('Where blobs, the embedded Postgres cluster and the signing secret live.'),
+    DATA_DIR: z.string().default('./data').describe("This host's own files: blobs (STORAGE=local), scratch copies (STORAGE=s3), the embedded Postgres cluster and a generated signing secret."),
     DATABASE_URL: z.string().url().optional().describe('External Postgres. When unset, `pnpm start` runs an embedded server in DATA_DIR/postgres.'),
     DB_POOL_MAX: int(10, 1).describe('Connections per process in our own pool (pg-boss keeps its own).'),
     DB_PREPARED_STATEMENTS: flag(true).describe('Name Kiln\'s frequent queries so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).'),
