@@ -60,33 +60,29 @@ export class BlobNotFoundError extends Error {
   }
 }
 
-/**
- * Storage did not answer or refused (endpoint down, credentials revoked, bucket gone) while running:
- * not the client's fault and not the file's. The gateway answers 503 with Retry-After; a worker puts
- * the file back in the queue. `setting` names what an operator should look at.
- */
-export class StorageUnavailableError extends Error {
+/** A storage failure an operator can act on: `setting` names what to look at. */
+abstract class StorageSettingError extends Error {
   readonly setting: string;
   constructor(message: string, setting: string, opts: { cause?: unknown } = {}) {
     super(message, { cause: opts.cause });
-    this.name = 'StorageUnavailableError';
+    this.name = new.target.name;
     this.setting = setting;
   }
 }
+
+/**
+ * Storage did not answer or refused (endpoint down, credentials revoked, bucket gone) while running:
+ * not the client's fault and not the file's. The gateway answers 503 with Retry-After; a worker puts
+ * the file back in the queue.
+ */
+export class StorageUnavailableError extends StorageSettingError {}
 
 export function isStorageUnavailable(err: unknown): err is StorageUnavailableError {
   return err instanceof StorageUnavailableError;
 }
 
 /** Start-up found the store unusable; the message names the setting to fix. */
-export class StorageConfigError extends Error {
-  readonly setting: string;
-  constructor(message: string, setting: string, opts: { cause?: unknown } = {}) {
-    super(message, { cause: opts.cause });
-    this.name = 'StorageConfigError';
-    this.setting = setting;
-  }
-}
+export class StorageConfigError extends StorageSettingError {}
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
 
