@@ -1,6 +1,7 @@
 /**
- * Multipart intake. Each file part is streamed straight to the BlobStore (never held in memory)
- * while its first bytes are kept to detect what it really is. Names and client MIME types are not
+ * Multipart intake. Each file part is streamed straight to the BlobStore — never held whole in
+ * memory, and with S3 never written to the gateway's disk — while its first bytes are kept to detect
+ * what it really is. Names and client MIME types are not
  * trusted: the published SDK uploads every file as `upload` with no extension.
  */
 import crypto from 'node:crypto';
