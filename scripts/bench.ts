@@ -4,7 +4,8 @@
  * embedded Postgres unless DATABASE_URL, a temporary DATA_DIR unless --data-dir), then alternates
  * "raw" runs (the codec in this process, same options as the worker) with API runs (real HTTP,
  * closed loop) and reports throughput ratios, Kiln's CPU per job, latency overhead, the gateway's
- * memory during one huge upload and a video conversion. Method and knobs: docs/performance.md.
+ * memory during one huge upload (to local disk, and to an S3 bucket on a test S3 server) and a video
+ * conversion. Method and knobs: docs/performance.md.
  * Not part of `pnpm test`; test/bench.int.test.ts only smoke-tests `--quick`.
  */
 import fs from 'node:fs/promises';
@@ -12,13 +13,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import pg from 'pg';
 import { loadConfig } from '@kiln/config';
+import { findRunningEmbedded } from '@kiln/db';
 import { convertImage, createDeadline, resolveFfmpeg, resolveFfprobe, runProcess, transcodeMedia, type ImageConvertOptions, type ImageLimits } from '@kiln/codec';
 import { codecLimits, limitFrom } from '@kiln/worker-runtime';
 import { ApiError, convertViaApi, multipart, request, streamUpload } from './bench/client.ts';
 import { defaultCorpus, readCorpus, tinyImage, type CorpusImage } from './bench/corpus.ts';
 import { cpuByRole, kilnTree, rssMb, startKiln, ROLES, type Role, type RunningKiln } from './bench/kiln-process.ts';
 import { closedLoop, median, Progress, quantile, round, spread, type Spread } from './bench/stats.ts';
+import { startS3Server } from './s3-server.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -28,6 +32,7 @@ const { values: args } = parseArgs({
     'data-dir': { type: 'string' },
     rounds: { type: 'string' },
     'upload-mb': { type: 'string' },
+    's3-upload-mb': { type: 'string' },
     'in-flight': { type: 'string' },
     'no-progress': { type: 'boolean', default: false },
     only: { type: 'string' },
@@ -43,6 +48,7 @@ const OPS_WANTED = (['heavy', 'medium'] as const).filter((op) => want(`image.${o
 const QUICK = args.quick === true;
 const ROUNDS = Number(args.rounds ?? (QUICK ? 1 : 3));
 const UPLOAD_BYTES = Math.round(Number(args['upload-mb'] ?? (QUICK ? 50 : 2048)) * 1024 * 1024);
+const S3_UPLOAD_BYTES = Math.round(Number(args['s3-upload-mb'] ?? (QUICK ? 50 : 1024)) * 1024 * 1024);
 const VIDEO_SECONDS = QUICK ? 2 : 10;
 const LATENCY_JOBS = QUICK ? 10 : 60;
 const OVERHEAD_JOBS = QUICK ? 12 : 100;
@@ -142,7 +148,7 @@ async function main() {
 
   progress.update('starting Kiln (scripts/start.ts)');
   // The upload figure needs a file larger than the default 1 GiB limit: raise it unless the operator set it.
-  const env: Record<string, string> = process.env.MAX_UPLOAD_BYTES ? {} : { MAX_UPLOAD_BYTES: String(UPLOAD_BYTES + (1 << 20)) };
+  const env: Record<string, string> = process.env.MAX_UPLOAD_BYTES ? {} : { MAX_UPLOAD_BYTES: String(Math.max(UPLOAD_BYTES, S3_UPLOAD_BYTES) + (1 << 20)) };
   const kiln = await startKiln({ env, ...(args['data-dir'] ? { dataDir: args['data-dir'] } : {}) });
   const stopOnSignal = () => {
     progress.clear();
@@ -324,38 +330,26 @@ async function measure(
   const overheads = apiTiny.map((a) => a - rawTinyMedian);
 
   // Upload: one huge file streamed through HTTP while the gateway's RSS is sampled every 50 ms.
-  const uploadFigure = { bytes: UPLOAD_BYTES, gatewayPeakRssMb: NaN, gatewayBaselineRssMb: NaN, seconds: NaN, mbPerSec: NaN };
+  const uploadFigure = {
+    bytes: UPLOAD_BYTES, gatewayPeakRssMb: NaN, gatewayBaselineRssMb: NaN, seconds: NaN, mbPerSec: NaN,
+    s3Bytes: S3_UPLOAD_BYTES, s3GatewayPeakRssMb: NaN, s3GatewayBaselineRssMb: NaN, s3Seconds: NaN, s3MbPerSec: NaN,
+  };
   if (want('upload')) {
-  const gatewayPid = kiln.pidOf('gateway');
-  if (!gatewayPid) throw new Error('gateway process not found');
-  const baselineRss = rssMb(gatewayPid) ?? NaN;
-  let peakRss = baselineRss;
-  const sampler = setInterval(() => { const v = rssMb(gatewayPid); if (v !== undefined && v > peakRss) peakRss = v; }, 50);
-  let upload: Awaited<ReturnType<typeof streamUpload>>;
-  try {
-    upload = await streamUpload(kiln.url, kiln.key, UPLOAD_BYTES, { format: 'webp' }, (sent) => progress.update('upload', `${(sent / 1024 ** 2).toFixed(0)}/${(UPLOAD_BYTES / 1024 ** 2).toFixed(0)} MiB, gateway RSS peak ${peakRss.toFixed(0)} MB`));
-    await new Promise((r) => setTimeout(r, 200));
-  } finally {
-    clearInterval(sampler);
-  }
-  if (upload.status !== 200) throw new Error(`upload answered ${upload.status}: ${upload.body.toString('utf8').slice(0, 500)}`);
-  const uploadJob = (JSON.parse(upload.body.toString('utf8')) as { jobId: string }).jobId;
-  // The file is junk with a PNG header: the worker refuses it. Don't leave its gigabytes behind.
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    const r = await request(`${kiln.url}/api/jobs/${uploadJob}`, { headers: { authorization: `Bearer ${kiln.key}` } });
-    const st = (JSON.parse(r.body.toString('utf8')) as { status: string }).status;
-    if (st === 'completed' || st === 'failed') break;
-    progress.update('upload', `waiting for the worker to refuse the junk file (${st})`);
-    await new Promise((res) => setTimeout(res, 250));
-  }
-  await fs.rm(path.join(kiln.dataDir, 'blobs', 'jobs', uploadJob), { recursive: true, force: true });
-  Object.assign(uploadFigure, {
-    gatewayPeakRssMb: round(peakRss, 1),
-    gatewayBaselineRssMb: round(baselineRss, 1),
-    seconds: round(upload.seconds, 2),
-    mbPerSec: round(UPLOAD_BYTES / 1024 ** 2 / upload.seconds, 1),
-  });
+    const local = await uploadPeak(kiln, UPLOAD_BYTES, 'upload');
+    // The file is junk with a PNG header: the worker refuses it. Don't leave its gigabytes behind.
+    await waitUntilFinal(kiln, local.jobId, 'upload');
+    await fs.rm(path.join(kiln.dataDir, 'blobs', 'jobs', local.jobId), { recursive: true, force: true });
+    const s3 = await s3UploadPeak(kiln);
+    Object.assign(uploadFigure, {
+      gatewayPeakRssMb: round(local.peakRss, 1),
+      gatewayBaselineRssMb: round(local.baselineRss, 1),
+      seconds: round(local.seconds, 2),
+      mbPerSec: round(UPLOAD_BYTES / 1024 ** 2 / local.seconds, 1),
+      s3GatewayPeakRssMb: round(s3.peakRss, 1),
+      s3GatewayBaselineRssMb: round(s3.baselineRss, 1),
+      s3Seconds: round(s3.seconds, 2),
+      s3MbPerSec: round(S3_UPLOAD_BYTES / 1024 ** 2 / s3.seconds, 1),
+    });
   }
 
   // ---- results ----
@@ -440,6 +434,69 @@ async function measure(
   return result;
 }
 
+// ---- upload ---------------------------------------------------------------------------------------
+
+/** Streams one `bytes` upload to `kiln`'s gateway and samples the gateway's RSS every 50 ms. */
+async function uploadPeak(kiln: RunningKiln, bytes: number, label: string) {
+  const gatewayPid = kiln.pidOf('gateway');
+  if (!gatewayPid) throw new Error('gateway process not found');
+  const baselineRss = rssMb(gatewayPid) ?? NaN;
+  let peakRss = baselineRss;
+  const sampler = setInterval(() => { const v = rssMb(gatewayPid); if (v !== undefined && v > peakRss) peakRss = v; }, 50);
+  let upload: Awaited<ReturnType<typeof streamUpload>>;
+  try {
+    upload = await streamUpload(kiln.url, kiln.key, bytes, { format: 'webp' }, (sent) => progress.update(label, `${(sent / 1024 ** 2).toFixed(0)}/${(bytes / 1024 ** 2).toFixed(0)} MiB, gateway RSS peak ${peakRss.toFixed(0)} MB`));
+    await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    clearInterval(sampler);
+  }
+  if (upload.status !== 200) throw new Error(`${label} answered ${upload.status}: ${upload.body.toString('utf8').slice(0, 500)}`);
+  const jobId = (JSON.parse(upload.body.toString('utf8')) as { jobId: string }).jobId;
+  return { peakRss, baselineRss, seconds: upload.seconds, jobId };
+}
+
+async function waitUntilFinal(kiln: RunningKiln, jobId: string, label: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const r = await request(`${kiln.url}/api/jobs/${jobId}`, { headers: { authorization: `Bearer ${kiln.key}` } });
+    const st = (JSON.parse(r.body.toString('utf8')) as { status: string }).status;
+    if (st === 'completed' || st === 'failed') return;
+    progress.update(label, `waiting for the worker to refuse the junk file (${st})`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+/**
+ * The same upload to STORAGE=s3: a test S3 server (scripts/s3-server.ts) on 127.0.0.1 and a second
+ * `pnpm start` with KILN_ROLES=gateway on its own database in the first Kiln's Postgres. No worker
+ * takes the job, so nothing downloads the gigabyte again; the database and bucket go afterwards.
+ */
+async function s3UploadPeak(kiln: RunningKiln) {
+  progress.update('upload to S3', 'starting a test S3 server and an S3 gateway');
+  const s3 = await startS3Server({ dir: path.join(scratchDir, 's3') });
+  const adminUrl = await findRunningEmbedded(kiln.dataDir) ?? kiln.env.DATABASE_URL;
+  if (!adminUrl) throw new Error('no Postgres to put the S3 gateway on');
+  const dbName = `kiln_bench_s3_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const dbUrl = new URL(adminUrl);
+  dbUrl.pathname = `/${dbName}`;
+  let s3Kiln: RunningKiln | undefined;
+  try {
+    s3Kiln = await startKiln({ workers: 0, env: { ...s3.env, KILN_ROLES: 'gateway', DATABASE_URL: dbUrl.toString(), MAX_UPLOAD_BYTES: kiln.env.MAX_UPLOAD_BYTES ?? String(S3_UPLOAD_BYTES + (1 << 20)) } });
+    const r = await uploadPeak(s3Kiln, S3_UPLOAD_BYTES, 'upload to S3');
+    const stored = (await s3.objects()).length;
+    if (stored !== 1) throw new Error(`expected the upload as one object in the bucket, found ${stored}`);
+    return r;
+  } finally {
+    await s3Kiln?.stop();
+    await s3.stop();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+  }
+}
+
 // ---- table ----------------------------------------------------------------------------------------
 
 type Result = Awaited<ReturnType<typeof measure>>;
@@ -472,6 +529,7 @@ function table(r: Result): string {
   if (want('latency')) lines.push(`${pad('latency overhead p50 / p95', 44)}${lpad(`${r.latency.p50OverheadMs} / ${r.latency.p95OverheadMs} ms`, 26)}${lpad('', 34)}  ≤ 40 / 100${mark(r.latency.p50OverheadMs <= 40 && r.latency.p95OverheadMs <= 100)}`);
   if (want('latency')) lines.push(`   raw ${r.latency.rawMedianMs} ms; API p50 ${r.latency.apiMs.p50} ms, p95 ${r.latency.apiMs.p95} ms over ${r.latency.jobs} sequential jobs`);
   if (want('upload')) lines.push(`${pad(`upload ${(r.upload.bytes / 1024 ** 2).toFixed(0)} MiB: gateway peak RSS`, 44)}${lpad(`${r.upload.gatewayPeakRssMb} MB`, 26)}${lpad(`(${r.upload.mbPerSec} MiB/s)`, 34)}  ≤ 150${mark(r.upload.gatewayPeakRssMb <= 150)}`);
+  if (want('upload')) lines.push(`${pad(`upload ${(r.upload.s3Bytes / 1024 ** 2).toFixed(0)} MiB to S3: gateway peak RSS`, 44)}${lpad(`${r.upload.s3GatewayPeakRssMb} MB`, 26)}${lpad(`(${r.upload.s3MbPerSec} MiB/s)`, 34)}  ≤ 150${mark(r.upload.s3GatewayPeakRssMb <= 150)}`);
   return lines.join('\n');
 }
 

@@ -125,7 +125,8 @@ export function rssMb(pid: number): number | undefined {
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
-export async function startKiln(opts: { dataDir?: string; env?: Record<string, string>; onLog?: (line: string) => void }): Promise<RunningKiln> {
+/** `workers`: how many "worker ready" lines to wait for (2 with the default KILN_ROLES). */
+export async function startKiln(opts: { dataDir?: string; env?: Record<string, string>; onLog?: (line: string) => void; workers?: number }): Promise<RunningKiln> {
   const ownDir = !opts.dataDir;
   const dataDir = opts.dataDir ? path.resolve(opts.dataDir) : await fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-bench-data-'));
   const port = await freePort();
@@ -171,7 +172,7 @@ export async function startKiln(opts: { dataDir?: string; env?: Record<string, s
   })());
 
   const deadline = Date.now() + 120_000;
-  while (!(ready.gateway && ready.workers >= 2)) {
+  while (!(ready.gateway && ready.workers >= (opts.workers ?? 2))) {
     if (exited || Date.now() > deadline) {
       await stop();
       throw new Error(`Kiln did not start (${exited ? `exit ${child.exitCode}` : 'timed out after 120 s'}):\n${log.slice(-4000)}`);

@@ -51,6 +51,46 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
 }
 
+/**
+ * Runs one app as its own process with `env` and resolves once it says it is ready (or rejects with
+ * its last log lines). `onLog` gets its output, each line tagged with the app's name or `label`.
+ */
+export async function spawnApp(app: App, env: Record<string, string>, onLog: (text: string) => void, label: string = app): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'apps', app, 'src', 'main.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let ready = false;
+  let own = '';
+  const onData = (b: Buffer) => {
+    const s = b.toString();
+    const tagged = s.split('\n').map((l) => (l ? `[${label}] ${l}` : l)).join('\n');
+    own = (own + tagged).slice(-20_000);
+    onLog(tagged);
+    if (/"msg":"(worker ready|gateway listening)"/.test(s)) ready = true;
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  try {
+    await until(`${label} to start`, async () => {
+      if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}:\n${own.slice(-3000)}`);
+      return ready;
+    }, 60_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${own.slice(-3000)}`);
+  }
+  return child;
+}
+
+/** Signals a process (SIGKILL after 40 s) and resolves with its exit code. */
+export async function stopProcess(c: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (c.exitCode !== null || c.signalCode !== null) return c.exitCode;
+  const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+  c.kill(signal);
+  const t = setTimeout(() => c.kill('SIGKILL'), 40_000);
+  const code = await exited;
+  clearTimeout(t);
+  return code;
+}
+
 export async function startKiln(opts: { env?: Record<string, string>; apps?: App[] } = {}): Promise<Kiln> {
   const db = await createTestDatabase();
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-test-data-'));
@@ -74,33 +114,14 @@ export async function startKiln(opts: { env?: Record<string, string>; apps?: App
   const url = `http://127.0.0.1:${port}`;
 
   const startApp = async (app: App) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'apps', app, 'src', 'main.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.set(app, child);
-    let ready = false;
-    const onData = (b: Buffer) => {
-      const s = b.toString();
-      log = (log + s.split('\n').map((l) => (l ? `[${app}] ${l}` : l)).join('\n')).slice(-200_000);
-      if (/"msg":"(worker ready|gateway listening)"/.test(s)) ready = true;
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    await until(`${app} to start\n${log.slice(-3000)}`, async () => {
-      if (child.exitCode !== null) throw new Error(`${app} exited with ${child.exitCode}:\n${log.slice(-3000)}`);
-      return ready;
-    }, 60_000);
+    procs.set(app, await spawnApp(app, env, (s) => { log = (log + s).slice(-200_000); }));
   };
 
   const stopApp = async (app: App, signal: NodeJS.Signals = 'SIGTERM') => {
     const c = procs.get(app);
     if (!c) return null;
     procs.delete(app);
-    if (c.exitCode !== null || c.signalCode !== null) return c.exitCode;
-    const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
-    c.kill(signal);
-    const t = setTimeout(() => c.kill('SIGKILL'), 40_000);
-    const code = await exited;
-    clearTimeout(t);
-    return code;
+    return stopProcess(c, signal);
   };
 
   const kiln: Kiln = {

@@ -2,6 +2,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, isAppError } from '@kiln/contracts';
 import type { Logger } from '@kiln/config';
+import { isStorageUnavailable } from '@kiln/storage';
 
 /** Postgres or the network to it is down or refusing: the client should retry, not give up. */
 function isUnavailable(err: unknown): boolean {
@@ -19,6 +20,10 @@ export function errorHandler(log: Logger) {
       e = new AppError('invalid_request', 'The request body is not valid JSON.');
     } else if (err && typeof err === 'object' && 'status' in err && typeof (err as { status: unknown }).status === 'number' && (err as { status: number }).status < 500) {
       e = new AppError('invalid_request', (err as { message?: string }).message ?? 'The request could not be read.');
+    } else if (isStorageUnavailable(err)) {
+      // Not the client's fault and not ours to hide: say so, and when to come back.
+      log.error('storage unavailable', { requestId: req.requestId, method: req.method, path: req.path, setting: err.setting, err: err.message });
+      e = new AppError('unavailable', 'Kiln cannot reach its file storage right now; retry in a few seconds.', { headers: { 'Retry-After': '5' }, detail: { reason: 'storage_unavailable' } });
     } else if (isUnavailable(err)) {
       log.error('database unavailable', { requestId: req.requestId, method: req.method, path: req.path, err });
       e = new AppError('unavailable', 'Kiln cannot reach its database right now; retry in a few seconds.', { headers: { 'Retry-After': '5' } });

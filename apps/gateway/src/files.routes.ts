@@ -1,4 +1,9 @@
-/** Signed downloads: `GET /api/files/:id?exp&sig`. No API key; the signature is the permission. */
+/**
+ * Signed downloads: `GET /api/files/:id?exp&sig`. No API key; the signature is the permission.
+ * The gateway streams the blob (a single `Range` is honoured, so players can seek and clients can
+ * resume), or with DOWNLOAD_REDIRECT=s3 answers 302 to a short-lived presigned GET so the bytes go
+ * from the bucket to the client directly.
+ */
 import { Router } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { AppError, isUuid } from '@kiln/contracts';
@@ -20,18 +25,45 @@ export function filesRouter(deps: GatewayDeps): Router {
     const stored = deps.storedFiles.get(id) ?? (await getStoredFile(deps.pool, id));
     const stat = stored && (await deps.store.stat(stored.storageKey));
     if (!stored || !stat) throw new AppError('not_found', 'This file is no longer stored: results are deleted after the retention period.');
+
+    if (deps.config.DOWNLOAD_REDIRECT === 's3' && deps.store.presignGet) {
+      const url = await deps.store.presignGet(stored.storageKey, {
+        expiresInSeconds: deps.config.S3_PRESIGN_TTL_SECONDS,
+        contentDisposition: contentDisposition(stored.filename),
+        contentType: stored.mimeType,
+      });
+      // The target expires in minutes: the redirect itself must not be cached past that.
+      res.set({ 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' });
+      res.redirect(302, url);
+      return;
+    }
+
     res.set({
       'Content-Type': stored.mimeType,
-      'Content-Length': String(stat.size),
       'Content-Disposition': contentDisposition(stored.filename),
       'Cache-Control': 'private, max-age=3600',
       'X-Content-Type-Options': 'nosniff',
+      'Accept-Ranges': 'bytes',
     });
+    // One range is served as 206; several (rare, and multipart/byteranges is not worth it) or a
+    // malformed header get the whole file, as RFC 9110 allows. We send no validators, so an If-Range
+    // can never match: the whole file too.
+    const ranges = req.headers.range && !req.headers['if-range'] ? req.range(stat.size, { combine: true }) : undefined;
+    if (ranges === -1) {
+      res.status(416).set('Content-Range', `bytes */${stat.size}`).end();
+      return;
+    }
+    const range = Array.isArray(ranges) && ranges.length === 1 && ranges.type === 'bytes' ? ranges[0]! : undefined;
+    if (range) {
+      res.status(206).set({ 'Content-Range': `bytes ${range.start}-${range.end}/${stat.size}`, 'Content-Length': String(range.end - range.start + 1) });
+    } else {
+      res.set('Content-Length', String(stat.size));
+    }
     if (req.method === 'HEAD') {
       res.end();
       return;
     }
-    await pipeline(await deps.store.open(stored.storageKey), res);
+    await pipeline(await deps.store.open(stored.storageKey, range), res);
   });
   return r;
 }

@@ -3,11 +3,10 @@
  * that want a real gateway on a real port.
  */
 import http from 'node:http';
-import path from 'node:path';
 import { createLogger, type Config } from '@kiln/config';
 import { createPool, findRunningEmbedded, migrate } from '@kiln/db';
 import { Queue } from '@kiln/queue';
-import { LocalDiskStore } from '@kiln/storage';
+import { createBlobStore } from '@kiln/storage';
 import { createApp } from './app.ts';
 import { bootstrapKeys } from './bootstrap-keys.ts';
 import type { GatewayDeps } from './deps.ts';
@@ -28,7 +27,7 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
     supervise: false,
     onError: (err) => log.error('queue error', { err }),
   }).start();
-  const store = await new LocalDiskStore(path.join(config.dataDir, 'blobs')).init();
+  const store = await createBlobStore(config);
   const signer = createSigner(await loadSigningSecret(config.SIGNING_SECRET, config.dataDir));
   const waiter = await createJobWaiter(url, pool, log);
   await bootstrapKeys(pool, config.BOOTSTRAP_API_KEY, log);
@@ -56,7 +55,7 @@ export async function startGateway(config: Config): Promise<{ server: http.Serve
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
   const url = `http://127.0.0.1:${port}`;
-  deps.log.info('gateway listening', { url, dataDir: config.dataDir });
+  deps.log.info('gateway listening', { url, dataDir: config.dataDir, storage: { driver: deps.store.kind, ...deps.store.location }, downloads: config.DOWNLOAD_REDIRECT === 's3' ? 'redirect to presigned S3 GET' : 'streamed by the gateway' });
   let stopping: Promise<void> | undefined;
   return {
     server, url, deps,

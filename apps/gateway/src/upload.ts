@@ -1,10 +1,12 @@
 /**
- * Multipart intake. Each file part is streamed straight to the BlobStore (never held in memory)
- * while its first bytes are kept to detect what it really is. Names and client MIME types are not
+ * Multipart intake. Each file part is streamed straight to the BlobStore — never held whole in
+ * memory, and with S3 never written to the gateway's disk — while its first bytes are kept to detect
+ * what it really is. Names and client MIME types are not
  * trusted: the published SDK uploads every file as `upload` with no extension.
  */
 import crypto from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import multer from 'multer';
 import { AppError } from '@kiln/contracts';
@@ -47,7 +49,10 @@ function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string): multe
       const fileId = crypto.randomUUID();
       const key = keys.source(jobIdOf(req as Request), fileId);
       const capture = new HeadCapture();
-      file.stream.pipe(capture);
+      // pipeline, not pipe: when the client goes away mid-file the part's stream errors, and that
+      // error must reach the store so it drops the partial blob (or aborts its multipart upload)
+      // instead of waiting forever for an end that never comes.
+      pipeline(file.stream, capture).catch(() => undefined);
       store.put(key, capture).then(
         ({ size }) => cb(null, { fileId, key, size, kind: sniff(capture.head) } satisfies StoredPart as unknown as Partial<Express.Multer.File>),
         (err: unknown) => { void store.delete([key]).catch(() => undefined); cb(err as Error); },

@@ -23,10 +23,13 @@ export function queueFor(jobType: JobType, _file: { kind: string | null }): File
   return jobType === 'compress' ? QUEUES.compressFile : QUEUES.convertFile;
 }
 
-export const fileTaskPayload = z.object({ jobId: z.uuid(), fileId: z.uuid() });
+/** Set when a worker put the task back because storage was unavailable: when that outage began for it. */
+const storageWaitSince = z.iso.datetime().optional();
+
+export const fileTaskPayload = z.object({ jobId: z.uuid(), fileId: z.uuid(), storageWaitSince });
 export type FileTaskPayload = z.infer<typeof fileTaskPayload>;
 
-export const archiveBuildPayload = z.object({ jobId: z.uuid() });
+export const archiveBuildPayload = z.object({ jobId: z.uuid(), storageWaitSince });
 export type ArchiveBuildPayload = z.infer<typeof archiveBuildPayload>;
 
 export const PAYLOADS = {

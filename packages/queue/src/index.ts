@@ -83,15 +83,19 @@ export class Queue {
     return this;
   }
 
-  /** Queues messages; pass `db` to make the insert part of the caller's transaction. */
-  async sendMany<Q extends QueueName>(name: Q, payloads: PayloadOf<Q>[], db?: SqlRunner): Promise<void> {
+  /**
+   * Queues messages; pass `db` to make the insert part of the caller's transaction, and
+   * `startAfterSeconds` to hold them back that long.
+   */
+  async sendMany<Q extends QueueName>(name: Q, payloads: PayloadOf<Q>[], db?: SqlRunner, opts: { startAfterSeconds?: number } = {}): Promise<void> {
     const schema = PAYLOADS[name];
-    const jobs = payloads.map((p) => ({ data: schema.parse(p) as object }));
+    const startAfter = opts.startAfterSeconds ? new Date(Date.now() + opts.startAfterSeconds * 1000).toISOString() : undefined;
+    const jobs = payloads.map((p) => ({ data: schema.parse(p) as object, ...(startAfter ? { startAfter } : {}) }));
     await this.boss.insert(name, jobs, db ? { db: { executeSql: (text, values) => db.query(text, values) as Promise<{ rows: unknown[] }> } } : undefined);
   }
 
-  async send<Q extends QueueName>(name: Q, payload: PayloadOf<Q>, db?: SqlRunner): Promise<void> {
-    await this.sendMany(name, [payload], db);
+  async send<Q extends QueueName>(name: Q, payload: PayloadOf<Q>, db?: SqlRunner, opts: { startAfterSeconds?: number } = {}): Promise<void> {
+    await this.sendMany(name, [payload], db, opts);
   }
 
   /**

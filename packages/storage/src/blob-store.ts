@@ -3,21 +3,86 @@ import type { Readable } from 'node:stream';
 /**
  * Where sources, results and archives live. Keys are relative, slash-separated names chosen by Kiln
  * (`jobs/<jobId>/…`), never by clients; every driver rejects a key that could leave its root.
+ *
+ * Engines work on paths, so a remote store hands out temporary local copies (`localPath`) and takes
+ * finished files back (`putFile`); the local store hands out its own files and renames into place.
  */
 export interface BlobStore {
-  readonly kind: string;
-  /** Streams `source` to `key` (written to a temporary name, renamed when complete). */
+  readonly kind: 'local' | 's3';
+  /** Where the blobs are, for logs and /readyz (never a secret). */
+  readonly location: Record<string, string>;
+  /**
+   * Streams `source` to `key`. Nothing is visible at `key` until the stream has ended; if the source
+   * errors (an aborted request) the promise rejects and nothing is left behind (no temporary file,
+   * no unfinished multipart upload).
+   */
   put(key: string, source: Readable): Promise<{ size: number }>;
-  /** Moves (or copies) a finished local file to `key`. */
+  /** Stores a finished local file at `key` and consumes it (the local file is gone afterwards). */
   putFile(key: string, localPath: string): Promise<{ size: number }>;
+  /** Reads `key`, or the inclusive byte range of it. Rejects with BlobNotFoundError when absent. */
   open(key: string, range?: { start: number; end: number }): Promise<Readable>;
   stat(key: string): Promise<{ size: number } | undefined>;
+  /** Deletes each key and everything under `key/` (a job's folder). Missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
   /** A path engines can read. Local stores hand out the file itself; remote ones a temporary copy. */
   localPath(key: string): Promise<{ path: string; release: () => Promise<void> }>;
   /** A fresh scratch directory for engines' outputs, removed by `release`. */
   scratch(): Promise<{ dir: string; release: () => Promise<void> }>;
+  /** Cheap check that the store answers (/readyz). Rejects with StorageUnavailableError. */
+  ping(): Promise<void>;
+  /** Optional: a URL that lets anyone GET `key` until it expires, without passing through Kiln. */
+  presignGet?(key: string, opts: PresignGetOptions): Promise<string>;
+  /** Optional: a URL that lets anyone PUT exactly `contentLength` bytes to `key` until it expires. */
+  presignPut?(key: string, opts: PresignPutOptions): Promise<string>;
 }
+
+export interface PresignGetOptions {
+  expiresInSeconds: number;
+  /** Sent back as the response's Content-Disposition (e.g. `attachment; filename="…"`). */
+  contentDisposition?: string;
+  contentType?: string;
+}
+
+export interface PresignPutOptions {
+  expiresInSeconds: number;
+  /** Signed into the URL: the server refuses a body of any other length. */
+  contentLength: number;
+  contentType?: string;
+}
+
+/** `open` of a key that holds nothing. */
+export class BlobNotFoundError extends Error {
+  readonly key: string;
+  constructor(key: string) {
+    super(`No blob is stored at ${key}.`);
+    this.name = 'BlobNotFoundError';
+    this.key = key;
+  }
+}
+
+/** A storage failure an operator can act on: `setting` names what to look at. */
+abstract class StorageSettingError extends Error {
+  readonly setting: string;
+  constructor(message: string, setting: string, opts: { cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = new.target.name;
+    this.setting = setting;
+  }
+}
+
+/**
+ * Storage did not answer or refused (endpoint down, credentials revoked, bucket gone) while running:
+ * not the client's fault and not the file's. The gateway answers 503 with Retry-After; a worker puts
+ * the file back in the queue.
+ */
+export class StorageUnavailableError extends StorageSettingError {}
+
+export function isStorageUnavailable(err: unknown): err is StorageUnavailableError {
+  return err instanceof StorageUnavailableError;
+}
+
+/** Start-up found the store unusable; the message names the setting to fix. */
+export class StorageConfigError extends StorageSettingError {}
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
 

@@ -1,6 +1,9 @@
 /**
- * @kiln/storage — the BlobStore interface and its local-disk driver. Knows nothing of jobs beyond the
- * key layout; depends on Node only.
+ * @kiln/storage — the BlobStore interface and its drivers: local disk (the default, one machine)
+ * and S3-compatible buckets (AWS SDK v3), built from settings by `createBlobStore`. Knows nothing
+ * of jobs beyond the key layout; depends on Node and the AWS SDK only.
  */
 export * from './blob-store.ts';
 export * from './local-disk.ts';
+export * from './s3.ts';
+export * from './create-blob-store.ts';

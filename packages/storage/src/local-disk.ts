@@ -5,22 +5,33 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { assertKey, type BlobStore } from './blob-store.ts';
+import { assertKey, BlobNotFoundError, StorageConfigError, type BlobStore } from './blob-store.ts';
 
 /** Blobs as plain files under one root directory (DATA_DIR/blobs). */
 export class LocalDiskStore implements BlobStore {
-  readonly kind = 'local';
+  readonly kind = 'local' as const;
   readonly root: string;
+  readonly location: Record<string, string>;
   private readonly tmpRoot: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
     this.tmpRoot = path.join(this.root, '.tmp');
+    this.location = { path: this.root };
   }
 
   async init(): Promise<this> {
-    await fsp.mkdir(this.tmpRoot, { recursive: true });
+    try {
+      await fsp.mkdir(this.tmpRoot, { recursive: true });
+      await fsp.access(this.tmpRoot, fs.constants.W_OK);
+    } catch (err) {
+      throw new StorageConfigError(`Cannot write blobs under ${this.root} (${(err as NodeJS.ErrnoException).code ?? String(err)}): point DATA_DIR at a writable directory.`, 'DATA_DIR', { cause: err });
+    }
     return this;
+  }
+
+  async ping(): Promise<void> {
+    await fsp.access(this.tmpRoot, fs.constants.W_OK);
   }
 
   private file(key: string): string {
@@ -68,7 +79,9 @@ export class LocalDiskStore implements BlobStore {
 
   async open(key: string, range?: { start: number; end: number }): Promise<Readable> {
     const p = this.file(key);
-    const handle = await fsp.open(p, 'r');
+    const handle = await fsp.open(p, 'r').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new BlobNotFoundError(key) : err;
+    });
     return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
   }
 
@@ -86,7 +99,11 @@ export class LocalDiskStore implements BlobStore {
   }
 
   async localPath(key: string): Promise<{ path: string; release: () => Promise<void> }> {
-    return { path: this.file(key), release: async () => undefined };
+    const p = this.file(key);
+    await fsp.access(p, fs.constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new BlobNotFoundError(key) : err;
+    });
+    return { path: p, release: async () => undefined };
   }
 
   async scratch(): Promise<{ dir: string; release: () => Promise<void> }> {

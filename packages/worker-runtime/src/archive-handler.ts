@@ -1,15 +1,26 @@
 /** Builds the job's one zip of outputs (createArchive) and completes the job. */
 import { QUEUES } from '@kiln/contracts';
 import { finishArchive, getJob, getJobFiles, withTransaction } from '@kiln/db';
-import { keys } from '@kiln/storage';
+import { isStorageUnavailable, keys } from '@kiln/storage';
 import { zipFiles } from '@kiln/codec';
 import type { JobContext } from '@kiln/queue';
 import { notifyJobDone, type WorkerDeps } from './file-handler.ts';
+import { requeueWhileStorageIsDown } from './storage-outage.ts';
 
 export { QUEUES };
 
 export function createArchiveHandler(deps: WorkerDeps) {
-  return async function handle(payload: { jobId: string }, ctx: JobContext): Promise<void> {
+  return async function handle(payload: { jobId: string; storageWaitSince?: string | undefined }, ctx: JobContext): Promise<void> {
+    try {
+      await build(payload, ctx);
+    } catch (err) {
+      const log = deps.log.child({ jobId: payload.jobId });
+      if (isStorageUnavailable(err) && (await requeueWhileStorageIsDown(deps.queue, QUEUES.archiveBuild, payload, err, deps.settings.storageRetryMaxSeconds, log))) return;
+      throw err;
+    }
+  };
+
+  async function build(payload: { jobId: string }, ctx: JobContext): Promise<void> {
     const job = await getJob(deps.pool, payload.jobId);
     if (!job || job.status !== 'processing') return;
     const files = (await getJobFiles(deps.pool, job.id)).filter((f) => f.status === 'completed' && f.output);
@@ -30,7 +41,8 @@ export function createArchiveHandler(deps: WorkerDeps) {
         const { size } = await deps.store.putFile(storageKey, out);
         outcome = { storageKey, filename: `kiln-${job.id.slice(0, 8)}.zip`, mimeType: 'application/zip', size };
       } catch (err) {
-        if (ctx.retryCount < ctx.retryLimit) throw err;
+        // Storage being down is not the archive's fault: let the caller queue it again.
+        if (isStorageUnavailable(err) || ctx.retryCount < ctx.retryLimit) throw err;
         outcome = { error: 'The archive of results could not be built; the files are still available one by one.' };
       }
       await withTransaction(deps.pool, async (tx) => {
@@ -40,5 +52,5 @@ export function createArchiveHandler(deps: WorkerDeps) {
       for (const h of held) await h.release();
       await scratch.release();
     }
-  };
+  }
 }

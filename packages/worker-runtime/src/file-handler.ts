@@ -8,9 +8,10 @@ import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, fi
 import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
-import { keys, type BlobStore } from '@kiln/storage';
+import { BlobNotFoundError, isStorageUnavailable, keys, type BlobStore } from '@kiln/storage';
 import { compress, convert, isCodecError, type CodecErrorKind, type CompressResult, type ConvertRequest, type EnginePaths, type Limit, type Limits } from '@kiln/codec';
 import type { Logger } from '@kiln/config';
+import { requeueWhileStorageIsDown } from './storage-outage.ts';
 
 export interface WorkerSettings {
   retentionHours: number;
@@ -21,6 +22,8 @@ export interface WorkerSettings {
   animation: { maxFps: number; maxWidth: number };
   avifEffort: number;
   presets: PresetTable;
+  /** STORAGE_RETRY_MAX_SECONDS: how long a task is put back while storage is unavailable. */
+  storageRetryMaxSeconds: number;
 }
 
 export interface WorkerDeps {
@@ -101,11 +104,14 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     const target: OutputFormat | undefined = o.format ?? (mode === 'compress' ? compressTargetFor(kind) : undefined);
     if (!target) return fail('unsupported_format', `Files of type ${kind} cannot be ${mode === 'compress' ? 'compressed' : 'converted'} yet.`);
 
-    const scratch = await store.scratch();
-    const source = await store.localPath(file.sourceKey);
     const started = Date.now();
     let lastProgress = 0;
+    // Taken inside the try: with remote storage, fetching the source can fail like any other step.
+    let scratch: { dir: string; release: () => Promise<void> } | undefined;
+    let source: { path: string; release: () => Promise<void> } | undefined;
     try {
+      scratch = await store.scratch();
+      source = await store.localPath(file.sourceKey);
       const box = resolveResize(o, settings.presets);
       const req: ConvertRequest = {
         input: source.path,
@@ -170,6 +176,12 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         log.info('file interrupted by shutdown; queued again', { ms: Date.now() - started });
         return;
       }
+      const queueName = queueFor(claim.job.jobType, { kind: file.sourceKind });
+      if (isStorageUnavailable(err) && (await requeueWhileStorageIsDown(deps.queue, queueName, payload, err, settings.storageRetryMaxSeconds, log))) return;
+      if (err instanceof BlobNotFoundError && err.key === file.sourceKey) {
+        log.warn('source blob is gone', { key: err.key });
+        return fail('engine_failed', 'The uploaded file is no longer in storage; submit the job again.');
+      }
       if (isCodecError(err)) {
         const c = classify(err.kind);
         log.warn('file failed', { code: c.code, message: err.message, internal: err.internal, permanent: c.permanent });
@@ -180,8 +192,8 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       if (ctx.retryCount >= ctx.retryLimit) return fail('engine_failed', 'The conversion failed after several attempts because of an internal error.');
       throw err;
     } finally {
-      await source.release();
-      await scratch.release();
+      await source?.release();
+      await scratch?.release();
     }
   };
 }

@@ -7,8 +7,7 @@ import { createLogger, loadConfig, type Config, type Logger } from '@kiln/config
 import { resolveFfmpeg, resolveFfprobe, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
 import { Queue } from '@kiln/queue';
-import { LocalDiskStore } from '@kiln/storage';
-import path from 'node:path';
+import { createBlobStore } from '@kiln/storage';
 import sharp from 'sharp';
 import type { WorkerDeps, WorkerSettings } from './file-handler.ts';
 
@@ -58,6 +57,7 @@ export function settingsFrom(config: Config): WorkerSettings {
     animation: { maxFps: config.ANIMATION_MAX_FPS, maxWidth: config.ANIMATION_MAX_WIDTH },
     avifEffort: config.AVIF_EFFORT,
     presets: presetsFrom(config),
+    storageRetryMaxSeconds: config.STORAGE_RETRY_MAX_SECONDS,
   };
 }
 
@@ -107,12 +107,17 @@ export async function startWorker(opts: {
     onError: (err) => log.error('queue error', { err }),
   });
   await queue.start();
-  const store = await new LocalDiskStore(path.join(config.dataDir, 'blobs')).init();
+  // Checked before any work is taken: a worker that cannot reach storage would only fail files.
+  const store = await createBlobStore(config).catch(async (err: unknown) => {
+    await queue.stop(1000).catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    throw err;
+  });
   // Aborted when a stop's grace period runs out: running conversions are killed and queued again.
   const stopController = new AbortController();
   const deps: WorkerDeps = { pool, queue, store, log, settings: settingsFrom(config), stopSignal: stopController.signal };
   await opts.register(deps, config);
-  log.info('worker ready', { storage: store.root });
+  log.info('worker ready', { storage: { driver: store.kind, ...store.location } });
   const engines = await engineReport(deps.settings);
   log.info('engines', engines);
   const beat = () => upsertWorkerHeartbeat(pool, opts.service, engines).catch((err) => log.warn('heartbeat failed', { err }));
