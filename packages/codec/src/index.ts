@@ -3,6 +3,9 @@
  * tracing to SVG, PDF. Takes paths and options, returns facts about the output. It must not depend
  * on HTTP, SQL, queues or environment variables: every limit and setting arrives as an argument.
  */
+// The untyped libraries' declarations travel with the entry, so a package importing the codec typechecks alone.
+/// <reference path="./types/archiver.d.ts" />
+/// <reference path="./types/heic-decode.d.ts" />
 export * from './errors.ts';
 export * from './limits.ts';
 export * from './convert.ts';
