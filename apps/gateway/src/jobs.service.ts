@@ -74,7 +74,7 @@ export async function createJobFromUpload(deps: GatewayDeps, req: Request, res: 
     opts.afterUpload?.(req);
     if (files.length === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field.', { detail: { field: 'files' } });
     const request = parseJobFields(req.body ?? {}, files.length, forcedType ? { jobType: forcedType } : undefined);
-    files.forEach((f, i) => checkPair(f, request.files[i]!.format, request.jobType));
+    for (const [i, f] of files.entries()) checkPair(f, request.files[i]!.format, request.jobType);
     checkAllowedFormats(keyLimits, files.map((f, i) => ({
       index: f.index, filename: f.filename,
       format: request.files[i]!.format ?? (request.jobType === 'compress' && f.kind ? compressTargetFor(f.kind) : undefined),
