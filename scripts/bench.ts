@@ -427,7 +427,7 @@ async function measure(
         AVIF_EFFORT: cfg.AVIF_EFFORT,
         MAX_UPLOAD_BYTES: cfg.MAX_UPLOAD_BYTES,
         database: kiln.embeddedPostgres ? 'embedded' : 'DATABASE_URL',
-        processes: kilnTree(kiln.supervisorPid).reduce<Record<string, number>>((a, p) => ({ ...a, [p.role]: (a[p.role] ?? 0) + 1 }), {}),
+        processes: kilnTree(kiln.supervisorPid).reduce<Record<string, number>>((a, p) => { a[p.role] = (a[p.role] ?? 0) + 1; return a; }, {}),
       },
     },
   };

@@ -13,6 +13,8 @@ import { Queue } from '@kiln/queue';
 export const TEMPLATE_DB = 'kiln_test_template';
 
 export default async function globalSetup(): Promise<void> {
+  // scripts/test-package.ts sets this for a package whose test script says --no-postgres.
+  if (process.env.KILN_TEST_POSTGRES === 'off') return;
   let adminUrl: string;
   if (process.env.DATABASE_URL) {
     adminUrl = process.env.DATABASE_URL;

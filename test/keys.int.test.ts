@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startKiln, type Kiln } from './helpers/kiln.ts';
+import { startKiln, until, type Kiln } from './helpers/kiln.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let kiln: Kiln;
@@ -48,7 +48,8 @@ test('keys:create prints a working key on the last line, keys:list shows it, key
   const revoked = await keys(['revoke', `${prefix}…`]);
   expect(revoked.code).toBe(0);
   expect(revoked.stdout).toMatch(/Revoked key "cli key"/);
-  expect((await kiln.api('/api/jobs', { key })).status).toBe(401);
+  // The gateway drops its key cache when the revocation's notification arrives: moments, not at once.
+  await until('the revoked key to get 401', async () => (await kiln.api('/api/jobs', { key })).status === 401, 10_000);
   expect((await keys(['list'])).stdout.split('\n').find((l) => l.includes(prefix))).toMatch(/revoked/);
   // Revoking again finds nothing active.
   const again = await keys(['revoke', prefix]);

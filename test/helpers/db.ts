@@ -19,7 +19,10 @@ export interface TestDatabase {
 /** A database of its own for one test file: a clone of the migrated template, or `empty` (no tables). */
 export async function createTestDatabase(opts: { empty?: boolean } = {}): Promise<TestDatabase> {
   const adminUrl = process.env.KILN_TEST_ADMIN_URL;
-  if (!adminUrl) throw new Error('KILN_TEST_ADMIN_URL is not set: run tests through jest (globalSetup starts Postgres).');
+  if (!adminUrl) {
+    const why = process.env.KILN_TEST_POSTGRES === 'off' ? "this package's test script says --no-postgres: remove it" : 'run tests through jest (globalSetup starts Postgres)';
+    throw new Error(`KILN_TEST_ADMIN_URL is not set: ${why}.`);
+  }
   const name = `kiln_t_${crypto.randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();

@@ -37,7 +37,7 @@ export function seededNoise(width: number, height: number, sigma: number, seed: 
   const k = sigma / Math.sqrt(4 / 12);
   for (let i = 0; i < n; i++) {
     const v = 128 + (next() + next() + next() + next() - 2) * k;
-    data[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    data[i] = Math.min(Math.max(v, 0), 255);
   }
   return sharp(data, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
 }

@@ -5,7 +5,6 @@ import { findActiveKey, touchApiKey, type ApiKeyRow, type Pool } from '@kiln/db'
 import type { KeyCache } from './caches.ts';
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       apiKey?: ApiKeyRow;

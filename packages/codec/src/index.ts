@@ -5,6 +5,9 @@
  * carries its setting's name for the message (engine.ts), and which pairs each engine accepts comes
  * from @kiln/formats.
  */
+// The untyped libraries' declarations travel with the entry, so a package importing the codec typechecks alone.
+/// <reference path="./types/archiver.d.ts" />
+/// <reference path="./types/heic-decode.d.ts" />
 export * from './errors.ts';
 export * from './engine.ts';
 export * from './deadline.ts';

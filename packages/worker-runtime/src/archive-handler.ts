@@ -22,7 +22,7 @@ export function createArchiveHandler(deps: WorkerDeps) {
 
   async function build(payload: { jobId: string }, ctx: JobContext): Promise<void> {
     const job = await getJob(deps.pool, payload.jobId);
-    if (!job || job.status !== 'processing') return;
+    if (job?.status !== 'processing') return;
     const files = (await getJobFiles(deps.pool, job.id)).filter((f) => f.status === 'completed' && f.output);
     const scratch = await deps.store.scratch();
     const held: { release: () => Promise<void> }[] = [];

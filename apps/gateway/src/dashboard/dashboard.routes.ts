@@ -29,7 +29,6 @@ const SECURITY_HEADERS = {
 };
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       dashboardSession?: Session;

@@ -168,7 +168,7 @@ async function rawPixels(input: string | Buffer, orient: boolean, animated: bool
 }
 
 function privateMetadata(meta: Metadata): boolean {
-  return !!(meta.exif || meta.xmp || meta.iptc || (meta.comments && meta.comments.length));
+  return !!(meta.exif || meta.xmp || meta.iptc || meta.comments?.length);
 }
 
 /** One image compression in progress: what every stage shares. */

@@ -109,7 +109,7 @@ export function stripJpegMetadata(jpeg: Buffer, orientation = 1): { data: Buffer
         if (j + 1 >= jpeg.length) {
           // Truncated after the scan data: keep what there is (decoders cope) rather than refusing.
           out.push(jpeg.subarray(i));
-          return { data: Buffer.concat(out), facts: { hadMetadata, keptIcc, orientation: orientation > 1 ? orientation : 1 } };
+          return { data: Buffer.concat(out), facts: { hadMetadata, keptIcc, orientation: Math.max(orientation, 1) } };
         }
         if (jpeg[j] === 0xff) {
           const n = jpeg[j + 1]!;
@@ -125,5 +125,5 @@ export function stripJpegMetadata(jpeg: Buffer, orientation = 1): { data: Buffer
       i = j;
     }
   }
-  return { data: Buffer.concat(out), facts: { hadMetadata, keptIcc, orientation: orientation > 1 ? orientation : 1 } };
+  return { data: Buffer.concat(out), facts: { hadMetadata, keptIcc, orientation: Math.max(orientation, 1) } };
 }

@@ -98,7 +98,7 @@ function parseRate(r: string | undefined): number | undefined {
 }
 
 function rotationOf(s: RawStream): number | undefined {
-  const fromTag = s.tags?.['rotate'];
+  const fromTag = s.tags?.rotate;
   const fromMatrix = s.side_data_list?.find((d) => typeof d.rotation === 'number')?.rotation;
   const r = fromMatrix ?? (fromTag !== undefined ? Number(fromTag) : undefined);
   if (r === undefined || !Number.isFinite(r)) return undefined;
