@@ -41,7 +41,10 @@ const { values: args } = parseArgs({
 /** The figures, by the names issues and docs use; `--only image.medium,latency` runs just those. */
 const FIGURES = ['image.heavy', 'image.medium', 'overhead', 'latency', 'upload', 'video'] as const;
 type Figure = (typeof FIGURES)[number];
-const only = args.only?.split(',').map((f) => f.trim()).filter(Boolean);
+const only = args.only
+  ?.split(',')
+  .map((f) => f.trim())
+  .filter(Boolean);
 for (const f of only ?? []) if (!(FIGURES as readonly string[]).includes(f)) throw new Error(`--only: unknown figure ${f}; use ${FIGURES.join(', ')}`);
 const want = (f: Figure) => !only || only.includes(f);
 const OPS_WANTED = (['heavy', 'medium'] as const).filter((op) => want(`image.${op}`));
@@ -57,7 +60,13 @@ const progress = new Progress(!args['no-progress']);
 type Op = 'heavy' | 'medium';
 const OPS: Record<Op, { label: string; fields: Record<string, string>; raw: Pick<ImageConvertOptions, 'format' | 'resize'>; ext: string; minJobs: number }> = {
   heavy: { label: 'full-size jpeg→webp q82', fields: { format: 'webp', compression: '82', resize: 'original' }, raw: { format: 'webp' }, ext: 'webp', minJobs: QUICK ? 3 : 20 },
-  medium: { label: 'resize to 1280 wide, jpeg q82', fields: { format: 'jpg', compression: '82', resize: 'width', resizeWidth: '1280' }, raw: { format: 'jpg', resize: { width: 1280, fit: 'inside' } }, ext: 'jpg', minJobs: QUICK ? 6 : 60 },
+  medium: {
+    label: 'resize to 1280 wide, jpeg q82',
+    fields: { format: 'jpg', compression: '82', resize: 'width', resizeWidth: '1280' },
+    raw: { format: 'jpg', resize: { width: 1280, fit: 'inside' } },
+    ext: 'jpg',
+    minJobs: QUICK ? 6 : 60,
+  },
 };
 /** The options the worker passes for a plain convert job (file-handler.ts + fileOptionsSchema defaults). */
 const COMMON = { quality: 82, autoOrient: true, stripMetadata: true, lossless: false, avifEffort: 2 } as const;
@@ -92,7 +101,14 @@ async function rawBatch(jobs: CorpusImage[], op: Op, concurrency: number, thread
 type Form = { body: Buffer; contentType: string };
 
 async function apiBatch(kiln: RunningKiln, forms: Form[], inFlight: number, tick: (d: number) => void): Promise<number> {
-  const ms = await closedLoop(forms, inFlight, async (form) => { await convertViaApi(kiln.url, kiln.key, form); }, tick);
+  const ms = await closedLoop(
+    forms,
+    inFlight,
+    async (form) => {
+      await convertViaApi(kiln.url, kiln.key, form);
+    },
+    tick,
+  );
   return (forms.length / ms) * 1000;
 }
 
@@ -138,12 +154,38 @@ async function main() {
   const tiny = await tinyImage(scratchDir);
   const video = path.join(scratchDir, 'clip-720p.mp4');
   progress.update('preparing inputs', `${VIDEO_SECONDS} s 720p test video`);
-  const gen = await runProcess(ffmpeg.path, [
-    '-nostdin', '-hide_banner', '-y',
-    '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=30:duration=${VIDEO_SECONDS}`,
-    '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${VIDEO_SECONDS}`,
-    '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-movflags', '+faststart', video,
-  ], { timeoutMs: 120_000, timeoutSetting: 'bench', stdin: 'ignore' });
+  const gen = await runProcess(
+    ffmpeg.path,
+    [
+      '-nostdin',
+      '-hide_banner',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=1280x720:rate=30:duration=${VIDEO_SECONDS}`,
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=440:sample_rate=48000:duration=${VIDEO_SECONDS}`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-crf',
+      '20',
+      '-pix_fmt',
+      'yuv420p',
+      '-c:a',
+      'aac',
+      '-b:a',
+      '128k',
+      '-movflags',
+      '+faststart',
+      video,
+    ],
+    { timeoutMs: 120_000, timeoutSetting: 'bench', stdin: 'ignore' },
+  );
   if (gen.code !== 0) throw new Error(`could not generate the test video: ${gen.stderrTail}`);
 
   progress.update('starting Kiln (scripts/start.ts)');
@@ -152,7 +194,10 @@ async function main() {
   const kiln = await startKiln({ env, ...(args['data-dir'] ? { dataDir: args['data-dir'] } : {}) });
   const stopOnSignal = () => {
     progress.clear();
-    void kiln.stop().then(() => fs.rm(scratchDir, { recursive: true, force: true })).finally(() => process.exit(130));
+    void kiln
+      .stop()
+      .then(() => fs.rm(scratchDir, { recursive: true, force: true }))
+      .finally(() => process.exit(130));
   };
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
@@ -186,7 +231,10 @@ async function measure(
   const forms: Record<Op, Form[]> = { heavy: [], medium: [] };
   const datas = await Promise.all(images.map((i) => fs.readFile(i.path)));
   for (const op of ['heavy', 'medium'] as Op[]) {
-    forms[op] = batchOf(datas.map((d, i) => multipart({ ...OPS[op].fields, saveToStorage: 'true' }, { data: d, filename: images[i]!.name })), OPS[op].minJobs);
+    forms[op] = batchOf(
+      datas.map((d, i) => multipart({ ...OPS[op].fields, saveToStorage: 'true' }, { data: d, filename: images[i]!.name })),
+      OPS[op].minJobs,
+    );
   }
   const jobsOf = (op: Op) => batchOf(images, OPS[op].minJobs);
   const tinyForm = multipart({ format: 'webp', saveToStorage: 'true' }, { data: await fs.readFile(tiny.path), filename: tiny.name });
@@ -197,11 +245,25 @@ async function measure(
     await rawConvert(images[0]!, op, limits);
     await convertViaApi(kiln.url, kiln.key, forms[op][0]!);
   }
-  for (let i = 0; i < 4; i++) { await rawConvert(tiny, 'tiny', limits); await convertViaApi(kiln.url, kiln.key, tinyForm); }
+  for (let i = 0; i < 4; i++) {
+    await rawConvert(tiny, 'tiny', limits);
+    await convertViaApi(kiln.url, kiln.key, tinyForm);
+  }
 
   // Raw tuning: the best pipelines × libvips threads for these cores, per operation.
   // Threads are explicit: sharp's default on glibc Linux without jemalloc is 1, not one per core.
-  const candidates: [number, number][] = QUICK ? [[2, 1], [1, 2]] : [[1, 2], [2, 1], [2, 2], [3, 1], [4, 1]];
+  const candidates: [number, number][] = QUICK
+    ? [
+        [2, 1],
+        [1, 2],
+      ]
+    : [
+        [1, 2],
+        [2, 1],
+        [2, 2],
+        [3, 1],
+        [4, 1],
+      ];
   const tuning: Record<Op, { concurrency: number; threads: number; perSec: number }[]> = { heavy: [], medium: [] };
   const chosen = {} as Record<Op, { concurrency: number; threads: number }>;
   for (const op of OPS_WANTED) {
@@ -227,7 +289,12 @@ async function measure(
     const out = path.join(scratchDir, `video-${rawSeq++}.mp4`);
     const t0 = performance.now();
     await transcodeMedia({
-      input: video, output: out, target: 'mp4', quality: 82, ...engines, deadline: createDeadline(limitFrom(cfg, 'FILE_TIMEOUT_SECONDS')),
+      input: video,
+      output: out,
+      target: 'mp4',
+      quality: 82,
+      ...engines,
+      deadline: createDeadline(limitFrom(cfg, 'FILE_TIMEOUT_SECONDS')),
       limits,
     });
     const s = (performance.now() - t0) / 1000;
@@ -272,39 +339,59 @@ async function measure(
         runs[op].clientCpu.push((u.user + u.system) / 1000 / forms[op].length);
         runs[op].kilnCpu.push(ROLES.reduce((sum, k) => sum + (c1[k] - c0[k]), 0) / forms[op].length);
       };
-      if (rawFirst) { await doRaw(); await doApi(); } else { await doApi(); await doRaw(); }
+      if (rawFirst) {
+        await doRaw();
+        await doApi();
+      } else {
+        await doApi();
+        await doRaw();
+      }
       runs[op].ratio.push(runs[op].api.at(-1)! / runs[op].raw.at(-1)!);
     }
 
     // Kiln's own CPU per job: every process of the tree, before/after a batch of tiny jobs, minus
     // what the same conversions cost the codec alone (measured here with process.cpuUsage()).
     if (want('overhead')) {
-    progress.update(`${tag}: CPU per job`, `${OVERHEAD_JOBS} tiny jobs`);
-    const cpu0 = cpuByRole(kiln.supervisorPid);
-    const t0 = performance.now();
-    await closedLoop(Array.from({ length: OVERHEAD_JOBS }, () => tinyForm), inFlight, async (f) => { await convertViaApi(kiln.url, kiln.key, f); },
-      (d) => progress.update(`${tag}: CPU per job`, `${d}/${OVERHEAD_JOBS} tiny jobs`));
-    const wall = performance.now() - t0;
-    const cpu1 = cpuByRole(kiln.supervisorPid);
-    sharp.concurrency(cfg.SHARP_CONCURRENCY);
-    const u0 = process.cpuUsage();
-    for (let i = 0; i < OVERHEAD_JOBS; i++) await rawConvert(tiny, 'tiny', limits);
-    const u1 = process.cpuUsage(u0);
-    const codecMs = (u1.user + u1.system) / 1000;
-    const byRole = Object.fromEntries(ROLES.map((k) => [k, round(cpu1[k] - cpu0[k], 1)])) as Record<Role, number>;
-    const kilnMs = ROLES.reduce((s, k) => s + (cpu1[k] - cpu0[k]), 0);
-    runs.overhead.push({ perJob: (kilnMs - codecMs) / OVERHEAD_JOBS, kilnMs, codecMsPerJob: codecMs / OVERHEAD_JOBS, byRole, jobsPerSec: (OVERHEAD_JOBS / wall) * 1000 });
+      progress.update(`${tag}: CPU per job`, `${OVERHEAD_JOBS} tiny jobs`);
+      const cpu0 = cpuByRole(kiln.supervisorPid);
+      const t0 = performance.now();
+      await closedLoop(
+        Array.from({ length: OVERHEAD_JOBS }, () => tinyForm),
+        inFlight,
+        async (f) => {
+          await convertViaApi(kiln.url, kiln.key, f);
+        },
+        (d) => progress.update(`${tag}: CPU per job`, `${d}/${OVERHEAD_JOBS} tiny jobs`),
+      );
+      const wall = performance.now() - t0;
+      const cpu1 = cpuByRole(kiln.supervisorPid);
+      sharp.concurrency(cfg.SHARP_CONCURRENCY);
+      const u0 = process.cpuUsage();
+      for (let i = 0; i < OVERHEAD_JOBS; i++) await rawConvert(tiny, 'tiny', limits);
+      const u1 = process.cpuUsage(u0);
+      const codecMs = (u1.user + u1.system) / 1000;
+      const byRole = Object.fromEntries(ROLES.map((k) => [k, round(cpu1[k] - cpu0[k], 1)])) as Record<Role, number>;
+      const kilnMs = ROLES.reduce((s, k) => s + (cpu1[k] - cpu0[k]), 0);
+      runs.overhead.push({ perJob: (kilnMs - codecMs) / OVERHEAD_JOBS, kilnMs, codecMsPerJob: codecMs / OVERHEAD_JOBS, byRole, jobsPerSec: (OVERHEAD_JOBS / wall) * 1000 });
     }
 
     if (!want('video')) continue;
     progress.update(`${tag}: video`);
-    const doRawV = async () => { runs.video.raw.push(await rawVideo()); };
+    const doRawV = async () => {
+      runs.video.raw.push(await rawVideo());
+    };
     const doApiV = async () => {
       if (!videoStatus.measurable) return;
       const s = await apiVideo();
       if (s !== undefined) runs.video.api.push(s);
     };
-    if (rawFirst) { await doRawV(); await doApiV(); } else { await doApiV(); await doRawV(); }
+    if (rawFirst) {
+      await doRawV();
+      await doApiV();
+    } else {
+      await doApiV();
+      await doRawV();
+    }
   }
 
   // Idle: what Kiln burns with nothing to do (polling, maintenance), to read the per-job figure against.
@@ -331,8 +418,16 @@ async function measure(
 
   // Upload: one huge file streamed through HTTP while the gateway's RSS is sampled every 50 ms.
   const uploadFigure = {
-    bytes: UPLOAD_BYTES, gatewayPeakRssMb: NaN, gatewayBaselineRssMb: NaN, seconds: NaN, mbPerSec: NaN,
-    s3Bytes: S3_UPLOAD_BYTES, s3GatewayPeakRssMb: NaN, s3GatewayBaselineRssMb: NaN, s3Seconds: NaN, s3MbPerSec: NaN,
+    bytes: UPLOAD_BYTES,
+    gatewayPeakRssMb: NaN,
+    gatewayBaselineRssMb: NaN,
+    seconds: NaN,
+    mbPerSec: NaN,
+    s3Bytes: S3_UPLOAD_BYTES,
+    s3GatewayPeakRssMb: NaN,
+    s3GatewayBaselineRssMb: NaN,
+    s3Seconds: NaN,
+    s3MbPerSec: NaN,
   };
   if (want('upload')) {
     const local = await uploadPeak(kiln, UPLOAD_BYTES, 'upload');
@@ -374,7 +469,10 @@ async function measure(
       },
     };
   };
-  const perJob = spread(runs.overhead.map((o) => o.perJob), 2);
+  const perJob = spread(
+    runs.overhead.map((o) => o.perJob),
+    2,
+  );
   const lastOverhead = runs.overhead.at(-1) ?? { byRole: {} as Record<Role, number> };
   const vRaw = spread(runs.video.raw);
   const vApi = runs.video.api.length ? spread(runs.video.api) : undefined;
@@ -427,7 +525,10 @@ async function measure(
         AVIF_EFFORT: cfg.AVIF_EFFORT,
         MAX_UPLOAD_BYTES: cfg.MAX_UPLOAD_BYTES,
         database: kiln.embeddedPostgres ? 'embedded' : 'DATABASE_URL',
-        processes: kilnTree(kiln.supervisorPid).reduce<Record<string, number>>((a, p) => { a[p.role] = (a[p.role] ?? 0) + 1; return a; }, {}),
+        processes: kilnTree(kiln.supervisorPid).reduce<Record<string, number>>((a, p) => {
+          a[p.role] = (a[p.role] ?? 0) + 1;
+          return a;
+        }, {}),
       },
     },
   };
@@ -442,10 +543,15 @@ async function uploadPeak(kiln: RunningKiln, bytes: number, label: string) {
   if (!gatewayPid) throw new Error('gateway process not found');
   const baselineRss = rssMb(gatewayPid) ?? NaN;
   let peakRss = baselineRss;
-  const sampler = setInterval(() => { const v = rssMb(gatewayPid); if (v !== undefined && v > peakRss) peakRss = v; }, 50);
+  const sampler = setInterval(() => {
+    const v = rssMb(gatewayPid);
+    if (v !== undefined && v > peakRss) peakRss = v;
+  }, 50);
   let upload: Awaited<ReturnType<typeof streamUpload>>;
   try {
-    upload = await streamUpload(kiln.url, kiln.key, bytes, { format: 'webp' }, (sent) => progress.update(label, `${(sent / 1024 ** 2).toFixed(0)}/${(bytes / 1024 ** 2).toFixed(0)} MiB, gateway RSS peak ${peakRss.toFixed(0)} MB`));
+    upload = await streamUpload(kiln.url, kiln.key, bytes, { format: 'webp' }, (sent) =>
+      progress.update(label, `${(sent / 1024 ** 2).toFixed(0)}/${(bytes / 1024 ** 2).toFixed(0)} MiB, gateway RSS peak ${peakRss.toFixed(0)} MB`),
+    );
     await new Promise((r) => setTimeout(r, 200));
   } finally {
     clearInterval(sampler);
@@ -474,7 +580,7 @@ async function waitUntilFinal(kiln: RunningKiln, jobId: string, label: string): 
 async function s3UploadPeak(kiln: RunningKiln) {
   progress.update('upload to S3', 'starting a test S3 server and an S3 gateway');
   const s3 = await startS3Server({ dir: path.join(scratchDir, 's3') });
-  const adminUrl = await findRunningEmbedded(kiln.dataDir) ?? kiln.env.DATABASE_URL;
+  const adminUrl = (await findRunningEmbedded(kiln.dataDir)) ?? kiln.env.DATABASE_URL;
   if (!adminUrl) throw new Error('no Postgres to put the S3 gateway on');
   const dbName = `kiln_bench_s3_${process.pid}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -484,7 +590,10 @@ async function s3UploadPeak(kiln: RunningKiln) {
   dbUrl.pathname = `/${dbName}`;
   let s3Kiln: RunningKiln | undefined;
   try {
-    s3Kiln = await startKiln({ workers: 0, env: { ...s3.env, KILN_ROLES: 'gateway', DATABASE_URL: dbUrl.toString(), MAX_UPLOAD_BYTES: kiln.env.MAX_UPLOAD_BYTES ?? String(S3_UPLOAD_BYTES + (1 << 20)) } });
+    s3Kiln = await startKiln({
+      workers: 0,
+      env: { ...s3.env, KILN_ROLES: 'gateway', DATABASE_URL: dbUrl.toString(), MAX_UPLOAD_BYTES: kiln.env.MAX_UPLOAD_BYTES ?? String(S3_UPLOAD_BYTES + (1 << 20)) },
+    });
     const r = await uploadPeak(s3Kiln, S3_UPLOAD_BYTES, 'upload to S3');
     const stored = (await s3.objects()).length;
     if (stored !== 1) throw new Error(`expected the upload as one object in the bucket, found ${stored}`);
@@ -522,14 +631,35 @@ function table(r: Result): string {
     lines.push(`   CPU per image: raw ${x.cpuMsPerImage.raw} ms; API: Kiln+Postgres ${x.cpuMsPerImage.kiln} ms, this client ${x.cpuMsPerImage.client} ms`);
   }
   const v = r.video;
-  if (want('video')) lines.push(`${pad(`video: ${VIDEO_SECONDS} s 720p → mp4 (seconds)`, 44)}${lpad(s(v.raw, ' s'), 26)}${lpad(v.api ? s(v.api, ' s') : 'n/a', 26)}${lpad(v.ratio === null ? 'n/a' : String(v.ratio), 8)}  ≥ 0.95${v.ratio === null ? '  (not yet measurable)' : mark(v.ratio >= 0.95)}`);
+  if (want('video'))
+    lines.push(
+      `${pad(`video: ${VIDEO_SECONDS} s 720p → mp4 (seconds)`, 44)}${lpad(s(v.raw, ' s'), 26)}${lpad(v.api ? s(v.api, ' s') : 'n/a', 26)}${lpad(v.ratio === null ? 'n/a' : String(v.ratio), 8)}  ≥ 0.95${v.ratio === null ? '  (not yet measurable)' : mark(v.ratio >= 0.95)}`,
+    );
   lines.push('');
-  if (want('overhead')) lines.push(`${pad('overhead.cpuMsPerJob (Kiln+Postgres − codec)', 44)}${lpad(`${r.overhead.cpuMsPerJob} ms (${r.overhead.runs.min}–${r.overhead.runs.max})`, 26)}${lpad('', 34)}  ≤ 5${mark(r.overhead.cpuMsPerJob <= 5)}`);
-  if (want('overhead')) lines.push(`   by process (last run, ${r.overhead.jobsPerRun} jobs, ms): ${Object.entries(r.overhead.lastRunCpuMsByProcess).filter(([, ms]) => ms > 0).map(([k, ms]) => `${k} ${ms}`).join(', ')}; codec ${r.overhead.codecCpuMsPerJob} ms/job; idle ${r.overhead.idleCpuMsPerSec} ms/s`);
-  if (want('latency')) lines.push(`${pad('latency overhead p50 / p95', 44)}${lpad(`${r.latency.p50OverheadMs} / ${r.latency.p95OverheadMs} ms`, 26)}${lpad('', 34)}  ≤ 40 / 100${mark(r.latency.p50OverheadMs <= 40 && r.latency.p95OverheadMs <= 100)}`);
+  if (want('overhead'))
+    lines.push(
+      `${pad('overhead.cpuMsPerJob (Kiln+Postgres − codec)', 44)}${lpad(`${r.overhead.cpuMsPerJob} ms (${r.overhead.runs.min}–${r.overhead.runs.max})`, 26)}${lpad('', 34)}  ≤ 5${mark(r.overhead.cpuMsPerJob <= 5)}`,
+    );
+  if (want('overhead'))
+    lines.push(
+      `   by process (last run, ${r.overhead.jobsPerRun} jobs, ms): ${Object.entries(r.overhead.lastRunCpuMsByProcess)
+        .filter(([, ms]) => ms > 0)
+        .map(([k, ms]) => `${k} ${ms}`)
+        .join(', ')}; codec ${r.overhead.codecCpuMsPerJob} ms/job; idle ${r.overhead.idleCpuMsPerSec} ms/s`,
+    );
+  if (want('latency'))
+    lines.push(
+      `${pad('latency overhead p50 / p95', 44)}${lpad(`${r.latency.p50OverheadMs} / ${r.latency.p95OverheadMs} ms`, 26)}${lpad('', 34)}  ≤ 40 / 100${mark(r.latency.p50OverheadMs <= 40 && r.latency.p95OverheadMs <= 100)}`,
+    );
   if (want('latency')) lines.push(`   raw ${r.latency.rawMedianMs} ms; API p50 ${r.latency.apiMs.p50} ms, p95 ${r.latency.apiMs.p95} ms over ${r.latency.jobs} sequential jobs`);
-  if (want('upload')) lines.push(`${pad(`upload ${(r.upload.bytes / 1024 ** 2).toFixed(0)} MiB: gateway peak RSS`, 44)}${lpad(`${r.upload.gatewayPeakRssMb} MB`, 26)}${lpad(`(${r.upload.mbPerSec} MiB/s)`, 34)}  ≤ 150${mark(r.upload.gatewayPeakRssMb <= 150)}`);
-  if (want('upload')) lines.push(`${pad(`upload ${(r.upload.s3Bytes / 1024 ** 2).toFixed(0)} MiB to S3: gateway peak RSS`, 44)}${lpad(`${r.upload.s3GatewayPeakRssMb} MB`, 26)}${lpad(`(${r.upload.s3MbPerSec} MiB/s)`, 34)}  ≤ 150${mark(r.upload.s3GatewayPeakRssMb <= 150)}`);
+  if (want('upload'))
+    lines.push(
+      `${pad(`upload ${(r.upload.bytes / 1024 ** 2).toFixed(0)} MiB: gateway peak RSS`, 44)}${lpad(`${r.upload.gatewayPeakRssMb} MB`, 26)}${lpad(`(${r.upload.mbPerSec} MiB/s)`, 34)}  ≤ 150${mark(r.upload.gatewayPeakRssMb <= 150)}`,
+    );
+  if (want('upload'))
+    lines.push(
+      `${pad(`upload ${(r.upload.s3Bytes / 1024 ** 2).toFixed(0)} MiB to S3: gateway peak RSS`, 44)}${lpad(`${r.upload.s3GatewayPeakRssMb} MB`, 26)}${lpad(`(${r.upload.s3MbPerSec} MiB/s)`, 34)}  ≤ 150${mark(r.upload.s3GatewayPeakRssMb <= 150)}`,
+    );
   return lines.join('\n');
 }
 

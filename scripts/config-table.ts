@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { describeConfig } from '@kiln/config';
 
 const HEADER = '| variable | default | meaning |';
-const table = [HEADER, '|---|---|---|', ...describeConfig().map((r) => `| \`${r.name}\` | ${r.default === '—' ? '—' : `\`${r.default}\``} | ${r.meaning.replace(/\|/g, '\\|')} |`)].join('\n') + '\n';
+const table =
+  [HEADER, '|---|---|---|', ...describeConfig().map((r) => `| \`${r.name}\` | ${r.default === '—' ? '—' : `\`${r.default}\``} | ${r.meaning.replace(/\|/g, '\\|')} |`)].join('\n') +
+  '\n';
 
 if (!process.argv.includes('--write')) {
   process.stdout.write(table);

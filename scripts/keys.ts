@@ -33,7 +33,10 @@ async function database(): Promise<{ url: string; embedded?: EmbeddedServer }> {
   const running = await findRunningEmbedded(config.dataDir);
   if (running) return { url: running };
   const cluster = path.join(config.dataDir, 'postgres');
-  const exists = await fs.stat(path.join(cluster, 'PG_VERSION')).then(() => true, () => false);
+  const exists = await fs.stat(path.join(cluster, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
   info(`No DATABASE_URL and no running Kiln in ${config.dataDir}: ${exists ? 'starting its' : 'creating an'} embedded Postgres in ${cluster} for this command.`);
   const embedded = await startEmbedded({ dataDir: config.dataDir, port: config.EMBEDDED_PG_PORT });
   return { url: embedded.url(), embedded };
@@ -41,7 +44,12 @@ async function database(): Promise<{ url: string; embedded?: EmbeddedServer }> {
 
 function pad(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 const day = (d: Date | null) => (d ? new Date(d).toISOString().replace('T', ' ').slice(0, 16) : '-');
@@ -98,7 +106,16 @@ async function main(argv: string[]): Promise<number> {
       }
       const rows = [['ID', 'PREFIX', 'NAME', 'CREATED', 'LAST USED', 'JOBS/MONTH', 'STATUS', 'LIMITS']];
       for (const k of keys) {
-        rows.push([k.id, `${k.prefix}…`, k.name, day(k.createdAt), day(k.lastUsedAt), String(k.jobsThisMonth), k.revokedAt ? `revoked ${day(k.revokedAt)}` : 'active', describeKeyLimits(k.limits) || 'defaults']);
+        rows.push([
+          k.id,
+          `${k.prefix}…`,
+          k.name,
+          day(k.createdAt),
+          day(k.lastUsedAt),
+          String(k.jobsThisMonth),
+          k.revokedAt ? `revoked ${day(k.revokedAt)}` : 'active',
+          describeKeyLimits(k.limits) || 'defaults',
+        ]);
       }
       for (const line of pad(rows)) out(line);
       return 0;

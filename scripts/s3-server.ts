@@ -47,10 +47,13 @@ export interface S3Server {
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+    const s = net
+      .createServer()
+      .once('error', reject)
+      .listen(0, '127.0.0.1', () => {
+        const port = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(port));
+      });
   });
 }
 
@@ -69,17 +72,25 @@ export async function startS3Server(opts: { dir?: string; port?: number; bucket?
   let log = '';
 
   const launch = async () => {
-    const c = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', SELF, '--dir', dir, '--port', String(port), '--bucket', bucket], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', SELF, '--dir', dir, '--port', String(port), '--bucket', bucket], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = c;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`S3 server did not start in 30 s:\n${log.slice(-2000)}`)), 30_000);
       const onData = (b: Buffer) => {
         log = (log + b.toString()).slice(-20_000);
-        if (/^ready$/m.test(log)) { clearTimeout(timer); resolve(); }
+        if (/^ready$/m.test(log)) {
+          clearTimeout(timer);
+          resolve();
+        }
       };
       c.stdout!.on('data', onData);
       c.stderr!.on('data', onData);
-      c.once('exit', (code) => { clearTimeout(timer); reject(new Error(`S3 server exited with ${code}:\n${log.slice(-2000)}`)); });
+      c.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`S3 server exited with ${code}:\n${log.slice(-2000)}`));
+      });
     });
     log = '';
   };
@@ -95,7 +106,10 @@ export async function startS3Server(opts: { dir?: string; port?: number; bucket?
   await launch();
   const objectsDir = path.join(dir, 'buckets', bucket, 'objects');
   return {
-    endpoint, port, bucket, dir,
+    endpoint,
+    port,
+    bucket,
+    dir,
     env: {
       STORAGE: 's3',
       S3_BUCKET: bucket,
@@ -107,7 +121,11 @@ export async function startS3Server(opts: { dir?: string; port?: number; bucket?
       // Never let the SDK look for instance credentials on the network.
       AWS_EC2_METADATA_DISABLED: 'true',
     },
-    objects: async () => (await walk(objectsDir)).filter((f) => f.endsWith('.data')).map((f) => f.slice(0, -'.data'.length).split(path.sep).join('/')).sort(),
+    objects: async () =>
+      (await walk(objectsDir))
+        .filter((f) => f.endsWith('.data'))
+        .map((f) => f.slice(0, -'.data'.length).split(path.sep).join('/'))
+        .sort(),
     storedBytes: (key) => fs.readFile(path.join(objectsDir, `${key}.data`)),
     unfinishedUploads: async () => (await fs.readdir(path.join(dir, '_multipart')).catch(() => [])).sort(),
     kill: () => end('SIGKILL'),

@@ -36,7 +36,9 @@ const roles = config.KILN_ROLES;
 const APPS: App[] = roles.map((r) => APP_OF_ROLE[r]);
 const allRoles = roles.length === ALL_ROLES.length;
 if (!allRoles && !config.DATABASE_URL) {
-  refuse(`KILN_ROLES=${roles.join(',')} runs only part of Kiln, and the other parts (on other hosts) must share this host's Postgres, which an embedded one cannot be. Set DATABASE_URL to a Postgres every host can reach, or unset KILN_ROLES to run everything here.`);
+  refuse(
+    `KILN_ROLES=${roles.join(',')} runs only part of Kiln, and the other parts (on other hosts) must share this host's Postgres, which an embedded one cannot be. Set DATABASE_URL to a Postgres every host can reach, or unset KILN_ROLES to run everything here.`,
+  );
 }
 if (!allRoles && config.STORAGE === 'local') {
   say(`warning: KILN_ROLES=${roles.join(',')} with STORAGE=local works only if every part sees the same DATA_DIR/blobs; across machines set STORAGE=s3.`);
@@ -45,7 +47,11 @@ if (!allRoles && config.STORAGE === 'local') {
 // rather than each app failing and being restarted.
 try {
   const store = await createBlobStore(config);
-  say(`storage: ${store.kind} ${Object.entries(store.location).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  say(
+    `storage: ${store.kind} ${Object.entries(store.location)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
 } catch (err) {
   if (err instanceof StorageConfigError) refuse(`storage: ${err.message}`);
   throw err;
@@ -98,7 +104,9 @@ function run(app: App): void {
       return;
     }
     say(`${app} exited (${signal ?? code}); restarting in 1 s`);
-    setTimeout(() => { if (!shuttingDown) run(app); }, 1000);
+    setTimeout(() => {
+      if (!shuttingDown) run(app);
+    }, 1000);
   });
 }
 
@@ -106,12 +114,17 @@ async function shutdown(code = 0): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
   say('stopping…');
-  const exits = [...children.values()].map((c) => new Promise<void>((resolve) => {
-    if (c.exitCode !== null) return resolve();
-    c.once('exit', () => resolve());
-    c.kill('SIGTERM');
-    setTimeout(() => { c.kill('SIGKILL'); }, 40_000).unref();
-  }));
+  const exits = [...children.values()].map(
+    (c) =>
+      new Promise<void>((resolve) => {
+        if (c.exitCode !== null) return resolve();
+        c.once('exit', () => resolve());
+        c.kill('SIGTERM');
+        setTimeout(() => {
+          c.kill('SIGKILL');
+        }, 40_000).unref();
+      }),
+  );
   await Promise.all(exits);
   await embedded?.stop().catch(() => undefined);
   say('stopped');

@@ -14,7 +14,9 @@ beforeAll(async () => {
   otherKey = (await createApiKey(c, 'someone else')).key;
   await c.end();
 }, 90_000);
-afterAll(async () => { await kiln?.stop(); });
+afterAll(async () => {
+  await kiln?.stop();
+});
 
 const png = () => photo(40, 30, { format: 'png' });
 
@@ -51,7 +53,9 @@ test('the same Idempotency-Key returns the same job and creates no second one', 
   expect(b.headers.get('idempotent-replayed')).toBe('true');
   expect(((await b.json()) as { jobId: string }).jobId).toBe(a.jobId);
   // Concurrent duplicates race inside Postgres; still one job.
-  const [c, d] = await Promise.all([0, 1].map(async () => (await (await kiln.api('/api/jobs', { method: 'POST', body: await body(), headers: { 'Idempotency-Key': 'race-1' } })).json()) as { jobId: string }));
+  const [c, d] = await Promise.all(
+    [0, 1].map(async () => (await (await kiln.api('/api/jobs', { method: 'POST', body: await body(), headers: { 'Idempotency-Key': 'race-1' } })).json()) as { jobId: string }),
+  );
   expect(c!.jobId).toBe(d!.jobId);
   // The same key under another API key is a different namespace.
   const e = (await (await kiln.api('/api/jobs', { method: 'POST', body: await body(), headers, key: otherKey })).json()) as { jobId: string };
@@ -83,10 +87,14 @@ test('a cancelled job is not processed when a worker comes up', async () => {
   // Another, live job proves the worker is consuming; the cancelled one must stay untouched.
   const live = (await (await kiln.api('/api/jobs', { method: 'POST', body: form([{ data: await png() }], { format: 'png' }) })).json()) as { jobId: string };
   expect((await waitForJob(kiln, live.jobId)).status).toBe('completed');
-  await until('pending messages to drain', async () => {
-    const r = (await (await kiln.api('/api/jobs?status=pending')).json()) as { jobs: unknown[] };
-    return r.jobs.length === 0 || undefined;
-  }, 20_000).catch(() => undefined);
+  await until(
+    'pending messages to drain',
+    async () => {
+      const r = (await (await kiln.api('/api/jobs?status=pending')).json()) as { jobs: unknown[] };
+      return r.jobs.length === 0 || undefined;
+    },
+    20_000,
+  ).catch(() => undefined);
   const job = await waitForJob(kiln, jobId);
   expect(job.status).toBe('failed');
   expect(job.results[0]!.status).toBe('failed');

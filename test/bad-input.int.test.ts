@@ -9,8 +9,12 @@ import { download, form, startKiln, waitForJob, type Kiln } from './helpers/kiln
 import { photo } from './helpers/images.ts';
 
 let kiln: Kiln;
-beforeAll(async () => { kiln = await startKiln({ env: { MAX_UPLOAD_BYTES: String(2 * 1024 * 1024), IMAGE_MAX_PIXELS: String(40_000_000), MAX_FILES_PER_JOB: '5' } }); }, 90_000);
-afterAll(async () => { await kiln?.stop(); });
+beforeAll(async () => {
+  kiln = await startKiln({ env: { MAX_UPLOAD_BYTES: String(2 * 1024 * 1024), IMAGE_MAX_PIXELS: String(40_000_000), MAX_FILES_PER_JOB: '5' } });
+}, 90_000);
+afterAll(async () => {
+  await kiln?.stop();
+});
 
 async function post(fd: FormData, p = '/api/jobs') {
   const r = await kiln.api(p, { method: 'POST', body: fd });
@@ -79,7 +83,10 @@ test('a mislabelled file is converted by what its bytes are, not its name', asyn
 async function blobFiles(): Promise<string[]> {
   const fs = await import('node:fs/promises');
   const entries = await fs.readdir(`${kiln.dataDir}/blobs`, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => `${e.parentPath}/${e.name}`).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => `${e.parentPath}/${e.name}`)
+    .sort();
 }
 
 test('a file over MAX_UPLOAD_BYTES is refused with 413 naming the limit, and none of its bytes are kept', async () => {
@@ -97,14 +104,21 @@ test('a file over MAX_UPLOAD_BYTES is refused with 413 naming the limit, and non
 
 test('more files than MAX_FILES_PER_JOB is refused with 413 naming the limit', async () => {
   const p = await photo(16, 16);
-  const { status, body } = await post(form(Array.from({ length: 6 }, () => ({ data: p })), { format: 'png' }));
+  const { status, body } = await post(
+    form(
+      Array.from({ length: 6 }, () => ({ data: p })),
+      { format: 'png' },
+    ),
+  );
   expect(status).toBe(413);
   expect(body.code).toBe('too_many_files');
   expect(body.error).toMatch(/MAX_FILES_PER_JOB/);
 });
 
 test('a decompression bomb (tiny file, huge dimensions) fails with limit_exceeded naming IMAGE_MAX_PIXELS', async () => {
-  const bomb = await sharp({ create: { width: 10000, height: 10000, channels: 3, background: '#000000' } }).png({ compressionLevel: 9 }).toBuffer();
+  const bomb = await sharp({ create: { width: 10000, height: 10000, channels: 3, background: '#000000' } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
   expect(bomb.length).toBeLessThan(2 * 1024 * 1024);
   const { body } = await post(form([{ data: bomb }], { format: 'jpg' }));
   const job = await waitForJob(kiln, body.jobId!);

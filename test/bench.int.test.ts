@@ -31,10 +31,18 @@ test('pnpm bench --quick writes every figure as a finite number', async () => {
     const env = { ...process.env };
     // The benchmark starts Kiln the way `pnpm start` does: its own embedded Postgres, not the test one.
     delete env.DATABASE_URL;
-    const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench.ts'), '--quick', '--json', out, '--no-progress'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench.ts'), '--quick', '--json', out, '--no-progress'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let log = '';
-    child.stdout.on('data', (b: Buffer) => { log += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { log += b.toString(); });
+    child.stdout.on('data', (b: Buffer) => {
+      log += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      log += b.toString();
+    });
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect({ code, log: code === 0 ? '' : log.slice(-4000) }).toEqual({ code: 0, log: '' });
 

@@ -9,23 +9,48 @@ import { download, form, startKiln, waitForJob, type Kiln } from './helpers/kiln
 import { photo } from './helpers/images.ts';
 
 let kiln: Kiln;
-beforeAll(async () => { kiln = await startKiln({ apps: ['gateway', 'compress-worker'] }); }, 90_000);
-afterAll(async () => { await kiln?.stop(); });
+beforeAll(async () => {
+  kiln = await startKiln({ apps: ['gateway', 'compress-worker'] });
+}, 90_000);
+afterAll(async () => {
+  await kiln?.stop();
+});
 
-type CompressResultJson = { status: string; format: string | null; originalSize: number; finalSize: number | null; savedPercent: number | null; appliedQuality: number | null; width?: number; height?: number; downloadUrl: string | null; notes?: string[]; targetMet?: boolean; targetReason?: string; encodes?: number };
+type CompressResultJson = {
+  status: string;
+  format: string | null;
+  originalSize: number;
+  finalSize: number | null;
+  savedPercent: number | null;
+  appliedQuality: number | null;
+  width?: number;
+  height?: number;
+  downloadUrl: string | null;
+  notes?: string[];
+  targetMet?: boolean;
+  targetReason?: string;
+  encodes?: number;
+};
 
 test('per-file modes, targets, lossless and stripMetadata arrays each apply to their own file', async () => {
   const a = await photo(900, 600, { quality: 95, gps: true });
   const b = await photo(600, 400, { format: 'webp', quality: 95 });
   const c = await photo(400, 200, { orientation: 6, gps: true, quality: 92 });
-  const fd = form([{ data: a, filename: 'a.jpg' }, { data: b, filename: 'b.webp' }, { data: c, filename: 'c.jpg' }], {
-    jobType: 'compress',
-    modes: JSON.stringify(['target-size', 'quality', 'quality']),
-    targetByteValues: JSON.stringify([40_000, null, null]),
-    compressions: JSON.stringify([82, 50, 82]),
-    losslessValues: JSON.stringify([false, false, true]),
-    stripMetadataValues: JSON.stringify([true, true, true]),
-  });
+  const fd = form(
+    [
+      { data: a, filename: 'a.jpg' },
+      { data: b, filename: 'b.webp' },
+      { data: c, filename: 'c.jpg' },
+    ],
+    {
+      jobType: 'compress',
+      modes: JSON.stringify(['target-size', 'quality', 'quality']),
+      targetByteValues: JSON.stringify([40_000, null, null]),
+      compressions: JSON.stringify([82, 50, 82]),
+      losslessValues: JSON.stringify([false, false, true]),
+      stripMetadataValues: JSON.stringify([true, true, true]),
+    },
+  );
   const r = await kiln.api('/api/jobs', { method: 'POST', body: fd });
   expect(r.status).toBe(200);
   const { jobId } = (await r.json()) as { jobId: string };
@@ -59,7 +84,9 @@ test('POST /api/compress answers with the smaller file inline and its savings', 
   const png = await photo(500, 350, { format: 'png' });
   const r = await kiln.api('/api/compress', { method: 'POST', body: form([{ data: png, filename: 'shot.png' }], { quality: '70' }) });
   expect(r.status).toBe(200);
-  const body = (await r.json()) as { files: { filename: string; originalSize: number; finalSize: number; savedPercent: number; mimeType: string; downloadUrl: string; appliedQuality: number | null }[] };
+  const body = (await r.json()) as {
+    files: { filename: string; originalSize: number; finalSize: number; savedPercent: number; mimeType: string; downloadUrl: string; appliedQuality: number | null }[];
+  };
   const f = body.files[0]!;
   expect(f).toMatchObject({ filename: 'shot.png', mimeType: 'image/png', originalSize: png.length, appliedQuality: 70 });
   expect(f.finalSize).toBeLessThan(png.length);

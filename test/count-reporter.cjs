@@ -7,11 +7,14 @@ class CountReporter {
   onRunComplete(_contexts, results) {
     const file = process.env.KILN_TEST_COUNTS;
     if (!file) return;
-    fs.writeFileSync(file, JSON.stringify({
-      passed: results.numPassedTests,
-      failed: results.numFailedTests + results.numRuntimeErrorTestSuites,
-      skipped: results.numPendingTests + results.numTodoTests,
-    }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        passed: results.numPassedTests,
+        failed: results.numFailedTests + results.numRuntimeErrorTestSuites,
+        skipped: results.numPendingTests + results.numTodoTests,
+      }),
+    );
   }
 }
 module.exports = CountReporter;

@@ -16,8 +16,12 @@ import { photo } from './helpers/images.ts';
 const HEIC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../packages/codec/test/fixtures/two-blocks.heic');
 
 let kiln: Kiln;
-beforeAll(async () => { kiln = await startKiln({ apps: ['gateway', 'convert-worker', 'compress-worker'] }); }, 90_000);
-afterAll(async () => { await kiln?.stop(); });
+beforeAll(async () => {
+  kiln = await startKiln({ apps: ['gateway', 'convert-worker', 'compress-worker'] });
+}, 90_000);
+afterAll(async () => {
+  await kiln?.stop();
+});
 
 async function submit(fd: FormData): Promise<string> {
   const r = await kiln.api('/api/jobs', { method: 'POST', body: fd });
@@ -36,7 +40,10 @@ function zipEntries(buf: Buffer): Promise<Map<string, Buffer>> {
           if (e2 || !s) return reject(e2);
           const chunks: Buffer[] = [];
           s.on('data', (c: Buffer) => chunks.push(c));
-          s.on('end', () => { out.set(e.fileName, Buffer.concat(chunks)); zip.readEntry(); });
+          s.on('end', () => {
+            out.set(e.fileName, Buffer.concat(chunks));
+            zip.readEntry();
+          });
         });
       });
       zip.on('end', () => resolve(out));
@@ -49,8 +56,18 @@ function zipEntries(buf: Buffer): Promise<Map<string, Buffer>> {
 test('a photo becomes a zip holding it under its uploaded name; a zip of images converts entry by entry into a zip', async () => {
   const png = await photo(120, 80, { format: 'png' });
   const jpg = await photo(90, 60);
-  const album = rawZip([{ name: 'a.png', data: png }, { name: 'trip/b.jpg', data: jpg }, { name: 'readme.txt', data: 'hi' }]);
-  const fd = form([{ data: png, filename: 'cover.png' }, { data: album, filename: 'album.zip' }], { formats: JSON.stringify(['zip', 'webp']) });
+  const album = rawZip([
+    { name: 'a.png', data: png },
+    { name: 'trip/b.jpg', data: jpg },
+    { name: 'readme.txt', data: 'hi' },
+  ]);
+  const fd = form(
+    [
+      { data: png, filename: 'cover.png' },
+      { data: album, filename: 'album.zip' },
+    ],
+    { formats: JSON.stringify(['zip', 'webp']) },
+  );
   const job = await waitForJob(kiln, await submit(fd));
   expect(job.status).toBe('completed');
   const [wrapped, batch] = job.results;
@@ -67,10 +84,20 @@ test('a photo becomes a zip holding it under its uploaded name; a zip of images 
 });
 
 test('a zip with a ../ entry and a zip bomb fail on their own with clean codes while a 7z repack in the same job succeeds', async () => {
-  const evil = rawZip([{ name: 'ok.txt', data: 'ok' }, { name: '../evil.txt', data: 'pwned' }]);
+  const evil = rawZip([
+    { name: 'ok.txt', data: 'ok' },
+    { name: '../evil.txt', data: 'pwned' },
+  ]);
   const bomb = rawZip([{ name: 'zeros.bin', data: Buffer.alloc(30 * 1024 * 1024), deflate: true }]);
   const good = rawZip([{ name: 'docs/a.txt', data: 'hello' }]);
-  const fd = form([{ data: evil, filename: 'evil.zip' }, { data: bomb, filename: 'bomb.zip' }, { data: good, filename: 'good.zip' }], { format: '7z' });
+  const fd = form(
+    [
+      { data: evil, filename: 'evil.zip' },
+      { data: bomb, filename: 'bomb.zip' },
+      { data: good, filename: 'good.zip' },
+    ],
+    { format: '7z' },
+  );
   const job = await waitForJob(kiln, await submit(fd));
   expect(job.status).toBe('completed');
   const [e, b, g] = job.results;
@@ -97,16 +124,29 @@ test('HEIC converts to JPEG, and a compress job on HEIC returns a JPEG', async (
 });
 
 test('PNG → SVG (mono), SVG → PNG, JPEG → PDF and PDF → PNG in one job', async () => {
-  const png = await sharp(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="120" height="80"><rect width="120" height="80" fill="#fff"/><rect x="20" y="20" width="40" height="40" fill="#000"/></svg>')).png().toBuffer();
+  const png = await sharp(
+    Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="80"><rect width="120" height="80" fill="#fff"/><rect x="20" y="20" width="40" height="40" fill="#000"/></svg>',
+    ),
+  )
+    .png()
+    .toBuffer();
   const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="32"><rect width="64" height="32" fill="#0a0"/></svg>');
   const jpg = await photo(200, 100);
   const pdfJob = await waitForJob(kiln, await submit(form([{ data: jpg, filename: 'scan.jpg' }], { format: 'pdf' })));
   const pdf = await download(pdfJob.results[0]!.downloadUrl!);
   expect(pdf.includes(jpg)).toBe(true);
-  const fd = form([{ data: png, filename: 'logo.png' }, { data: svg, filename: 'icon.svg' }, { data: pdf, filename: 'scan.pdf' }], {
-    formats: JSON.stringify(['svg', 'png', 'png']),
-    monos: JSON.stringify([true, false, false]),
-  });
+  const fd = form(
+    [
+      { data: png, filename: 'logo.png' },
+      { data: svg, filename: 'icon.svg' },
+      { data: pdf, filename: 'scan.pdf' },
+    ],
+    {
+      formats: JSON.stringify(['svg', 'png', 'png']),
+      monos: JSON.stringify([true, false, false]),
+    },
+  );
   const job = await waitForJob(kiln, await submit(fd));
   expect(job.status).toBe('completed');
   const [traced, rendered, page] = job.results;

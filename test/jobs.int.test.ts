@@ -9,8 +9,12 @@ import { download, form, startKiln, waitForJob, type Kiln } from './helpers/kiln
 import { animatedGif, photo, pixelDiff, regionColour } from './helpers/images.ts';
 
 let kiln: Kiln;
-beforeAll(async () => { kiln = await startKiln(); }, 90_000);
-afterAll(async () => { await kiln?.stop(); });
+beforeAll(async () => {
+  kiln = await startKiln();
+}, 90_000);
+afterAll(async () => {
+  await kiln?.stop();
+});
 
 async function submit(fd: FormData, headers: Record<string, string> = {}): Promise<string> {
   const r = await kiln.api('/api/jobs', { method: 'POST', body: fd, headers });
@@ -25,7 +29,10 @@ function zipNames(buf: Buffer): Promise<string[]> {
     yauzl.fromBuffer(buf, { lazyEntries: true }, (err, zip) => {
       if (err || !zip) return reject(err);
       const names: string[] = [];
-      zip.on('entry', (e: yauzl.Entry) => { names.push(e.fileName); zip.readEntry(); });
+      zip.on('entry', (e: yauzl.Entry) => {
+        names.push(e.fileName);
+        zip.readEntry();
+      });
       zip.on('end', () => resolve(names));
       zip.on('error', reject);
       zip.readEntry();
@@ -54,12 +61,18 @@ test('per-file arrays: each file gets its own format, resize and quality, and EX
   // Stored landscape 400×200 with a red block top-left, tagged "rotate 90° clockwise" (6).
   const rotated = await photo(400, 200, { orientation: 6, marker: true });
   const plain = await photo(300, 300, { format: 'png' });
-  const fd = form([{ data: rotated, filename: 'phone.jpg' }, { data: plain, filename: 'art.png' }], {
-    formats: JSON.stringify(['png', 'jpeg']),
-    resizes: JSON.stringify(['original', 'width']),
-    resizeWidths: JSON.stringify([null, 120]),
-    compressions: JSON.stringify([90, 40]),
-  });
+  const fd = form(
+    [
+      { data: rotated, filename: 'phone.jpg' },
+      { data: plain, filename: 'art.png' },
+    ],
+    {
+      formats: JSON.stringify(['png', 'jpeg']),
+      resizes: JSON.stringify(['original', 'width']),
+      resizeWidths: JSON.stringify([null, 120]),
+      compressions: JSON.stringify([90, 40]),
+    },
+  );
   const job = await waitForJob(kiln, await submit(fd));
   expect(job.status).toBe('completed');
   const [a, b] = job.results;
@@ -96,7 +109,10 @@ test('an animated GIF stays animated as WebP', async () => {
 test('every raster target produces its real format', async () => {
   const src = await photo(320, 240);
   const targets = ['jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif'] as const;
-  const fd = form(targets.map(() => ({ data: src })), { formats: JSON.stringify(targets) });
+  const fd = form(
+    targets.map(() => ({ data: src })),
+    { formats: JSON.stringify(targets) },
+  );
   const job = await waitForJob(kiln, await submit(fd));
   expect(job.status).toBe('completed');
   for (const [i, t] of targets.entries()) {
@@ -110,7 +126,18 @@ test('every raster target produces its real format', async () => {
 
 test('createArchive adds one zip of all outputs to the job', async () => {
   const src = await photo(200, 100);
-  const job = await waitForJob(kiln, await submit(form([{ data: src, filename: 'a.jpg' }, { data: src, filename: 'a.jpg' }], { format: 'png', createArchive: 'true' })));
+  const job = await waitForJob(
+    kiln,
+    await submit(
+      form(
+        [
+          { data: src, filename: 'a.jpg' },
+          { data: src, filename: 'a.jpg' },
+        ],
+        { format: 'png', createArchive: 'true' },
+      ),
+    ),
+  );
   expect(job.status).toBe('completed');
   expect(job.archive).not.toBeNull();
   const zip = await download(job.archive!.downloadUrl);

@@ -11,9 +11,15 @@ let kiln: Kiln;
 beforeAll(async () => {
   kiln = await startKiln({ apps: ['gateway'] });
 }, 90_000);
-afterAll(async () => { await kiln?.stop(); });
+afterAll(async () => {
+  await kiln?.stop();
+});
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function keys(args: string[], env: Record<string, string | undefined> = { DATABASE_URL: kiln.db.url }): Promise<Run> {
   const base = { ...process.env };

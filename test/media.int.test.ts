@@ -47,7 +47,13 @@ beforeAll(async () => {
   ]);
   // Ten copies of the 4 s clip back to back, without re-encoding: a long input for the price of a short one.
   await exec(f, ['-nostdin', '-v', 'error', '-y', '-stream_loop', '9', '-i', loop, '-c', 'copy', '-f', 'mp4', j('long.mp4')], { timeout: 30_000 });
-  [long, av, silent, tooLong, tone] = await Promise.all([j('long.mp4'), j('av.mp4'), j('silent.mp4'), j('too-long.mp4'), j('tone.wav')].map((p) => fs.readFile(p))) as [Buffer, Buffer, Buffer, Buffer, Buffer];
+  [long, av, silent, tooLong, tone] = (await Promise.all([j('long.mp4'), j('av.mp4'), j('silent.mp4'), j('too-long.mp4'), j('tone.wav')].map((p) => fs.readFile(p)))) as [
+    Buffer,
+    Buffer,
+    Buffer,
+    Buffer,
+    Buffer,
+  ];
   kiln = await startKiln({
     apps: ['gateway', 'convert-worker'],
     env: { MEDIA_MAX_DURATION_SECONDS: '50', WORKER_STOP_GRACE_SECONDS: '1', ANIMATION_MAX_WIDTH: String(ANIMATION_MAX_WIDTH) },
@@ -85,7 +91,10 @@ async function ffmpegProcesses(needle: string): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const argv = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').then((s) => s.split('\0'), () => []);
+    const argv = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').then(
+      (s) => s.split('\0'),
+      () => [],
+    );
     if (argv[0] && path.basename(argv[0]) === 'ffmpeg' && argv.some((a) => a.includes(needle))) pids.push(Number(entry));
   }
   return pids;
@@ -94,11 +103,16 @@ async function ffmpegProcesses(needle: string): Promise<number[]> {
 test('a 40 s video converts to MP4 (H.264 + AAC) and the job progress moves before the end', async () => {
   const jobId = await submit(form([{ data: long, filename: 'long.mp4' }], { format: 'mp4' }));
   const seen: number[] = [];
-  const job = await until('the long video to finish', async () => {
-    const j = await getJob(jobId);
-    seen.push(j.progress);
-    return j.status === 'completed' || j.status === 'failed' ? j : undefined;
-  }, 90_000, 100);
+  const job = await until(
+    'the long video to finish',
+    async () => {
+      const j = await getJob(jobId);
+      seen.push(j.progress);
+      return j.status === 'completed' || j.status === 'failed' ? j : undefined;
+    },
+    90_000,
+    100,
+  );
   expect(job.status).toBe('completed');
   expect(seen.some((p) => p > 0 && p < 100)).toBe(true);
   const r = job.results[0] as Result;
@@ -117,11 +131,19 @@ test('a 40 s video converts to MP4 (H.264 + AAC) and the job progress moves befo
 }, 120_000);
 
 test('one job turns an MP4 into MP3 and into a resized WebM (VP9 + Opus) with even dimensions', async () => {
-  const jobId = await submit(form([{ data: av, filename: 'clip.mp4' }, { data: av, filename: 'clip.mp4' }], {
-    formats: JSON.stringify(['mp3', 'webm']),
-    resizes: JSON.stringify(['original', 'width']),
-    resizeWidths: JSON.stringify([null, 201]),
-  }));
+  const jobId = await submit(
+    form(
+      [
+        { data: av, filename: 'clip.mp4' },
+        { data: av, filename: 'clip.mp4' },
+      ],
+      {
+        formats: JSON.stringify(['mp3', 'webm']),
+        resizes: JSON.stringify(['original', 'width']),
+        resizeWidths: JSON.stringify([null, 201]),
+      },
+    ),
+  );
   const job = await waitForJob(kiln, jobId);
   expect(job.status).toBe('completed');
   const [mp3, webm] = job.results as Result[];
@@ -211,7 +233,10 @@ test('the worker logs its ffmpeg at start-up and /readyz reports engines and wor
   expect(kiln.logs()).toMatch(/\[convert-worker\] .*"msg":"engines".*"ffmpeg":\{"path":"[^"]+","source":"[^"]+","version":"[^"]+"\}/);
   const r = await kiln.api('/readyz', { key: null });
   expect(r.status).toBe(200);
-  const body = (await r.json()) as { workers: { service: string; lastSeenSeconds: number; stale: boolean }[]; engines: { ffmpeg: { path: string; version: string }; ffprobe: { path: string } } };
+  const body = (await r.json()) as {
+    workers: { service: string; lastSeenSeconds: number; stale: boolean }[];
+    engines: { ffmpeg: { path: string; version: string }; ffprobe: { path: string } };
+  };
   expect(body.workers).toEqual([{ service: 'convert-worker', lastSeenSeconds: expect.any(Number), stale: false }]);
   expect(body.workers[0]!.lastSeenSeconds).toBeLessThan(30);
   expect(body.engines.ffmpeg).toMatchObject({ path: ffmpeg.path, version: ffmpeg.version });
@@ -221,10 +246,15 @@ test('the worker logs its ffmpeg at start-up and /readyz reports engines and wor
 // Last: it stops and restarts the worker.
 test('SIGTERM during a long transcode kills ffmpeg, the worker exits promptly and the file is converted after a restart', async () => {
   const jobId = await submit(form([{ data: long }], { format: 'mp4' }));
-  const running = await until('ffmpeg to start on the long video', async () => {
-    const pids = await ffmpegProcesses(kiln.dataDir);
-    return pids.length > 0 ? pids : undefined;
-  }, 30_000, 25);
+  const running = await until(
+    'ffmpeg to start on the long video',
+    async () => {
+      const pids = await ffmpegProcesses(kiln.dataDir);
+      return pids.length > 0 ? pids : undefined;
+    },
+    30_000,
+    25,
+  );
   expect(running.length).toBeGreaterThan(0);
 
   const t0 = Date.now();

@@ -19,7 +19,13 @@ import { photo } from './helpers/images.ts';
 import { makeClip, makeTempDir } from '../packages/codec/test/helpers/media-fixtures.ts';
 import { startS3Server, type S3Server } from '../scripts/s3-server.ts';
 
-interface Host { name: string; app: App; dataDir: string; port?: number; child?: ChildProcess }
+interface Host {
+  name: string;
+  app: App;
+  dataDir: string;
+  port?: number;
+  child?: ChildProcess;
+}
 
 const PREFIX = 'kiln/';
 let s3: S3Server;
@@ -61,8 +67,10 @@ beforeAll(async () => {
   };
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-multi-host-'));
   hosts = [
-    { name: 'gateway-a', app: 'gateway' }, { name: 'gateway-b', app: 'gateway' },
-    { name: 'convert-1', app: 'convert-worker' }, { name: 'convert-2', app: 'convert-worker' },
+    { name: 'gateway-a', app: 'gateway' },
+    { name: 'gateway-b', app: 'gateway' },
+    { name: 'convert-1', app: 'convert-worker' },
+    { name: 'convert-2', app: 'convert-worker' },
     { name: 'compress-1', app: 'compress-worker' },
   ].map((h) => ({ ...h, app: h.app as App, dataDir: path.join(root, h.name) }));
   for (const h of hosts) {
@@ -70,7 +78,14 @@ beforeAll(async () => {
     if (h.app === 'gateway') h.port = await freePort();
   }
   const start = async (h: Host) => {
-    h.child = await spawnApp(h.app, { ...shared, DATA_DIR: h.dataDir, ...(h.port ? { PORT: String(h.port) } : {}) }, (t) => { log = (log + t).slice(-400_000); }, h.name);
+    h.child = await spawnApp(
+      h.app,
+      { ...shared, DATA_DIR: h.dataDir, ...(h.port ? { PORT: String(h.port) } : {}) },
+      (t) => {
+        log = (log + t).slice(-400_000);
+      },
+      h.name,
+    );
   };
   // Both gateways start together: migrations and queue creation must cope with a concurrent start.
   await Promise.all(gateways().map(start));
@@ -88,11 +103,18 @@ afterAll(async () => {
   process.stdout.write(`multi-host test: ${Math.round((Date.now() - started) / 1000)} s in all\n`);
 });
 
-interface Planned { files: UploadPart[]; fields: Record<string, string>; expect: string[]; archive?: boolean }
+interface Planned {
+  files: UploadPart[];
+  fields: Record<string, string>;
+  expect: string[];
+  archive?: boolean;
+}
 
 async function plan(): Promise<Planned[]> {
   const ffmpeg = await resolveFfmpeg();
-  const clip = await fs.readFile(await makeClip(ffmpeg.path, path.join(media.dir, 'clip.mp4'), { seconds: 1, video: { width: 320, height: 240, rate: 15 }, audio: {}, format: 'mp4' }));
+  const clip = await fs.readFile(
+    await makeClip(ffmpeg.path, path.join(media.dir, 'clip.mp4'), { seconds: 1, video: { width: 320, height: 240, rate: 15 }, audio: {}, format: 'mp4' }),
+  );
   const pics = await Promise.all(Array.from({ length: 6 }, (_, i) => photo(320 + 16 * i, 240, { format: i % 2 ? 'jpeg' : 'png', seed: i })));
   const targets = ['webp', 'png', 'jpg', 'avif', 'gif', 'tiff'];
   const jobs: Planned[] = [];
@@ -107,7 +129,12 @@ async function plan(): Promise<Planned[]> {
   jobs.push({ files: [{ data: clip, filename: 'clip.mp4' }], fields: { format: 'webm' }, expect: ['webm'] });
   jobs.push({ files: [{ data: clip, filename: 'clip.mp4' }], fields: { format: 'gif' }, expect: ['gif'] });
   for (let i = 0; i < 6; i++) {
-    jobs.push({ files: [0, 1, 2].map((k) => ({ data: pics[(i + k) % pics.length]!, filename: `a${i}-${k}` })), fields: { format: 'webp', createArchive: 'true' }, expect: ['webp', 'webp', 'webp'], archive: true });
+    jobs.push({
+      files: [0, 1, 2].map((k) => ({ data: pics[(i + k) % pics.length]!, filename: `a${i}-${k}` })),
+      fields: { format: 'webp', createArchive: 'true' },
+      expect: ['webp', 'webp', 'webp'],
+      archive: true,
+    });
   }
   return jobs;
 }
@@ -135,21 +162,34 @@ test('40 jobs across two gateways, two convert workers and a compress worker: al
   // Submitted alternately, eight at a time.
   const ids: string[] = [];
   for (let i = 0; i < jobs.length; i += 8) {
-    ids.push(...(await Promise.all(jobs.slice(i, i + 8).map(async (j, k) => {
-      const gw = (i + k) % 2 === 0 ? gwA : gwB;
-      const r = await fetch(`${gatewayUrl(gw)}/api/jobs`, { method: 'POST', headers: auth, body: form(j.files, j.fields) });
-      const body = await r.text();
-      if (r.status !== 200 && r.status !== 201 && r.status !== 202) throw new Error(`${gw.name} POST /api/jobs → ${r.status} ${body}`);
-      return (JSON.parse(body) as { jobId: string }).jobId;
-    }))));
+    ids.push(
+      ...(await Promise.all(
+        jobs.slice(i, i + 8).map(async (j, k) => {
+          const gw = (i + k) % 2 === 0 ? gwA : gwB;
+          const r = await fetch(`${gatewayUrl(gw)}/api/jobs`, { method: 'POST', headers: auth, body: form(j.files, j.fields) });
+          const body = await r.text();
+          if (r.status !== 200 && r.status !== 201 && r.status !== 202) throw new Error(`${gw.name} POST /api/jobs → ${r.status} ${body}`);
+          return (JSON.parse(body) as { jobId: string }).jobId;
+        }),
+      )),
+    );
   }
 
   // Each job is followed through the gateway it was NOT submitted to.
-  const done = await Promise.all(ids.map((id, i) => until(`job ${i} (${id}) to finish`, async () => {
-    const r = await fetch(`${gatewayUrl(i % 2 === 0 ? gwB : gwA)}/api/jobs/${id}`, { headers: auth });
-    const j = (await r.json()) as JobDetailJson;
-    return j.status === 'completed' || j.status === 'failed' ? j : undefined;
-  }, 240_000, 250)));
+  const done = await Promise.all(
+    ids.map((id, i) =>
+      until(
+        `job ${i} (${id}) to finish`,
+        async () => {
+          const r = await fetch(`${gatewayUrl(i % 2 === 0 ? gwB : gwA)}/api/jobs/${id}`, { headers: auth });
+          const j = (await r.json()) as JobDetailJson;
+          return j.status === 'completed' || j.status === 'failed' ? j : undefined;
+        },
+        240_000,
+        250,
+      ),
+    ),
+  );
 
   for (const [i, j] of done.entries()) {
     const want = jobs[i]!;
@@ -167,13 +207,18 @@ test('40 jobs across two gateways, two convert workers and a compress worker: al
     }
   }
   // The work really was spread: each worker host converted or compressed some of it.
-  for (const name of ['convert-1', 'convert-2', 'compress-1']) expect({ name, worked: log.includes(`[${name}] {`) && new RegExp(`\\[${name}\\] [^\\n]*"msg":"file done"`).test(log) }).toEqual({ name, worked: true });
+  for (const name of ['convert-1', 'convert-2', 'compress-1'])
+    expect({ name, worked: log.includes(`[${name}] {`) && new RegExp(`\\[${name}\\] [^\\n]*"msg":"file done"`).test(log) }).toEqual({ name, worked: true });
 
   // No host kept anything of its own: no blobs, and the workers' scratch folders are empty.
-  await until('every scratch folder to be empty', async () => {
-    for (const h of hosts) if ((await filesUnder(h.dataDir)).length) return false;
-    return true;
-  }, 15_000);
+  await until(
+    'every scratch folder to be empty',
+    async () => {
+      for (const h of hosts) if ((await filesUnder(h.dataDir)).length) return false;
+      return true;
+    },
+    15_000,
+  );
   for (const h of hosts) expect({ host: h.name, files: await filesUnder(h.dataDir) }).toEqual({ host: h.name, files: [] });
   expect((await s3.objects()).every((k) => k.startsWith(`${PREFIX}jobs/`))).toBe(true);
   expect(await s3.unfinishedUploads()).toEqual([]);

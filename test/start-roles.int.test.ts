@@ -17,13 +17,21 @@ import { startS3Server, type S3Server } from '../scripts/s3-server.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-interface Started { child: ChildProcess; output: () => string; exit: Promise<number | null> }
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number | null>;
+}
 
 function start(env: Record<string, string | undefined>): Started {
   const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.ts')], { cwd: ROOT, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => { out = (out + b.toString()).slice(-200_000); });
-  child.stderr!.on('data', (b: Buffer) => { out = (out + b.toString()).slice(-200_000); });
+  child.stdout!.on('data', (b: Buffer) => {
+    out = (out + b.toString()).slice(-200_000);
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    out = (out + b.toString()).slice(-200_000);
+  });
   return { child, output: () => out, exit: new Promise((r) => child.once('exit', (code) => r(code))) };
 }
 
@@ -76,13 +84,29 @@ describe('two hosts started at once on one empty database', () => {
     // Empty: both hosts race to migrate and to create pg-boss's schema and queues.
     db = await createTestDatabase({ empty: true });
     port = await freePort();
-    const shared = { ...baseEnv(), ...s3.env, DATABASE_URL: db.url, SIGNING_SECRET: crypto.randomBytes(32).toString('base64url'), BOOTSTRAP_API_KEY: key, DB_POOL_MAX: '3', CONVERT_CONCURRENCY: '1', COMPRESS_CONCURRENCY: '1' };
+    const shared = {
+      ...baseEnv(),
+      ...s3.env,
+      DATABASE_URL: db.url,
+      SIGNING_SECRET: crypto.randomBytes(32).toString('base64url'),
+      BOOTSTRAP_API_KEY: key,
+      DB_POOL_MAX: '3',
+      CONVERT_CONCURRENCY: '1',
+      COMPRESS_CONCURRENCY: '1',
+    };
     apiHost = start({ ...shared, KILN_ROLES: 'gateway', PORT: String(port), DATA_DIR: path.join(tmp, 'api-host') });
     workerHost = start({ ...shared, KILN_ROLES: 'convert,compress', DATA_DIR: path.join(tmp, 'worker-host') });
-    await until('both hosts to be up', async () => {
-      for (const h of [apiHost, workerHost]) if (h.child.exitCode !== null) throw new Error(`a host exited:\n${h.output().slice(-3000)}`);
-      return apiHost.output().includes('"msg":"gateway listening"') && (workerHost.output().match(/"msg":"worker ready"/g) ?? []).length === 2;
-    }, 90_000, 100).catch((err: Error) => { throw new Error(`${err.message}\n--- api host\n${apiHost.output().slice(-3000)}\n--- worker host\n${workerHost.output().slice(-3000)}`); });
+    await until(
+      'both hosts to be up',
+      async () => {
+        for (const h of [apiHost, workerHost]) if (h.child.exitCode !== null) throw new Error(`a host exited:\n${h.output().slice(-3000)}`);
+        return apiHost.output().includes('"msg":"gateway listening"') && (workerHost.output().match(/"msg":"worker ready"/g) ?? []).length === 2;
+      },
+      90_000,
+      100,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- api host\n${apiHost.output().slice(-3000)}\n--- worker host\n${workerHost.output().slice(-3000)}`);
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -99,13 +123,22 @@ describe('two hosts started at once on one empty database', () => {
 
     const base = `http://127.0.0.1:${port}`;
     const auth = { Authorization: `Bearer ${key}` };
-    const r = await fetch(`${base}/api/jobs`, { method: 'POST', headers: auth, body: form([{ data: await photo(200, 150, { format: 'png' }), filename: 'roles.png' }], { format: 'jpg' }) });
+    const r = await fetch(`${base}/api/jobs`, {
+      method: 'POST',
+      headers: auth,
+      body: form([{ data: await photo(200, 150, { format: 'png' }), filename: 'roles.png' }], { format: 'jpg' }),
+    });
     expect(r.status).toBe(200);
     const { jobId } = (await r.json()) as { jobId: string };
-    const job = await until('the job to finish', async () => {
-      const j = (await (await fetch(`${base}/api/jobs/${jobId}`, { headers: auth })).json()) as JobDetailJson;
-      return j.status === 'completed' || j.status === 'failed' ? j : undefined;
-    }, 60_000, 100);
+    const job = await until(
+      'the job to finish',
+      async () => {
+        const j = (await (await fetch(`${base}/api/jobs/${jobId}`, { headers: auth })).json()) as JobDetailJson;
+        return j.status === 'completed' || j.status === 'failed' ? j : undefined;
+      },
+      60_000,
+      100,
+    );
     expect(job.status).toBe('completed');
     expect(sniff(await download(job.results[0]!.downloadUrl!))).toBe('jpg');
 

@@ -30,11 +30,21 @@ beforeAll(async () => {
   // A second gateway on the same database, bucket and DATA_DIR (so the same signing secret) whose
   // downloads redirect to the bucket instead of streaming.
   const port = await freePort();
-  const child = await spawnApp('gateway', {
-    ...(process.env as Record<string, string>), ...env,
-    DATABASE_URL: kiln.db.url, DATA_DIR: kiln.dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info',
-    DOWNLOAD_REDIRECT: 's3',
-  }, () => undefined, 'gateway-redirect');
+  const child = await spawnApp(
+    'gateway',
+    {
+      ...(process.env as Record<string, string>),
+      ...env,
+      DATABASE_URL: kiln.db.url,
+      DATA_DIR: kiln.dataDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      DOWNLOAD_REDIRECT: 's3',
+    },
+    () => undefined,
+    'gateway-redirect',
+  );
   redirecting = { url: `http://127.0.0.1:${port}`, child };
   media = await makeTempDir('storage-s3');
   const ffmpeg = await resolveFfmpeg();
@@ -81,7 +91,11 @@ test('a result streams from the bucket: exactly what the worker stored, with sin
   expect(several.body.equals(bytes)).toBe(true);
 
   const head = await fetch(url, { method: 'HEAD' });
-  expect({ status: head.status, length: head.headers.get('content-length'), ranges: head.headers.get('accept-ranges') }).toEqual({ status: 200, length: String(size), ranges: 'bytes' });
+  expect({ status: head.status, length: head.headers.get('content-length'), ranges: head.headers.get('accept-ranges') }).toEqual({
+    status: 200,
+    length: String(size),
+    ranges: 'bytes',
+  });
 });
 
 test('DOWNLOAD_REDIRECT=s3: the signed link answers 302 to a short-lived presigned GET of the same bytes', async () => {
@@ -103,7 +117,9 @@ test('DOWNLOAD_REDIRECT=s3: the signed link answers 302 to a short-lived presign
 test('an upload streams into a multipart upload as it arrives, and a client that goes away aborts it', async () => {
   const objectsBefore = await s3.objects();
   const boundary = `----kiln${crypto.randomBytes(8).toString('hex')}`;
-  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="format"\r\n\r\nwebp\r\n--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="format"\r\n\r\nwebp\r\n--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+  );
   const req = http.request(`${kiln.url}/api/jobs`, {
     method: 'POST',
     headers: { authorization: `Bearer ${kiln.key}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(head.length + 64 * 1024 * 1024) },

@@ -8,7 +8,11 @@ import http from 'node:http';
 
 export const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-export interface HttpResult { status: number; body: Buffer; headers: http.IncomingHttpHeaders }
+export interface HttpResult {
+  status: number;
+  body: Buffer;
+  headers: http.IncomingHttpHeaders;
+}
 
 export function multipart(fields: Record<string, string>, file: { data: Buffer; filename: string }): { body: Buffer; contentType: string } {
   const boundary = `----kilnbench${crypto.randomBytes(12).toString('hex')}`;
@@ -21,18 +25,25 @@ export function multipart(fields: Record<string, string>, file: { data: Buffer; 
   return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
-export function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer; discardBody?: boolean } = {}): Promise<HttpResult & { bytes: number }> {
+export function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: Buffer; discardBody?: boolean } = {},
+): Promise<HttpResult & { bytes: number }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', agent, headers: { ...opts.headers, ...(opts.body ? { 'content-length': String(opts.body.length) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      res.on('data', (c: Buffer) => {
-        bytes += c.length;
-        if (!opts.discardBody) chunks.push(c);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), bytes }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      { method: opts.method ?? 'GET', agent, headers: { ...opts.headers, ...(opts.body ? { 'content-length': String(opts.body.length) } : {}) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (!opts.discardBody) chunks.push(c);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), bytes }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -75,11 +86,18 @@ export class ApiError extends Error {
  * Streams one multipart upload of `bytes` file bytes (a PNG signature + header, then junk) from a
  * reused 1 MiB buffer with backpressure: the body never exists in memory.
  */
-export async function streamUpload(base: string, key: string, bytes: number, fields: Record<string, string>, onProgress?: (sent: number) => void): Promise<HttpResult & { seconds: number }> {
+export async function streamUpload(
+  base: string,
+  key: string,
+  bytes: number,
+  fields: Record<string, string>,
+  onProgress?: (sent: number) => void,
+): Promise<HttpResult & { seconds: number }> {
   const boundary = `----kilnbench${crypto.randomBytes(12).toString('hex')}`;
   const head = Buffer.from(
-    Object.entries(fields).map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('') +
-    `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="huge.png"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    Object.entries(fields)
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
+      .join('') + `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="huge.png"\r\nContent-Type: application/octet-stream\r\n\r\n`,
   );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   // PNG signature and an IHDR for 40000×50000 RGB: sniffed as PNG, refused by the worker's pixel limit.
@@ -94,16 +112,20 @@ export async function streamUpload(base: string, key: string, bytes: number, fie
   const junk = crypto.randomBytes(1 << 20);
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.request(`${base}/api/jobs`, {
-      method: 'POST',
-      agent: false,
-      headers: { authorization: `Bearer ${key}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(head.length + bytes + tail.length) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), seconds: (performance.now() - t0) / 1000 }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      `${base}/api/jobs`,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { authorization: `Bearer ${key}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(head.length + bytes + tail.length) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), seconds: (performance.now() - t0) / 1000 }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     void (async () => {
       req.write(head);
@@ -116,7 +138,10 @@ export async function streamUpload(base: string, key: string, bytes: number, fie
         if (req.destroyed) return;
         // The server may answer (e.g. 413) and close before the body is sent: stop waiting then too.
         if (!req.write(n === junk.length ? junk : junk.subarray(0, n))) await drainOrClose(req);
-        if (onProgress && sent - lastReport > 64 << 20) { lastReport = sent; onProgress(sent); }
+        if (onProgress && sent - lastReport > 64 << 20) {
+          lastReport = sent;
+          onProgress(sent);
+        }
       }
       req.end(tail);
     })().catch(reject);

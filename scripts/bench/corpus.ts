@@ -20,10 +20,22 @@ export interface CorpusImage {
 
 /** Width × height of the default corpus: 2–12 MP, landscape and portrait, 4:3 and 3:2. */
 const FULL_SIZES: [number, number][] = [
-  [1632, 1224], [2048, 1536], [1920, 2560], [2592, 1728], [3000, 2000],
-  [2448, 3264], [3264, 2448], [3456, 2304], [4000, 3000], [2848, 4272],
+  [1632, 1224],
+  [2048, 1536],
+  [1920, 2560],
+  [2592, 1728],
+  [3000, 2000],
+  [2448, 3264],
+  [3264, 2448],
+  [3456, 2304],
+  [4000, 3000],
+  [2848, 4272],
 ];
-const QUICK_SIZES: [number, number][] = [[800, 600], [640, 960], [1200, 800]];
+const QUICK_SIZES: [number, number][] = [
+  [800, 600],
+  [640, 960],
+  [1200, 800],
+];
 const VERSION = 'v1';
 
 function cacheRoot(): string {
@@ -44,17 +56,27 @@ function rng(seed: number): () => number {
 
 export async function makePhoto(width: number, height: number, seed: number): Promise<Buffer> {
   const r = rng(seed);
-  const hex = () => `#${Math.floor(r() * 0xffffff).toString(16).padStart(6, '0')}`;
+  const hex = () =>
+    `#${Math.floor(r() * 0xffffff)
+      .toString(16)
+      .padStart(6, '0')}`;
   // Low-frequency structure: coarse noise scaled up smoothly, like out-of-focus scenery.
-  const coarse = await sharp({ create: { width: Math.ceil(width / 24), height: Math.ceil(height / 24), channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 55 } } })
-    .png().toBuffer();
+  const coarse = await sharp({
+    create: { width: Math.ceil(width / 24), height: Math.ceil(height / 24), channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 55 } },
+  })
+    .png()
+    .toBuffer();
   const base = await sharp(coarse).resize(width, height, { kernel: 'cubic', fit: 'fill' }).png({ compressionLevel: 1 }).toBuffer();
   const shapes: string[] = [];
   for (let i = 0; i < 14; i++) {
-    const x = r() * width, y = r() * height, s = (0.03 + r() * 0.18) * Math.min(width, height);
-    shapes.push(r() < 0.5
-      ? `<circle cx="${x.toFixed(0)}" cy="${y.toFixed(0)}" r="${s.toFixed(0)}" fill="${hex()}" fill-opacity="${(0.35 + r() * 0.5).toFixed(2)}"/>`
-      : `<rect x="${x.toFixed(0)}" y="${y.toFixed(0)}" width="${(s * 1.6).toFixed(0)}" height="${s.toFixed(0)}" rx="${(s / 6).toFixed(0)}" fill="${hex()}" fill-opacity="${(0.35 + r() * 0.5).toFixed(2)}" transform="rotate(${(r() * 60 - 30).toFixed(0)} ${x.toFixed(0)} ${y.toFixed(0)})"/>`);
+    const x = r() * width,
+      y = r() * height,
+      s = (0.03 + r() * 0.18) * Math.min(width, height);
+    shapes.push(
+      r() < 0.5
+        ? `<circle cx="${x.toFixed(0)}" cy="${y.toFixed(0)}" r="${s.toFixed(0)}" fill="${hex()}" fill-opacity="${(0.35 + r() * 0.5).toFixed(2)}"/>`
+        : `<rect x="${x.toFixed(0)}" y="${y.toFixed(0)}" width="${(s * 1.6).toFixed(0)}" height="${s.toFixed(0)}" rx="${(s / 6).toFixed(0)}" fill="${hex()}" fill-opacity="${(0.35 + r() * 0.5).toFixed(2)}" transform="rotate(${(r() * 60 - 30).toFixed(0)} ${x.toFixed(0)} ${y.toFixed(0)})"/>`,
+    );
   }
   const fs1 = Math.round(height / 14);
   const svg = Buffer.from(
@@ -67,9 +89,14 @@ export async function makePhoto(width: number, height: number, seed: number): Pr
       <text x="${(width * 0.06).toFixed(0)}" y="${(height * 0.12).toFixed(0)}" font-size="${Math.round(fs1 / 2)}" fill="#111111" font-family="serif">The quick brown fox jumps over the lazy dog 0123456789</text>
     </svg>`,
   );
-  const grain = await sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 9 } } }).png({ compressionLevel: 1 }).toBuffer();
+  const grain = await sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 9 } } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
   return sharp(base)
-    .composite([{ input: svg, blend: 'over' }, { input: grain, blend: 'overlay' }])
+    .composite([
+      { input: svg, blend: 'over' },
+      { input: grain, blend: 'overlay' },
+    ])
     .jpeg({ quality: 90, chromaSubsampling: '4:2:0' })
     .toBuffer();
 }
@@ -105,7 +132,13 @@ export async function defaultCorpus(quick: boolean, onProgress: (msg: string) =>
   for (let i = 0; i < sizes.length; i++) {
     const [w, h] = sizes[i]!;
     const file = path.join(dir, `photo-${String(i + 1).padStart(2, '0')}-${w}x${h}.jpg`);
-    if (await fs.stat(file).then((s) => s.size > 0, () => false)) continue;
+    if (
+      await fs.stat(file).then(
+        (s) => s.size > 0,
+        () => false,
+      )
+    )
+      continue;
     onProgress(`generating corpus ${i + 1}/${sizes.length} (${w}×${h})`);
     const tmp = `${file}.${process.pid}.tmp`;
     await fs.writeFile(tmp, await makePhoto(w, h, 1000 + i));

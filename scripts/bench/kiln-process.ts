@@ -38,14 +38,22 @@ const CLK_TCK = (() => {
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+    const s = net
+      .createServer()
+      .once('error', reject)
+      .listen(0, '127.0.0.1', () => {
+        const port = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(port));
+      });
   });
 }
 
-interface ProcInfo { pid: number; ppid: number; comm: string; ticks: number }
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+  ticks: number;
+}
 
 function readProc(pid: number): ProcInfo | undefined {
   try {
@@ -143,7 +151,7 @@ export async function startKiln(opts: { dataDir?: string; env?: Record<string, s
   };
   const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
   let log = '';
-  let ready = { gateway: false, workers: 0 };
+  const ready = { gateway: false, workers: 0 };
   const onData = (b: Buffer) => {
     const s = b.toString();
     log = (log + s).slice(-300_000);
@@ -157,19 +165,22 @@ export async function startKiln(opts: { dataDir?: string; env?: Record<string, s
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   let exited = false;
-  child.once('exit', () => { exited = true; });
+  child.once('exit', () => {
+    exited = true;
+  });
 
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= (async () => {
-    if (!exited) {
-      const done = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      await done;
-      clearTimeout(t);
-    }
-    if (ownDir) await fsp.rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
-  })());
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (!exited) {
+        const done = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        await done;
+        clearTimeout(t);
+      }
+      if (ownDir) await fsp.rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+    })());
 
   const deadline = Date.now() + 120_000;
   while (!(ready.gateway && ready.workers >= (opts.workers ?? 2))) {

@@ -17,17 +17,26 @@ import { makePhoto } from './corpus.ts';
 import { cpuByRole, ROLES, startKiln } from './kiln-process.ts';
 import { closedLoop } from './stats.ts';
 
-const { values: a } = parseArgs({ options: { jobs: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'in-flight': { type: 'string' }, size: { type: 'string' }, format: { type: 'string' } } });
+const { values: a } = parseArgs({
+  options: { jobs: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'in-flight': { type: 'string' }, size: { type: 'string' }, format: { type: 'string' } },
+});
 const N = Number(a.jobs ?? 200);
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-prof-pg-'));
-const server = await startEmbedded({ dataDir: dir, port: 56000 + Math.floor(Math.random() * 1000), extraFlags: ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all'] });
+const server = await startEmbedded({
+  dataDir: dir,
+  port: 56000 + Math.floor(Math.random() * 1000),
+  extraFlags: ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all'],
+});
 const url = server.url();
 const env: Record<string, string> = { DATABASE_URL: url };
 if (a['cpu-prof']) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(a['cpu-prof'])}`;
 const kiln = await startKiln({ env });
 try {
   const size = Number(a.size ?? 64);
-  const img = await sharp(await makePhoto(Math.max(size, 256), Math.max(size, 256), 7)).resize(size, size).png().toBuffer();
+  const img = await sharp(await makePhoto(Math.max(size, 256), Math.max(size, 256), 7))
+    .resize(size, size)
+    .png()
+    .toBuffer();
   const form = multipart({ format: a.format ?? 'webp', saveToStorage: 'true' }, { data: img, filename: 'tiny.png' });
   for (let i = 0; i < 10; i++) await convertViaApi(kiln.url, kiln.key, form);
   const c = new pg.Client({ connectionString: url });
@@ -36,15 +45,25 @@ try {
   await c.query('SELECT pg_stat_statements_reset()');
   const cpu0 = cpuByRole(kiln.supervisorPid);
   const t0 = performance.now();
-  await closedLoop(Array.from({ length: N }, () => form), Number(a['in-flight'] ?? 4), async (f) => { await convertViaApi(kiln.url, kiln.key, f); });
+  await closedLoop(
+    Array.from({ length: N }, () => form),
+    Number(a['in-flight'] ?? 4),
+    async (f) => {
+      await convertViaApi(kiln.url, kiln.key, f);
+    },
+  );
   const wall = performance.now() - t0;
   const cpu1 = cpuByRole(kiln.supervisorPid);
   const r = await c.query<{ calls: string; total: number; mean: number; query: string; app: string }>(
     `SELECT calls, round(total_exec_time::numeric, 1)::float AS total, round(mean_exec_time::numeric, 3)::float AS mean, regexp_replace(query, '\\s+', ' ', 'g') AS query
-       FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC LIMIT 40`);
+       FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC LIMIT 40`,
+  );
   let calls = 0;
   let total = 0;
-  for (const row of r.rows) { calls += Number(row.calls); total += row.total; }
+  for (const row of r.rows) {
+    calls += Number(row.calls);
+    total += row.total;
+  }
   console.log(`${N} jobs in ${(wall / 1000).toFixed(2)} s (${((N / wall) * 1000).toFixed(1)}/s)`);
   console.log(`CPU ms per job: ${ROLES.map((k) => `${k} ${((cpu1[k] - cpu0[k]) / N).toFixed(2)}`).join(', ')} (postgres not counted: external)`);
   console.log(`statements per job ${(calls / N).toFixed(1)}, exec ms per job ${(total / N).toFixed(2)}`);

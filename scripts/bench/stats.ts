@@ -11,7 +11,12 @@ export function quantile(values: number[], q: number): number {
 
 export const median = (v: number[]) => quantile(v, 0.5);
 
-export interface Spread { min: number; median: number; max: number; runs: number[] }
+export interface Spread {
+  min: number;
+  median: number;
+  max: number;
+  runs: number[];
+}
 
 export function spread(runs: number[], digits = 3): Spread {
   const r = (n: number) => round(n, digits);

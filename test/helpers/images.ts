@@ -39,7 +39,9 @@ export function seededNoise(width: number, height: number, sigma: number, seed: 
     const v = 128 + (next() + next() + next() + next() - 2) * k;
     data[i] = Math.min(Math.max(v, 0), 255);
   }
-  return sharp(data, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+  return sharp(data, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();
 }
 
 /** The GPS block `photo({gps:true})` writes: 51°30'N 0°7'W. */
@@ -62,19 +64,30 @@ export async function photo(width: number, height: number, opts: PhotoOptions = 
   if (opts.icc) img = img.withIccProfile(opts.icc);
   if (opts.orientation) img = img.withMetadata({ orientation: opts.orientation });
   switch (opts.format ?? 'jpeg') {
-    case 'png': return img.png().toBuffer();
-    case 'webp': return img.webp({ quality: opts.quality ?? 90 }).toBuffer();
-    case 'avif': return img.avif({ quality: opts.quality ?? 80, effort: 0 }).toBuffer();
-    case 'tiff': return img.tiff({ compression: 'lzw' }).toBuffer();
-    default: return img.jpeg({ quality: opts.quality ?? 90 }).toBuffer();
+    case 'png':
+      return img.png().toBuffer();
+    case 'webp':
+      return img.webp({ quality: opts.quality ?? 90 }).toBuffer();
+    case 'avif':
+      return img.avif({ quality: opts.quality ?? 80, effort: 0 }).toBuffer();
+    case 'tiff':
+      return img.tiff({ compression: 'lzw' }).toBuffer();
+    default:
+      return img.jpeg({ quality: opts.quality ?? 90 }).toBuffer();
   }
 }
 
 export async function animatedGif(width = 64, height = 48, frames = 4): Promise<Buffer> {
   const tiles = await Promise.all(
-    Array.from({ length: frames }, (_, i) => sharp({ create: { width, height, channels: 3, background: { r: 60 * i, g: 255 - 50 * i, b: 120 } } }).png().toBuffer()),
+    Array.from({ length: frames }, (_, i) =>
+      sharp({ create: { width, height, channels: 3, background: { r: 60 * i, g: 255 - 50 * i, b: 120 } } })
+        .png()
+        .toBuffer(),
+    ),
   );
-  return sharp(tiles, { join: { animated: true } }).gif({ delay: Array(frames).fill(100), loop: 0 }).toBuffer();
+  return sharp(tiles, { join: { animated: true } })
+    .gif({ delay: Array(frames).fill(100), loop: 0 })
+    .toBuffer();
 }
 
 /** Mean absolute difference of two images' pixels at the same size, 0 (identical) to 255. */
@@ -89,10 +102,21 @@ export async function pixelDiff(a: Buffer, b: Buffer, size = 64): Promise<number
 /** Average colour of a region given as fractions of the image. */
 export async function regionColour(img: Buffer, left: number, top: number, w: number, h: number): Promise<{ r: number; g: number; b: number }> {
   const m = await sharp(img).metadata();
-  const W = m.width!, H = m.height!;
-  const { data, info } = await sharp(img).extract({ left: Math.floor(left * W), top: Math.floor(top * H), width: Math.max(1, Math.floor(w * W)), height: Math.max(1, Math.floor(h * H)) }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  let r = 0, g = 0, b = 0;
+  const W = m.width!,
+    H = m.height!;
+  const { data, info } = await sharp(img)
+    .extract({ left: Math.floor(left * W), top: Math.floor(top * H), width: Math.max(1, Math.floor(w * W)), height: Math.max(1, Math.floor(h * H)) })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  let r = 0,
+    g = 0,
+    b = 0;
   const n = info.width * info.height;
-  for (let i = 0; i < data.length; i += 3) { r += data[i]!; g += data[i + 1]!; b += data[i + 2]!; }
+  for (let i = 0; i < data.length; i += 3) {
+    r += data[i]!;
+    g += data[i + 1]!;
+    b += data[i + 2]!;
+  }
   return { r: r / n, g: g / n, b: b / n };
 }

@@ -29,10 +29,13 @@ export interface Kiln {
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+    const s = net
+      .createServer()
+      .once('error', reject)
+      .listen(0, '127.0.0.1', () => {
+        const port = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(port));
+      });
   });
 }
 
@@ -61,7 +64,10 @@ export async function spawnApp(app: App, env: Record<string, string>, onLog: (te
   let own = '';
   const onData = (b: Buffer) => {
     const s = b.toString();
-    const tagged = s.split('\n').map((l) => (l ? `[${label}] ${l}` : l)).join('\n');
+    const tagged = s
+      .split('\n')
+      .map((l) => (l ? `[${label}] ${l}` : l))
+      .join('\n');
     own = (own + tagged).slice(-20_000);
     onLog(tagged);
     if (/"msg":"(worker ready|gateway listening)"/.test(s)) ready = true;
@@ -69,10 +75,14 @@ export async function spawnApp(app: App, env: Record<string, string>, onLog: (te
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   try {
-    await until(`${label} to start`, async () => {
-      if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}:\n${own.slice(-3000)}`);
-      return ready;
-    }, 60_000);
+    await until(
+      `${label} to start`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}:\n${own.slice(-3000)}`);
+        return ready;
+      },
+      60_000,
+    );
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${own.slice(-3000)}`);
@@ -114,7 +124,12 @@ export async function startKiln(opts: { env?: Record<string, string>; apps?: App
   const url = `http://127.0.0.1:${port}`;
 
   const startApp = async (app: App) => {
-    procs.set(app, await spawnApp(app, env, (s) => { log = (log + s).slice(-200_000); }));
+    procs.set(
+      app,
+      await spawnApp(app, env, (s) => {
+        log = (log + s).slice(-200_000);
+      }),
+    );
   };
 
   const stopApp = async (app: App, signal: NodeJS.Signals = 'SIGTERM') => {
@@ -125,7 +140,11 @@ export async function startKiln(opts: { env?: Record<string, string>; apps?: App
   };
 
   const kiln: Kiln = {
-    url, key, db, dataDir, procs,
+    url,
+    key,
+    db,
+    dataDir,
+    procs,
     logs: () => log,
     api: (p, init = {}) => {
       const headers = new Headers(init.headers);
@@ -167,17 +186,43 @@ export function form(files: UploadPart[], fields: Record<string, string> = {}): 
 }
 
 export type JobDetailJson = {
-  jobId: string; status: string; progress: number; totalFiles: number; completedFiles: number; failedFiles: number; errorMessage: string | null;
-  results: { index: number; filename: string; status: string; mimeType: string | null; format: string | null; width?: number; height?: number; downloadUrl: string | null; finalSize: number | null; originalSize: number; savedPercent: number | null; appliedQuality: number | null; error?: { code: string; message: string }; notes?: string[] }[];
+  jobId: string;
+  status: string;
+  progress: number;
+  totalFiles: number;
+  completedFiles: number;
+  failedFiles: number;
+  errorMessage: string | null;
+  results: {
+    index: number;
+    filename: string;
+    status: string;
+    mimeType: string | null;
+    format: string | null;
+    width?: number;
+    height?: number;
+    downloadUrl: string | null;
+    finalSize: number | null;
+    originalSize: number;
+    savedPercent: number | null;
+    appliedQuality: number | null;
+    error?: { code: string; message: string };
+    notes?: string[];
+  }[];
   archive: { filename: string; size: number; downloadUrl: string } | null;
 };
 
 export async function waitForJob(kiln: Kiln, jobId: string, timeoutMs = 60_000): Promise<JobDetailJson> {
-  return until(`job ${jobId} to finish`, async () => {
-    const r = await kiln.api(`/api/jobs/${jobId}`);
-    const j = (await r.json()) as JobDetailJson;
-    return j.status === 'completed' || j.status === 'failed' ? j : undefined;
-  }, timeoutMs, 100);
+  return until(
+    `job ${jobId} to finish`,
+    async () => {
+      const r = await kiln.api(`/api/jobs/${jobId}`);
+      const j = (await r.json()) as JobDetailJson;
+      return j.status === 'completed' || j.status === 'failed' ? j : undefined;
+    },
+    timeoutMs,
+    100,
+  );
 }
 
 export async function download(url: string): Promise<Buffer> {

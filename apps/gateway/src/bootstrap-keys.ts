@@ -12,8 +12,5 @@ export async function bootstrapKeys(pool: Pool, bootstrapKey: string | undefined
   }
   if ((await countApiKeys(pool)) > 0) return;
   const { key, row } = await createApiKey(pool, 'first key');
-  print(
-    `\n  No API keys existed, so Kiln created one. It is shown only this once — keep it:\n\n    ${key}\n\n` +
-      `  (id ${row.id}; more with \`pnpm keys:create <name>\`)\n\n`,
-  );
+  print(`\n  No API keys existed, so Kiln created one. It is shown only this once — keep it:\n\n    ${key}\n\n` + `  (id ${row.id}; more with \`pnpm keys:create <name>\`)\n\n`);
 }

@@ -16,15 +16,23 @@ import type { JobWaiter } from './job-waiter.ts';
 class Bounded<V> {
   readonly #max: number;
   readonly #map = new Map<string, V>();
-  constructor(max: number) { this.#max = max; }
-  get(k: string): V | undefined { return this.#map.get(k); }
+  constructor(max: number) {
+    this.#max = max;
+  }
+  get(k: string): V | undefined {
+    return this.#map.get(k);
+  }
   set(k: string, v: V): void {
     this.#map.delete(k);
     this.#map.set(k, v);
     if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value!);
   }
-  delete(k: string): void { this.#map.delete(k); }
-  clear(): void { this.#map.clear(); }
+  delete(k: string): void {
+    this.#map.delete(k);
+  }
+  clear(): void {
+    this.#map.clear();
+  }
 }
 
 export class KeyCache {
@@ -62,7 +70,13 @@ export class KeyCache {
 
 export class StoredFileCache {
   readonly #rows: Bounded<StoredFileRow>;
-  constructor(max = 10_000) { this.#rows = new Bounded(max); }
-  get(id: string): StoredFileRow | undefined { return this.#rows.get(id); }
-  remember(row: StoredFileRow): void { this.#rows.set(row.id, row); }
+  constructor(max = 10_000) {
+    this.#rows = new Bounded(max);
+  }
+  get(id: string): StoredFileRow | undefined {
+    return this.#rows.get(id);
+  }
+  remember(row: StoredFileRow): void {
+    this.#rows.set(row.id, row);
+  }
 }

@@ -23,13 +23,18 @@ export function errorHandler(log: Logger) {
     } else if (isStorageUnavailable(err)) {
       // Not the client's fault and not ours to hide: say so, and when to come back.
       log.error('storage unavailable', { requestId: req.requestId, method: req.method, path: req.path, setting: err.setting, err: err.message });
-      e = new AppError('unavailable', 'Kiln cannot reach its file storage right now; retry in a few seconds.', { headers: { 'Retry-After': '5' }, detail: { reason: 'storage_unavailable' } });
+      e = new AppError('unavailable', 'Kiln cannot reach its file storage right now; retry in a few seconds.', {
+        headers: { 'Retry-After': '5' },
+        detail: { reason: 'storage_unavailable' },
+      });
     } else if (isUnavailable(err)) {
       log.error('database unavailable', { requestId: req.requestId, method: req.method, path: req.path, err });
       e = new AppError('unavailable', 'Kiln cannot reach its database right now; retry in a few seconds.', { headers: { 'Retry-After': '5' } });
     } else {
       log.error('unhandled error', { requestId: req.requestId, method: req.method, path: req.path, err });
-      e = new AppError('internal_error', `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, { detail: { requestId: req.requestId } });
+      e = new AppError('internal_error', `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, {
+        detail: { requestId: req.requestId },
+      });
     }
     if (res.headersSent) {
       res.destroy();

@@ -20,11 +20,7 @@ export function healthRouter(deps: GatewayDeps): Router {
         return { ok: false, error: err instanceof Error ? err.message : String(err) };
       }
     };
-    const [database, queue, storage] = await Promise.all([
-      check(() => deps.pool.query('SELECT 1')),
-      check(() => deps.queue.ping()),
-      check(() => deps.store.ping()),
-    ]);
+    const [database, queue, storage] = await Promise.all([check(() => deps.pool.query('SELECT 1')), check(() => deps.queue.ping()), check(() => deps.store.ping())]);
     // Which driver, and for S3 which bucket answered (or did not): the first thing to look at when
     // hosts disagree about where blobs are.
     const storageReport = { driver: deps.store.kind, ...deps.store.location, ...storage };

@@ -36,7 +36,9 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
   // that makes the job final, so it arrives after the commit) and without it when it must look.
   const waiters = new Map<string, Set<(final?: boolean) => void>>();
   const keyListeners: (() => void)[] = [];
-  const keysChanged = () => { for (const fn of keyListeners) fn(); };
+  const keysChanged = () => {
+    for (const fn of keyListeners) fn();
+  };
 
   const wake = (jobId: string, final = false) => {
     const set = waiters.get(jobId);
@@ -72,7 +74,16 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     let settle: ((v: boolean) => void) | undefined;
     const set = waiters.get(jobId) ?? new Set();
     waiters.set(jobId, set);
-    const look = () => void isFinal(jobId).then((f) => { if (f) { final = true; settle?.(true); } }, () => undefined);
+    const look = () =>
+      void isFinal(jobId).then(
+        (f) => {
+          if (f) {
+            final = true;
+            settle?.(true);
+          }
+        },
+        () => undefined,
+      );
     const check = (notice?: boolean) => {
       if (notice) {
         final = true;
@@ -110,11 +121,16 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
           signal?.addEventListener('abort', () => finish(false), { once: true });
           // The one look, when needed, also answers jobs that are already final.
           if (needLook) {
-            isFinal(jobId).then((f) => { if (f) finish(true); }, (err: unknown) => {
-              if (done) return;
-              finish(false);
-              reject(err);
-            });
+            isFinal(jobId).then(
+              (f) => {
+                if (f) finish(true);
+              },
+              (err: unknown) => {
+                if (done) return;
+                finish(false);
+                reject(err);
+              },
+            );
           }
         });
       },
@@ -125,7 +141,9 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     expect: (jobId) => watch(jobId, false),
     wait: (jobId, timeoutMs, signal) => watch(jobId, true).wait(timeoutMs, signal),
     listening: connection.listening,
-    onKeysChanged(fn) { keyListeners.push(fn); },
+    onKeysChanged(fn) {
+      keyListeners.push(fn);
+    },
     close: connection.close,
   };
 }
@@ -147,7 +165,13 @@ async function listen(connectionString: string, log: Logger, events: ListenEvent
   let closed = false;
 
   const reconnect = (): void => {
-    setTimeout(() => void connect().catch(() => { if (!closed) reconnect(); }), 1000).unref();
+    setTimeout(
+      () =>
+        void connect().catch(() => {
+          if (!closed) reconnect();
+        }),
+      1000,
+    ).unref();
   };
   const connect = async (): Promise<void> => {
     if (closed) return;

@@ -90,7 +90,10 @@ class ClaimedElsewhere extends Error {
 
 export async function submitJob(deps: SubmitDeps, admission: Admission, job: JobSubmission): Promise<Submitted> {
   const { key, limits, idempotencyKey } = admission;
-  checkAllowedFormats(limits, job.files.map((f, index) => ({ index, filename: f.filename, format: targetOf(job.jobType, f) })));
+  checkAllowedFormats(
+    limits,
+    job.files.map((f, index) => ({ index, filename: f.filename, format: targetOf(job.jobType, f) })),
+  );
   if (admission.replayOf) return { jobId: admission.replayOf, created: false };
   const byQueue = new Map<FileQueueName, FileTaskPayload[]>();
   for (const f of job.files) {
@@ -107,7 +110,13 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         jobType: job.jobType,
         createArchive: job.createArchive,
         files: job.files.map((f, idx) => ({
-          id: f.fileId, idx, filename: f.filename, sourceKey: f.sourceKey, sourceKind: f.kind, originalSize: f.size, options: f.options,
+          id: f.fileId,
+          idx,
+          filename: f.filename,
+          sourceKey: f.sourceKey,
+          sourceKind: f.kind,
+          originalSize: f.size,
+          options: f.options,
         })),
       });
       if (idempotencyKey) {
@@ -133,7 +142,9 @@ export function checkPair(file: { index: number; filename: string; size: number;
   const where = `files[${file.index}] ("${file.filename}")`;
   if (file.size === 0) throw new AppError('invalid_field', `${where} is empty; upload the file's contents.`, { detail: { field: 'files', index: file.index } });
   if (!file.kind) {
-    throw new AppError('unsupported_format', `${where} is not a file type Kiln recognises from its contents; supported inputs are images, SVG, PDF, audio, video and archives.`, { detail: { index: file.index } });
+    throw new AppError('unsupported_format', `${where} is not a file type Kiln recognises from its contents; supported inputs are images, SVG, PDF, audio, video and archives.`, {
+      detail: { index: file.index },
+    });
   }
   if (jobType === 'compress' && !format) {
     if (!compressTargetFor(file.kind))
@@ -146,8 +157,12 @@ export function checkPair(file: { index: number; filename: string; size: number;
   }
   if (format && !canConvert(file.kind, format)) {
     const targets = targetsFor(file.kind);
-    throw new AppError('unsupported_format', `${where} is ${file.kind}, which cannot be converted to ${format}; ${targets.length ? `it converts to ${targets.join(', ')}` : `no conversions from ${INPUT_INFO[file.kind].family} files are available yet`}.`, {
-      detail: { index: file.index, input: file.kind, output: format, supportedOutputs: targets },
-    });
+    throw new AppError(
+      'unsupported_format',
+      `${where} is ${file.kind}, which cannot be converted to ${format}; ${targets.length ? `it converts to ${targets.join(', ')}` : `no conversions from ${INPUT_INFO[file.kind].family} files are available yet`}.`,
+      {
+        detail: { index: file.index, input: file.kind, output: format, supportedOutputs: targets },
+      },
+    );
   }
 }

@@ -23,7 +23,9 @@ export type LimitsConfig = Pick<Config, 'KEY_DEFAULT_RPM' | 'KEY_DEFAULT_MAX_CON
 
 export function effectiveLimits(config: LimitsConfig, key: Pick<ApiKeyRow, 'limits'>): EffectiveLimits {
   const l = key.limits ?? {};
-  const defaultFormats = config.KEY_DEFAULT_ALLOWED_FORMATS?.split(/\s*,\s*/).map((f) => parseOutputFormat(f)).filter((f): f is OutputFormat => !!f);
+  const defaultFormats = config.KEY_DEFAULT_ALLOWED_FORMATS?.split(/\s*,\s*/)
+    .map((f) => parseOutputFormat(f))
+    .filter((f): f is OutputFormat => !!f);
   const keyFormats = l.allowedFormats?.map((f) => parseOutputFormat(f)).filter((f): f is OutputFormat => !!f);
   return {
     requestsPerMinute: l.requestsPerMinute ?? config.KEY_DEFAULT_RPM,
@@ -59,10 +61,14 @@ export function rateLimitByKey(pool: Pool, config: LimitsConfig) {
     res.set(headers);
     if (hit.hits > limit) {
       const retryAfter = retryAfterOf(hit);
-      throw new AppError('rate_limited', `This key may make ${limit} requests per minute and has used them; retry in ${retryAfter} s (Retry-After), or ask the operator to raise its requestsPerMinute.`, {
-        detail: { limit: 'requestsPerMinute', max: limit, retryAfterSeconds: retryAfter },
-        headers: { ...headers, 'Retry-After': String(retryAfter) },
-      });
+      throw new AppError(
+        'rate_limited',
+        `This key may make ${limit} requests per minute and has used them; retry in ${retryAfter} s (Retry-After), or ask the operator to raise its requestsPerMinute.`,
+        {
+          detail: { limit: 'requestsPerMinute', max: limit, retryAfterSeconds: retryAfter },
+          headers: { ...headers, 'Retry-After': String(retryAfter) },
+        },
+      );
     }
     next();
   };
@@ -89,15 +95,23 @@ export async function admitJob(db: Queryable, key: Pick<ApiKeyRow, 'id'>, limits
   const usage = await keyUsage(db, key.id, opts);
   if (limits.monthlyJobQuota > 0 && usage.jobsThisMonth >= limits.monthlyJobQuota) {
     const resetsAt = new Date(usage.monthResetsAt).toISOString();
-    throw new AppError('quota_exceeded', `This key has used its monthly quota of ${limits.monthlyJobQuota} jobs (monthlyJobQuota); it starts again at ${resetsAt}, or the operator can raise it.`, {
-      detail: { limit: 'monthlyJobQuota', max: limits.monthlyJobQuota, used: usage.jobsThisMonth, resetsAt },
-    });
+    throw new AppError(
+      'quota_exceeded',
+      `This key has used its monthly quota of ${limits.monthlyJobQuota} jobs (monthlyJobQuota); it starts again at ${resetsAt}, or the operator can raise it.`,
+      {
+        detail: { limit: 'monthlyJobQuota', max: limits.monthlyJobQuota, used: usage.jobsThisMonth, resetsAt },
+      },
+    );
   }
   if (limits.maxConcurrentJobs > 0 && usage.activeJobs >= limits.maxConcurrentJobs) {
-    throw new AppError('rate_limited', `This key already has ${usage.activeJobs} jobs pending or processing, its limit (maxConcurrentJobs ${limits.maxConcurrentJobs}); wait for one to finish, then retry.`, {
-      detail: { limit: 'maxConcurrentJobs', max: limits.maxConcurrentJobs, active: usage.activeJobs },
-      headers: { 'Retry-After': '5' },
-    });
+    throw new AppError(
+      'rate_limited',
+      `This key already has ${usage.activeJobs} jobs pending or processing, its limit (maxConcurrentJobs ${limits.maxConcurrentJobs}); wait for one to finish, then retry.`,
+      {
+        detail: { limit: 'maxConcurrentJobs', max: limits.maxConcurrentJobs, active: usage.activeJobs },
+        headers: { 'Retry-After': '5' },
+      },
+    );
   }
 }
 
@@ -106,9 +120,13 @@ export function checkAllowedFormats(limits: EffectiveLimits, targets: { index: n
   if (!limits.allowedFormats) return;
   for (const t of targets) {
     if (t.format && !limits.allowedFormats.includes(t.format)) {
-      throw new AppError('format_not_allowed', `files[${t.index}] ("${t.filename}") asks for ${t.format}, which this key may not create; it may create ${limits.allowedFormats.join(', ')} (allowedFormats).`, {
-        detail: { limit: 'allowedFormats', index: t.index, format: t.format, allowedFormats: limits.allowedFormats },
-      });
+      throw new AppError(
+        'format_not_allowed',
+        `files[${t.index}] ("${t.filename}") asks for ${t.format}, which this key may not create; it may create ${limits.allowedFormats.join(', ')} (allowedFormats).`,
+        {
+          detail: { limit: 'allowedFormats', index: t.index, format: t.format, allowedFormats: limits.allowedFormats },
+        },
+      );
     }
   }
 }

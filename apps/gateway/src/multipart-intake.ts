@@ -43,7 +43,7 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
     opts.afterUpload?.(fields);
     if (files.length === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field.', { detail: { field: 'files' } });
     const request = parseJobFields(fields, files.length, opts.jobType ? { jobType: opts.jobType } : undefined);
-    files.forEach((f, i) => checkPair(f, request.files[i]!.format, request.jobType));
+    for (const [i, f] of files.entries()) checkPair(f, request.files[i]!.format, request.jobType);
     const submitted = await submitJob(deps, admission, {
       jobId,
       jobType: request.jobType,

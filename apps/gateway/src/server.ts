@@ -32,7 +32,13 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   const waiter = await createJobWaiter(url, pool, log);
   await bootstrapKeys(pool, config.BOOTSTRAP_API_KEY, log);
   return {
-    config, pool, queue, store, log, signer, waiter,
+    config,
+    pool,
+    queue,
+    store,
+    log,
+    signer,
+    waiter,
     keyCache: new KeyCache(waiter),
     storedFiles: new StoredFileCache(),
     close: async () => {
@@ -55,13 +61,24 @@ export async function startGateway(config: Config): Promise<{ server: http.Serve
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
   const url = `http://127.0.0.1:${port}`;
-  deps.log.info('gateway listening', { url, dataDir: config.dataDir, storage: { driver: deps.store.kind, ...deps.store.location }, downloads: config.DOWNLOAD_REDIRECT === 's3' ? 'redirect to presigned S3 GET' : 'streamed by the gateway' });
+  deps.log.info('gateway listening', {
+    url,
+    dataDir: config.dataDir,
+    storage: { driver: deps.store.kind, ...deps.store.location },
+    downloads: config.DOWNLOAD_REDIRECT === 's3' ? 'redirect to presigned S3 GET' : 'streamed by the gateway',
+  });
   let stopping: Promise<void> | undefined;
   return {
-    server, url, deps,
-    stop: () => (stopping ??= (async () => {
-      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeIdleConnections(); });
-      await deps.close();
-    })()),
+    server,
+    url,
+    deps,
+    stop: () =>
+      (stopping ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await deps.close();
+      })()),
   };
 }

@@ -30,7 +30,9 @@ export function syncRouter(deps: GatewayDeps): Router {
     if (!found) throw new AppError('not_found', `No job ${created.jobId}.`);
     const { job, files: rows } = found;
     if (!final) {
-      res.status(202).json({ jobId: job.id, status: job.status, notice: `Still running after ${deps.config.SYNC_TIMEOUT_SECONDS} s (SYNC_TIMEOUT_SECONDS); poll GET /api/jobs/${job.id}.` });
+      res
+        .status(202)
+        .json({ jobId: job.id, status: job.status, notice: `Still running after ${deps.config.SYNC_TIMEOUT_SECONDS} s (SYNC_TIMEOUT_SECONDS); poll GET /api/jobs/${job.id}.` });
       return;
     }
     const urlFor = urlBuilder(deps, req);
@@ -75,7 +77,12 @@ async function submitAndWait(deps: GatewayDeps, req: Request, res: Response, key
   let pending: PendingJob | undefined;
   let created: SubmittedUpload;
   try {
-    created = await submitMultipart(deps, req, res, key, { jobType, beforeCommit: (jobId) => { pending = deps.waiter.expect(jobId); } });
+    created = await submitMultipart(deps, req, res, key, {
+      jobType,
+      beforeCommit: (jobId) => {
+        pending = deps.waiter.expect(jobId);
+      },
+    });
   } catch (err) {
     pending?.cancel();
     throw err;
@@ -98,7 +105,17 @@ async function syncEntries(deps: GatewayDeps, rows: JobFileWithOutput[], urlFor:
   for (const f of rows) {
     const result = toFileResult(f, urlFor);
     if (f.status !== 'completed' || !f.output) {
-      files.push({ filename: result.filename, originalSize: f.originalSize, finalSize: 0, savedPercent: 0, mimeType: '', downloadUrl: '', appliedQuality: null, storedFileId: null, error: result.error });
+      files.push({
+        filename: result.filename,
+        originalSize: f.originalSize,
+        finalSize: 0,
+        savedPercent: 0,
+        mimeType: '',
+        downloadUrl: '',
+        appliedQuality: null,
+        storedFileId: null,
+        error: result.error,
+      });
       continue;
     }
     let downloadUrl = result.downloadUrl!;

@@ -36,14 +36,23 @@ class HeadCapture extends Transform {
   }
 }
 
-interface StoredPart { fileId: string; key: string; size: number; kind: InputKind | undefined }
+interface StoredPart {
+  fileId: string;
+  key: string;
+  size: number;
+  kind: InputKind | undefined;
+}
 
 function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string): multer.StorageEngine {
   return {
     _handleFile(req, file, cb) {
       if (!FILE_FIELD.test(file.fieldname)) {
         file.stream.resume();
-        cb(new AppError('invalid_field', `Unexpected file field "${file.fieldname}": upload files in the "files" field (or files[0], files[1], …).`, { detail: { field: file.fieldname } }));
+        cb(
+          new AppError('invalid_field', `Unexpected file field "${file.fieldname}": upload files in the "files" field (or files[0], files[1], …).`, {
+            detail: { field: file.fieldname },
+          }),
+        );
         return;
       }
       const fileId = crypto.randomUUID();
@@ -55,13 +64,19 @@ function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string): multe
       pipeline(file.stream, capture).catch(() => undefined);
       store.put(key, capture).then(
         ({ size }) => cb(null, { fileId, key, size, kind: sniff(capture.head) } satisfies StoredPart as unknown as Partial<Express.Multer.File>),
-        (err: unknown) => { void store.delete([key]).catch(() => undefined); cb(err as Error); },
+        (err: unknown) => {
+          void store.delete([key]).catch(() => undefined);
+          cb(err as Error);
+        },
       );
     },
     _removeFile(_req, file, cb) {
       const key = (file as unknown as StoredPart).key;
       if (!key) return cb(null);
-      store.delete([key]).then(() => cb(null), (err: Error) => cb(err));
+      store.delete([key]).then(
+        () => cb(null),
+        (err: Error) => cb(err),
+      );
     },
   };
 }
@@ -94,18 +109,34 @@ function multerError(err: multer.MulterError, limits: UploadLimits): AppError {
   switch (err.code) {
     case 'LIMIT_FILE_SIZE':
       return limits.maxFileBytesByKey
-        ? new AppError('file_too_large', `A file is larger than this API key's upload limit of ${limits.maxFileBytes} bytes; split it, or ask the operator to raise the key's maxUploadBytes.`, { detail: { limit: 'maxUploadBytes', maxBytes: limits.maxFileBytes, field: err.field } })
-        : new AppError('file_too_large', `A file is larger than the upload limit of ${limits.maxFileBytes} bytes; split it or raise MAX_UPLOAD_BYTES.`, { detail: { limit: 'MAX_UPLOAD_BYTES', maxBytes: limits.maxFileBytes, field: err.field } });
+        ? new AppError(
+            'file_too_large',
+            `A file is larger than this API key's upload limit of ${limits.maxFileBytes} bytes; split it, or ask the operator to raise the key's maxUploadBytes.`,
+            { detail: { limit: 'maxUploadBytes', maxBytes: limits.maxFileBytes, field: err.field } },
+          )
+        : new AppError('file_too_large', `A file is larger than the upload limit of ${limits.maxFileBytes} bytes; split it or raise MAX_UPLOAD_BYTES.`, {
+            detail: { limit: 'MAX_UPLOAD_BYTES', maxBytes: limits.maxFileBytes, field: err.field },
+          });
     case 'LIMIT_FILE_COUNT':
       return limits.maxFilesByKey
-        ? new AppError('too_many_files', `Too many files: this API key allows at most ${limits.maxFiles} per request; send several requests, or ask the operator to raise the key's maxFilesPerJob.`, { detail: { limit: 'maxFilesPerJob', maxFiles: limits.maxFiles } })
-        : new AppError('too_many_files', `Too many files: at most ${limits.maxFiles} per request; send several requests or raise MAX_FILES_PER_JOB.`, { detail: { limit: 'MAX_FILES_PER_JOB', maxFiles: limits.maxFiles } });
+        ? new AppError(
+            'too_many_files',
+            `Too many files: this API key allows at most ${limits.maxFiles} per request; send several requests, or ask the operator to raise the key's maxFilesPerJob.`,
+            { detail: { limit: 'maxFilesPerJob', maxFiles: limits.maxFiles } },
+          )
+        : new AppError('too_many_files', `Too many files: at most ${limits.maxFiles} per request; send several requests or raise MAX_FILES_PER_JOB.`, {
+            detail: { limit: 'MAX_FILES_PER_JOB', maxFiles: limits.maxFiles },
+          });
     case 'LIMIT_FIELD_VALUE':
-      return new AppError('invalid_field', `Field "${err.field}" is longer than ${limits.maxFieldBytes} bytes; raise MAX_FIELD_BYTES if this is intended.`, { detail: { field: err.field, limit: 'MAX_FIELD_BYTES' } });
+      return new AppError('invalid_field', `Field "${err.field}" is longer than ${limits.maxFieldBytes} bytes; raise MAX_FIELD_BYTES if this is intended.`, {
+        detail: { field: err.field, limit: 'MAX_FIELD_BYTES' },
+      });
     case 'LIMIT_UNEXPECTED_FILE':
       return new AppError('invalid_field', `Unexpected file field "${err.field}": upload files in the "files" field.`, { detail: { field: err.field } });
     default:
-      return new AppError('invalid_request', `The multipart body could not be read (${err.code}); send multipart/form-data with files in the "files" field.`, { detail: { reason: err.code } });
+      return new AppError('invalid_request', `The multipart body could not be read (${err.code}); send multipart/form-data with files in the "files" field.`, {
+        detail: { reason: err.code },
+      });
   }
 }
 
@@ -134,7 +165,10 @@ export function receiveUpload(store: BlobStore, req: Request, res: Response, job
           return err;
         })();
         // Answer only once nothing of this request is left in storage.
-        void store.delete(raw.map((f) => f.key).filter(Boolean)).catch(() => undefined).then(() => reject(mapped));
+        void store
+          .delete(raw.map((f) => f.key).filter(Boolean))
+          .catch(() => undefined)
+          .then(() => reject(mapped));
         return;
       }
       const withIndex = raw.map((f, arrival) => {
@@ -143,15 +177,17 @@ export function receiveUpload(store: BlobStore, req: Request, res: Response, job
         return { f, order: explicit !== undefined ? Number(explicit) : arrival, arrival };
       });
       withIndex.sort((a, b) => a.order - b.order || a.arrival - b.arrival);
-      resolve(withIndex.map(({ f }, index) => ({
-        index,
-        fileId: f.fileId,
-        fieldname: f.fieldname,
-        filename: (f.originalname || 'upload').slice(0, 255),
-        key: f.key,
-        size: f.size,
-        kind: f.kind,
-      })));
+      resolve(
+        withIndex.map(({ f }, index) => ({
+          index,
+          fileId: f.fileId,
+          fieldname: f.fieldname,
+          filename: (f.originalname || 'upload').slice(0, 255),
+          key: f.key,
+          size: f.size,
+          kind: f.kind,
+        })),
+      );
     });
   });
 }

@@ -15,7 +15,10 @@ let deps: TestGateway['deps'];
 let app: TestGateway['app'];
 let client: pg.Client;
 
-beforeAll(async () => { gw = await startTestGateway('cache'); ({ deps, app, client } = gw); }, 60_000);
+beforeAll(async () => {
+  gw = await startTestGateway('cache');
+  ({ deps, app, client } = gw);
+}, 60_000);
 afterAll(async () => {
   await client?.query('ALTER TABLE api_keys ENABLE TRIGGER api_keys_changed').catch(() => undefined);
   await gw?.close();

@@ -16,8 +16,13 @@ let deps: TestGateway['deps'];
 let app: TestGateway['app'];
 let client: pg.Client;
 
-beforeAll(async () => { gw = await startTestGateway('dash', { ADMIN_PASSWORD: PASSWORD }); ({ deps, app, client } = gw); }, 60_000);
-afterAll(async () => { await gw?.close(); });
+beforeAll(async () => {
+  gw = await startTestGateway('dash', { ADMIN_PASSWORD: PASSWORD });
+  ({ deps, app, client } = gw);
+}, 60_000);
+afterAll(async () => {
+  await gw?.close();
+});
 
 const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
 const cookieOf = (res: request.Response, name: string) => {
@@ -31,7 +36,11 @@ let signIns = 0;
 async function signIn(ip = `198.51.100.${++signIns}`): Promise<{ cookie: string; csrf: string }> {
   const form = await request(app).get('/dashboard/login').set('X-Forwarded-For', ip);
   const login = cookieOf(form, 'kiln_login')!;
-  const res = await request(app).post('/dashboard/login').set('X-Forwarded-For', ip).set('Cookie', login.pair).type('form')
+  const res = await request(app)
+    .post('/dashboard/login')
+    .set('X-Forwarded-For', ip)
+    .set('Cookie', login.pair)
+    .type('form')
     .send({ _csrf: csrfOf(form.text), password: PASSWORD });
   expect(res.status).toBe(303);
   const cookie = cookieOf(res, 'kiln_session')!.pair;
@@ -64,7 +73,12 @@ test('sign-in sets an HttpOnly, SameSite=Strict, expiring session cookie; a wron
   expect(login.line).toMatch(/HttpOnly/);
   expect(login.line).toMatch(/SameSite=Strict/);
 
-  const wrong = await request(app).post('/dashboard/login').set('X-Forwarded-For', '198.51.100.200').set('Cookie', login.pair).type('form').send({ _csrf: csrfOf(form.text), password: 'not it at all' });
+  const wrong = await request(app)
+    .post('/dashboard/login')
+    .set('X-Forwarded-For', '198.51.100.200')
+    .set('Cookie', login.pair)
+    .type('form')
+    .send({ _csrf: csrfOf(form.text), password: 'not it at all' });
   expect(wrong.status).toBe(401);
   expect(wrong.text).toMatch(/That is not the admin password/);
   expect(cookieOf(wrong, 'kiln_session')).toBeUndefined();
@@ -73,7 +87,12 @@ test('sign-in sets an HttpOnly, SameSite=Strict, expiring session cookie; a wron
   expect(noToken.status).toBe(403);
   expect(cookieOf(noToken, 'kiln_session')).toBeUndefined();
 
-  const ok = await request(app).post('/dashboard/login').set('X-Forwarded-For', '198.51.100.200').set('Cookie', login.pair).type('form').send({ _csrf: csrfOf(form.text), password: PASSWORD });
+  const ok = await request(app)
+    .post('/dashboard/login')
+    .set('X-Forwarded-For', '198.51.100.200')
+    .set('Cookie', login.pair)
+    .type('form')
+    .send({ _csrf: csrfOf(form.text), password: PASSWORD });
   expect(ok.status).toBe(303);
   expect(ok.headers.location).toBe('/dashboard/keys');
   const session = cookieOf(ok, 'kiln_session')!;
@@ -101,7 +120,10 @@ test('sign-in attempts are limited per address: the sixth in a minute is 429 wit
 
 test('creating a key shows it once in the POST response (no redirect, no-store), with its limits; it works, and the list never shows it again', async () => {
   const { cookie, csrf } = await signIn();
-  const res = await request(app).post('/dashboard/keys').set('Cookie', cookie).type('form')
+  const res = await request(app)
+    .post('/dashboard/keys')
+    .set('Cookie', cookie)
+    .type('form')
     .send({ _csrf: csrf, name: 'from the dashboard', requestsPerMinute: '30', allowedFormats: 'webp, jpeg', maxUploadBytes: '5MB' });
   expect(res.status).toBe(201);
   expect(res.headers.location).toBeUndefined();
@@ -132,7 +154,11 @@ test('forms without the session CSRF token are refused and change nothing', asyn
 
 test('bad limits are refused with the form kept and every problem named', async () => {
   const { cookie, csrf } = await signIn();
-  const res = await request(app).post('/dashboard/keys').set('Cookie', cookie).type('form').send({ _csrf: csrf, name: 'typo', requestsPerMinute: 'lots', allowedFormats: 'png,bmp' });
+  const res = await request(app)
+    .post('/dashboard/keys')
+    .set('Cookie', cookie)
+    .type('form')
+    .send({ _csrf: csrf, name: 'typo', requestsPerMinute: 'lots', allowedFormats: 'png,bmp' });
   expect(res.status).toBe(400);
   expect(res.text).toMatch(/Requests per minute: &quot;lots&quot; is not a whole number/);
   expect(res.text).toMatch(/&quot;bmp&quot; is not an output format/);
@@ -146,7 +172,11 @@ test('revoking asks for confirmation, then the key gets 401', async () => {
   const id = (await client.query<{ id: string }>('SELECT id FROM api_keys WHERE prefix = $1', [key.slice(0, 11)])).rows[0]!.id;
   const confirm = await request(app).get(`/dashboard/keys/${id}/revoke`).set('Cookie', cookie);
   expect(confirm.text).toMatch(/Revoke “short-lived”\?/);
-  const done = await request(app).post(`/dashboard/keys/${id}/revoke`).set('Cookie', cookie).type('form').send({ _csrf: csrfOf(confirm.text) });
+  const done = await request(app)
+    .post(`/dashboard/keys/${id}/revoke`)
+    .set('Cookie', cookie)
+    .type('form')
+    .send({ _csrf: csrfOf(confirm.text) });
   expect(done.status).toBe(303);
   expect(done.headers.location).toBe(`/dashboard/keys?revoked=${id}`);
   expect((await request(app).get('/api/jobs').set('Authorization', `Bearer ${key}`)).status).toBe(401);
@@ -157,20 +187,40 @@ test('"try it" uploads as the chosen key and lands on the job page; without the 
   const created = await request(app).post('/dashboard/keys').set('Cookie', cookie).type('form').send({ _csrf: csrf, name: 'try key', allowedFormats: 'webp' });
   const key = /<code id="new-key"[^>]*>([^<]+)<\/code>/.exec(created.text)![1]!;
   const id = (await client.query<{ id: string }>('SELECT id FROM api_keys WHERE prefix = $1', [key.slice(0, 11)])).rows[0]!.id;
-  const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#ff0000' } }).png().toBuffer();
+  const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#ff0000' } })
+    .png()
+    .toBuffer();
 
   const page = await request(app).get(`/dashboard/try?key=${id}`).set('Cookie', cookie);
   expect(page.text).toContain(`${key.slice(0, 11)}…`);
   expect(page.text).toMatch(/curl -H &quot;Authorization: Bearer \$KEY&quot; -F files=@photo.png -F format=webp/);
 
-  const forged = await request(app).post(`/dashboard/try?key=${id}`).set('Cookie', cookie).field('_csrf', 'nope').field('key', id).field('format', 'webp').attach('files', png, 'red.png');
+  const forged = await request(app)
+    .post(`/dashboard/try?key=${id}`)
+    .set('Cookie', cookie)
+    .field('_csrf', 'nope')
+    .field('key', id)
+    .field('format', 'webp')
+    .attach('files', png, 'red.png');
   expect(forged.status).toBe(403);
-  const refused = await request(app).post(`/dashboard/try?key=${id}`).set('Cookie', cookie).field('_csrf', csrf).field('key', id).field('format', 'png').attach('files', png, 'red.png');
+  const refused = await request(app)
+    .post(`/dashboard/try?key=${id}`)
+    .set('Cookie', cookie)
+    .field('_csrf', csrf)
+    .field('key', id)
+    .field('format', 'png')
+    .attach('files', png, 'red.png');
   expect(refused.status).toBe(403);
   expect(refused.text).toMatch(/asks for png, which this key may not create/);
   expect((await client.query<{ n: number }>('SELECT count(*)::int AS n FROM jobs WHERE api_key_id = $1', [id])).rows[0]!.n).toBe(0);
 
-  const ok = await request(app).post(`/dashboard/try?key=${id}`).set('Cookie', cookie).field('_csrf', csrf).field('key', id).field('format', 'webp').attach('files', png, 'red.png');
+  const ok = await request(app)
+    .post(`/dashboard/try?key=${id}`)
+    .set('Cookie', cookie)
+    .field('_csrf', csrf)
+    .field('key', id)
+    .field('format', 'webp')
+    .attach('files', png, 'red.png');
   expect(ok.status).toBe(303);
   const jobId = /^\/dashboard\/jobs\/([0-9a-f-]{36})\?created=1$/.exec(ok.headers.location ?? '')![1]!;
   // The job belongs to the key: the key's own API sees it.

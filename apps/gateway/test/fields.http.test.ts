@@ -20,9 +20,13 @@ let png: Buffer;
 beforeAll(async () => {
   gw = await startTestGateway('fields');
   ({ db, app, dataDir, key: KEY } = gw);
-  png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } }).png().toBuffer();
+  png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } })
+    .png()
+    .toBuffer();
 }, 60_000);
-afterAll(async () => { await gw?.close(); });
+afterAll(async () => {
+  await gw?.close();
+});
 
 function post(fields: Record<string, string>, files = 2) {
   let r = request(app).post('/api/jobs').set('Authorization', `Bearer ${KEY}`);
@@ -106,9 +110,15 @@ test('an unsupported pair is 415 naming the pair and what would work, RAR output
 });
 
 test('valid singular and array forms are accepted: jpeg alias, string booleans, nulls, files[N] fields', async () => {
-  let r = request(app).post('/api/jobs').set('Authorization', `Bearer ${KEY}`)
-    .field('formats', '["jpeg","webp"]').field('resizes', '["width","original"]').field('resizeWidths', '[4,null]')
-    .field('autoOrients', '["false",true]').field('compressions', '["70",90]').field('createArchive', 'true');
+  let r = request(app)
+    .post('/api/jobs')
+    .set('Authorization', `Bearer ${KEY}`)
+    .field('formats', '["jpeg","webp"]')
+    .field('resizes', '["width","original"]')
+    .field('resizeWidths', '[4,null]')
+    .field('autoOrients', '["false",true]')
+    .field('compressions', '["70",90]')
+    .field('createArchive', 'true');
   r = r.attach('files[1]', png, 'second.png').attach('files[0]', png, 'first.png');
   const res = await r;
   expect(res.status).toBe(200);

@@ -30,7 +30,12 @@ export async function startTestGateway(tag: string, env: Record<string, string |
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   return {
-    db, dataDir, deps, app: createApp(deps), client, key,
+    db,
+    dataDir,
+    deps,
+    app: createApp(deps),
+    client,
+    key,
     close: async () => {
       await client.end();
       await deps.close();

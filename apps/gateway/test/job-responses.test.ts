@@ -6,15 +6,43 @@ import type { JobFileWithOutput, JobRow } from '@kiln/db';
 import { jobErrorMessage, toFileResult, toSummary } from '../src/job-responses.ts';
 
 const job = (over: Partial<JobRow> = {}): JobRow => ({
-  id: '00000000-0000-4000-8000-000000000001', apiKeyId: '00000000-0000-4000-8000-000000000002', jobType: 'convert',
-  status: 'failed', createArchive: false, totalFiles: 1, completedFiles: 0, failedFiles: 1, errorMessage: null, cancelled: false,
-  createdAt: new Date(0), startedAt: null, completedAt: new Date(0), expiresAt: null, archiveFileId: null, progress: 100, ...over,
+  id: '00000000-0000-4000-8000-000000000001',
+  apiKeyId: '00000000-0000-4000-8000-000000000002',
+  jobType: 'convert',
+  status: 'failed',
+  createArchive: false,
+  totalFiles: 1,
+  completedFiles: 0,
+  failedFiles: 1,
+  errorMessage: null,
+  cancelled: false,
+  createdAt: new Date(0),
+  startedAt: null,
+  completedAt: new Date(0),
+  expiresAt: null,
+  archiveFileId: null,
+  progress: 100,
+  ...over,
 });
 
 const file = (over: Partial<JobFileWithOutput> = {}): JobFileWithOutput => ({
-  id: '00000000-0000-4000-8000-000000000003', jobId: '00000000-0000-4000-8000-000000000001', idx: 0, filename: 'a.png',
-  sourceKey: 'jobs/x/src/y', sourceKind: 'png', originalSize: 100, options: {}, status: 'completed', progress: 100, attempts: 1,
-  result: null, outputFileId: null, errorCode: null, errorMessage: null, output: null, ...over,
+  id: '00000000-0000-4000-8000-000000000003',
+  jobId: '00000000-0000-4000-8000-000000000001',
+  idx: 0,
+  filename: 'a.png',
+  sourceKey: 'jobs/x/src/y',
+  sourceKind: 'png',
+  originalSize: 100,
+  options: {},
+  status: 'completed',
+  progress: 100,
+  attempts: 1,
+  result: null,
+  outputFileId: null,
+  errorCode: null,
+  errorMessage: null,
+  output: null,
+  ...over,
 });
 
 test("a job's sentence comes from its counters and flags: one file, all files, cancelled, none while anything succeeded", () => {
@@ -27,8 +55,9 @@ test("a job's sentence comes from its counters and flags: one file, all files, c
 });
 
 test('a message a worker stored wins, so rows written before the sentences moved out of SQL read the same', () => {
-  expect(jobErrorMessage(job({ status: 'completed', completedFiles: 1, failedFiles: 0, errorMessage: 'The archive could not be built: disk full.' })))
-    .toBe('The archive could not be built: disk full.');
+  expect(jobErrorMessage(job({ status: 'completed', completedFiles: 1, failedFiles: 0, errorMessage: 'The archive could not be built: disk full.' }))).toBe(
+    'The archive could not be built: disk full.',
+  );
   expect(jobErrorMessage(job({ totalFiles: 2, errorMessage: 'All 2 files failed to convert; see results[].error.' }))).toBe('All 2 files failed to convert; see results[].error.');
 });
 
@@ -40,7 +69,14 @@ test('a file of a cancelled job says so; a failed file keeps the message its wor
 });
 
 test('a result row from an older worker renders what it has and leaves out what it cannot read', () => {
-  const output = { id: '00000000-0000-4000-8000-000000000004', jobId: '00000000-0000-4000-8000-000000000001', storageKey: 'k', filename: 'a.webp', mimeType: 'image/webp', size: 40 };
+  const output = {
+    id: '00000000-0000-4000-8000-000000000004',
+    jobId: '00000000-0000-4000-8000-000000000001',
+    storageKey: 'k',
+    filename: 'a.webp',
+    mimeType: 'image/webp',
+    size: 40,
+  };
   const r = toFileResult(file({ output, result: { format: 'webp', mimeType: 'image/webp', width: '64', height: 48, legacy: true } }), (s) => `url:${s.id}`);
   expect(r).toMatchObject({ format: 'webp', mimeType: 'image/webp', height: 48, finalSize: 40, savedPercent: null, appliedQuality: null, downloadUrl: `url:${output.id}` });
   expect(r).not.toHaveProperty('width');

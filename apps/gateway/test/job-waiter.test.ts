@@ -21,7 +21,12 @@ beforeAll(async () => {
   db = await createTestDatabase();
   pool = createPool(db.url, 2);
   // The waiter's own pool, counting the queries it makes (all go to the real database).
-  const counted = { query: (...args: Parameters<Pool['query']>) => { queries++; return (pool.query as (...a: unknown[]) => unknown)(...args); } } as unknown as Pool;
+  const counted = {
+    query: (...args: Parameters<Pool['query']>) => {
+      queries++;
+      return (pool.query as (...a: unknown[]) => unknown)(...args);
+    },
+  } as unknown as Pool;
   waiter = await createJobWaiter(db.url, counted, createLogger('test', 'error'));
   client = new pg.Client({ connectionString: db.url });
   await client.connect();
@@ -36,7 +41,13 @@ afterAll(async () => {
 async function pendingJob(): Promise<string> {
   const { row } = await createApiKey(pool, `waiter ${crypto.randomUUID()}`);
   const id = crypto.randomUUID();
-  await insertJob(pool, { id, apiKeyId: row.id, jobType: 'convert', createArchive: false, files: [{ id: crypto.randomUUID(), idx: 0, filename: 'a.png', sourceKey: 'k', sourceKind: 'png', originalSize: 1, options: {} }] });
+  await insertJob(pool, {
+    id,
+    apiKeyId: row.id,
+    jobType: 'convert',
+    createArchive: false,
+    files: [{ id: crypto.randomUUID(), idx: 0, filename: 'a.png', sourceKey: 'k', sourceKind: 'png', originalSize: 1, options: {} }],
+  });
   return id;
 }
 

@@ -20,9 +20,13 @@ let png: Buffer;
 beforeAll(async () => {
   gw = await startTestGateway('limits');
   ({ deps, app, client } = gw);
-  png = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#3366ff' } }).png().toBuffer();
+  png = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#3366ff' } })
+    .png()
+    .toBuffer();
 }, 60_000);
-afterAll(async () => { await gw?.close(); });
+afterAll(async () => {
+  await gw?.close();
+});
 
 const newKey = async (limits: KeyLimits = {}) => (await createApiKey(client, `test ${Object.keys(limits).join(',') || 'plain'}`, limits)).key;
 
@@ -67,7 +71,7 @@ test('a key over its requests per minute gets 429 with Retry-After and X-RateLim
   expect((await request(other).get('/api/jobs').set('Authorization', `Bearer ${key}`)).status).toBe(429);
 });
 
-test("a key with no rate limit gets no rate-limit headers, and a server-wide KEY_DEFAULT_RPM applies to it while a key’s own limit wins", async () => {
+test('a key with no rate limit gets no rate-limit headers, and a server-wide KEY_DEFAULT_RPM applies to it while a key’s own limit wins', async () => {
   const plain = await newKey();
   const r = await request(app).get('/api/jobs').set('Authorization', `Bearer ${plain}`);
   expect(r.status).toBe(200);
@@ -202,10 +206,15 @@ test('a revoked key is refused with 401 like an unknown one', async () => {
   await client.query(`UPDATE api_keys SET revoked_at = now() WHERE prefix = $1`, [key.slice(0, 11)]);
   // The gateway hears of the change through NOTIFY (caches.ts): within moments, not necessarily before
   // this very next request.
-  const r = await until('the revoked key to be refused', async () => {
-    const res = await request(app).get('/api/jobs').set('x-api-key', key);
-    return res.status === 401 && res;
-  }, 5000, 10);
+  const r = await until(
+    'the revoked key to be refused',
+    async () => {
+      const res = await request(app).get('/api/jobs').set('x-api-key', key);
+      return res.status === 401 && res;
+    },
+    5000,
+    10,
+  );
   expect(r.status).toBe(401);
   expect(r.body).toEqual({ error: 'Invalid API key.', code: 'unauthorized' });
 });

@@ -12,8 +12,13 @@ import { startTestGateway, type TestGateway } from './helpers.ts';
 let gw: TestGateway;
 let deps: TestGateway['deps'];
 
-beforeAll(async () => { gw = await startTestGateway('submit'); ({ deps } = gw); }, 60_000);
-afterAll(async () => { await gw?.close(); });
+beforeAll(async () => {
+  gw = await startTestGateway('submit');
+  ({ deps } = gw);
+}, 60_000);
+afterAll(async () => {
+  await gw?.close();
+});
 
 const newKey = async (limits: KeyLimits = {}): Promise<ApiKeyRow> => (await createApiKey(deps.pool, `submit ${crypto.randomUUID()}`, limits)).row;
 
@@ -22,7 +27,9 @@ function job(jobType: JobType = 'convert', files = 1, fields: Record<string, str
   const jobId = crypto.randomUUID();
   const request = parseJobFields(fields, files, { jobType });
   return {
-    jobId, jobType, createArchive: false,
+    jobId,
+    jobType,
+    createArchive: false,
     files: request.files.map((options, i) => ({ fileId: crypto.randomUUID(), sourceKey: `jobs/${jobId}/src/${i}`, filename: `f${i}.jpg`, kind: 'jpg', size: 100 + i, options })),
   };
 }
@@ -32,7 +39,10 @@ const jobsOf = (key: ApiKeyRow) => count('SELECT count(*)::int AS n FROM jobs WH
 const messagesFor = (jobId: string) => count(`SELECT count(*)::int AS n FROM pgboss.job WHERE data->>'jobId' = $1`, [jobId]);
 
 async function refusal(p: Promise<unknown>): Promise<AppError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(AppError);
   return err as AppError;
 }
@@ -45,7 +55,9 @@ test('submitJob writes the job and its files and queues one message per file on 
     const out = await submitJob(deps, await admitSubmission(deps, key), {
       ...j,
       // Inside the transaction: nobody else sees the job yet.
-      beforeCommit: async (id) => { seenFromOutside = await count('SELECT count(*)::int AS n FROM jobs WHERE id = $1', [id]); },
+      beforeCommit: async (id) => {
+        seenFromOutside = await count('SELECT count(*)::int AS n FROM jobs WHERE id = $1', [id]);
+      },
     });
     expect(out).toEqual({ jobId: j.jobId, created: true });
     expect(seenFromOutside).toBe(0);
@@ -55,7 +67,9 @@ test('submitJob writes the job and its files and queues one message per file on 
     expect(files.map((f) => [f.id, f.idx, f.source_key, f.source_kind, Number(f.original_size)])).toEqual(j.files.map((f, i) => [f.fileId, i, f.sourceKey, 'jpg', f.size]));
     expect(files[0].options).toEqual(j.files[0]!.options);
     const messages = (await gw.client.query(`SELECT name, data FROM pgboss.job WHERE data->>'jobId' = $1 ORDER BY data->>'fileId'`, [j.jobId])).rows;
-    expect(messages).toEqual(j.files.map((f) => ({ name: queueFor(jobType, f), data: { jobId: j.jobId, fileId: f.fileId } })).sort((a, b) => a.data.fileId.localeCompare(b.data.fileId)));
+    expect(messages).toEqual(
+      j.files.map((f) => ({ name: queueFor(jobType, f), data: { jobId: j.jobId, fileId: f.fileId } })).sort((a, b) => a.data.fileId.localeCompare(b.data.fileId)),
+    );
     expect(messages[0].name).toBe(jobType === 'compress' ? 'compress.file' : 'convert.file');
   }
 });
@@ -63,7 +77,14 @@ test('submitJob writes the job and its files and queues one message per file on 
 test('a throw just before commit leaves neither the job nor its messages', async () => {
   const key = await newKey();
   const j = job();
-  await expect(submitJob(deps, await admitSubmission(deps, key), { ...j, beforeCommit: () => { throw new Error('listener failed'); } })).rejects.toThrow('listener failed');
+  await expect(
+    submitJob(deps, await admitSubmission(deps, key), {
+      ...j,
+      beforeCommit: () => {
+        throw new Error('listener failed');
+      },
+    }),
+  ).rejects.toThrow('listener failed');
   expect(await jobsOf(key)).toBe(0);
   expect(await messagesFor(j.jobId)).toBe(0);
 });
@@ -115,7 +136,7 @@ test('a request that loses the race for its Idempotency-Key creates nothing and 
   expect(await jobsOf(key)).toBe(2);
 });
 
-test("a format the key may not create is refused before anything is written, compress targets included", async () => {
+test('a format the key may not create is refused before anything is written, compress targets included', async () => {
   const key = await newKey({ allowedFormats: ['png'] });
   const webp = job('convert', 2, { formats: '["png","webp"]' });
   const refused = await refusal(submitJob(deps, await admitSubmission(deps, key), webp));

@@ -12,14 +12,5 @@ import { pdfEngine } from './document/engine.ts';
 import { mediaEngine } from './media/engine.ts';
 
 export function engineList(convert: Convert): Engine[] {
-  return [
-    archiveEngine,
-    createBatchEngine(convert),
-    heifEncEngine,
-    decodedImageEngine,
-    traceEngine,
-    pdfEngine,
-    imageEngine,
-    mediaEngine,
-  ];
+  return [archiveEngine, createBatchEngine(convert), heifEncEngine, decodedImageEngine, traceEngine, pdfEngine, imageEngine, mediaEngine];
 }

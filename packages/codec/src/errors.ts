@@ -28,8 +28,5 @@ export function isCodecError(e: unknown): e is CodecError {
  * and the setting that changes it.
  */
 export function limitExceeded(what: string, actual: string | number, limit: Limit, unit = ''): CodecError {
-  return new CodecError(
-    'limit_exceeded',
-    `${what} is ${actual}, over the limit of ${limit.max}${unit}; raise ${limit.setting} to allow it.`,
-  );
+  return new CodecError('limit_exceeded', `${what} is ${actual}, over the limit of ${limit.max}${unit}; raise ${limit.setting} to allow it.`);
 }

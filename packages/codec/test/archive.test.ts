@@ -4,19 +4,21 @@
  * folder, links, bombs, damaged archives). Outputs are checked with 7za's own listing.
  */
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tar from 'tar';
-import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
-import { convert, type ConvertRequest } from '../src/index.ts';
+import { sniff, type InputKind } from '@kiln/formats';
+import { convert } from '../src/index.ts';
 import { listWith7za, rar4, rar5, rawTar, rawZip, readWith7za, sevenZaSync } from './helpers/archive-fixtures.ts';
 import { limitsWith } from './helpers/limits.ts';
 import { request, useScratch } from './helpers/request.ts';
 
 const scratch = useScratch('kiln-codec-arc-');
 const { file, run } = scratch;
-const png = () => sharp({ create: { width: 64, height: 48, channels: 3, background: '#3366cc' } }).png().toBuffer();
+const png = () =>
+  sharp({ create: { width: 64, height: 48, channels: 3, background: '#3366cc' } })
+    .png()
+    .toBuffer();
 /** Extracts and checks nothing landed outside `root`'s scratch. */
 async function treeOf(root: string): Promise<string[]> {
   return (await fs.readdir(root, { recursive: true })).map(String).sort();
@@ -30,7 +32,12 @@ test('a single file becomes a zip, tar, tgz, 7z, gz, bz2 or xz holding it under 
     if (format === 'tgz') {
       // 7za sees the gzip layer first; the tarball inside is what a user unpacks.
       const names: string[] = [];
-      await tar.t({ file: r.path, onReadEntry: (e) => { names.push(e.path); } });
+      await tar.t({
+        file: r.path,
+        onReadEntry: (e) => {
+          names.push(e.path);
+        },
+      });
       expect(names).toEqual(['holiday photo.png']);
       continue;
     }
@@ -55,28 +62,52 @@ test('an upload with no name is stored as upload.<detected type>', async () => {
 
 test('asking for rar is refused with the free-software sentence', async () => {
   await expect(run(await file('a.png', await png()), 'png', 'rar')).rejects.toMatchObject({
-    kind: 'unsupported', message: 'RAR archives cannot be created with free software; choose zip or 7z.',
+    kind: 'unsupported',
+    message: 'RAR archives cannot be created with free software; choose zip or 7z.',
   });
 });
 
 test('zip, tar, tgz and 7z repack into each other keeping folders and contents', async () => {
-  const zip = await file('in.zip', rawZip([{ name: 'docs/readme.txt', data: 'hello' }, { name: 'img/a.png', data: await png(), deflate: true }, { name: 'empty/', mode: 0o40755 }]));
+  const zip = await file(
+    'in.zip',
+    rawZip([
+      { name: 'docs/readme.txt', data: 'hello' },
+      { name: 'img/a.png', data: await png(), deflate: true },
+      { name: 'empty/', mode: 0o40755 },
+    ]),
+  );
   const t7z = await run(zip, 'zip', '7z');
-  expect(listWith7za(t7z.path).map((e) => e.path).sort()).toEqual(['docs/readme.txt', 'img/a.png']);
+  expect(
+    listWith7za(t7z.path)
+      .map((e) => e.path)
+      .sort(),
+  ).toEqual(['docs/readme.txt', 'img/a.png']);
   expect(t7z.notes).toContain('Repacked 2 files from zip into 7z.');
   const tgz = await run(t7z.path, '7z', 'tgz');
   expect(sniff(await fs.readFile(tgz.path))).toBe('gz');
   const back = await run(tgz.path, 'gz', 'zip');
-  expect(listWith7za(back.path).map((e) => e.path).sort()).toEqual(['docs/readme.txt', 'img/a.png']);
+  expect(
+    listWith7za(back.path)
+      .map((e) => e.path)
+      .sort(),
+  ).toEqual(['docs/readme.txt', 'img/a.png']);
   expect(readWith7za(back.path, 'docs/readme.txt').toString()).toBe('hello');
   const tarOut = await run(back.path, 'zip', 'tar');
   const names: string[] = [];
-  await tar.t({ file: tarOut.path, onReadEntry: (e) => { if (e.type === 'File') names.push(e.path); } });
+  await tar.t({
+    file: tarOut.path,
+    onReadEntry: (e) => {
+      if (e.type === 'File') names.push(e.path);
+    },
+  });
   expect(names.sort()).toEqual(['docs/readme.txt', 'img/a.png']);
 });
 
 test('a tar.gz recompresses to tar.xz, and a plain .gz to .bz2 with the inner name kept', async () => {
-  const tarball = rawTar([{ name: 'a.txt', data: 'aaa' }, { name: 'b/c.txt', data: 'ccc' }]);
+  const tarball = rawTar([
+    { name: 'a.txt', data: 'aaa' },
+    { name: 'b/c.txt', data: 'ccc' },
+  ]);
   const tgz = await file('x.tar.gz', (await import('node:zlib')).gzipSync(tarball));
   const xz = await run(tgz, 'gz', 'xz', { filename: 'x.tar.gz' });
   expect(sniff(await fs.readFile(xz.path))).toBe('xz');
@@ -88,7 +119,10 @@ test('a tar.gz recompresses to tar.xz, and a plain .gz to .bz2 with the inner na
 });
 
 test('RAR4 and RAR5 archives are read with 7z-wasm and repacked to zip', async () => {
-  for (const [label, bytes] of [['rar4', rar4([{ name: 'hello.txt', data: 'hello from rar4' }])], ['rar5', rar5([{ name: 'dir/hello.txt', data: 'hello from rar5' }])]] as const) {
+  for (const [label, bytes] of [
+    ['rar4', rar4([{ name: 'hello.txt', data: 'hello from rar4' }])],
+    ['rar5', rar5([{ name: 'dir/hello.txt', data: 'hello from rar5' }])],
+  ] as const) {
     const src = await file(`${label}.rar`, bytes);
     expect(sniff(bytes)).toBe('rar');
     const r = await run(src, 'rar', 'zip');
@@ -99,7 +133,10 @@ test('RAR4 and RAR5 archives are read with 7z-wasm and repacked to zip', async (
 });
 
 test('a zip entry named ../evil.txt refuses the archive and nothing is written outside the scratch folder', async () => {
-  const bytes = rawZip([{ name: 'good.txt', data: 'ok' }, { name: '../evil.txt', data: 'pwned' }]);
+  const bytes = rawZip([
+    { name: 'good.txt', data: 'ok' },
+    { name: '../evil.txt', data: 'pwned' },
+  ]);
   expect(bytes.includes(Buffer.from('../evil.txt'))).toBe(true);
   const src = await file('evil.zip', bytes);
   const out = scratch.name('out');
@@ -136,7 +173,8 @@ test('a zip bomb is refused by the expansion ratio and by the expanded size, nam
   expect((await fs.stat(bomb)).size).toBeLessThan(100_000);
   await expect(run(bomb, 'zip', 'tar')).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/expansion ratio.*ARCHIVE_MAX_EXPANSION_RATIO/) });
   await expect(run(bomb, 'zip', 'tar', { limits: limitsWith({ expandedBytes: 10 * 1024 * 1024, expansionRatio: 1_000_000 }) })).rejects.toMatchObject({
-    kind: 'limit_exceeded', message: expect.stringMatching(/expanded size.*ARCHIVE_MAX_EXPANDED_BYTES/),
+    kind: 'limit_exceeded',
+    message: expect.stringMatching(/expanded size.*ARCHIVE_MAX_EXPANDED_BYTES/),
   });
   const gzBomb = await file('bomb.gz', (await import('node:zlib')).gzipSync(zeros, { level: 9 }));
   await expect(run(gzBomb, 'gz', 'zip')).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/ARCHIVE_MAX_EXPANSION_RATIO/) });
@@ -147,7 +185,8 @@ test('too many entries are refused before anything is extracted, naming ARCHIVE_
   const out = scratch.name('out');
   await fs.mkdir(out);
   await expect(convert(request(many, 'zip', 'tar', out, { limits: limitsWith({ archiveEntries: 10 }) }))).rejects.toMatchObject({
-    kind: 'limit_exceeded', message: expect.stringMatching(/entries.*30.*ARCHIVE_MAX_ENTRIES/),
+    kind: 'limit_exceeded',
+    message: expect.stringMatching(/entries.*30.*ARCHIVE_MAX_ENTRIES/),
   });
   // Only the (empty) extraction folder exists: nothing was extracted.
   expect(await treeOf(out)).toEqual(['extracted']);
@@ -168,19 +207,31 @@ test('damaged archives fail as invalid_input, never as a crash', async () => {
 });
 
 test('a zip of images converts each entry to webp and returns a zip; other entries are listed in the notes', async () => {
-  const zip = await file('photos.zip', rawZip([
-    { name: 'a.png', data: await png() },
-    { name: 'sub/b.jpg', data: await sharp({ create: { width: 30, height: 20, channels: 3, background: '#ff0000' } }).jpeg().toBuffer() },
-    { name: 'notes.txt', data: 'not an image' },
-  ]));
+  const zip = await file(
+    'photos.zip',
+    rawZip([
+      { name: 'a.png', data: await png() },
+      {
+        name: 'sub/b.jpg',
+        data: await sharp({ create: { width: 30, height: 20, channels: 3, background: '#ff0000' } })
+          .jpeg()
+          .toBuffer(),
+      },
+      { name: 'notes.txt', data: 'not an image' },
+    ]),
+  );
   const r = await run(zip, 'zip', 'webp');
   expect(r.format).toBe('zip');
   expect(r.mimeType).toBe('application/zip');
-  const entries = listWith7za(r.path).map((e) => e.path).sort();
+  const entries = listWith7za(r.path)
+    .map((e) => e.path)
+    .sort();
   expect(entries).toEqual(['a.webp', 'sub/b.webp']);
   expect(sniff(readWith7za(r.path, 'a.webp'))).toBe('webp');
   expect((await sharp(readWith7za(r.path, 'sub/b.webp')).metadata()).width).toBe(30);
-  expect(r.notes).toEqual(expect.arrayContaining(['Converted 2 of 3 files in the archive to webp; the results are in a zip.', expect.stringMatching(/^notes\.txt: not a recognised file type/)]));
+  expect(r.notes).toEqual(
+    expect.arrayContaining(['Converted 2 of 3 files in the archive to webp; the results are in a zip.', expect.stringMatching(/^notes\.txt: not a recognised file type/)]),
+  );
 });
 
 test('a zip with nothing convertible fails as unsupported, and one whose only image is corrupt as invalid_input', async () => {

@@ -20,8 +20,12 @@ import { animatedGif, photo, regionColour, seededNoise } from '../../../test/hel
 const exec = promisify(execFile);
 let dir: string;
 let n = 0;
-beforeAll(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codec-compress-')); });
-afterAll(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codec-compress-'));
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
 
 async function write(name: string, data: Buffer): Promise<string> {
   const p = path.join(dir, name);
@@ -33,10 +37,23 @@ async function run(input: string, inputKind: InputKind, extra: Partial<CompressR
   const outputDir = path.join(dir, `out-${++n}`);
   await fs.mkdir(outputDir);
   const req: CompressRequest = {
-    input, inputKind, outputDir, quality: 82, autoOrient: true, stripMetadata: true, lossless: false, mono: false,
-    limits: LIMITS, engines: {}, animation: { maxFps: 15, maxWidth: 480 },
-    avifEffort: 2, timeout: timeout(60),
-    mode: 'quality', targetBytes: null, originalSize: (await fs.stat(input)).size, ...extra,
+    input,
+    inputKind,
+    outputDir,
+    quality: 82,
+    autoOrient: true,
+    stripMetadata: true,
+    lossless: false,
+    mono: false,
+    limits: LIMITS,
+    engines: {},
+    animation: { maxFps: 15, maxWidth: 480 },
+    avifEffort: 2,
+    timeout: timeout(60),
+    mode: 'quality',
+    targetBytes: null,
+    originalSize: (await fs.stat(input)).size,
+    ...extra,
   };
   const r = await compress(req);
   const data = await fs.readFile(r.path);
@@ -51,7 +68,10 @@ async function graphic(width: number, height: number): Promise<Buffer> {
     <rect width="100%" height="100%" fill="url(#g)"/><circle cx="${width / 2}" cy="${height / 2}" r="${height / 4}" fill="#2a9d4a"/>
     <text x="20" y="${height - 30}" font-size="40" fill="#fff" font-family="sans-serif">Kiln chart 42</text></svg>`);
   const noise = await seededNoise(width, height, 6, width + height);
-  return sharp(svg).composite([{ input: noise, blend: 'soft-light' }]).png().toBuffer();
+  return sharp(svg)
+    .composite([{ input: noise, blend: 'soft-light' }])
+    .png()
+    .toBuffer();
 }
 
 /** Raw RGBA pixels with orientation applied and no colour conversion. */
@@ -74,7 +94,9 @@ test('the quality search lands in the 90–100 % band of the target within a few
 
 describe('target-size', () => {
   let jpg: string;
-  beforeAll(async () => { jpg = await write('target.jpg', await photo(1000, 750, { quality: 95, gps: true })); });
+  beforeAll(async () => {
+    jpg = await write('target.jpg', await photo(1000, 750, { quality: 95, gps: true }));
+  });
 
   const families: [OutputFormat, number[]][] = [
     ['jpg', [20_000, 50_000, 120_000]],
@@ -82,20 +104,24 @@ describe('target-size', () => {
     // Below ~0.1 bit per pixel AVIF's quantiser steps are 30–50 % apart on noisy content (see README).
     ['avif', [20_000, 40_000, 80_000]],
   ];
-  test.each(families)('%s results land at or under each target and within 10 %% of it', async (format, targets) => {
-    for (const t of targets) {
-      const r = await run(jpg, 'jpg', { format, mode: 'target-size', targetBytes: t });
-      expect(sniff(r.data)).toBe(format);
-      expect(r.targetMet).toBe(true);
-      expect(r.size).toBeLessThanOrEqual(t);
-      expect(r.size).toBeGreaterThanOrEqual(0.9 * t);
-      expect(r.encodes).toBeLessThanOrEqual(10);
-      expect(r.appliedQuality).toEqual(expect.any(Number));
-      const m = await sharp(r.data).metadata();
-      expect([m.width, m.height]).toEqual([r.width, r.height]);
-      expect(m.exif).toBeUndefined();
-    }
-  }, 90_000);
+  test.each(families)(
+    '%s results land at or under each target and within 10 %% of it',
+    async (format, targets) => {
+      for (const t of targets) {
+        const r = await run(jpg, 'jpg', { format, mode: 'target-size', targetBytes: t });
+        expect(sniff(r.data)).toBe(format);
+        expect(r.targetMet).toBe(true);
+        expect(r.size).toBeLessThanOrEqual(t);
+        expect(r.size).toBeGreaterThanOrEqual(0.9 * t);
+        expect(r.encodes).toBeLessThanOrEqual(10);
+        expect(r.appliedQuality).toEqual(expect.any(Number));
+        const m = await sharp(r.data).metadata();
+        expect([m.width, m.height]).toEqual([r.width, r.height]);
+        expect(m.exif).toBeUndefined();
+      }
+    },
+    90_000,
+  );
 
   test('WebP lands in the band where one quality step jumps past it (encoder presets in between)', async () => {
     const noisy = await write('noisy.jpg', await photo(1200, 900, { quality: 95 }));
@@ -104,8 +130,7 @@ describe('target-size', () => {
     const sizes = new Map<number, number>();
     for (let q = 50; q <= 95; q++) sizes.set(q, (await run(noisy, 'jpg', { format: 'webp', quality: q })).size);
     // (Qualities under 50 are smaller still, so targets start where they cannot reach the band.)
-    const targets = [...sizes.values()].map((size) => size - 1)
-      .filter((t) => 0.9 * t > sizes.get(50)! && ![...sizes.values()].some((size) => size <= t && size >= 0.9 * t));
+    const targets = [...sizes.values()].map((size) => size - 1).filter((t) => 0.9 * t > sizes.get(50)! && ![...sizes.values()].some((size) => size <= t && size >= 0.9 * t));
     expect(targets.length).toBeGreaterThan(0);
     for (const t of targets.slice(0, 3)) {
       const r = await run(noisy, 'jpg', { format: 'webp', mode: 'target-size', targetBytes: t });
@@ -218,15 +243,19 @@ describe('lossless', () => {
     ['webp', 'webp'],
     ['tiff', 'tiff'],
     ['avif', 'png'],
-  ] as const)('a lossless %s keeps every pixel (from a %s source) and its ICC profile', async (format, from) => {
-    const src = await photo(240, 160, { format: from, icc: 'p3', gps: true });
-    const r = await run(await write(`ll-${format}.${from}`, src), from, { format, lossless: true });
-    expect(sniff(r.data)).toBe(format);
-    expect((await pixels(r.data)).equals(await pixels(src))).toBe(true);
-    const m = await sharp(r.data).metadata();
-    expect(m.exif).toBeUndefined();
-    expect(m.icc?.length).toBeGreaterThan(0);
-  }, 30_000);
+  ] as const)(
+    'a lossless %s keeps every pixel (from a %s source) and its ICC profile',
+    async (format, from) => {
+      const src = await photo(240, 160, { format: from, icc: 'p3', gps: true });
+      const r = await run(await write(`ll-${format}.${from}`, src), from, { format, lossless: true });
+      expect(sniff(r.data)).toBe(format);
+      expect((await pixels(r.data)).equals(await pixels(src))).toBe(true);
+      const m = await sharp(r.data).metadata();
+      expect(m.exif).toBeUndefined();
+      expect(m.icc?.length).toBeGreaterThan(0);
+    },
+    30_000,
+  );
 });
 
 describe('quality mode', () => {
@@ -261,7 +290,9 @@ describe('quality mode', () => {
   });
 
   test('a palette PNG is never made larger', async () => {
-    const src = await sharp({ create: { width: 200, height: 200, channels: 3, background: '#3366cc' } }).png({ palette: true, colours: 4 }).toBuffer();
+    const src = await sharp({ create: { width: 200, height: 200, channels: 3, background: '#3366cc' } })
+      .png({ palette: true, colours: 4 })
+      .toBuffer();
     const r = await run(await write('flat.png', src), 'png');
     expect(r.size).toBeLessThanOrEqual(src.length);
     expect(sniff(r.data)).toBe('png');
@@ -286,15 +317,67 @@ describe('media', () => {
     ffmpeg = (await resolveFfmpeg()).path;
     ffprobe = (await resolveFfprobe()).path;
     video = path.join(dir, 'clip.mp4');
-    await exec(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
-      '-t', '4', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '12', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '192k',
-      '-metadata', 'title=Secret holiday', '-metadata', 'location=+51.5000-000.1200/', '-f', 'mp4', video]);
+    await exec(ffmpeg, [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=640x360:rate=25',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=frequency=440:sample_rate=44100',
+      '-t',
+      '4',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-crf',
+      '12',
+      '-pix_fmt',
+      'yuv420p',
+      '-c:a',
+      'aac',
+      '-b:a',
+      '192k',
+      '-metadata',
+      'title=Secret holiday',
+      '-metadata',
+      'location=+51.5000-000.1200/',
+      '-f',
+      'mp4',
+      video,
+    ]);
     audio = path.join(dir, 'tone.mp3');
     // Pink noise, not a sine: a pure tone needs almost no bits and an average-bitrate encoder undershoots.
-    await exec(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'anoisesrc=color=pink:amplitude=0.3:sample_rate=44100', '-t', '6', '-c:a', 'libmp3lame', '-b:a', '256k', '-metadata', 'artist=Someone', '-f', 'mp3', audio]);
+    await exec(ffmpeg, [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'anoisesrc=color=pink:amplitude=0.3:sample_rate=44100',
+      '-t',
+      '6',
+      '-c:a',
+      'libmp3lame',
+      '-b:a',
+      '256k',
+      '-metadata',
+      'artist=Someone',
+      '-f',
+      'mp3',
+      audio,
+    ]);
   }, 60_000);
 
-  async function probe(file: string): Promise<{ format: { duration: string; tags?: Record<string, string> }; streams: { codec_type: string; codec_name: string; width?: number }[] }> {
+  async function probe(
+    file: string,
+  ): Promise<{ format: { duration: string; tags?: Record<string, string> }; streams: { codec_type: string; codec_name: string; width?: number }[] }> {
     const { stdout } = await exec(ffprobe, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file]);
     return JSON.parse(stdout);
   }

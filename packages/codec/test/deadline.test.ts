@@ -22,7 +22,7 @@ test('once no time is left, left() throws the timeout naming the limit and its s
   }
 });
 
-test('wrap re-throws an inner timeout as the call\'s, keeps the inner one as cause, and lets other errors through', async () => {
+test("wrap re-throws an inner timeout as the call's, keeps the inner one as cause, and lets other errors through", async () => {
   const d = createDeadline(LIMIT);
   const inner = new CodecError('timeout', 'ffmpeg did not finish within 3 s; the limit is configurable.');
   const e = await rejection(d.wrap(() => Promise.reject(inner), 'lower the quality'));
@@ -33,7 +33,7 @@ test('wrap re-throws an inner timeout as the call\'s, keeps the inner one as cau
   await expect(d.wrap(async () => 42)).resolves.toBe(42);
 });
 
-test('a process run within a deadline is stopped when it ends and fails with the call\'s message', async () => {
+test("a process run within a deadline is stopped when it ends and fails with the call's message", async () => {
   const d = createDeadline({ max: 0.3, setting: 'FILE_TIMEOUT_SECONDS' });
   const e = await rejection(runWithin(d, 'sleep', ['30']));
   expect(e.kind).toBe('timeout');

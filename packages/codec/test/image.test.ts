@@ -8,8 +8,12 @@ import { convertImage, targetSize, CodecError } from '../src/index.ts';
 import { limitsWith } from './helpers/limits.ts';
 
 let dir: string;
-beforeAll(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codec-img-')); });
-afterAll(async () => { await fs.rm(dir, { recursive: true, force: true }); });
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codec-img-'));
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
 
 async function fixture(name: string, width: number, height: number, extra: (s: Sharp) => Sharp = (s) => s.jpeg()): Promise<string> {
   const p = path.join(dir, name);
@@ -39,7 +43,9 @@ test('GPS/EXIF are stripped by default and kept with stripMetadata=false', async
 
 test('transparent PNG to JPEG is flattened on white, not black', async () => {
   const src = path.join(dir, 'alpha.png');
-  await sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toFile(src);
+  await sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+    .png()
+    .toFile(src);
   const out = path.join(dir, 'alpha.jpg');
   await convertImage({ ...base, input: src, output: out, format: 'jpg' });
   const { data } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
@@ -57,8 +63,10 @@ test('quality changes the output size and is reported back', async () => {
 
 test('an image over the pixel limit fails with limit_exceeded naming the setting', async () => {
   const src = await fixture('big.png', 3000, 2000, (s) => s.png());
-  await expect(convertImage({ ...base, input: src, output: path.join(dir, 'x.jpg'), format: 'jpg', limits: limitsWith({ pixels: 1_000_000 }) }))
-    .rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/IMAGE_MAX_PIXELS/) });
+  await expect(convertImage({ ...base, input: src, output: path.join(dir, 'x.jpg'), format: 'jpg', limits: limitsWith({ pixels: 1_000_000 }) })).rejects.toMatchObject({
+    kind: 'limit_exceeded',
+    message: expect.stringMatching(/IMAGE_MAX_PIXELS/),
+  });
 });
 
 test('garbage fails with invalid_input and leaves no output behind', async () => {

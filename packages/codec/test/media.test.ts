@@ -3,7 +3,6 @@
  */
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CodecError } from '../src/errors.ts';
 import { resolveFfmpeg, resolveFfprobe } from '../src/media/binaries.ts';
 import type { ResolvedBinary } from '../src/media/binaries.ts';
 import { DEFAULT_ALLOWED_DEMUXERS, probeMedia } from '../src/media/probe.ts';
@@ -290,7 +289,10 @@ describe('transcodeMedia refuses playlists', () => {
 
       // Even with the hls demuxer allowed and the probe skipped, the protocol whitelist stops the fetch.
       const info: MediaInfo = {
-        formatName: 'hls', durationSeconds: 1, hasVideo: true, hasAudio: false,
+        formatName: 'hls',
+        durationSeconds: 1,
+        hasVideo: true,
+        hasAudio: false,
         streams: [{ index: 0, type: 'video', codec: 'h264', width: 160, height: 120 }],
       };
       const e2 = await rejection(transcodeMedia(opts(evil, 'mp4', { inputInfo: info, allowedDemuxers: [...DEFAULT_ALLOWED_DEMUXERS, 'hls'] })));
@@ -316,7 +318,10 @@ describe('transcodeMedia refuses playlists', () => {
     // This ffprobe build already refuses HLS under a non-playlist name; ffmpeg itself must refuse it too,
     // whatever a probe said (older ffprobe builds, such as Debian's 5.1, detect it by content).
     const info: MediaInfo = {
-      formatName: 'mov,mp4,m4a,3gp,3g2,mj2', durationSeconds: 1, hasVideo: true, hasAudio: true,
+      formatName: 'mov,mp4,m4a,3gp,3g2,mj2',
+      durationSeconds: 1,
+      hasVideo: true,
+      hasAudio: true,
       streams: [
         { index: 0, type: 'video', codec: 'h264', width: 160, height: 120 },
         { index: 1, type: 'audio', codec: 'aac', channels: 1 },
@@ -346,14 +351,14 @@ describe('transcodeMedia limits and input checks', () => {
     const px = await rejection(transcodeMedia(opts(av, 'mp4', { limits: { ...LIMITS, videoPixels: { ...LIMITS.videoPixels, max: 320 * 239 } } })));
     expect(px.kind).toBe('limit_exceeded');
     expect(px.message).toContain('MEDIA_MAX_PIXELS');
-    const streams = await rejection(
-      transcodeMedia(opts(av, 'mp3', { limits: { ...LIMITS, streams: { max: 1, setting: 'CONVERT_MAX_STREAMS' } } })),
-    );
+    const streams = await rejection(transcodeMedia(opts(av, 'mp3', { limits: { ...LIMITS, streams: { max: 1, setting: 'CONVERT_MAX_STREAMS' } } })));
     expect(streams.message).toBe('The number of streams is 2, over the limit of 1; raise CONVERT_MAX_STREAMS to allow it.');
   });
 
   test('an upscale past the video pixel limit is refused before encoding', async () => {
-    const e = await rejection(transcodeMedia(opts(av, 'mp4', { resize: { width: 4000, height: 3000, fit: 'cover' }, limits: { ...LIMITS, videoPixels: { ...LIMITS.videoPixels, max: 1_000_000 } } })));
+    const e = await rejection(
+      transcodeMedia(opts(av, 'mp4', { resize: { width: 4000, height: 3000, fit: 'cover' }, limits: { ...LIMITS, videoPixels: { ...LIMITS.videoPixels, max: 1_000_000 } } })),
+    );
     expect(e.kind).toBe('limit_exceeded');
     expect(e.message).toContain('4000x3000');
   });
@@ -386,9 +391,7 @@ describe('extractPosterFrame', () => {
   });
 
   test('an audio-only file has no frame to take', async () => {
-    const e = await rejection(
-      extractPosterFrame({ input: tone, output: join(dir, 'none.png'), ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, deadline: deadline(10) }),
-    );
+    const e = await rejection(extractPosterFrame({ input: tone, output: join(dir, 'none.png'), ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path, deadline: deadline(10) }));
     expect(e.kind).toBe('invalid_input');
   });
 });

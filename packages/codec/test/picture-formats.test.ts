@@ -5,13 +5,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { PDFDocument } from 'pdf-lib';
-import { sniff, type InputKind, type OutputFormat } from '@kiln/formats';
-import { compress, convert, sanitizeSvg, type ConvertRequest } from '../src/index.ts';
+import { sniff } from '@kiln/formats';
+import { compress, sanitizeSvg } from '../src/index.ts';
 import { request, useScratch } from './helpers/request.ts';
 import { limitsWith, timeout } from './helpers/limits.ts';
 
@@ -56,7 +55,10 @@ test('compressing a HEIC goes through convert and returns a JPEG', async () => {
 });
 
 test('a HEIC over the pixel limit is refused before decoding, naming IMAGE_MAX_PIXELS', async () => {
-  await expect(run(HEIC, 'heic', 'png', { limits: limitsWith({ pixels: 10_000 }) })).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/320×200.*IMAGE_MAX_PIXELS/) });
+  await expect(run(HEIC, 'heic', 'png', { limits: limitsWith({ pixels: 10_000 }) })).rejects.toMatchObject({
+    kind: 'limit_exceeded',
+    message: expect.stringMatching(/320×200.*IMAGE_MAX_PIXELS/),
+  });
 });
 
 test('a truncated HEIC fails as invalid_input', async () => {
@@ -65,7 +67,12 @@ test('a truncated HEIC fails as invalid_input', async () => {
 });
 
 test('heif output is AV1-coded by sharp by default and says so', async () => {
-  const src = await file('a.png', await sharp({ create: { width: 64, height: 64, channels: 3, background: '#3366cc' } }).png().toBuffer());
+  const src = await file(
+    'a.png',
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: '#3366cc' } })
+      .png()
+      .toBuffer(),
+  );
   const r = await run(src, 'png', 'heif');
   const bytes = await fs.readFile(r.path);
   expect(bytes.subarray(8, 12).toString('latin1')).toBe('avif');
@@ -73,7 +80,12 @@ test('heif output is AV1-coded by sharp by default and says so', async () => {
 });
 
 (heifEnc ? test : test.skip)('with heif-enc configured, heif output is real HEVC HEIC and round-trips through heic-decode', async () => {
-  const src = await file('b.png', await sharp({ create: { width: 96, height: 64, channels: 3, background: '#20a040' } }).png().toBuffer());
+  const src = await file(
+    'b.png',
+    await sharp({ create: { width: 96, height: 64, channels: 3, background: '#20a040' } })
+      .png()
+      .toBuffer(),
+  );
   const r = await run(src, 'png', 'heif', { engines: { heifEncPath: heifEnc! } });
   const bytes = await fs.readFile(r.path);
   expect(bytes.subarray(8, 12).toString('latin1')).toBe('heic');
@@ -111,7 +123,12 @@ test('mono traces a single colour, and quality changes the detail', async () => 
   const fills = new Set((await fs.readFile(mono.path, 'utf8')).match(/fill="[^"]+"/g));
   expect(fills.size).toBeLessThanOrEqual(2);
   expect(mono.notes).toContain('Traced in one colour (mono).');
-  const photo = await file('noise.png', await sharp({ create: { width: 160, height: 120, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer());
+  const photo = await file(
+    'noise.png',
+    await sharp({ create: { width: 160, height: 120, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } })
+      .png()
+      .toBuffer(),
+  );
   const lo = await run(photo, 'png', 'svg', { quality: 5 });
   const hi = await run(photo, 'png', 'svg', { quality: 95 });
   expect(hi.size).toBeGreaterThan(lo.size);
@@ -139,7 +156,12 @@ test('SVG renders to PNG at its own size, and at higher density for a larger res
 });
 
 test('SVG external references are removed: local files and URLs are never loaded', async () => {
-  const secret = await file('secret.png', await sharp({ create: { width: 10, height: 10, channels: 3, background: '#ff0000' } }).png().toBuffer());
+  const secret = await file(
+    'secret.png',
+    await sharp({ create: { width: 10, height: 10, channels: 3, background: '#ff0000' } })
+      .png()
+      .toBuffer(),
+  );
   const svg = `<?xml version="1.0"?><?xml-stylesheet href="http://127.0.0.1:9/x.css"?>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="40" height="40">
   <style>@import url(http://127.0.0.1:9/a.css); rect { fill: url(#g) }</style>
@@ -167,7 +189,9 @@ test('an SVG with entity declarations or broken XML fails as invalid_input', asy
 // ------------------------------------------------------------------ images → PDF, PDF → images
 
 test('a JPEG becomes a one-page PDF with its bytes embedded verbatim', async () => {
-  const jpeg = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#2050a0', noise: { type: 'gaussian', mean: 100, sigma: 20 } } }).jpeg({ quality: 80 }).toBuffer();
+  const jpeg = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#2050a0', noise: { type: 'gaussian', mean: 100, sigma: 20 } } })
+    .jpeg({ quality: 80 })
+    .toBuffer();
   const src = await file('p.jpg', jpeg);
   const r = await run(src, 'jpg', 'pdf');
   const pdfBytes = await fs.readFile(r.path);
@@ -180,7 +204,12 @@ test('a JPEG becomes a one-page PDF with its bytes embedded verbatim', async () 
 });
 
 test('a transparent PNG and a HEIC become PDFs too', async () => {
-  const png = await file('t.png', await sharp({ create: { width: 50, height: 40, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } }).png().toBuffer());
+  const png = await file(
+    't.png',
+    await sharp({ create: { width: 50, height: 40, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } })
+      .png()
+      .toBuffer(),
+  );
   const a = await run(png, 'png', 'pdf');
   expect(sniff(await fs.readFile(a.path))).toBe('pdf');
   expect(a.notes).toContain('The image was embedded losslessly (PNG).');
@@ -210,14 +239,25 @@ test('a PDF renders its first page to PNG at 150 DPI, with the page count in the
 
 test('a PDF over PDF_MAX_PAGES is refused, and a damaged PDF fails as invalid_input', async () => {
   const src = await makePdf(3);
-  await expect(run(src, 'pdf', 'png', { limits: limitsWith({ pdfPages: 2 }) })).rejects.toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/3 pages.*PDF_MAX_PAGES/) });
+  await expect(run(src, 'pdf', 'png', { limits: limitsWith({ pdfPages: 2 }) })).rejects.toMatchObject({
+    kind: 'limit_exceeded',
+    message: expect.stringMatching(/3 pages.*PDF_MAX_PAGES/),
+  });
   await expect(run(await file('bad.pdf', '%PDF-1.7\nthis is not a pdf at all\n'), 'pdf', 'png')).rejects.toMatchObject({ kind: 'invalid_input' });
 });
 
 test('tracing that runs past the deadline fails as timeout naming the setting', async () => {
-  const noise = await file('slow.png', await sharp({ create: { width: 600, height: 400, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer());
+  const noise = await file(
+    'slow.png',
+    await sharp({ create: { width: 600, height: 400, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } })
+      .png()
+      .toBuffer(),
+  );
   const started = Date.now();
-  await expect(run(noise, 'png', 'svg', { quality: 100, timeout: timeout(0.3) })).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(/FILE_TIMEOUT_SECONDS/) });
+  await expect(run(noise, 'png', 'svg', { quality: 100, timeout: timeout(0.3) })).rejects.toMatchObject({
+    kind: 'timeout',
+    message: expect.stringMatching(/FILE_TIMEOUT_SECONDS/),
+  });
   expect(Date.now() - started).toBeLessThan(3000);
   // The trace ran in a child process that was killed with its group: nothing is left tracing.
   const fsp = await import('node:fs/promises');

@@ -6,7 +6,6 @@ import { chmod, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveSevenZip } from '../src/archive/sevenzip-bin.ts';
-import { CodecError } from '../src/errors.ts';
 import { ensureExecutable, readFirstLine } from '../src/process/executable.ts';
 import { runProcess } from '../src/process/run.ts';
 import { isAlive, makeTempDir, waitFor } from './helpers/media-fixtures.ts';

@@ -11,7 +11,11 @@ import { request } from './helpers/request.ts';
 const pairs = INPUT_KINDS.flatMap((kind) => OUTPUT_FORMATS.map((format) => ({ kind, format })));
 
 test('every pair the registry promises has an engine that accepts it', () => {
-  const orphans = INPUT_KINDS.flatMap((kind) => targetsFor(kind).filter((format) => !pickEngine(kind, format)).map((format) => `${kind}→${format}`));
+  const orphans = INPUT_KINDS.flatMap((kind) =>
+    targetsFor(kind)
+      .filter((format) => !pickEngine(kind, format))
+      .map((format) => `${kind}→${format}`),
+  );
   expect(orphans).toEqual([]);
 });
 

@@ -10,7 +10,11 @@ import { z } from 'zod';
 
 const int = (dflt: number, min = 0) => z.coerce.number().int().min(min).default(dflt);
 const optStr = z.string().trim().min(1).optional().catch(undefined);
-const flag = (dflt: boolean) => z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1').default(dflt);
+const flag = (dflt: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .transform((v) => v === 'true' || v === '1')
+    .default(dflt);
 const cores = Math.max(1, os.availableParallelism());
 /** What one host can run (`KILN_ROLES`): the API, and either kind of worker. */
 export const ALL_ROLES = ['gateway', 'convert', 'compress'] as const;
@@ -20,55 +24,104 @@ export type Role = (typeof ALL_ROLES)[number];
  * A comma list of hostnames, IPs and CIDRs. Checked for shape here so a typo is reported with the rest at
  * start-up; @kiln/outbound parses the entries for matching.
  */
-const hostList = z.string().optional().transform((v, ctx) => {
-  const entries = (v ?? '').split(',').map((e) => e.trim()).filter(Boolean);
-  for (const e of entries) {
-    const [addr = '', bits, extra] = e.replace(/^\[(.*)\]$/, '$1').split('/');
-    const ipOk = net.isIP(addr) !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (net.isIPv4(addr) ? 32 : 128)));
-    const nameOk = bits === undefined && /^(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$/i.test(e);
-    if (!ipOk && !nameOk) ctx.addIssue({ code: 'custom', message: `"${e}" is neither a hostname, an IP address nor a CIDR range (e.g. files.intranet, 10.0.0.5, 10.1.0.0/16, fd00::/8)` });
-  }
-  return entries;
-});
+const hostList = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const entries = (v ?? '')
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
+    for (const e of entries) {
+      const [addr = '', bits, extra] = e.replace(/^\[(.*)\]$/, '$1').split('/');
+      const ipOk = net.isIP(addr) !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (net.isIPv4(addr) ? 32 : 128)));
+      const nameOk = bits === undefined && /^(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$/i.test(e);
+      if (!ipOk && !nameOk)
+        ctx.addIssue({ code: 'custom', message: `"${e}" is neither a hostname, an IP address nor a CIDR range (e.g. files.intranet, 10.0.0.5, 10.1.0.0/16, fd00::/8)` });
+    }
+    return entries;
+  });
 
 /** Each fragment owns one area; the docs table in README.md is generated from these descriptions. */
 export const fragments = {
   core: z.object({
-    DATA_DIR: z.string().default('./data').describe("This host's own files: blobs (STORAGE=local), scratch copies (STORAGE=s3), the embedded Postgres cluster and a generated signing secret."),
+    DATA_DIR: z
+      .string()
+      .default('./data')
+      .describe("This host's own files: blobs (STORAGE=local), scratch copies (STORAGE=s3), the embedded Postgres cluster and a generated signing secret."),
     DATABASE_URL: z.string().url().optional().describe('External Postgres. When unset, `pnpm start` runs an embedded server in DATA_DIR/postgres.'),
     DB_POOL_MAX: int(10, 1).describe('Connections per process in our own pool (pg-boss keeps its own).'),
-    DB_PREPARED_STATEMENTS: flag(true).describe('Name Kiln\'s frequent queries so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).'),
+    DB_PREPARED_STATEMENTS: flag(true).describe(
+      "Name Kiln's frequent queries so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).",
+    ),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Log verbosity.'),
     RETENTION_HOURS: z.coerce.number().positive().default(24).describe('Results and sources are deleted this long after a job ends.'),
     EMBEDDED_PG_PORT: int(54329, 1).describe('Port of the embedded Postgres server (127.0.0.1; Kiln itself connects through a unix socket in DATA_DIR/postgres).'),
-    KILN_ROLES: z.string().trim().default(ALL_ROLES.join(','))
+    KILN_ROLES: z
+      .string()
+      .trim()
+      .default(ALL_ROLES.join(','))
       .transform((v, ctx) => {
-        const roles = [...new Set(v.split(',').map((r) => r.trim().toLowerCase()).filter(Boolean))];
+        const roles = [
+          ...new Set(
+            v
+              .split(',')
+              .map((r) => r.trim().toLowerCase())
+              .filter(Boolean),
+          ),
+        ];
         const bad = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r));
-        if (bad.length || roles.length === 0) ctx.addIssue({ code: 'custom', message: `unknown role ${bad.length ? bad.map((b) => JSON.stringify(b)).join(', ') : '(none)'}: use a comma list of ${ALL_ROLES.join(', ')}` });
+        if (bad.length || roles.length === 0)
+          ctx.addIssue({
+            code: 'custom',
+            message: `unknown role ${bad.length ? bad.map((b) => JSON.stringify(b)).join(', ') : '(none)'}: use a comma list of ${ALL_ROLES.join(', ')}`,
+          });
         return ALL_ROLES.filter((r) => roles.includes(r));
       })
       .describe('What `pnpm start` runs on this host: a comma list of gateway, convert, compress. Anything but all three needs DATABASE_URL (and STORAGE=s3 across machines).'),
   }),
   /** Where blobs live. `local` keeps them under DATA_DIR/blobs; `s3` in a bucket every host can reach. */
   storage: z.object({
-    STORAGE: z.enum(['local', 's3']).default('local').describe('Blob storage driver: `local` (DATA_DIR/blobs, one machine) or `s3` (any S3-compatible bucket, shared by every host).'),
+    STORAGE: z
+      .enum(['local', 's3'])
+      .default('local')
+      .describe('Blob storage driver: `local` (DATA_DIR/blobs, one machine) or `s3` (any S3-compatible bucket, shared by every host).'),
     S3_BUCKET: optStr.describe('Bucket for sources, results and archives (STORAGE=s3). Kiln does not create it.'),
     S3_REGION: z.string().trim().min(1).default('us-east-1').describe("The bucket's region."),
     S3_ENDPOINT: z.string().url().optional().describe('S3-compatible endpoint (MinIO, R2, Ceph, …), e.g. https://minio.internal:9000; unset = AWS S3 for S3_REGION.'),
     S3_FORCE_PATH_STYLE: flag(false).describe('Address the bucket as ENDPOINT/BUCKET/key instead of BUCKET.ENDPOINT/key (MinIO and most self-hosted servers need true).'),
     S3_ACCESS_KEY_ID: optStr.describe("Access key; with S3_SECRET_ACCESS_KEY. Both unset = the AWS SDK's default credential chain (AWS_* variables, profile, instance role)."),
     S3_SECRET_ACCESS_KEY: optStr.describe('Secret for S3_ACCESS_KEY_ID.'),
-    S3_PREFIX: z.string().trim().regex(/^([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\/?$/, 'must be a relative path such as kiln/ or tenants/a (letters, digits, . _ - and /)').optional()
+    S3_PREFIX: z
+      .string()
+      .trim()
+      .regex(/^([A-Za-z0-9][A-Za-z0-9._-]*\/)*[A-Za-z0-9][A-Za-z0-9._-]*\/?$/, 'must be a relative path such as kiln/ or tenants/a (letters, digits, . _ - and /)')
+      .optional()
       .describe('Key prefix inside the bucket, so Kiln can share a bucket (e.g. kiln/).'),
-    S3_PART_SIZE_MB: int(5, 5).describe('Multipart upload part size in MiB (min 5, S3\'s own minimum). Each upload in flight holds three parts in memory; files above 10,000 parts are refused.'),
-    S3_REQUEST_CHECKSUM: z.enum(['when_supported', 'when_required']).default('when_supported')
-      .describe('AWS SDK requestChecksumCalculation: `when_required` for older S3-compatible servers that reject or store the SDK\'s default CRC32 checksums.'),
-    S3_RESPONSE_CHECKSUM: z.enum(['when_supported', 'when_required']).default('when_supported')
+    S3_PART_SIZE_MB: int(5, 5).describe(
+      "Multipart upload part size in MiB (min 5, S3's own minimum). Each upload in flight holds three parts in memory; files above 10,000 parts are refused.",
+    ),
+    S3_REQUEST_CHECKSUM: z
+      .enum(['when_supported', 'when_required'])
+      .default('when_supported')
+      .describe("AWS SDK requestChecksumCalculation: `when_required` for older S3-compatible servers that reject or store the SDK's default CRC32 checksums."),
+    S3_RESPONSE_CHECKSUM: z
+      .enum(['when_supported', 'when_required'])
+      .default('when_supported')
       .describe('AWS SDK responseChecksumValidation: `when_required` skips checking downloads against stored checksums (for servers that send none or wrong ones).'),
-    DOWNLOAD_REDIRECT: z.enum(['none', 's3']).default('none')
-      .describe('`s3`: signed download links answer 302 to a short-lived presigned S3 GET, so bytes never pass through the gateway (needs STORAGE=s3 and a bucket clients can reach).'),
-    S3_PRESIGN_TTL_SECONDS: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(300).describe('Lifetime of presigned S3 URLs (DOWNLOAD_REDIRECT=s3).'),
+    DOWNLOAD_REDIRECT: z
+      .enum(['none', 's3'])
+      .default('none')
+      .describe(
+        '`s3`: signed download links answer 302 to a short-lived presigned S3 GET, so bytes never pass through the gateway (needs STORAGE=s3 and a bucket clients can reach).',
+      ),
+    S3_PRESIGN_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 24 * 3600)
+      .default(300)
+      .describe('Lifetime of presigned S3 URLs (DOWNLOAD_REDIRECT=s3).'),
   }),
   gateway: z.object({
     PORT: int(8080, 0).describe('Port the gateway listens on.'),
@@ -109,33 +162,56 @@ export const fragments = {
     RESIZE_PRESETS: z.string().optional().describe('JSON overriding resize presets, e.g. {"email":{"width":640,"fit":"inside"}}.'),
     SHARP_CONCURRENCY: int(0, 0).describe('libvips threads per image (0 = sharp default, one per core).'),
     RETENTION_SWEEP_SECONDS: int(60, 1).describe('How often the convert worker deletes the blobs of expired jobs.'),
-    STORAGE_RETRY_MAX_SECONDS: int(3600, 0).describe('While storage is unavailable a worker puts its file back in the queue (no retry spent) for at most this long before counting failures.'),
+    STORAGE_RETRY_MAX_SECONDS: int(3600, 0).describe(
+      'While storage is unavailable a worker puts its file back in the queue (no retry spent) for at most this long before counting failures.',
+    ),
   }),
   /** Defaults for API keys that set no limit of their own (MAX_UPLOAD_BYTES, MAX_FILES_PER_JOB and RETENTION_HOURS double as the others). */
   keys: z.object({
     KEY_DEFAULT_RPM: int(0, 0).describe('Requests per minute per API key when the key sets none (0 = unlimited); counted in Postgres, so all gateways agree.'),
     KEY_DEFAULT_MAX_CONCURRENT_JOBS: int(0, 0).describe('Jobs one key may have pending or processing at once when the key sets none (0 = unlimited).'),
     KEY_DEFAULT_MONTHLY_JOB_QUOTA: int(0, 0).describe('Jobs one key may create per calendar month when the key sets none (0 = unlimited).'),
-    KEY_DEFAULT_ALLOWED_FORMATS: z.string().trim().regex(/^[a-z0-9.]+(\s*,\s*[a-z0-9.]+)*$/i, 'must be a comma-separated list of output formats, e.g. png,webp,jpg').optional()
+    KEY_DEFAULT_ALLOWED_FORMATS: z
+      .string()
+      .trim()
+      .regex(/^[a-z0-9.]+(\s*,\s*[a-z0-9.]+)*$/i, 'must be a comma-separated list of output formats, e.g. png,webp,jpg')
+      .optional()
       .describe('Output formats a key may request when the key sets none, comma-separated (unset = all).'),
   }),
   /** URL sources (`sourceUrl`) and every other outbound request (webhooks): see docs/outbound-requests.md. */
   urlImport: z.object({
     URL_IMPORT: flag(true).describe('Lets requests name an input by URL (`sourceUrl`), fetched by the workers. false refuses such requests.'),
-    URL_IMPORT_ALLOWED_HOSTS: hostList.describe('Comma-separated hostnames (`files.intranet`, `*.intranet`), IPs and CIDRs (`10.1.0.0/16`, `fd00::/8`) that URL sources and webhooks may reach even though they are private. Unset = public addresses only.'),
-    URL_IMPORT_CONNECT_TIMEOUT_SECONDS: int(10, 1).describe('Longest wait to resolve a URL\'s host and connect to it (per address tried).'),
+    URL_IMPORT_ALLOWED_HOSTS: hostList.describe(
+      'Comma-separated hostnames (`files.intranet`, `*.intranet`), IPs and CIDRs (`10.1.0.0/16`, `fd00::/8`) that URL sources and webhooks may reach even though they are private. Unset = public addresses only.',
+    ),
+    URL_IMPORT_CONNECT_TIMEOUT_SECONDS: int(10, 1).describe("Longest wait to resolve a URL's host and connect to it (per address tried)."),
     URL_IMPORT_IDLE_TIMEOUT_SECONDS: int(30, 1).describe('Longest wait for a response to start, or for the next chunk of its body.'),
     URL_IMPORT_TIMEOUT_SECONDS: int(300, 1).describe('Longest a whole URL fetch may take, redirects and body included.'),
     URL_IMPORT_MAX_REDIRECTS: int(5, 0).describe('Redirects followed when fetching a URL source; each target is checked again.'),
   }),
   dashboard: z.object({
-    ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').optional().describe('Turns on the operator dashboard at /dashboard; sign in with this password. Unset = dashboard off.'),
-    DASHBOARD_SESSION_HOURS: z.coerce.number().positive().max(24 * 30).default(12).describe('How long a dashboard sign-in lasts.'),
+    ADMIN_PASSWORD: z
+      .string()
+      .min(8, 'must be at least 8 characters')
+      .optional()
+      .describe('Turns on the operator dashboard at /dashboard; sign in with this password. Unset = dashboard off.'),
+    DASHBOARD_SESSION_HOURS: z.coerce
+      .number()
+      .positive()
+      .max(24 * 30)
+      .default(12)
+      .describe('How long a dashboard sign-in lasts.'),
     DASHBOARD_LOGIN_ATTEMPTS_PER_MINUTE: int(5, 1).describe('Dashboard sign-in attempts allowed per client IP per minute (429 above it).'),
   }),
 };
 
-export const configSchema = fragments.core.and(fragments.storage).and(fragments.gateway).and(fragments.worker).and(fragments.keys).and(fragments.urlImport).and(fragments.dashboard);
+export const configSchema = fragments.core
+  .and(fragments.storage)
+  .and(fragments.gateway)
+  .and(fragments.worker)
+  .and(fragments.keys)
+  .and(fragments.urlImport)
+  .and(fragments.dashboard);
 export type RawConfig = z.infer<typeof configSchema>;
 export interface Config extends RawConfig {
   /** DATA_DIR resolved to an absolute path. */
@@ -173,11 +249,15 @@ function relatedIssues(c: RawConfig): string[] {
   const issues: string[] = [];
   if (c.STORAGE === 's3' && !c.S3_BUCKET) issues.push('S3_BUCKET: required with STORAGE=s3 (the bucket Kiln keeps sources and results in)');
   if (!c.S3_ACCESS_KEY_ID !== !c.S3_SECRET_ACCESS_KEY) {
-    issues.push(`${c.S3_ACCESS_KEY_ID ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'}: set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY together, or neither (the AWS default credential chain)`);
+    issues.push(
+      `${c.S3_ACCESS_KEY_ID ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'}: set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY together, or neither (the AWS default credential chain)`,
+    );
   }
   const maxObject = 10_000 * c.S3_PART_SIZE_MB * 1024 * 1024;
   if (c.STORAGE === 's3' && c.MAX_UPLOAD_BYTES > maxObject) {
-    issues.push(`S3_PART_SIZE_MB: ${c.S3_PART_SIZE_MB} MiB parts store at most ${maxObject} bytes (S3 allows 10,000 parts), less than MAX_UPLOAD_BYTES=${c.MAX_UPLOAD_BYTES}; raise S3_PART_SIZE_MB to at least ${Math.ceil(c.MAX_UPLOAD_BYTES / 10_000 / 1024 / 1024)}`);
+    issues.push(
+      `S3_PART_SIZE_MB: ${c.S3_PART_SIZE_MB} MiB parts store at most ${maxObject} bytes (S3 allows 10,000 parts), less than MAX_UPLOAD_BYTES=${c.MAX_UPLOAD_BYTES}; raise S3_PART_SIZE_MB to at least ${Math.ceil(c.MAX_UPLOAD_BYTES / 10_000 / 1024 / 1024)}`,
+    );
   }
   if (c.DOWNLOAD_REDIRECT === 's3' && c.STORAGE !== 's3') issues.push('DOWNLOAD_REDIRECT: `s3` needs STORAGE=s3 (local blobs have no presigned URLs)');
   return issues;

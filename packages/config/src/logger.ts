@@ -15,7 +15,8 @@ export function createLogger(name: string, level: Level = 'info', base: Record<s
   const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
     const line = JSON.stringify({ t: new Date().toISOString(), level: lvl, svc: name, msg, ...base, ...fields }, (_k, v) =>
-      v instanceof Error ? { message: v.message, stack: v.stack } : v);
+      v instanceof Error ? { message: v.message, stack: v.stack } : v,
+    );
     (lvl === 'error' || lvl === 'warn' ? process.stderr : process.stdout).write(line + '\n');
   };
   return {

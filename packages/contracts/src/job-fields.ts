@@ -50,15 +50,19 @@ const boolParser: ValueParser<boolean> = (v) => {
   if (v === false || v === 'false') return { ok: true, value: false };
   return { ok: false, accepted: '"true" or "false"' };
 };
-const intParser = (min: number, max?: number, nullable = false): ValueParser<number | null> => (v) => {
-  const accepted = `an integer ${max === undefined ? `≥ ${min}` : `from ${min} to ${max}`}${nullable ? ' or null' : ''}`;
-  if (v === null || v === 'null' || v === '') return nullable ? { ok: true, value: null } : { ok: false, accepted };
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < min || (max !== undefined && n > max)) return { ok: false, accepted };
-  return { ok: true, value: n };
-};
-const enumParser = <T extends string>(values: readonly T[]): ValueParser<T> => (v) =>
-  typeof v === 'string' && (values as readonly string[]).includes(v) ? { ok: true, value: v as T } : { ok: false, accepted: `one of ${values.join(', ')}` };
+const intParser =
+  (min: number, max?: number, nullable = false): ValueParser<number | null> =>
+  (v) => {
+    const accepted = `an integer ${max === undefined ? `≥ ${min}` : `from ${min} to ${max}`}${nullable ? ' or null' : ''}`;
+    if (v === null || v === 'null' || v === '') return nullable ? { ok: true, value: null } : { ok: false, accepted };
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min || (max !== undefined && n > max)) return { ok: false, accepted };
+    return { ok: true, value: n };
+  };
+const enumParser =
+  <T extends string>(values: readonly T[]): ValueParser<T> =>
+  (v) =>
+    typeof v === 'string' && (values as readonly string[]).includes(v) ? { ok: true, value: v as T } : { ok: false, accepted: `one of ${values.join(', ')}` };
 const formatParser: ValueParser<OutputFormat> = (v) => {
   const f = typeof v === 'string' ? parseOutputFormat(v) : undefined;
   return f ? { ok: true, value: f } : { ok: false, accepted: `one of ${OUTPUT_FORMATS.join(', ')} (jpeg is an alias of jpg)` };
@@ -86,8 +90,16 @@ const FIELDS: FieldSpec<unknown>[] = [
 ];
 
 const DEFAULTS: Omit<FileOptions, 'format'> = {
-  resize: 'original', resizeWidth: null, resizeHeight: null, quality: DEFAULT_QUALITY, autoOrient: true, mono: false,
-  mode: 'quality', targetBytes: null, lossless: false, stripMetadata: true,
+  resize: 'original',
+  resizeWidth: null,
+  resizeHeight: null,
+  quality: DEFAULT_QUALITY,
+  autoOrient: true,
+  mono: false,
+  mode: 'quality',
+  targetBytes: null,
+  lossless: false,
+  stripMetadata: true,
 };
 
 function invalid(field: string, message: string, detail: Record<string, unknown>): AppError {
@@ -127,7 +139,10 @@ export function parseJobFields(raw: Raw, fileCount: number, forced?: { jobType?:
       }
       if (!Array.isArray(arr)) throw invalid(spec.plural, `${spec.plural} must be a JSON array with one entry per file.`, { expectedLength: fileCount });
       if (arr.length !== fileCount)
-        throw invalid(spec.plural, `${spec.plural} has ${arr.length} entries but ${fileCount} file(s) were uploaded; send exactly one entry per file.`, { expectedLength: fileCount, actualLength: arr.length });
+        throw invalid(spec.plural, `${spec.plural} has ${arr.length} entries but ${fileCount} file(s) were uploaded; send exactly one entry per file.`, {
+          expectedLength: fileCount,
+          actualLength: arr.length,
+        });
       arr.forEach((v, i) => {
         const r = spec.parse(v);
         if (!r.ok) throw invalid(spec.plural, `${spec.plural}[${i}] must be ${r.accepted}; got ${JSON.stringify(v)}.`, { index: i, accepted: r.accepted });
@@ -150,10 +165,8 @@ export function parseJobFields(raw: Raw, fileCount: number, forced?: { jobType?:
     const where = fileCount > 1 ? ` (file ${i})` : '';
     if (jobType === 'convert' && !o.format)
       throw invalid('format', `format is required${where}: send format=<${OUTPUT_FORMATS.slice(0, 6).join('|')}|…> or formats=[…] with one entry per file.`, { index: i });
-    if (o.resize === 'width' && o.resizeWidth === null)
-      throw invalid('resizeWidth', `resize=width needs resizeWidth${where}: send resizeWidth=<pixels>.`, { index: i });
-    if (o.resize === 'height' && o.resizeHeight === null)
-      throw invalid('resizeHeight', `resize=height needs resizeHeight${where}: send resizeHeight=<pixels>.`, { index: i });
+    if (o.resize === 'width' && o.resizeWidth === null) throw invalid('resizeWidth', `resize=width needs resizeWidth${where}: send resizeWidth=<pixels>.`, { index: i });
+    if (o.resize === 'height' && o.resizeHeight === null) throw invalid('resizeHeight', `resize=height needs resizeHeight${where}: send resizeHeight=<pixels>.`, { index: i });
     if (jobType === 'compress' && o.mode === 'target-size' && o.targetBytes === null)
       throw invalid('targetBytes', `mode=target-size needs targetBytes${where}: send targetBytes=<bytes> or targetByteValues=[…].`, { index: i });
     return fileOptionsSchema.parse(o);

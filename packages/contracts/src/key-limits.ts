@@ -87,7 +87,10 @@ export function parseKeyLimits(input: Partial<Record<KeyLimitName, string | unde
       case 'formats': {
         const names = raw.split(/[\s,]+/).filter(Boolean);
         const unknown = names.filter((f) => !parseOutputFormat(f));
-        if (unknown.length) bad(`${unknown.map((u) => `"${u}"`).join(', ')} ${unknown.length === 1 ? 'is not an output format' : 'are not output formats'}; choose from ${OUTPUT_FORMATS.join(', ')}.`);
+        if (unknown.length)
+          bad(
+            `${unknown.map((u) => `"${u}"`).join(', ')} ${unknown.length === 1 ? 'is not an output format' : 'are not output formats'}; choose from ${OUTPUT_FORMATS.join(', ')}.`,
+          );
         else limits.allowedFormats = [...new Set(names.map((f) => parseOutputFormat(f)!))];
         break;
       }

@@ -28,13 +28,17 @@ export const SQUARE_DEFAULT = 1080;
 /** The box a file's resize options ask for, or undefined for `original`. */
 export function resolveResize(o: Pick<FileOptions, 'resize' | 'resizeWidth' | 'resizeHeight'>, table: PresetTable = DEFAULT_RESIZE_PRESETS): PresetBox | undefined {
   switch (o.resize) {
-    case 'original': return undefined;
+    case 'original':
+      return undefined;
     case 'square': {
       const s = o.resizeWidth ?? o.resizeHeight ?? SQUARE_DEFAULT;
       return { width: s, height: s, fit: 'cover' };
     }
-    case 'width': return o.resizeWidth ? { width: o.resizeWidth, fit: 'inside' } : undefined;
-    case 'height': return o.resizeHeight ? { height: o.resizeHeight, fit: 'inside' } : undefined;
-    default: return table[o.resize];
+    case 'width':
+      return o.resizeWidth ? { width: o.resizeWidth, fit: 'inside' } : undefined;
+    case 'height':
+      return o.resizeHeight ? { height: o.resizeHeight, fit: 'inside' } : undefined;
+    default:
+      return table[o.resize];
   }
 }

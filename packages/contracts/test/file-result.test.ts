@@ -2,8 +2,17 @@
 import { fileResultExtras, fileResultSchema, readFileResult } from '../src/file-result.ts';
 
 const full = {
-  format: 'webp', mimeType: 'image/webp', finalSize: 1200, savedPercent: 40.5, appliedQuality: 82,
-  width: 640, height: 480, durationSeconds: 1.5, targetMet: false, targetReason: 'The smallest encode is larger.', encodes: 4,
+  format: 'webp',
+  mimeType: 'image/webp',
+  finalSize: 1200,
+  savedPercent: 40.5,
+  appliedQuality: 82,
+  width: 640,
+  height: 480,
+  durationSeconds: 1.5,
+  targetMet: false,
+  targetReason: 'The smallest encode is larger.',
+  encodes: 4,
   notes: ['Animation kept.'],
 };
 

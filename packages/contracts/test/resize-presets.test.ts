@@ -1,7 +1,6 @@
 import { DEFAULT_RESIZE_PRESETS, resolveResize } from '../src/resize-presets.ts';
 
-const o = (resize: string, resizeWidth: number | null = null, resizeHeight: number | null = null) =>
-  ({ resize, resizeWidth, resizeHeight }) as Parameters<typeof resolveResize>[0];
+const o = (resize: string, resizeWidth: number | null = null, resizeHeight: number | null = null) => ({ resize, resizeWidth, resizeHeight }) as Parameters<typeof resolveResize>[0];
 
 test('presets resolve to the boxes of API.md §2.5', () => {
   expect(resolveResize(o('original'))).toBeUndefined();

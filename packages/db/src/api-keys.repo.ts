@@ -32,19 +32,22 @@ export function displayPrefix(key: string): string {
 const COLS = `id, name, prefix, limits, created_at AS "createdAt", last_used_at AS "lastUsedAt", revoked_at AS "revokedAt"`;
 
 export async function createApiKey(db: Queryable, name: string, limits: KeyLimits = {}, key = generateKey()): Promise<{ row: ApiKeyRow; key: string }> {
-  const r = await db.query<ApiKeyRow>(
-    `INSERT INTO api_keys (name, prefix, key_hash, limits) VALUES ($1, $2, $3, $4) RETURNING ${COLS}`,
-    [name, displayPrefix(key), hashKey(key), JSON.stringify(limits)],
-  );
+  const r = await db.query<ApiKeyRow>(`INSERT INTO api_keys (name, prefix, key_hash, limits) VALUES ($1, $2, $3, $4) RETURNING ${COLS}`, [
+    name,
+    displayPrefix(key),
+    hashKey(key),
+    JSON.stringify(limits),
+  ]);
   return { row: r.rows[0]!, key };
 }
 
 /** Makes sure a given key exists (BOOTSTRAP_API_KEY). Returns true when it was created now. */
 export async function ensureApiKey(db: Queryable, key: string, name = 'bootstrap'): Promise<boolean> {
-  const r = await db.query(
-    `INSERT INTO api_keys (name, prefix, key_hash) VALUES ($1, $2, $3) ON CONFLICT (key_hash) DO NOTHING RETURNING id`,
-    [name, displayPrefix(key), hashKey(key)],
-  );
+  const r = await db.query(`INSERT INTO api_keys (name, prefix, key_hash) VALUES ($1, $2, $3) ON CONFLICT (key_hash) DO NOTHING RETURNING id`, [
+    name,
+    displayPrefix(key),
+    hashKey(key),
+  ]);
   return (r.rowCount ?? 0) > 0;
 }
 
@@ -72,7 +75,9 @@ export async function touchApiKey(db: Queryable, id: string): Promise<void> {
 
 export async function listApiKeys(db: Queryable): Promise<(ApiKeyRow & { jobsThisMonth: number })[]> {
   const r = await db.query<ApiKeyRow & { jobsThisMonth: number }>(
-    `SELECT ${COLS.split(', ').map((c) => 'k.' + c).join(', ')},
+    `SELECT ${COLS.split(', ')
+      .map((c) => 'k.' + c)
+      .join(', ')},
             (SELECT count(*)::int FROM jobs j WHERE j.api_key_id = k.id AND j.created_at >= date_trunc('month', now())) AS "jobsThisMonth"
        FROM api_keys k ORDER BY k.created_at DESC`,
   );
@@ -81,10 +86,9 @@ export async function listApiKeys(db: Queryable): Promise<(ApiKeyRow & { jobsThi
 
 /** Revokes by id or by display prefix. Returns the revoked rows (none when nothing matched). */
 export async function revokeApiKey(db: Queryable, idOrPrefix: string): Promise<ApiKeyRow[]> {
-    const r = await db.query<ApiKeyRow>(
-    `UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL AND ${isUuid(idOrPrefix) ? 'id = $1' : 'prefix = $1'} RETURNING ${COLS}`,
-    [idOrPrefix],
-  );
+  const r = await db.query<ApiKeyRow>(`UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL AND ${isUuid(idOrPrefix) ? 'id = $1' : 'prefix = $1'} RETURNING ${COLS}`, [
+    idOrPrefix,
+  ]);
   return r.rows;
 }
 

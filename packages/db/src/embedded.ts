@@ -26,7 +26,10 @@ export function infoFile(dataDir: string): string {
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const srv = net.createServer().once('error', () => resolve(false)).once('listening', () => srv.close(() => resolve(true)));
+    const srv = net
+      .createServer()
+      .once('error', () => resolve(false))
+      .once('listening', () => srv.close(() => resolve(true)));
     srv.listen(port, '127.0.0.1');
   });
 }
@@ -81,7 +84,10 @@ export async function startEmbedded(opts: { dataDir: string; port: number; log?:
     onLog: (m) => opts.log?.(String(m).trim()),
     onError: (m) => opts.log?.(String(m instanceof Error ? m.message : m).trim()),
   });
-  const fresh = !(await fs.stat(path.join(dir, 'PG_VERSION')).then(() => true, () => false));
+  const fresh = !(await fs.stat(path.join(dir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  ));
   if (fresh) await server.initialise();
   await server.start();
   const database = opts.database ?? EMBEDDED_DB;

@@ -89,18 +89,36 @@ const STORED_COLS = `id, job_id AS "jobId", storage_key AS "storageKey", filenam
 
 export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
   // One statement for the job and all its files, however many there are.
-  await db.query(named('insert_job',
-    `WITH j AS (
+  await db.query(
+    named(
+      'insert_job',
+      `WITH j AS (
        INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours) VALUES ($1, $2, $3, $4, $5, $6)
        RETURNING id)
      INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options)
      SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options
        FROM j, jsonb_to_recordset($7::jsonb) AS f(id uuid, idx int, filename text, source_key text, source_kind text, original_size bigint, options jsonb)`,
-    [
-      job.id, job.apiKeyId, job.jobType, job.createArchive, job.files.length, job.retentionHours ?? null,
-      JSON.stringify(job.files.map((f) => ({ id: f.id, idx: f.idx, filename: f.filename, source_key: f.sourceKey, source_kind: f.sourceKind, original_size: f.originalSize, options: f.options }))),
-    ],
-  ));
+      [
+        job.id,
+        job.apiKeyId,
+        job.jobType,
+        job.createArchive,
+        job.files.length,
+        job.retentionHours ?? null,
+        JSON.stringify(
+          job.files.map((f) => ({
+            id: f.id,
+            idx: f.idx,
+            filename: f.filename,
+            source_key: f.sourceKey,
+            source_kind: f.sourceKind,
+            original_size: f.originalSize,
+            options: f.options,
+          })),
+        ),
+      ],
+    ),
+  );
 }
 
 /**
@@ -125,14 +143,18 @@ export async function findIdempotentJob(db: Queryable, apiKeyId: string, key: st
 
 /** A job as its owner sees it; `apiKeyId` undefined means the operator (dashboard) view. */
 export async function getJob(db: Queryable, jobId: string, apiKeyId?: string): Promise<JobRow | undefined> {
-  const r = await db.query<JobRow>(apiKeyId
-    ? named('job_for_key', `SELECT ${JOB_COLS} FROM jobs j WHERE j.id = $1 AND j.api_key_id = $2`, [jobId, apiKeyId])
-    : named('job', `SELECT ${JOB_COLS} FROM jobs j WHERE j.id = $1`, [jobId]));
+  const r = await db.query<JobRow>(
+    apiKeyId
+      ? named('job_for_key', `SELECT ${JOB_COLS} FROM jobs j WHERE j.id = $1 AND j.api_key_id = $2`, [jobId, apiKeyId])
+      : named('job', `SELECT ${JOB_COLS} FROM jobs j WHERE j.id = $1`, [jobId]),
+  );
   return r.rows[0];
 }
 
 /** A job's files with their outputs, for `WHERE f.job_id = …`. */
-const FILES_WITH_OUTPUT = `SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')},
+const FILES_WITH_OUTPUT = `SELECT ${FILE_COLS.split(', ')
+  .map((c) => 'f.' + c.trim())
+  .join(', ')},
             CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id, 'jobId', s.job_id, 'storageKey', s.storage_key,
               'filename', s.filename, 'mimeType', s.mime_type, 'size', s.size) END AS output
        FROM job_files f LEFT JOIN stored_files s ON s.id = f.output_file_id`;
@@ -149,12 +171,15 @@ export async function getJobFiles(db: Queryable, jobId: string): Promise<JobFile
  * JSON: every JobFileRow field is a string, number, boolean or JSON value, so nothing changes type.
  */
 export async function getJobWithFiles(db: Queryable, jobId: string, apiKeyId: string): Promise<{ job: JobRow; files: JobFileWithOutput[] } | undefined> {
-  const r = await db.query<JobRow & { files: JobFileWithOutput[] }>(named('job_with_files',
-    `SELECT ${JOB_COLS},
+  const r = await db.query<JobRow & { files: JobFileWithOutput[] }>(
+    named(
+      'job_with_files',
+      `SELECT ${JOB_COLS},
             coalesce((SELECT json_agg(x ORDER BY x.idx) FROM (${FILES_WITH_OUTPUT} WHERE f.job_id = j.id) x), '[]'::json) AS files
        FROM jobs j WHERE j.id = $1 AND j.api_key_id = $2`,
-    [jobId, apiKeyId],
-  ));
+      [jobId, apiKeyId],
+    ),
+  );
   const row = r.rows[0];
   if (!row) return undefined;
   const { files, ...job } = row;
@@ -171,15 +196,18 @@ export interface ListJobsQuery {
 export async function listJobs(db: Queryable, q: ListJobsQuery): Promise<{ jobs: JobRow[]; total: number }> {
   const where: string[] = [];
   const args: unknown[] = [];
-  if (q.apiKeyId) { args.push(q.apiKeyId); where.push(`j.api_key_id = $${args.length}`); }
-  if (q.status) { args.push(q.status); where.push(`j.status = $${args.length}`); }
+  if (q.apiKeyId) {
+    args.push(q.apiKeyId);
+    where.push(`j.api_key_id = $${args.length}`);
+  }
+  if (q.status) {
+    args.push(q.status);
+    where.push(`j.status = $${args.length}`);
+  }
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const total = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs j ${w}`, args);
   args.push(q.limit, q.offset);
-  const rows = await db.query<JobRow>(
-    `SELECT ${JOB_COLS} FROM jobs j ${w} ORDER BY j.created_at DESC, j.id LIMIT $${args.length - 1} OFFSET $${args.length}`,
-    args,
-  );
+  const rows = await db.query<JobRow>(`SELECT ${JOB_COLS} FROM jobs j ${w} ORDER BY j.created_at DESC, j.id LIMIT $${args.length - 1} OFFSET $${args.length}`, args);
   return { jobs: rows.rows, total: total.rows[0]!.n };
 }
 
@@ -216,8 +244,10 @@ export interface FileClaim {
  * already reached a final state (a duplicate or retried message) or its job was cancelled.
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
-  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean }>(named('claim_file',
-    `WITH f AS (
+  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean }>(
+    named(
+      'claim_file',
+      `WITH f AS (
        UPDATE job_files SET status = 'processing', attempts = attempts + 1, started_at = coalesce(started_at, now())
         WHERE id = $1 AND status IN ('pending', 'processing')
           AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_files.job_id AND jobs.cancelled)
@@ -225,11 +255,14 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
      j AS (
        UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, now())
         WHERE id = (SELECT job_id FROM f) AND status = 'pending' RETURNING id)
-     SELECT ${FILE_COLS.split(', ').map((c) => 'f.' + c.trim()).join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.cancelled,
+     SELECT ${FILE_COLS.split(', ')
+       .map((c) => 'f.' + c.trim())
+       .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.cancelled,
             jobs.create_archive AS "createArchive"
        FROM f JOIN jobs ON jobs.id = f.job_id`,
-    [fileId],
-  ));
+      [fileId],
+    ),
+  );
   const row = r.rows[0];
   if (!row) return undefined;
   const { jobStatus, jobType, cancelled, createArchive, ...file } = row;
@@ -237,12 +270,15 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
 }
 
 export async function setFileProgress(db: Queryable, fileId: string, progress: number): Promise<void> {
-  await db.query(named('file_progress', `UPDATE job_files SET progress = $2 WHERE id = $1 AND status = 'processing' AND progress < $2`, [fileId, Math.max(0, Math.min(99, Math.round(progress)))]));
+  await db.query(
+    named('file_progress', `UPDATE job_files SET progress = $2 WHERE id = $1 AND status = 'processing' AND progress < $2`, [
+      fileId,
+      Math.max(0, Math.min(99, Math.round(progress))),
+    ]),
+  );
 }
 
-export type FileOutcome =
-  | { ok: true; output: Omit<StoredFileRow, 'id' | 'jobId'>; result: Record<string, unknown> }
-  | { ok: false; code: string; message: string };
+export type FileOutcome = { ok: true; output: Omit<StoredFileRow, 'id' | 'jobId'>; result: Record<string, unknown> } | { ok: false; code: string; message: string };
 
 export interface JobProgressAfter {
   /** Every file reached a final state with this call. */
@@ -262,11 +298,18 @@ export interface JobProgressAfter {
  * jobs created without a per-key retention; `notify` names a channel told the job id when the job ends.
  */
 export async function finishFile(
-  db: Queryable, jobId: string, fileId: string, outcome: FileOutcome, retentionHours: number, notify?: string,
+  db: Queryable,
+  jobId: string,
+  fileId: string,
+  outcome: FileOutcome,
+  retentionHours: number,
+  notify?: string,
 ): Promise<JobProgressAfter | undefined> {
   const ok = outcome.ok;
-  const r = await db.query<{ status: JobStatus; all_done: boolean; job_final: boolean; needs_archive: boolean }>(named('finish_file',
-    `WITH s AS (
+  const r = await db.query<{ status: JobStatus; all_done: boolean; job_final: boolean; needs_archive: boolean }>(
+    named(
+      'finish_file',
+      `WITH s AS (
        INSERT INTO stored_files (job_id, storage_key, filename, mime_type, size)
        SELECT $2::uuid, $3::text, $4::text, $5::text, $6::bigint WHERE $7::boolean
        ON CONFLICT (storage_key) DO UPDATE SET filename = EXCLUDED.filename, mime_type = EXCLUDED.mime_type, size = EXCLUDED.size
@@ -304,13 +347,22 @@ export async function finishFile(
      SELECT status, all_done, job_final AND NOT cancelled AS job_final, needs_archive,
             CASE WHEN job_final AND NOT cancelled AND $12::text IS NOT NULL THEN pg_notify($12, $2::text) END AS notified
        FROM j`,
-    [
-      fileId, jobId,
-      ok ? outcome.output.storageKey : null, ok ? outcome.output.filename : null, ok ? outcome.output.mimeType : null, ok ? outcome.output.size : null,
-      ok, ok ? JSON.stringify(outcome.result) : null, ok ? null : outcome.code, ok ? null : outcome.message,
-      retentionHours, notify ?? null,
-    ],
-  ));
+      [
+        fileId,
+        jobId,
+        ok ? outcome.output.storageKey : null,
+        ok ? outcome.output.filename : null,
+        ok ? outcome.output.mimeType : null,
+        ok ? outcome.output.size : null,
+        ok,
+        ok ? JSON.stringify(outcome.result) : null,
+        ok ? null : outcome.code,
+        ok ? null : outcome.message,
+        retentionHours,
+        notify ?? null,
+      ],
+    ),
+  );
   const row = r.rows[0];
   if (!row) return undefined;
   return { allFilesDone: row.all_done, jobFinal: row.job_final, needsArchive: row.needs_archive, status: row.status };

@@ -22,13 +22,20 @@ async function newJob(files: number, createArchive = false): Promise<{ jobId: st
   const jobId = crypto.randomUUID();
   const fileIds = Array.from({ length: files }, () => crypto.randomUUID());
   await insertJob(pool, {
-    id: jobId, apiKeyId: key.id, jobType: 'convert', createArchive,
+    id: jobId,
+    apiKeyId: key.id,
+    jobType: 'convert',
+    createArchive,
     files: fileIds.map((id, idx) => ({ id, idx, filename: `f${idx}.png`, sourceKey: `jobs/${jobId}/src/${id}`, sourceKind: 'png', originalSize: 10, options: {} })),
   });
   return { jobId, fileIds, apiKeyId: key.id };
 }
 
-const ok = (jobId: string, fileId: string): FileOutcome => ({ ok: true, output: { storageKey: `jobs/${jobId}/out/${fileId}.webp`, filename: 'x.webp', mimeType: 'image/webp', size: 5 }, result: { format: 'webp' } });
+const ok = (jobId: string, fileId: string): FileOutcome => ({
+  ok: true,
+  output: { storageKey: `jobs/${jobId}/out/${fileId}.webp`, filename: 'x.webp', mimeType: 'image/webp', size: 5 },
+  result: { format: 'webp' },
+});
 const bad: FileOutcome = { ok: false, code: 'invalid_input', message: 'broken' };
 
 test('24 files finishing at once: exact counts, one final transition, one notification', async () => {

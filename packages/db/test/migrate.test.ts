@@ -8,11 +8,18 @@ import { migrate, MIGRATIONS_DIR } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 
 let db: TestDatabase;
-beforeAll(async () => { db = await createTestDatabase({ empty: true }); });
-afterAll(async () => { await db?.drop(); });
+beforeAll(async () => {
+  db = await createTestDatabase({ empty: true });
+});
+afterAll(async () => {
+  await db?.drop();
+});
 
 test('three processes migrating at once apply each migration exactly once; a later run does nothing', async () => {
-  const files = (await fs.readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
+  const files = (await fs.readdir(MIGRATIONS_DIR))
+    .filter((f) => f.endsWith('.sql'))
+    .map((f) => f.replace(/\.sql$/, ''))
+    .sort();
   expect(files.length).toBeGreaterThanOrEqual(3);
   const runs = await Promise.all([migrate(db.url), migrate(db.url), migrate(db.url)]);
   expect(runs.flat().sort()).toEqual(files);

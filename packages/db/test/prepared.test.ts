@@ -7,8 +7,12 @@ import { createPool, getJob, named, type Pool } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 
 let db: TestDatabase;
-beforeAll(async () => { db = await createTestDatabase(); });
-afterAll(async () => { await db.drop(); });
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db.drop();
+});
 
 test('DB_PREPARED_STATEMENTS defaults to true and reads true/false/1/0; a bad value names the variable', () => {
   expect(loadConfig({}).DB_PREPARED_STATEMENTS).toBe(true);

@@ -6,9 +6,31 @@
  * A new format or engine capability goes here first.
  */
 export const OUTPUT_FORMATS = [
-  'jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heif', 'svg', 'pdf',
-  'mp4', 'webm', 'mov', 'mp3', 'wav', 'ogg', 'm4a', 'flac',
-  'zip', 'tar', 'tgz', '7z', 'rar', 'gz', 'bz2', 'xz',
+  'jpg',
+  'png',
+  'webp',
+  'avif',
+  'tiff',
+  'gif',
+  'heif',
+  'svg',
+  'pdf',
+  'mp4',
+  'webm',
+  'mov',
+  'mp3',
+  'wav',
+  'ogg',
+  'm4a',
+  'flac',
+  'zip',
+  'tar',
+  'tgz',
+  '7z',
+  'rar',
+  'gz',
+  'bz2',
+  'xz',
 ] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
@@ -17,9 +39,32 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
  * extension, which is what an archive entry gets when the upload's own name has none.
  */
 export const INPUT_KINDS = [
-  'jpg', 'png', 'webp', 'avif', 'tiff', 'gif', 'heic', 'svg', 'pdf',
-  'mp4', 'mov', 'webm', 'mkv', 'avi', 'mp3', 'wav', 'ogg', 'm4a', 'flac',
-  'zip', 'tar', 'gz', 'bz2', 'xz', '7z', 'rar',
+  'jpg',
+  'png',
+  'webp',
+  'avif',
+  'tiff',
+  'gif',
+  'heic',
+  'svg',
+  'pdf',
+  'mp4',
+  'mov',
+  'webm',
+  'mkv',
+  'avi',
+  'mp3',
+  'wav',
+  'ogg',
+  'm4a',
+  'flac',
+  'zip',
+  'tar',
+  'gz',
+  'bz2',
+  'xz',
+  '7z',
+  'rar',
 ] as const;
 export type InputKind = (typeof INPUT_KINDS)[number];
 
@@ -185,18 +230,43 @@ export const CONVERSIONS: Record<Family, PairRule> = {
 /** Formats a compress job may keep for an input of this kind (its own format, or the closest one). */
 export function compressTargetFor(kind: InputKind): OutputFormat | undefined {
   switch (kind) {
-    case 'jpg': case 'png': case 'webp': case 'avif': case 'tiff': case 'gif': return kind;
+    case 'jpg':
+    case 'png':
+    case 'webp':
+    case 'avif':
+    case 'tiff':
+    case 'gif':
+      return kind;
     // No HEVC encoder exists here: JPEG is the closest format every device reads.
-    case 'heic': return 'jpg';
-    case 'mp4': case 'mov': case 'webm': case 'mp3': case 'm4a': case 'ogg': case 'flac': return kind;
-    case 'mkv': case 'avi': return 'mp4';
+    case 'heic':
+      return 'jpg';
+    case 'mp4':
+    case 'mov':
+    case 'webm':
+    case 'mp3':
+    case 'm4a':
+    case 'ogg':
+    case 'flac':
+      return kind;
+    case 'mkv':
+    case 'avi':
+      return 'mp4';
     // PCM cannot shrink without loss; FLAC keeps every sample.
-    case 'wav': return 'flac';
-    case 'zip': case '7z': case 'gz': case 'bz2': case 'xz': return kind;
+    case 'wav':
+      return 'flac';
+    case 'zip':
+    case '7z':
+    case 'gz':
+    case 'bz2':
+    case 'xz':
+      return kind;
     // A tar is not compressed at all; RAR cannot be written with free software.
-    case 'tar': return 'tgz';
-    case 'rar': return '7z';
-    default: return undefined;
+    case 'tar':
+      return 'tgz';
+    case 'rar':
+      return '7z';
+    default:
+      return undefined;
   }
 }
 

@@ -12,8 +12,7 @@ const ascii = (b: Uint8Array, at: number, s: string): boolean => {
   for (let i = 0; i < s.length; i++) if (b[at + i] !== s.charCodeAt(i)) return false;
   return true;
 };
-const bytes = (b: Uint8Array, at: number, sig: readonly number[]): boolean =>
-  b.length >= at + sig.length && sig.every((v, i) => b[at + i] === v);
+const bytes = (b: Uint8Array, at: number, sig: readonly number[]): boolean => b.length >= at + sig.length && sig.every((v, i) => b[at + i] === v);
 
 function sniffIsoBmff(b: Uint8Array): InputKind | undefined {
   if (!ascii(b, 4, 'ftyp')) return undefined;
@@ -34,7 +33,11 @@ function looksLikeSvg(b: Uint8Array): boolean {
   const t = head.trimStart();
   if (!t.startsWith('<')) return false;
   // Skip an XML declaration, comments and a doctype before the root element.
-  const stripped = t.replace(/<\?xml[\s\S]*?\?>/, '').replace(/<!--[\s\S]*?-->/g, '').replace(/<!DOCTYPE[\s\S]*?>/i, '').trimStart();
+  const stripped = t
+    .replace(/<\?xml[\s\S]*?\?>/, '')
+    .replace(/<!--[\s\S]*?-->/g, '')
+    .replace(/<!DOCTYPE[\s\S]*?>/i, '')
+    .trimStart();
   return /^<svg[\s>]/i.test(stripped);
 }
 

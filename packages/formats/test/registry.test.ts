@@ -1,7 +1,19 @@
 /** The registry's groups are what CONVERSIONS is made of, and its refusals are one sentence each. */
 import {
-  ANIMATION_OUTPUTS, ARCHIVE_OUTPUTS, BATCH_OUTPUTS, CONVERSIONS, INPUT_KINDS, isOneOf, OUTPUT_FORMATS, OUTPUT_INFO,
-  POSTER_OUTPUTS, RASTER_OUTPUTS, READABLE_ARCHIVES, INPUT_INFO, refusalFor, targetsFor,
+  ANIMATION_OUTPUTS,
+  ARCHIVE_OUTPUTS,
+  BATCH_OUTPUTS,
+  CONVERSIONS,
+  INPUT_KINDS,
+  isOneOf,
+  OUTPUT_FORMATS,
+  OUTPUT_INFO,
+  POSTER_OUTPUTS,
+  RASTER_OUTPUTS,
+  READABLE_ARCHIVES,
+  INPUT_INFO,
+  refusalFor,
+  targetsFor,
 } from '../src/index.ts';
 
 test('refusalFor names rar and nothing else', () => {
@@ -27,5 +39,6 @@ test('readable archives are exactly the inputs of the archive and compressed fam
 
 test('every input kind has a MIME type and every output format a MIME type and an extension', () => {
   for (const k of INPUT_KINDS) expect(INPUT_INFO[k]).toEqual({ family: expect.any(String), mime: expect.stringMatching(/\//) });
-  for (const f of OUTPUT_FORMATS) expect(OUTPUT_INFO[f]).toEqual({ family: expect.any(String), mime: expect.stringMatching(/\//), extension: expect.stringMatching(/^[a-z0-9]+$/) });
+  for (const f of OUTPUT_FORMATS)
+    expect(OUTPUT_INFO[f]).toEqual({ family: expect.any(String), mime: expect.stringMatching(/\//), extension: expect.stringMatching(/^[a-z0-9]+$/) });
 });

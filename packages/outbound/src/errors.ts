@@ -34,7 +34,7 @@ export class OutboundError extends Error {
     super(message, { cause: detail.cause });
     this.name = 'OutboundError';
     this.kind = kind;
-    this.retryable = detail.retryable ?? (kind === 'timeout');
+    this.retryable = detail.retryable ?? kind === 'timeout';
     this.status = detail.status;
     this.setting = detail.setting;
     this.reason = detail.reason;

@@ -162,7 +162,15 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
   async function lookupBounded(hostname: string): Promise<ResolvedAddress[]> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new OutboundError('timeout', `Resolving ${hostname} took longer than ${secs(settings.connectTimeoutMs)}; raise ${SETTING_NAMES.connectTimeoutMs} to wait longer.`, { setting: SETTING_NAMES.connectTimeoutMs })), settings.connectTimeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new OutboundError('timeout', `Resolving ${hostname} took longer than ${secs(settings.connectTimeoutMs)}; raise ${SETTING_NAMES.connectTimeoutMs} to wait longer.`, {
+              setting: SETTING_NAMES.connectTimeoutMs,
+            }),
+          ),
+        settings.connectTimeoutMs,
+      );
     });
     try {
       return await Promise.race([resolve(hostname), deadline]);
@@ -189,10 +197,13 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
         let i = 0;
         const next = (lastErr?: Error): void => {
           const address = addresses[i++];
-          if (address === undefined) return callback(lastErr ?? new Error('no address to connect to'), null);
+          if (address === undefined) {
+            callback(lastErr ?? new Error('no address to connect to'), null);
+            return;
+          }
           connector({ ...opts, hostname: address }, (err, socket) => {
-            if (err) return next(err);
-            callback(null, socket!);
+            if (err) next(err);
+            else callback(null, socket!);
           });
         };
         next();
@@ -213,11 +224,15 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
   }
 
   /** One request with its redirects, under one total timer that keeps running until `done()`. */
-  async function exchange(input: string | URL, o: { method: string; headers: Record<string, string>; body?: string | Buffer; signal?: AbortSignal; timeoutMs?: number; timeoutSetting?: string; followRedirects: boolean }): Promise<Exchange> {
+  async function exchange(
+    input: string | URL,
+    o: { method: string; headers: Record<string, string>; body?: string | Buffer; signal?: AbortSignal; timeoutMs?: number; timeoutSetting?: string; followRedirects: boolean },
+  ): Promise<Exchange> {
     let url = parseTarget(input);
     const timeoutMs = o.timeoutMs ?? settings.timeoutMs;
     const timeoutSetting = o.timeoutSetting ?? SETTING_NAMES.timeoutMs;
-    const timeoutError = () => new OutboundError('timeout', `${describeUrl(url)} took longer than ${secs(timeoutMs)} in all; raise ${timeoutSetting} to wait longer.`, { setting: timeoutSetting });
+    const timeoutError = () =>
+      new OutboundError('timeout', `${describeUrl(url)} took longer than ${secs(timeoutMs)} in all; raise ${timeoutSetting} to wait longer.`, { setting: timeoutSetting });
     const ours = new AbortController();
     const timer = setTimeout(() => ours.abort(timeoutError()), timeoutMs);
     const signal = o.signal ? AbortSignal.any([ours.signal, o.signal]) : ours.signal;
@@ -246,7 +261,11 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
         // The redirect's own body is of no use; read a little so the connection can be reused, then go on.
         await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
         if (hop >= settings.maxRedirects) {
-          throw new OutboundError('limit_exceeded', `${describeUrl(url)} redirected more than ${settings.maxRedirects} times; raise ${SETTING_NAMES.maxRedirects} to follow more.`, { setting: SETTING_NAMES.maxRedirects });
+          throw new OutboundError(
+            'limit_exceeded',
+            `${describeUrl(url)} redirected more than ${settings.maxRedirects} times; raise ${SETTING_NAMES.maxRedirects} to follow more.`,
+            { setting: SETTING_NAMES.maxRedirects },
+          );
         }
         let next: URL;
         try {
@@ -274,15 +293,27 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
     const where = describeUrl(url);
     switch (code) {
       case 'UND_ERR_CONNECT_TIMEOUT':
-        return new OutboundError('timeout', `Could not connect to ${url.host} within ${secs(settings.connectTimeoutMs)}; raise ${SETTING_NAMES.connectTimeoutMs} to wait longer.`, { setting: SETTING_NAMES.connectTimeoutMs, cause: e });
+        return new OutboundError('timeout', `Could not connect to ${url.host} within ${secs(settings.connectTimeoutMs)}; raise ${SETTING_NAMES.connectTimeoutMs} to wait longer.`, {
+          setting: SETTING_NAMES.connectTimeoutMs,
+          cause: e,
+        });
       case 'UND_ERR_HEADERS_TIMEOUT':
-        return new OutboundError('timeout', `${where} sent no response within ${secs(settings.idleTimeoutMs)}; raise ${SETTING_NAMES.idleTimeoutMs} to wait longer.`, { setting: SETTING_NAMES.idleTimeoutMs, cause: e });
+        return new OutboundError('timeout', `${where} sent no response within ${secs(settings.idleTimeoutMs)}; raise ${SETTING_NAMES.idleTimeoutMs} to wait longer.`, {
+          setting: SETTING_NAMES.idleTimeoutMs,
+          cause: e,
+        });
       case 'UND_ERR_BODY_TIMEOUT':
-        return new OutboundError('timeout', `${where} stopped sending its body for ${secs(settings.idleTimeoutMs)}; raise ${SETTING_NAMES.idleTimeoutMs} to wait longer.`, { setting: SETTING_NAMES.idleTimeoutMs, cause: e });
+        return new OutboundError('timeout', `${where} stopped sending its body for ${secs(settings.idleTimeoutMs)}; raise ${SETTING_NAMES.idleTimeoutMs} to wait longer.`, {
+          setting: SETTING_NAMES.idleTimeoutMs,
+          cause: e,
+        });
       default: {
         const tls = code.startsWith('ERR_TLS') || /CERT|SSL/.test(code);
         const detail = code || (e instanceof Error ? e.message : String(e));
-        return new OutboundError('fetch_failed', tls ? `The TLS certificate of ${url.host} was refused (${detail}).` : `Could not fetch ${where} (${detail}).`, { retryable: !tls, cause: e });
+        return new OutboundError('fetch_failed', tls ? `The TLS certificate of ${url.host} was refused (${detail}).` : `Could not fetch ${where} (${detail}).`, {
+          retryable: !tls,
+          cause: e,
+        });
       }
     }
   }
@@ -301,9 +332,22 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
 
     async fetchToStream(input, opts) {
       const method = (opts.method ?? 'GET').toUpperCase();
-      const ex = await exchange(input, { method, headers: opts.headers ?? {}, body: opts.body, signal: opts.signal, timeoutMs: opts.timeoutMs, timeoutSetting: opts.timeoutSetting, followRedirects: true });
+      const ex = await exchange(input, {
+        method,
+        headers: opts.headers ?? {},
+        body: opts.body,
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs,
+        timeoutSetting: opts.timeoutSetting,
+        followRedirects: true,
+      });
       const { res, finalUrl } = ex;
-      const limitError = (size: string) => new OutboundError('limit_exceeded', `${describeUrl(finalUrl)} is ${size}, over the limit of ${opts.maxBytes} bytes; raise ${opts.maxBytesSetting ?? 'MAX_UPLOAD_BYTES'} to allow it.`, { setting: opts.maxBytesSetting ?? 'MAX_UPLOAD_BYTES' });
+      const limitError = (size: string) =>
+        new OutboundError(
+          'limit_exceeded',
+          `${describeUrl(finalUrl)} is ${size}, over the limit of ${opts.maxBytes} bytes; raise ${opts.maxBytesSetting ?? 'MAX_UPLOAD_BYTES'} to allow it.`,
+          { setting: opts.maxBytesSetting ?? 'MAX_UPLOAD_BYTES' },
+        );
       const abandon = (err: OutboundError) => {
         discard(res.body);
         ex.done();
@@ -338,7 +382,15 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
     },
 
     async request(input, opts = {}) {
-      const ex = await exchange(input, { method: opts.method ?? 'POST', headers: opts.headers ?? {}, body: opts.body, signal: opts.signal, timeoutMs: opts.timeoutMs, timeoutSetting: opts.timeoutSetting, followRedirects: opts.followRedirects ?? false });
+      const ex = await exchange(input, {
+        method: opts.method ?? 'POST',
+        headers: opts.headers ?? {},
+        body: opts.body,
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs,
+        timeoutSetting: opts.timeoutSetting,
+        followRedirects: opts.followRedirects ?? false,
+      });
       const cap = opts.previewBytes ?? 4096;
       const chunks: Buffer[] = [];
       let kept = 0;

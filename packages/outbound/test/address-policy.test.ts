@@ -57,9 +57,18 @@ test.each([
 });
 
 test.each([
-  '93.184.215.14', '8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '169.253.0.1', '2606:4700:4700::1111', '2a00:1450:4001::200e',
+  '93.184.215.14',
+  '8.8.8.8',
+  '1.1.1.1',
+  '172.32.0.1',
+  '100.128.0.1',
+  '169.253.0.1',
+  '2606:4700:4700::1111',
+  '2a00:1450:4001::200e',
   // Forms that embed a public IPv4 address stand for it (an IPv6-only host behind DNS64 reaches everything this way).
-  '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1',
+  '::ffff:8.8.8.8',
+  '64:ff9b::808:808',
+  '2002:808:808::1',
 ])('%s is a public address', (ip) => {
   expect(classifyAddress(ip)).toEqual({ allowed: true });
 });

@@ -143,7 +143,8 @@ describe('bounded: slow, stalled and oversized answers', () => {
   afterAll(() => server.close());
 
   /** Connections the server accepted from `since` on, all closed by now (or soon). */
-  const closedSince = (since: number) => until('the server to see the connection closed', async () => server.sockets.length > since && server.sockets.slice(since).every((s) => s.destroyed || s.closed), 10_000);
+  const closedSince = (since: number) =>
+    until('the server to see the connection closed', async () => server.sockets.length > since && server.sockets.slice(since).every((s) => s.destroyed || s.closed), 10_000);
 
   test('headers that never come fail timeout naming URL_IMPORT_IDLE_TIMEOUT_SECONDS, and the socket is closed', async () => {
     const { o } = pool.make({ ...allowLoopback, idleTimeoutMs: 300 });
@@ -160,7 +161,11 @@ describe('bounded: slow, stalled and oversized answers', () => {
     const { o } = pool.make({ ...allowLoopback, idleTimeoutMs: 300 });
     const since = server.sockets.length;
     const res = await o.fetchToStream(`${server.origin}/stall`, { maxBytes: 10_000 });
-    await expect(readAll(res.body)).rejects.toMatchObject({ kind: 'timeout', setting: 'URL_IMPORT_IDLE_TIMEOUT_SECONDS', message: expect.stringMatching(/stopped sending its body for 0\.3 s/) });
+    await expect(readAll(res.body)).rejects.toMatchObject({
+      kind: 'timeout',
+      setting: 'URL_IMPORT_IDLE_TIMEOUT_SECONDS',
+      message: expect.stringMatching(/stopped sending its body for 0\.3 s/),
+    });
     await closedSince(since);
   });
 
@@ -168,13 +173,21 @@ describe('bounded: slow, stalled and oversized answers', () => {
     const { o } = pool.make({ ...allowLoopback, idleTimeoutMs: 10_000, timeoutMs: 600 });
     const since = server.sockets.length;
     const res = await o.fetchToStream(`${server.origin}/trickle`, { maxBytes: 10_000_000 });
-    await expect(readAll(res.body)).rejects.toMatchObject({ kind: 'timeout', setting: 'URL_IMPORT_TIMEOUT_SECONDS', message: `${server.origin}/trickle took longer than 0.6 s in all; raise URL_IMPORT_TIMEOUT_SECONDS to wait longer.` });
+    await expect(readAll(res.body)).rejects.toMatchObject({
+      kind: 'timeout',
+      setting: 'URL_IMPORT_TIMEOUT_SECONDS',
+      message: `${server.origin}/trickle took longer than 0.6 s in all; raise URL_IMPORT_TIMEOUT_SECONDS to wait longer.`,
+    });
     await closedSince(since);
   });
 
-  test('a per-call total timeout names the caller\'s setting (webhooks)', async () => {
+  test("a per-call total timeout names the caller's setting (webhooks)", async () => {
     const { o } = pool.make(allowLoopback);
-    await expect(o.request(`${server.origin}/no-headers`, { body: '{}', timeoutMs: 300, timeoutSetting: 'WEBHOOK_TIMEOUT_SECONDS' })).rejects.toMatchObject({ kind: 'timeout', setting: 'WEBHOOK_TIMEOUT_SECONDS', message: expect.stringMatching(/raise WEBHOOK_TIMEOUT_SECONDS/) });
+    await expect(o.request(`${server.origin}/no-headers`, { body: '{}', timeoutMs: 300, timeoutSetting: 'WEBHOOK_TIMEOUT_SECONDS' })).rejects.toMatchObject({
+      kind: 'timeout',
+      setting: 'WEBHOOK_TIMEOUT_SECONDS',
+      message: expect.stringMatching(/raise WEBHOOK_TIMEOUT_SECONDS/),
+    });
   });
 
   test('a declared length over the limit fails limit_exceeded before the body is read', async () => {
@@ -191,12 +204,15 @@ describe('bounded: slow, stalled and oversized answers', () => {
   test('an endless body is cut at the limit: the caller never gets more than maxBytes, and the socket is closed', async () => {
     const { o } = pool.make(allowLoopback);
     const since = server.sockets.length;
-    const res = await o.fetchToStream(`${server.origin}/endless`, { maxBytes: 1_000_000, maxBytesSetting: 'the API key\'s max_file_size' });
+    const res = await o.fetchToStream(`${server.origin}/endless`, { maxBytes: 1_000_000, maxBytesSetting: "the API key's max_file_size" });
     let received = 0;
     const err = await (async () => {
       for await (const c of res.body) received += (c as Buffer).length;
     })().catch((e: unknown) => e);
-    expect(err).toMatchObject({ kind: 'limit_exceeded', message: expect.stringMatching(/endless is more than 1000000 bytes, over the limit of 1000000 bytes; raise the API key's max_file_size to allow it/) });
+    expect(err).toMatchObject({
+      kind: 'limit_exceeded',
+      message: expect.stringMatching(/endless is more than 1000000 bytes, over the limit of 1000000 bytes; raise the API key's max_file_size to allow it/),
+    });
     expect(received).toBeLessThanOrEqual(1_000_000);
     await closedSince(since);
   });
@@ -209,7 +225,7 @@ describe('bounded: slow, stalled and oversized answers', () => {
     await closedSince(since);
   });
 
-  test('the caller\'s abort signal stops the fetch with the caller\'s own reason', async () => {
+  test("the caller's abort signal stops the fetch with the caller's own reason", async () => {
     const { o } = pool.make(allowLoopback);
     const since = server.sockets.length;
     const ac = new AbortController();
@@ -225,11 +241,20 @@ describe('bounded: slow, stalled and oversized answers', () => {
 
   test('503 is a retryable fetch_failed; a refused connection is one too', async () => {
     const { o } = pool.make(allowLoopback);
-    await expect(o.fetchToStream(`${server.origin}/unavailable`, { maxBytes: 100 })).rejects.toMatchObject({ kind: 'fetch_failed', status: 503, retryable: true, message: expect.stringMatching(/answered HTTP 503/) });
+    await expect(o.fetchToStream(`${server.origin}/unavailable`, { maxBytes: 100 })).rejects.toMatchObject({
+      kind: 'fetch_failed',
+      status: 503,
+      retryable: true,
+      message: expect.stringMatching(/answered HTTP 503/),
+    });
     const closed = await serve(() => undefined);
     const port = closed.port;
     await closed.close();
-    await expect(o.fetchToStream(`http://127.0.0.1:${port}/`, { maxBytes: 100 })).rejects.toMatchObject({ kind: 'fetch_failed', retryable: true, message: `Could not fetch http://127.0.0.1:${port}/ (ECONNREFUSED).` });
+    await expect(o.fetchToStream(`http://127.0.0.1:${port}/`, { maxBytes: 100 })).rejects.toMatchObject({
+      kind: 'fetch_failed',
+      retryable: true,
+      message: `Could not fetch http://127.0.0.1:${port}/ (ECONNREFUSED).`,
+    });
   });
 });
 
@@ -255,7 +280,10 @@ describe('the socket goes to the address that was checked', () => {
     // A new connection resolves again, and the loopback answer is refused then.
     await o.close();
     const { o: again, calls: againCalls } = pool.make({}, { 'rebind.test': ['127.0.0.1'] });
-    await expect(again.fetchToStream(`http://rebind.test:${a.port}/`, { maxBytes: 100 })).rejects.toMatchObject({ kind: 'url_not_allowed', message: expect.stringMatching(/rebind\.test resolves to a loopback address/) });
+    await expect(again.fetchToStream(`http://rebind.test:${a.port}/`, { maxBytes: 100 })).rejects.toMatchObject({
+      kind: 'url_not_allowed',
+      message: expect.stringMatching(/rebind\.test resolves to a loopback address/),
+    });
     expect(againCalls).toEqual([]);
   });
 
@@ -271,7 +299,10 @@ describe('the socket goes to the address that was checked', () => {
   test('a check at submission does not vouch for the fetch: the fetch resolves and checks again', async () => {
     const { o, calls } = pool.make({}, { 'later.test': (n) => (n === 0 ? ['93.184.215.14'] : ['10.0.0.5']) });
     await expect(o.checkUrl('http://later.test/')).resolves.toMatchObject({ addresses: ['93.184.215.14'] });
-    await expect(o.fetchToStream('http://later.test/', { maxBytes: 100 })).rejects.toMatchObject({ kind: 'url_not_allowed', message: expect.stringMatching(/later\.test resolves to a private address \(10\.0\.0\.5\)/) });
+    await expect(o.fetchToStream('http://later.test/', { maxBytes: 100 })).rejects.toMatchObject({
+      kind: 'url_not_allowed',
+      message: expect.stringMatching(/later\.test resolves to a private address \(10\.0\.0\.5\)/),
+    });
     expect(calls).toEqual([]);
   });
 
@@ -321,7 +352,11 @@ describe('https to a pinned address', () => {
     expect(calls).toEqual(['127.0.0.1']);
     expect((server.sockets.at(-1) as import('node:tls').TLSSocket).servername).toBe('files.test');
     // The same IP under a name the certificate does not cover is refused: the IP did not replace the name.
-    await expect(o.fetchToStream(`https://other.test:${server.port}/x`, { maxBytes: 100 })).rejects.toMatchObject({ kind: 'fetch_failed', retryable: false, message: expect.stringMatching(/TLS certificate of other\.test:\d+ was refused \(ERR_TLS_CERT_ALTNAME_INVALID\)/) });
+    await expect(o.fetchToStream(`https://other.test:${server.port}/x`, { maxBytes: 100 })).rejects.toMatchObject({
+      kind: 'fetch_failed',
+      retryable: false,
+      message: expect.stringMatching(/TLS certificate of other\.test:\d+ was refused \(ERR_TLS_CERT_ALTNAME_INVALID\)/),
+    });
   });
 });
 
@@ -349,10 +384,18 @@ describe('request(): small signed POSTs (webhooks)', () => {
   test('sends the body and headers, returns the status and a capped preview of the answer', async () => {
     const { o } = pool.make(allowLoopback);
     const payload = JSON.stringify({ id: 'evt_1', type: 'conversion.completed' });
-    const res = await o.request(`${server.origin}/hook`, { body: payload, headers: { 'content-type': 'application/json', 'user-agent': 'Kiln-Webhooks/1.0', 'convertly-signature': 't=1,v1=ab' }, previewBytes: 100 });
+    const res = await o.request(`${server.origin}/hook`, {
+      body: payload,
+      headers: { 'content-type': 'application/json', 'user-agent': 'Kiln-Webhooks/1.0', 'convertly-signature': 't=1,v1=ab' },
+      previewBytes: 100,
+    });
     expect(res.status).toBe(200);
     expect(res.preview).toBe('y'.repeat(100));
-    expect(seen.at(-1)).toMatchObject({ method: 'POST', body: payload, headers: { 'content-type': 'application/json', 'user-agent': 'Kiln-Webhooks/1.0', 'convertly-signature': 't=1,v1=ab' } });
+    expect(seen.at(-1)).toMatchObject({
+      method: 'POST',
+      body: payload,
+      headers: { 'content-type': 'application/json', 'user-agent': 'Kiln-Webhooks/1.0', 'convertly-signature': 't=1,v1=ab' },
+    });
   });
 
   test('a 410 is an answer, not an error', async () => {

@@ -125,7 +125,9 @@ describe('a hostile URL is refused before any socket is opened', () => {
 test('address refusals name the setting that lifts them; refusals of the URL itself do not', async () => {
   const { o } = pool.make({}, dns);
   const err = await o.checkUrl('http://private.test/').catch((e: unknown) => e);
-  expect(isOutboundError(err) && err.message).toBe('URL not allowed: private.test resolves to a private address (10.0.0.5). Only public addresses are contacted; an operator can allow a host with URL_IMPORT_ALLOWED_HOSTS.');
+  expect(isOutboundError(err) && err.message).toBe(
+    'URL not allowed: private.test resolves to a private address (10.0.0.5). Only public addresses are contacted; an operator can allow a host with URL_IMPORT_ALLOWED_HOSTS.',
+  );
   expect(err).toMatchObject({ kind: 'url_not_allowed', reason: 'private.test resolves to a private address (10.0.0.5)', retryable: false });
   const scheme = await o.checkUrl('ftp://example.com/').catch((e: unknown) => e);
   expect(isOutboundError(scheme) && scheme.message).toBe('URL not allowed: the scheme ftp is not allowed (only http and https are).');
@@ -133,7 +135,10 @@ test('address refusals name the setting that lifts them; refusals of the URL its
 
 test('localhost, resolved by the system resolver, is refused', async () => {
   const { o, calls } = pool.make({}, {}, { resolve: 'system' });
-  await expect(o.fetchToStream('http://localhost/', { maxBytes: 10 })).rejects.toMatchObject({ kind: 'url_not_allowed', message: expect.stringMatching(/localhost resolves to a loopback address \((127\.0\.0\.1|::1)\)/) });
+  await expect(o.fetchToStream('http://localhost/', { maxBytes: 10 })).rejects.toMatchObject({
+    kind: 'url_not_allowed',
+    message: expect.stringMatching(/localhost resolves to a loopback address \((127\.0\.0\.1|::1)\)/),
+  });
   expect(calls).toEqual([]);
 });
 
@@ -164,10 +169,12 @@ test('a resolver that never answers is bounded by the connect timeout', async ()
 describe('redirects from an allowed host are checked again, hop by hop', () => {
   let origin: TestServer;
   let other: TestServer;
-  const to = (location: string): http.RequestListener => (_req, res) => {
-    res.writeHead(302, { location });
-    res.end();
-  };
+  const to =
+    (location: string): http.RequestListener =>
+    (_req, res) => {
+      res.writeHead(302, { location });
+      res.end();
+    };
   const routes: Record<string, (origin: string) => string> = {
     '/to-private': () => 'http://10.0.0.5/secret',
     '/to-metadata': () => 'http://169.254.169.254/latest/meta-data/iam/',
@@ -228,7 +235,10 @@ describe('redirects from an allowed host are checked again, hop by hop', () => {
     const { o, calls } = pool.make({ allowedHosts: ['127.0.0.1'] }, dns);
     const answer = await o.request(`${origin.origin}/to-private`, { body: '{}', headers: { 'content-type': 'application/json' } });
     expect(answer.status).toBe(302);
-    await expect(o.request(`${origin.origin}/to-private`, { body: '{}', followRedirects: true })).rejects.toMatchObject({ kind: 'url_not_allowed', message: expect.stringMatching(/10\.0\.0\.5 is a private address/) });
+    await expect(o.request(`${origin.origin}/to-private`, { body: '{}', followRedirects: true })).rejects.toMatchObject({
+      kind: 'url_not_allowed',
+      message: expect.stringMatching(/10\.0\.0\.5 is a private address/),
+    });
     expect(calls.every((c) => c === '127.0.0.1')).toBe(true);
   });
 

@@ -25,7 +25,11 @@ export class LocalDiskStore implements BlobStore {
       await fsp.mkdir(this.tmpRoot, { recursive: true });
       await fsp.access(this.tmpRoot, fs.constants.W_OK);
     } catch (err) {
-      throw new StorageConfigError(`Cannot write blobs under ${this.root} (${(err as NodeJS.ErrnoException).code ?? String(err)}): point DATA_DIR at a writable directory.`, 'DATA_DIR', { cause: err });
+      throw new StorageConfigError(
+        `Cannot write blobs under ${this.root} (${(err as NodeJS.ErrnoException).code ?? String(err)}): point DATA_DIR at a writable directory.`,
+        'DATA_DIR',
+        { cause: err },
+      );
     }
     return this;
   }
@@ -50,7 +54,9 @@ export class LocalDiskStore implements BlobStore {
     const dest = this.file(key);
     const tmp = this.tmpName();
     let size = 0;
-    source.on('data', (c: Buffer) => { size += c.length; });
+    source.on('data', (c: Buffer) => {
+      size += c.length;
+    });
     try {
       // A 1 MiB buffer instead of 16 KiB: uploads arrive in small pieces, and letting them gather
       // means one writev per ~1 MiB instead of a write (and a stream pause/resume) per piece.

@@ -11,8 +11,13 @@
  */
 import type { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand,
-  type CompletedPart, type S3Client,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 
 /** S3's own limit on parts per upload. */
@@ -63,11 +68,17 @@ export async function streamToS3(source: Readable, o: StreamUploadOptions): Prom
   const sendPart = (buf: Buffer, length: number, partNumber: number) => {
     const p = (async () => {
       try {
-        const r = await o.client.send(new UploadPartCommand({
-          Bucket: o.bucket, Key: o.key, UploadId: uploadId, PartNumber: partNumber,
-          Body: buf.subarray(0, length), ContentLength: length,
-          ...(o.checksums ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
-        }));
+        const r = await o.client.send(
+          new UploadPartCommand({
+            Bucket: o.bucket,
+            Key: o.key,
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: buf.subarray(0, length),
+            ContentLength: length,
+            ...(o.checksums ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+          }),
+        );
         parts.push({ PartNumber: partNumber, ETag: r.ETag, ...(r.ChecksumCRC32 ? { ChecksumCRC32: r.ChecksumCRC32 } : {}) });
       } catch (err) {
         failure ??= err;
@@ -92,10 +103,13 @@ export async function streamToS3(source: Readable, o: StreamUploadOptions): Prom
           // A full buffer and more to come: this is a multipart upload.
           if (failure !== undefined) throw new PartFailed();
           if (!uploadId) {
-            const created = await o.client.send(new CreateMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, ...(o.checksums ? { ChecksumAlgorithm: 'CRC32' as const } : {}) }));
+            const created = await o.client.send(
+              new CreateMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, ...(o.checksums ? { ChecksumAlgorithm: 'CRC32' as const } : {}) }),
+            );
             uploadId = created.UploadId;
           }
-          if (++partNumber > MAX_PARTS) throw new TooManyPartsError(`The file is larger than ${MAX_PARTS} parts of S3_PART_SIZE_MB=${o.partSize / 1024 / 1024} MiB; raise S3_PART_SIZE_MB.`);
+          if (++partNumber > MAX_PARTS)
+            throw new TooManyPartsError(`The file is larger than ${MAX_PARTS} parts of S3_PART_SIZE_MB=${o.partSize / 1024 / 1024} MiB; raise S3_PART_SIZE_MB.`);
           sendPart(buf, filled, partNumber);
           buf = await takeBuffer();
           filled = 0;

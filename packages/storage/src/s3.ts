@@ -12,15 +12,19 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand,
-  S3Client, paginateListObjectsV2, type S3ClientConfig,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  paginateListObjectsV2,
+  type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import {
-  assertKey, BlobNotFoundError, StorageConfigError, StorageUnavailableError,
-  type BlobStore, type PresignGetOptions, type PresignPutOptions,
-} from './blob-store.ts';
+import { assertKey, BlobNotFoundError, StorageConfigError, StorageUnavailableError, type BlobStore, type PresignGetOptions, type PresignPutOptions } from './blob-store.ts';
 import { streamToS3, TooManyPartsError } from './s3-upload.ts';
 
 export interface S3StoreOptions {
@@ -47,7 +51,16 @@ const DELETE_BATCH = 1000; // DeleteObjects' own maximum
 type Failure = 'not_found' | 'no_bucket' | 'credentials' | 'region' | 'unreachable' | 'unavailable';
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET']);
-const CREDENTIAL_NAMES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'CredentialsProviderError', 'Forbidden']);
+const CREDENTIAL_NAMES = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'AccessDenied',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'CredentialsProviderError',
+  'Forbidden',
+]);
 
 /** What went wrong, from an SDK or network error. HEAD answers have no body, so status decides too. */
 function classify(err: unknown): { kind: Failure; code: string } {
@@ -60,7 +73,8 @@ function classify(err: unknown): { kind: Failure; code: string } {
   if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return { kind: 'not_found', code };
   if (CREDENTIAL_NAMES.has(name) || status === 401 || status === 403) return { kind: 'credentials', code };
   if (name === 'PermanentRedirect' || name === 'AuthorizationHeaderMalformed' || status === 301) return { kind: 'region', code };
-  if ((sys && NETWORK_CODES.has(sys)) || name === 'TimeoutError' || name === 'RequestTimeout' || /socket hang up|getaddrinfo|connect /i.test(e.message ?? '')) return { kind: 'unreachable', code };
+  if ((sys && NETWORK_CODES.has(sys)) || name === 'TimeoutError' || name === 'RequestTimeout' || /socket hang up|getaddrinfo|connect /i.test(e.message ?? ''))
+    return { kind: 'unreachable', code };
   return { kind: 'unavailable', code };
 }
 
@@ -114,11 +128,22 @@ export class S3Store implements BlobStore {
     const { kind, code } = classify(err);
     const where = `bucket ${this.bucket} at ${this.endpointLabel()}`;
     switch (kind) {
-      case 'no_bucket': return new StorageUnavailableError(`Storage is unavailable: ${where} no longer exists (${code}) while trying to ${what}; check S3_BUCKET.`, 'S3_BUCKET', { cause: err });
-      case 'credentials': return new StorageUnavailableError(`Storage is unavailable: ${where} refused Kiln's credentials (${code}) while trying to ${what}; check S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY.`, 'S3_ACCESS_KEY_ID', { cause: err });
-      case 'region': return new StorageUnavailableError(`Storage is unavailable: ${where} is not in S3_REGION=${this.o.region} (${code}).`, 'S3_REGION', { cause: err });
-      case 'unreachable': return new StorageUnavailableError(`Storage is unavailable: cannot reach ${where} (${code}) while trying to ${what}; check S3_ENDPOINT and the network.`, 'S3_ENDPOINT', { cause: err });
-      default: return new StorageUnavailableError(`Storage is unavailable: ${where} answered ${code} while trying to ${what}.`, 'S3_ENDPOINT', { cause: err });
+      case 'no_bucket':
+        return new StorageUnavailableError(`Storage is unavailable: ${where} no longer exists (${code}) while trying to ${what}; check S3_BUCKET.`, 'S3_BUCKET', { cause: err });
+      case 'credentials':
+        return new StorageUnavailableError(
+          `Storage is unavailable: ${where} refused Kiln's credentials (${code}) while trying to ${what}; check S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY.`,
+          'S3_ACCESS_KEY_ID',
+          { cause: err },
+        );
+      case 'region':
+        return new StorageUnavailableError(`Storage is unavailable: ${where} is not in S3_REGION=${this.o.region} (${code}).`, 'S3_REGION', { cause: err });
+      case 'unreachable':
+        return new StorageUnavailableError(`Storage is unavailable: cannot reach ${where} (${code}) while trying to ${what}; check S3_ENDPOINT and the network.`, 'S3_ENDPOINT', {
+          cause: err,
+        });
+      default:
+        return new StorageUnavailableError(`Storage is unavailable: ${where} answered ${code} while trying to ${what}.`, 'S3_ENDPOINT', { cause: err });
     }
   }
 
@@ -133,15 +158,31 @@ export class S3Store implements BlobStore {
       switch (kind) {
         case 'not_found':
         case 'no_bucket':
-          throw new StorageConfigError(`S3_BUCKET=${this.bucket} does not exist at ${endpoint} (${code}): create the bucket, or set S3_BUCKET to an existing one (and S3_FORCE_PATH_STYLE=true if the server does not serve bucket subdomains).`, 'S3_BUCKET', { cause: err });
+          throw new StorageConfigError(
+            `S3_BUCKET=${this.bucket} does not exist at ${endpoint} (${code}): create the bucket, or set S3_BUCKET to an existing one (and S3_FORCE_PATH_STYLE=true if the server does not serve bucket subdomains).`,
+            'S3_BUCKET',
+            { cause: err },
+          );
         case 'credentials':
-          throw new StorageConfigError(`${endpoint} refused Kiln's credentials for bucket ${this.bucket} (${code}) when it tried to ${step}: check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY${this.o.credentials ? '' : ' (unset, so the AWS default credential chain was used)'}, and that they may read, write and delete objects in the bucket.`, 'S3_ACCESS_KEY_ID', { cause: err });
+          throw new StorageConfigError(
+            `${endpoint} refused Kiln's credentials for bucket ${this.bucket} (${code}) when it tried to ${step}: check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY${this.o.credentials ? '' : ' (unset, so the AWS default credential chain was used)'}, and that they may read, write and delete objects in the bucket.`,
+            'S3_ACCESS_KEY_ID',
+            { cause: err },
+          );
         case 'region':
           throw new StorageConfigError(`Bucket ${this.bucket} is not in S3_REGION=${this.o.region} (${code}): set S3_REGION to the bucket's region.`, 'S3_REGION', { cause: err });
         case 'unreachable':
-          throw new StorageConfigError(`Cannot reach S3_ENDPOINT ${endpoint} (${code}): check S3_ENDPOINT${this.o.endpoint ? '' : ' (unset, so AWS S3 is used)'} and that this host can reach it.`, 'S3_ENDPOINT', { cause: err });
+          throw new StorageConfigError(
+            `Cannot reach S3_ENDPOINT ${endpoint} (${code}): check S3_ENDPOINT${this.o.endpoint ? '' : ' (unset, so AWS S3 is used)'} and that this host can reach it.`,
+            'S3_ENDPOINT',
+            { cause: err },
+          );
         default:
-          throw new StorageConfigError(`S3_ENDPOINT ${endpoint} answered ${code} when Kiln tried to ${step} in bucket ${this.bucket}: check S3_ENDPOINT, S3_BUCKET and the server's logs.`, 'S3_ENDPOINT', { cause: err });
+          throw new StorageConfigError(
+            `S3_ENDPOINT ${endpoint} answered ${code} when Kiln tried to ${step} in bucket ${this.bucket}: check S3_ENDPOINT, S3_BUCKET and the server's logs.`,
+            'S3_ENDPOINT',
+            { cause: err },
+          );
       }
     };
     await this.client.send(new HeadBucketCommand({ Bucket: this.bucket })).catch((err) => fail(err, 'open the bucket'));
@@ -162,12 +203,18 @@ export class S3Store implements BlobStore {
     // Errors of the source itself (the client went away) are told apart from storage's by listening
     // to it: they are rethrown as they are, while storage's become StorageUnavailableError.
     let sourceError: unknown;
-    const onError = (err: unknown) => { sourceError ??= err; };
+    const onError = (err: unknown) => {
+      sourceError ??= err;
+    };
     source.once('error', onError);
     try {
       return await streamToS3(source, {
-        client: this.client, bucket: this.bucket, key: this.full(key),
-        partSize: this.o.partSizeBytes, concurrency: PART_CONCURRENCY, checksums: this.o.requestChecksum === 'when_supported',
+        client: this.client,
+        bucket: this.bucket,
+        key: this.full(key),
+        partSize: this.o.partSizeBytes,
+        concurrency: PART_CONCURRENCY,
+        checksums: this.o.requestChecksum === 'when_supported',
       });
     } catch (err) {
       if (sourceError !== undefined) throw sourceError;
@@ -229,7 +276,10 @@ export class S3Store implements BlobStore {
         const batch = doomed.slice(i, i + DELETE_BATCH);
         const r = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
         const first = r.Errors?.[0];
-        if (first) throw Object.assign(new Error(`${r.Errors!.length} of ${batch.length} objects not deleted: ${first.Key}: ${first.Code} ${first.Message ?? ''}`), { name: first.Code ?? 'DeleteFailed' });
+        if (first)
+          throw Object.assign(new Error(`${r.Errors!.length} of ${batch.length} objects not deleted: ${first.Key}: ${first.Code} ${first.Message ?? ''}`), {
+            name: first.Code ?? 'DeleteFailed',
+          });
       }
     } catch (err) {
       throw this.unavailable(err, `delete ${roots.join(', ')}`);
@@ -248,7 +298,9 @@ export class S3Store implements BlobStore {
     try {
       const body = await this.open(key);
       let bodyError: unknown;
-      body.once('error', (err) => { bodyError = err; });
+      body.once('error', (err) => {
+        bodyError = err;
+      });
       await pipeline(body, fs.createWriteStream(file, { flags: 'wx', highWaterMark: 1 << 20 })).catch((err: unknown) => {
         // The connection dropped mid-object: storage's fault. A local write error is our disk's.
         throw bodyError ? this.unavailable(bodyError, `read ${key}`) : err;
@@ -266,24 +318,32 @@ export class S3Store implements BlobStore {
   }
 
   async presignGet(key: string, opts: PresignGetOptions): Promise<string> {
-    return getSignedUrl(this.presigner, new GetObjectCommand({
-      Bucket: this.bucket,
-      Key: this.full(key),
-      ...(opts.contentDisposition ? { ResponseContentDisposition: opts.contentDisposition } : {}),
-      ...(opts.contentType ? { ResponseContentType: opts.contentType } : {}),
-    }), { expiresIn: opts.expiresInSeconds });
+    return getSignedUrl(
+      this.presigner,
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: this.full(key),
+        ...(opts.contentDisposition ? { ResponseContentDisposition: opts.contentDisposition } : {}),
+        ...(opts.contentType ? { ResponseContentType: opts.contentType } : {}),
+      }),
+      { expiresIn: opts.expiresInSeconds },
+    );
   }
 
   async presignPut(key: string, opts: PresignPutOptions): Promise<string> {
-    return getSignedUrl(this.presigner, new PutObjectCommand({
-      Bucket: this.bucket,
-      Key: this.full(key),
-      ContentLength: opts.contentLength,
-      ...(opts.contentType ? { ContentType: opts.contentType } : {}),
-    }), {
-      expiresIn: opts.expiresInSeconds,
-      // Signed, so the server refuses a body of any other length (or another type).
-      signableHeaders: new Set(['content-length', ...(opts.contentType ? ['content-type'] : [])]),
-    });
+    return getSignedUrl(
+      this.presigner,
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.full(key),
+        ContentLength: opts.contentLength,
+        ...(opts.contentType ? { ContentType: opts.contentType } : {}),
+      }),
+      {
+        expiresIn: opts.expiresInSeconds,
+        // Signed, so the server refuses a body of any other length (or another type).
+        signableHeaders: new Set(['content-length', ...(opts.contentType ? ['content-type'] : [])]),
+      },
+    );
   }
 }

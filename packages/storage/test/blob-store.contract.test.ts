@@ -11,10 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import {
-  BlobNotFoundError, LocalDiskStore, S3Store, StorageConfigError, StorageUnavailableError, s3OptionsFrom,
-  type BlobStore, type StorageSettings,
-} from '../src/index.ts';
+import { BlobNotFoundError, LocalDiskStore, S3Store, StorageConfigError, StorageUnavailableError, s3OptionsFrom, type BlobStore, type StorageSettings } from '../src/index.ts';
 import { startS3Server, type S3Server } from '../../../scripts/s3-server.ts';
 
 const MiB = 1024 * 1024;
@@ -41,11 +38,18 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/')).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+    .sort();
 }
 
 function chunked(data: Buffer, size = 64 * 1024): Readable {
-  return Readable.from((function* () { for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size); })());
+  return Readable.from(
+    (function* () {
+      for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+    })(),
+  );
 }
 
 /** Sends `bytes` of random data, then fails the way a dropped client connection does. */
@@ -104,33 +108,41 @@ afterAll(async () => {
 });
 
 const drivers: [string, () => Promise<Driver>][] = [
-  ['local disk', async () => {
-    const root = await fs.mkdtemp(path.join(tmp, 'local-'));
-    const store = await new LocalDiskStore(root).init();
-    return {
-      store,
-      stored: (key) => fs.readFile(path.join(root, key)).catch(() => undefined),
-      all: async () => (await filesUnder(root)).filter((f) => !f.startsWith('.tmp/')),
-      leftovers: () => filesUnder(path.join(root, '.tmp')),
-    };
-  }],
-  ['S3', async () => {
-    const dataDir = await fs.mkdtemp(path.join(tmp, 's3-'));
-    // A prefix, as an operator sharing a bucket would set: every key must land under it.
-    const prefix = `p-${crypto.randomBytes(3).toString('hex')}/`;
-    const store = await new S3Store(s3OptionsFrom(s3Settings(dataDir, s3.env, { S3_PREFIX: prefix }))).init();
-    return {
-      store,
-      stored: (key) => s3.storedBytes(prefix + key).catch(() => undefined),
-      all: async () => (await s3.objects()).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)),
-      leftovers: async () => [...(await s3.unfinishedUploads()), ...(await filesUnder(path.join(dataDir, 'scratch')))],
-    };
-  }],
+  [
+    'local disk',
+    async () => {
+      const root = await fs.mkdtemp(path.join(tmp, 'local-'));
+      const store = await new LocalDiskStore(root).init();
+      return {
+        store,
+        stored: (key) => fs.readFile(path.join(root, key)).catch(() => undefined),
+        all: async () => (await filesUnder(root)).filter((f) => !f.startsWith('.tmp/')),
+        leftovers: () => filesUnder(path.join(root, '.tmp')),
+      };
+    },
+  ],
+  [
+    'S3',
+    async () => {
+      const dataDir = await fs.mkdtemp(path.join(tmp, 's3-'));
+      // A prefix, as an operator sharing a bucket would set: every key must land under it.
+      const prefix = `p-${crypto.randomBytes(3).toString('hex')}/`;
+      const store = await new S3Store(s3OptionsFrom(s3Settings(dataDir, s3.env, { S3_PREFIX: prefix }))).init();
+      return {
+        store,
+        stored: (key) => s3.storedBytes(prefix + key).catch(() => undefined),
+        all: async () => (await s3.objects()).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)),
+        leftovers: async () => [...(await s3.unfinishedUploads()), ...(await filesUnder(path.join(dataDir, 'scratch')))],
+      };
+    },
+  ],
 ];
 
 describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
   let d: Driver;
-  beforeAll(async () => { d = await make(); }, 30_000);
+  beforeAll(async () => {
+    d = await make();
+  }, 30_000);
 
   test('put streams a source and stores exactly its bytes', async () => {
     const data = crypto.randomBytes(3 * MiB + 123);
@@ -175,7 +187,12 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     const data = crypto.randomBytes(100_000);
     const key = jobKey('out/r.bin');
     await d.store.put(key, chunked(data));
-    for (const [start, end] of [[0, 0], [100, 4999], [99_990, 99_999], [0, 99_999]] as const) {
+    for (const [start, end] of [
+      [0, 0],
+      [100, 4999],
+      [99_990, 99_999],
+      [0, 99_999],
+    ] as const) {
       expect((await readAll(await d.store.open(key, { start, end }))).equals(data.subarray(start, end + 1))).toBe(true);
     }
   });
@@ -237,14 +254,18 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
   test.each([
     ['after several parts', 12 * MiB],
     ['before the first part is full', 300 * 1024],
-  ])('an aborted upload (%s) rejects with its error and leaves nothing behind', async (_when, bytes) => {
-    const key = jobKey('src/aborted');
-    await expect(d.store.put(key, failingSource(bytes))).rejects.toThrow('Request aborted');
-    // Parts already in flight finish before the abort is sent: wait for it, bounded.
-    await until('no unfinished upload or temporary file', async () => (await d.leftovers()).length === 0);
-    expect(await d.store.stat(key)).toBeUndefined();
-    expect(await d.stored(key)).toBeUndefined();
-  }, 30_000);
+  ])(
+    'an aborted upload (%s) rejects with its error and leaves nothing behind',
+    async (_when, bytes) => {
+      const key = jobKey('src/aborted');
+      await expect(d.store.put(key, failingSource(bytes))).rejects.toThrow('Request aborted');
+      // Parts already in flight finish before the abort is sent: wait for it, bounded.
+      await until('no unfinished upload or temporary file', async () => (await d.leftovers()).length === 0);
+      expect(await d.store.stat(key)).toBeUndefined();
+      expect(await d.stored(key)).toBeUndefined();
+    },
+    30_000,
+  );
 
   test('localPath hands engines a readable file; release leaves the blob in place', async () => {
     const data = crypto.randomBytes(2 * MiB);
@@ -318,7 +339,10 @@ describe('S3 only', () => {
 
   test('start-up names S3_ENDPOINT when nothing answers there', async () => {
     const port = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
     });
     const err = await new S3Store(s3OptionsFrom(s3Settings(dataDir, s3.env, { S3_ENDPOINT: `http://127.0.0.1:${port}` }))).init().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageConfigError);
@@ -331,7 +355,11 @@ describe('S3 only', () => {
     const refusing = http.createServer((req, res) => {
       req.resume();
       res.writeHead(403, { 'content-type': 'application/xml' });
-      res.end(req.method === 'HEAD' ? undefined : '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>');
+      res.end(
+        req.method === 'HEAD'
+          ? undefined
+          : '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>',
+      );
     });
     await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
     try {

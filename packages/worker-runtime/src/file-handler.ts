@@ -4,7 +4,7 @@
  * finds the file already final and does nothing; output keys are deterministic.
  */
 import path from 'node:path';
-import { DEFAULT_RESIZE_PRESETS, JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, fileResultSchema, queueFor, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
+import { JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, fileResultSchema, queueFor, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
 import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
@@ -39,12 +39,18 @@ export interface WorkerDeps {
 /** Permanent kinds are recorded on the file; transient ones are retried by pg-boss until the last attempt. */
 function classify(kind: CodecErrorKind): { permanent: boolean; code: FileErrorCode } {
   switch (kind) {
-    case 'invalid_input': return { permanent: true, code: 'invalid_input' };
-    case 'unsupported': return { permanent: true, code: 'unsupported_format' };
-    case 'limit_exceeded': return { permanent: true, code: 'limit_exceeded' };
-    case 'cancelled': return { permanent: true, code: 'cancelled' };
-    case 'timeout': return { permanent: false, code: 'timeout' };
-    case 'engine_failed': return { permanent: false, code: 'engine_failed' };
+    case 'invalid_input':
+      return { permanent: true, code: 'invalid_input' };
+    case 'unsupported':
+      return { permanent: true, code: 'unsupported_format' };
+    case 'limit_exceeded':
+      return { permanent: true, code: 'limit_exceeded' };
+    case 'cancelled':
+      return { permanent: true, code: 'cancelled' };
+    case 'timeout':
+      return { permanent: false, code: 'timeout' };
+    case 'engine_failed':
+      return { permanent: false, code: 'engine_failed' };
     default: {
       const never: never = kind;
       throw new Error(`unhandled codec error kind ${String(never)}`);
@@ -139,9 +145,10 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
           }
         },
       };
-      const result: CompressResult = mode === 'compress'
-        ? await compress({ ...req, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize: file.originalSize })
-        : await convert(req);
+      const result: CompressResult =
+        mode === 'compress'
+          ? await compress({ ...req, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize: file.originalSize })
+          : await convert(req);
       const notes = [...(result.notes ?? [])];
       // An archive converted entry by entry comes back as a zip whatever the target: name it by what it is.
       const ext = OUTPUT_INFO[(result.format in OUTPUT_INFO ? result.format : target) as OutputFormat].extension;

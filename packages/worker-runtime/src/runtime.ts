@@ -64,7 +64,10 @@ export function settingsFrom(config: Config): WorkerSettings {
 /** What this worker converts with, for the start-up log and /readyz (via worker_heartbeats). */
 export async function engineReport(settings: WorkerSettings): Promise<Record<string, unknown>> {
   const describe = (p: Promise<ResolvedBinary>) =>
-    p.then((b) => ({ path: b.path, source: b.source, version: b.version }), (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }));
+    p.then(
+      (b) => ({ path: b.path, source: b.source, version: b.version }),
+      (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }),
+    );
   const [ffmpeg, ffprobe] = await Promise.all([
     describe(resolveFfmpeg(settings.engines.ffmpegPath ? { configuredPath: settings.engines.ffmpegPath } : {})),
     describe(resolveFfprobe(settings.engines.ffprobePath ? { configuredPath: settings.engines.ffprobePath } : {})),

@@ -19,7 +19,12 @@ export async function requeueWhileStorageIsDown<Q extends QueueName>(
   const since = payload.storageWaitSince ? Date.parse(payload.storageWaitSince) : Date.now();
   const waitedSeconds = Math.max(0, (Date.now() - since) / 1000);
   if (waitedSeconds >= maxSeconds) {
-    log.error('storage still unavailable; no longer waiting for it', { setting: err.setting, waitedSeconds: Math.round(waitedSeconds), limit: 'STORAGE_RETRY_MAX_SECONDS', reason: err.message });
+    log.error('storage still unavailable; no longer waiting for it', {
+      setting: err.setting,
+      waitedSeconds: Math.round(waitedSeconds),
+      limit: 'STORAGE_RETRY_MAX_SECONDS',
+      reason: err.message,
+    });
     return false;
   }
   // Soon at first (a blip), then less often: half the time waited so far, between 2 and 30 s.

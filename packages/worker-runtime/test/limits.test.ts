@@ -3,8 +3,17 @@ import { loadConfig } from '@kiln/config';
 import { codecLimits, settingsFrom } from '../src/runtime.ts';
 
 const SETTINGS = [
-  'IMAGE_MAX_PIXELS', 'MEDIA_MAX_DURATION_SECONDS', 'MEDIA_MAX_PIXELS', 'MEDIA_MAX_STREAMS', 'ARCHIVE_MAX_ENTRIES',
-  'ARCHIVE_MAX_EXPANDED_BYTES', 'ARCHIVE_MAX_EXPANSION_RATIO', 'TRACE_MAX_PIXELS', 'PDF_MAX_PAGES', 'SVG_MAX_DENSITY', 'FILE_TIMEOUT_SECONDS',
+  'IMAGE_MAX_PIXELS',
+  'MEDIA_MAX_DURATION_SECONDS',
+  'MEDIA_MAX_PIXELS',
+  'MEDIA_MAX_STREAMS',
+  'ARCHIVE_MAX_ENTRIES',
+  'ARCHIVE_MAX_EXPANDED_BYTES',
+  'ARCHIVE_MAX_EXPANSION_RATIO',
+  'TRACE_MAX_PIXELS',
+  'PDF_MAX_PAGES',
+  'SVG_MAX_DENSITY',
+  'FILE_TIMEOUT_SECONDS',
 ];
 
 test('each limit carries the value of the setting it names, and no two share a setting', () => {

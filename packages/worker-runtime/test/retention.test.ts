@@ -31,11 +31,19 @@ test('an expired job loses its source and output blobs but keeps its record', as
   const fileId = crypto.randomUUID();
   const sourceKey = keys.source(jobId, fileId);
   await store.put(sourceKey, Readable.from([Buffer.from('source bytes')]));
-  await insertJob(pool, { id: jobId, apiKeyId: key.id, jobType: 'convert', createArchive: false, files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey, sourceKind: 'png', originalSize: 12, options: {} }] });
+  await insertJob(pool, {
+    id: jobId,
+    apiKeyId: key.id,
+    jobType: 'convert',
+    createArchive: false,
+    files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey, sourceKind: 'png', originalSize: 12, options: {} }],
+  });
   const outKey = keys.output(jobId, fileId, 'webp');
   await store.put(outKey, Readable.from([Buffer.from('output bytes')]));
   // Retention of ~0 hours: the job expires the moment it completes.
-  await withTransaction(pool, (tx) => finishFile(tx, jobId, fileId, { ok: true, output: { storageKey: outKey, filename: 'a.webp', mimeType: 'image/webp', size: 12 }, result: {} }, 0));
+  await withTransaction(pool, (tx) =>
+    finishFile(tx, jobId, fileId, { ok: true, output: { storageKey: outKey, filename: 'a.webp', mimeType: 'image/webp', size: 12 }, result: {} }, 0),
+  );
   const otherJob = crypto.randomUUID();
   const otherKey = keys.source(otherJob, fileId);
   await store.put(otherKey, Readable.from([Buffer.from('keep me')]));

@@ -29,10 +29,13 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const queued = async (fileId: string) => (await sql.query<{ data: { storageWaitSince?: string }; wait: number; retry_count: number }>(
-  `SELECT data, extract(epoch FROM start_after - now())::float AS wait, retry_count FROM pgboss.job WHERE name = $1 AND data->>'fileId' = $2`,
-  [QUEUES.convertFile, fileId],
-)).rows;
+const queued = async (fileId: string) =>
+  (
+    await sql.query<{ data: { storageWaitSince?: string }; wait: number; retry_count: number }>(
+      `SELECT data, extract(epoch FROM start_after - now())::float AS wait, retry_count FROM pgboss.job WHERE name = $1 AND data->>'fileId' = $2`,
+      [QUEUES.convertFile, fileId],
+    )
+  ).rows;
 
 test('the first meeting with an outage queues the task again in a few seconds, with no retry spent', async () => {
   const payload = { jobId: crypto.randomUUID(), fileId: crypto.randomUUID() };

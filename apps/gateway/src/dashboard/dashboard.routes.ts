@@ -12,16 +12,15 @@ import { publicBaseUrl, toJobDetail, toSummary, urlBuilder } from '../job-respon
 import { submitMultipart } from '../multipart-intake.ts';
 import { countLoginAttempt } from '../key-limits.ts';
 import { CSS, JS } from './assets.ts';
-import {
-  LOGIN_COOKIE, SESSION_COOKIE, checkCsrf, clearCookie, createSessionCodec, passwordMatches, readCookies, setCookie, type Session, type SessionCodec,
-} from './session.ts';
+import { LOGIN_COOKIE, SESSION_COOKIE, checkCsrf, clearCookie, createSessionCodec, passwordMatches, readCookies, setCookie, type Session, type SessionCodec } from './session.ts';
 import { bytes, disabledPage, errorPage, jobPage, jobsPage, keysPage, loginPage, revokePage, tryPage } from './views.ts';
 
 const STATUSES: readonly JobStatus[] = ['pending', 'processing', 'completed', 'failed'];
 const PAGE_SIZE = 25;
 
 const SECURITY_HEADERS = {
-  'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+  'Content-Security-Policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
   'X-Frame-Options': 'DENY',
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
@@ -40,19 +39,21 @@ const str = (v: unknown) => (typeof v === 'string' ? v : '');
 const page = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
 
 /** Signed-in only. Pages redirect to sign-in, form posts and JSON answer 401. POSTs also need the form's CSRF token. */
-const signedIn = (kind: 'page' | 'json' | 'multipart'): RequestHandler => (req: Request, res: Response, next: NextFunction) => {
-  const s = req.dashboardSession;
-  if (!s) {
-    if (kind === 'json') throw new AppError('unauthorized', 'Sign in to the dashboard first.');
-    if (req.method === 'GET') return res.redirect(303, '/dashboard/login');
-    return page(res, 401, errorPage({ status: 401, message: 'Your dashboard session has ended; sign in again, then repeat what you were doing.' }));
-  }
-  // Multipart bodies are checked once they are read (submitMultipart's afterUpload).
-  if (req.method === 'POST' && kind === 'page' && !checkCsrf(s, (req.body as Record<string, unknown> | undefined)?._csrf)) {
-    return page(res, 403, errorPage({ status: 403, csrf: s.csrf, message: 'This form has expired or did not come from this dashboard; reload the page and try again.' }));
-  }
-  next();
-};
+const signedIn =
+  (kind: 'page' | 'json' | 'multipart'): RequestHandler =>
+  (req: Request, res: Response, next: NextFunction) => {
+    const s = req.dashboardSession;
+    if (!s) {
+      if (kind === 'json') throw new AppError('unauthorized', 'Sign in to the dashboard first.');
+      if (req.method === 'GET') return res.redirect(303, '/dashboard/login');
+      return page(res, 401, errorPage({ status: 401, message: 'Your dashboard session has ended; sign in again, then repeat what you were doing.' }));
+    }
+    // Multipart bodies are checked once they are read (submitMultipart's afterUpload).
+    if (req.method === 'POST' && kind === 'page' && !checkCsrf(s, (req.body as Record<string, unknown> | undefined)?._csrf)) {
+      return page(res, 403, errorPage({ status: 403, csrf: s.csrf, message: 'This form has expired or did not come from this dashboard; reload the page and try again.' }));
+    }
+    next();
+  };
 const sessionOf = (req: Request): Session => req.dashboardSession!;
 
 /** The router: headers and assets, the off switch, the session, then one function per area below. */
@@ -73,7 +74,10 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   const password = config.ADMIN_PASSWORD;
   if (!password) {
     r.use((req, res) => {
-      res.status(req.method === 'GET' || req.method === 'HEAD' ? 200 : 403).type('html').send(disabledPage());
+      res
+        .status(req.method === 'GET' || req.method === 'HEAD' ? 200 : 403)
+        .type('html')
+        .send(disabledPage());
     });
     return r;
   }
@@ -107,7 +111,11 @@ export function dashboardRouter(deps: GatewayDeps): Router {
     if (req.path.startsWith('/api/') || res.headersSent) return next(err);
     if (isAppError(err)) return page(res, err.status, errorPage({ status: err.status, message: err.message, csrf: req.dashboardSession?.csrf }));
     deps.log.error('dashboard error', { requestId: req.requestId, path: req.path, err });
-    page(res, 500, errorPage({ status: 500, message: `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, csrf: req.dashboardSession?.csrf }));
+    page(
+      res,
+      500,
+      errorPage({ status: 500, message: `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, csrf: req.dashboardSession?.csrf }),
+    );
   });
   return r;
 }
@@ -179,7 +187,11 @@ function keyPages(r: Router, deps: GatewayDeps): void {
     const keys = await listApiKeys(pool);
     const revoked = str(req.query.revoked);
     const k = revoked ? keys.find((x) => x.id === revoked) : undefined;
-    page(res, 200, keysPage({ csrf: sessionOf(req).csrf, keys, defaults: limitDefaults(), notice: k ? `Revoked “${k.name}” (${k.prefix}…). Requests with it now get 401.` : undefined }));
+    page(
+      res,
+      200,
+      keysPage({ csrf: sessionOf(req).csrf, keys, defaults: limitDefaults(), notice: k ? `Revoked “${k.name}” (${k.prefix}…). Requests with it now get 401.` : undefined }),
+    );
   });
 
   r.post('/keys', signedIn('page'), async (req, res) => {
@@ -227,10 +239,7 @@ function jobPages(r: Router, deps: GatewayDeps): void {
     const key = isUuid(req.query.key) ? req.query.key : undefined;
     const status = STATUSES.find((s) => s === str(req.query.status));
     const pageNo = Math.max(1, Math.min(10_000, Number.parseInt(str(req.query.page), 10) || 1));
-    const [{ jobs, total }, keys] = await Promise.all([
-      listJobs(pool, { apiKeyId: key, status, limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE }),
-      listApiKeys(pool),
-    ]);
+    const [{ jobs, total }, keys] = await Promise.all([listJobs(pool, { apiKeyId: key, status, limit: PAGE_SIZE, offset: (pageNo - 1) * PAGE_SIZE }), listApiKeys(pool)]);
     page(res, 200, jobsPage({ csrf: sessionOf(req).csrf, jobs, total, keys, filter: { key, status }, page: pageNo, pageSize: PAGE_SIZE }));
   });
 
@@ -279,7 +288,8 @@ function tryPages(r: Router, deps: GatewayDeps): void {
       const created = await submitMultipart(deps, req, res, key, {
         afterUpload: (body) => {
           if (!checkCsrf(session, body._csrf)) throw new AppError('forbidden', 'This form has expired or did not come from this dashboard; reload the page and try again.');
-          if (body.key !== undefined && body.key !== key.id) throw new AppError('invalid_field', 'The key was changed without JavaScript; reload the page with the key you want and upload again.');
+          if (body.key !== undefined && body.key !== key.id)
+            throw new AppError('invalid_field', 'The key was changed without JavaScript; reload the page with the key you want and upload again.');
         },
       });
       res.redirect(303, `/dashboard/jobs/${created.jobId}?created=1`);

@@ -29,10 +29,12 @@ export function layout(o: PageOpts): string {
 <body>
 <header class="top"><div class="inner">
   <a class="brand" href="/dashboard">Kiln<span>.</span></a>
-  ${o.csrf
-    ? html`<nav aria-label="Dashboard">${link('keys', '/dashboard/keys', 'API keys')}${link('jobs', '/dashboard/jobs', 'Jobs')}${link('try', '/dashboard/try', 'Try it')}</nav>
+  ${
+    o.csrf
+      ? html`<nav aria-label="Dashboard">${link('keys', '/dashboard/keys', 'API keys')}${link('jobs', '/dashboard/jobs', 'Jobs')}${link('try', '/dashboard/try', 'Try it')}</nav>
   <form method="post" action="/dashboard/logout"><input type="hidden" name="_csrf" value="${o.csrf}"><button type="submit">Sign out</button></form>`
-    : ''}
+      : ''
+  }
 </div></header>
 <main>
 ${o.body}
@@ -116,13 +118,17 @@ export function keysPage(d: KeysPageData): string {
   const body = html`
 <h1>API keys</h1>
 ${d.notice ? html`<p class="notice" role="status">${d.notice}</p>` : ''}
-${d.created ? html`<section class="card secret" aria-labelledby="new-key-title">
+${
+  d.created
+    ? html`<section class="card secret" aria-labelledby="new-key-title">
   <h2 id="new-key-title">New key “${d.created.row.name}” — copy it now</h2>
   <p>This is the only time the full key is shown. Kiln keeps only a hash of it; if it is lost, revoke it and create another.</p>
   <div class="keyline"><code id="new-key" data-testid="new-key">${d.created.key}</code>
     <button type="button" class="secondary" data-copy-target="new-key" hidden>Copy</button></div>
   <p class="small muted">Use it as <code>Authorization: Bearer &lt;key&gt;</code> or <code>x-api-key: &lt;key&gt;</code>.</p>
-</section>` : ''}
+</section>`
+    : ''
+}
 
 <section class="card" aria-labelledby="create-title">
   <h2 id="create-title">Create a key</h2>
@@ -135,8 +141,10 @@ ${d.created ? html`<section class="card secret" aria-labelledby="new-key-title">
     </div>
     <fieldset><legend>Limits <span class="hint inline">(leave empty for the server default)</span></legend>
       <div class="grid">
-      ${KEY_LIMIT_SPECS.map((s) => html`<div><label for="limit-${s.name}">${s.label} <span class="hint">Default: ${d.defaults[s.name]}</span></label>
-        <input id="limit-${s.name}" name="${s.name}" type="text" inputmode="${s.kind === 'formats' ? 'text' : 'decimal'}" value="${value(s.name)}"${s.kind === 'formats' ? raw(' placeholder="png, webp, jpg"') : ''}></div>`)}
+      ${KEY_LIMIT_SPECS.map(
+        (s) => html`<div><label for="limit-${s.name}">${s.label} <span class="hint">Default: ${d.defaults[s.name]}</span></label>
+        <input id="limit-${s.name}" name="${s.name}" type="text" inputmode="${s.kind === 'formats' ? 'text' : 'decimal'}" value="${value(s.name)}"${s.kind === 'formats' ? raw(' placeholder="png, webp, jpg"') : ''}></div>`,
+      )}
       </div>
     </fieldset>
     <button type="submit">Create key</button>
@@ -145,9 +153,13 @@ ${d.created ? html`<section class="card secret" aria-labelledby="new-key-title">
 
 <section class="card" aria-labelledby="list-title">
   <h2 id="list-title">Keys <span class="muted small">${active.length} active, ${d.keys.length - active.length} revoked</span></h2>
-  ${d.keys.length === 0 ? html`<p class="muted">No keys yet.</p>` : html`<div class="table-wrap"><table class="stack">
+  ${
+    d.keys.length === 0
+      ? html`<p class="muted">No keys yet.</p>`
+      : html`<div class="table-wrap"><table class="stack">
     <thead><tr><th scope="col">Name</th><th scope="col">Prefix</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Jobs this month</th><th scope="col">Limits</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
-    <tbody>${d.keys.map((k) => html`<tr class="${k.revokedAt ? 'revoked' : ''}" data-key-id="${k.id}">
+    <tbody>${d.keys.map(
+      (k) => html`<tr class="${k.revokedAt ? 'revoked' : ''}" data-key-id="${k.id}">
       <td data-label="Name">${k.name}</td>
       <td data-label="Prefix"><code>${k.prefix}…</code></td>
       <td data-label="Created">${when(k.createdAt)}</td>
@@ -157,7 +169,9 @@ ${d.created ? html`<section class="card secret" aria-labelledby="new-key-title">
       <td data-label="Status">${k.revokedAt ? html`<span class="badge revoked">revoked</span>` : html`<span class="badge active">active</span>`}</td>
       <td data-label="Actions"><div class="row-actions"><a href="/dashboard/jobs?key=${k.id}" aria-label="Jobs of ${k.name}">Jobs</a>
         ${k.revokedAt ? '' : html`<a class="button secondary" href="/dashboard/keys/${k.id}/revoke" aria-label="Revoke ${k.name} (${k.prefix}…)">Revoke…</a>`}</div></td>
-    </tr>`)}</tbody></table></div>`}
+    </tr>`,
+    )}</tbody></table></div>`
+  }
 </section>`;
   return layout({ title: 'API keys', tab: 'keys', csrf: d.csrf, body });
 }
@@ -220,7 +234,10 @@ export function jobsPage(d: JobsPageData): string {
 </section>
 <section class="card">
   <h2>${d.total} job${d.total === 1 ? '' : 's'}</h2>
-  ${d.jobs.length === 0 ? html`<p class="muted">No jobs match.</p>` : html`<div class="table-wrap"><table class="stack" data-live-jobs>
+  ${
+    d.jobs.length === 0
+      ? html`<p class="muted">No jobs match.</p>`
+      : html`<div class="table-wrap"><table class="stack" data-live-jobs>
     <thead><tr><th scope="col">Created</th><th scope="col">Key</th><th scope="col">Type</th><th scope="col">Status</th><th scope="col">Progress</th><th scope="col">Files</th><th scope="col">Job</th></tr></thead>
     <tbody>${d.jobs.map((j) => {
       const k = names.get(j.apiKeyId);
@@ -235,7 +252,8 @@ export function jobsPage(d: JobsPageData): string {
     </tr>`;
     })}</tbody></table></div>
   <nav class="pager" aria-label="Pages">${d.page > 1 ? html`<a class="button secondary" href="${q(d.page - 1)}">← Newer</a>` : ''}
-    <span class="muted">Page ${d.page} of ${pages}</span>${d.page < pages ? html`<a class="button secondary" href="${q(d.page + 1)}">Older →</a>` : ''}</nav>`}
+    <span class="muted">Page ${d.page} of ${pages}</span>${d.page < pages ? html`<a class="button secondary" href="${q(d.page + 1)}">Older →</a>` : ''}</nav>`
+  }
 </section>`;
   return layout({ title: 'Jobs', tab: 'jobs', csrf: d.csrf, body });
 }
@@ -265,14 +283,16 @@ ${o.notice ? html`<p class="notice" role="status">${o.notice}</p>` : ''}
   <h2>Files</h2>
   <div class="table-wrap"><table class="stack">
     <thead><tr><th scope="col">#</th><th scope="col">File</th><th scope="col">Status</th><th scope="col">Output</th><th scope="col">Size</th><th scope="col">Result</th></tr></thead>
-    <tbody>${j.results.map((f) => html`<tr data-file-index="${f.index}">
+    <tbody>${j.results.map(
+      (f) => html`<tr data-file-index="${f.index}">
       <td data-label="#">${f.index}</td>
       <td data-label="File">${f.filename}</td>
       <td data-label="Status"><span class="badge ${f.status}" data-field="status">${f.status}</span>${f.status === 'processing' ? html` <span data-field="progress">${f.progress ?? 0}%</span>` : ''}</td>
       <td data-label="Output">${f.format ?? '—'}${f.width ? html` <span class="muted">${f.width}×${f.height}</span>` : ''}</td>
       <td data-label="Size">${bytes(f.originalSize)} → ${bytes(f.finalSize)}${f.savedPercent ? html` <span class="muted">(−${f.savedPercent}%)</span>` : ''}</td>
       <td data-label="Result">${f.downloadUrl ? html`<a href="${f.downloadUrl}" download>Download</a>` : ''}${f.error ? html`<span class="badge failed">${f.error.code}</span> ${f.error.message}` : ''}</td>
-    </tr>`)}</tbody></table></div>
+    </tr>`,
+    )}</tbody></table></div>
   <p class="small muted">Download links are signed and expire; reload the page for fresh ones.</p>
 </section>`;
   return layout({ title: `Job ${j.jobId.slice(0, 8)}`, tab: 'jobs', csrf: o.csrf, body });
@@ -290,7 +310,10 @@ export function tryPage(o: { csrf: string; keys: ApiKeyRow[]; selectedKey?: stri
   <p>Upload a file and convert it as one of your keys: the job counts against that key's limits and shows up under
   <a href="/dashboard/jobs">Jobs</a>. The command below does the same from a terminal.</p>
   ${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
-  ${active.length === 0 ? html`<p class="error">There is no active key. <a href="/dashboard/keys">Create one</a> first.</p>` : html`
+  ${
+    active.length === 0
+      ? html`<p class="error">There is no active key. <a href="/dashboard/keys">Create one</a> first.</p>`
+      : html`
   <form method="post" action="/dashboard/try?key=${selected!.id}" enctype="multipart/form-data" data-try data-base="${o.base}">
     <input type="hidden" name="_csrf" value="${o.csrf}">
     <div class="grid">
@@ -302,7 +325,8 @@ export function tryPage(o: { csrf: string; keys: ApiKeyRow[]; selectedKey?: stri
         <input id="try-file" name="files" type="file" required></div>
     </div>
     <button type="submit">Convert</button>
-  </form>`}
+  </form>`
+  }
 </section>
 <section class="card" aria-labelledby="curl-title">
   <h2 id="curl-title">The same with curl</h2>

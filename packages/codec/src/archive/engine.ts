@@ -11,8 +11,19 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import {
-  ARCHIVE_OUTPUTS, BATCH_OUTPUTS, canConvert, INPUT_INFO, isOneOf, MULTI_FILE_OUTPUTS, OUTPUT_INFO, READABLE_ARCHIVES,
-  SINGLE_FILE_OUTPUTS, sniff, type ArchiveFormat, type InputKind, type OutputFormat,
+  ARCHIVE_OUTPUTS,
+  BATCH_OUTPUTS,
+  canConvert,
+  INPUT_INFO,
+  isOneOf,
+  MULTI_FILE_OUTPUTS,
+  OUTPUT_INFO,
+  READABLE_ARCHIVES,
+  SINGLE_FILE_OUTPUTS,
+  sniff,
+  type ArchiveFormat,
+  type InputKind,
+  type OutputFormat,
 } from '@kiln/formats';
 import { CodecError, isCodecError, type CodecErrorKind } from '../errors.ts';
 import type { Convert, ConvertRequest, ConvertResult, Deadline, Engine } from '../engine.ts';
@@ -62,12 +73,22 @@ export const archiveEngine: Engine = {
         // gz/bz2/xz → gz/bz2/xz: recompress what was inside (a tarball stays a tarball).
         if (x.innerKind === 'tar') {
           const tarPath = path.join(req.outputDir, 'inner.tar');
-          await writeArchive('tar', x.files.map((f) => ({ path: f.path, name: f.rel })), tarPath, write);
+          await writeArchive(
+            'tar',
+            x.files.map((f) => ({ path: f.path, name: f.rel })),
+            tarPath,
+            write,
+          );
           const name = innerName(req.filename, kind).replace(/(\.tar)?$/i, '.tar');
           const { size } = await writeArchive(format, [{ path: tarPath, name }], output, write);
           return result(format, output, size, [`Recompressed the tarball inside (${x.files.length} files) as ${format}.`]);
         }
-        const { size } = await writeArchive(format, x.files.map((f) => ({ path: f.path, name: f.rel })), output, write);
+        const { size } = await writeArchive(
+          format,
+          x.files.map((f) => ({ path: f.path, name: f.rel })),
+          output,
+          write,
+        );
         return result(format, output, size, [`Recompressed the file inside as ${format}.`]);
       }
       const names = uniqueNames(x.files.map((f) => f.rel));
@@ -110,20 +131,25 @@ async function convertEntries(req: ConvertRequest, deadline: Deadline, convert: 
     const kind = f.size > 0 ? sniff(await readHead(f.path)) : undefined;
     if (kind) foundKinds.add(kind);
     if (!kind || isOneOf(READABLE_ARCHIVES, kind) || !canConvert(kind, req.format)) {
-      skipped.push(`${f.rel}: ${kind ? (isOneOf(READABLE_ARCHIVES, kind) ? 'archives inside archives are not opened' : `${kind} cannot be converted to ${req.format}`) : 'not a recognised file type'}`);
+      skipped.push(
+        `${f.rel}: ${kind ? (isOneOf(READABLE_ARCHIVES, kind) ? 'archives inside archives are not opened' : `${kind} cannot be converted to ${req.format}`) : 'not a recognised file type'}`,
+      );
       continue;
     }
     const itemDir = path.join(req.outputDir, 'items', String(i));
     await fsp.mkdir(itemDir, { recursive: true });
     try {
-      const r = await convert({
-        ...req,
-        input: f.path,
-        inputKind: kind,
-        outputDir: itemDir,
-        filename: path.basename(f.rel),
-        onProgress: (p) => req.onProgress?.((i + p) / x.files.length),
-      }, deadline);
+      const r = await convert(
+        {
+          ...req,
+          input: f.path,
+          inputKind: kind,
+          outputDir: itemDir,
+          filename: path.basename(f.rel),
+          onProgress: (p) => req.onProgress?.((i + p) / x.files.length),
+        },
+        deadline,
+      );
       const outExt = r.format in OUTPUT_INFO ? OUTPUT_INFO[r.format as OutputFormat].extension : ext;
       converted.push({ path: r.path, name: f.rel.replace(/\.[^./]*$/, '') + `.${outExt}` });
     } catch (err) {
@@ -143,9 +169,16 @@ async function convertEntries(req: ConvertRequest, deadline: Deadline, convert: 
   }
   const names = uniqueNames(converted.map((c) => c.name));
   const output = outputPath(req.outputDir, 'zip');
-  const { size } = await writeArchive('zip', converted.map((c, i) => ({ path: c.path, name: names[i]! })), output, {
-    ...sevenZip(req, deadline), level: 6, stageDir: path.join(req.outputDir, 'stage'),
-  });
+  const { size } = await writeArchive(
+    'zip',
+    converted.map((c, i) => ({ path: c.path, name: names[i]! })),
+    output,
+    {
+      ...sevenZip(req, deadline),
+      level: 6,
+      stageDir: path.join(req.outputDir, 'stage'),
+    },
+  );
   const notes = [`Converted ${converted.length} of ${x.files.length} files in the archive to ${req.format}; the results are in a zip.`];
   const lines = [...failures.map((f) => `${f.rel}: ${f.message}`), ...skipped.map((s) => `${s} (skipped)`)];
   notes.push(...lines.slice(0, MAX_NOTES));

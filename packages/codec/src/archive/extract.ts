@@ -56,7 +56,9 @@ export async function extractArchive(o: ExtractOptions): Promise<Extracted> {
       await extractRar(o.input, o.dir);
       break;
     }
-    case 'gz': case 'bz2': case 'xz': {
+    case 'gz':
+    case 'bz2':
+    case 'xz': {
       const inner = await decompressSingle(o, budget);
       const head = await readHead(inner);
       if (sniff(head) === 'tar') {
@@ -128,7 +130,8 @@ function zipError(err: unknown): CodecError {
   if (/^invalid relative path/.test(msg)) return unsafeEntry(name, 'points outside its folder (a ".." path)');
   if (/^invalid characters in fileName/.test(msg)) return unsafeEntry(name, 'has a backslash in its name');
   if (/encrypted/i.test(msg)) return new CodecError('invalid_input', 'The zip archive is encrypted; upload it without a password.', { cause: err, internal: msg });
-  if (/compression method/i.test(msg)) return new CodecError('invalid_input', 'The zip archive uses a compression method Kiln cannot read (only stored and deflate are supported).', { cause: err, internal: msg });
+  if (/compression method/i.test(msg))
+    return new CodecError('invalid_input', 'The zip archive uses a compression method Kiln cannot read (only stored and deflate are supported).', { cause: err, internal: msg });
   if ((err as NodeJS.ErrnoException).code && /^E[A-Z]+$/.test((err as NodeJS.ErrnoException).code!) && !/ENOTDIR|EEXIST|EISDIR/.test((err as NodeJS.ErrnoException).code!)) {
     return new CodecError('engine_failed', 'Writing the extracted files failed.', { cause: err, internal: msg });
   }
@@ -158,7 +161,9 @@ async function extractZip(file: string, dir: string, budget: ExpansionBudget): P
       reject(zipError(err));
     };
     zip.on('error', fail);
-    zip.on('end', () => { if (!failed) resolve(); });
+    zip.on('end', () => {
+      if (!failed) resolve();
+    });
     zip.on('entry', (e: yauzl.Entry) => {
       void (async () => {
         const rel = safeEntryPath(e.fileName);
@@ -167,7 +172,10 @@ async function extractZip(file: string, dir: string, budget: ExpansionBudget): P
         if (type !== 0 && type !== 0o100000 && type !== 0o040000) throw unsafeEntry(e.fileName, 'is not a regular file or folder');
         budget.addEntry();
         const isDir = e.fileName.endsWith('/') || type === 0o040000;
-        if (!rel) { zip.readEntry(); return; }
+        if (!rel) {
+          zip.readEntry();
+          return;
+        }
         const target = path.join(dir, rel);
         if (isDir) {
           await fsp.mkdir(target, { recursive: true });
@@ -215,17 +223,28 @@ async function extractTar(file: string, dir: string, budget: ExpansionBudget): P
   });
   const src = fs.createReadStream(file);
   let parseErr: unknown;
-  parser.on('warn', (_code: string, message: string) => { parseErr ??= new Error(message); });
+  parser.on('warn', (_code: string, message: string) => {
+    parseErr ??= new Error(message);
+  });
   await new Promise<void>((resolve) => {
     parser.on('end', resolve);
     parser.on('close', resolve);
-    parser.on('error', (e: unknown) => { parseErr ??= e; resolve(); });
-    src.on('error', (e) => { if (!bad) parseErr ??= e; resolve(); });
-    src.on('close', () => { if (bad) resolve(); });
+    parser.on('error', (e: unknown) => {
+      parseErr ??= e;
+      resolve();
+    });
+    src.on('error', (e) => {
+      if (!bad) parseErr ??= e;
+      resolve();
+    });
+    src.on('close', () => {
+      if (bad) resolve();
+    });
     src.pipe(parser as unknown as NodeJS.WritableStream);
   });
   if (bad) throw bad;
-  if (parseErr) throw new CodecError('invalid_input', 'The tar archive could not be read: it is damaged, truncated or not a tar file.', { cause: parseErr, internal: String(parseErr) });
+  if (parseErr)
+    throw new CodecError('invalid_input', 'The tar archive could not be read: it is damaged, truncated or not a tar file.', { cause: parseErr, internal: String(parseErr) });
   if (budget.entries === 0 && (await fsp.stat(file)).size > 0) {
     // tar.Parser accepts garbage silently; an archive with no entries and bytes in it is not a tarball.
     const head = await readHead(file);
@@ -233,7 +252,12 @@ async function extractTar(file: string, dir: string, budget: ExpansionBudget): P
   }
   try {
     await tar.x({
-      file, cwd: dir, strict: true, preservePaths: false, preserveOwner: false, noChmod: true,
+      file,
+      cwd: dir,
+      strict: true,
+      preservePaths: false,
+      preserveOwner: false,
+      noChmod: true,
       filter: (_p, entry) => 'type' in entry && TAR_OK_TYPES.has((entry as { type: string }).type),
     });
   } catch (err) {

@@ -9,7 +9,10 @@ import SevenZipModule from '7z-wasm';
 import { CodecError } from '../errors.ts';
 import { parseSlt, type SltEntry } from './sevenzip.ts';
 
-interface RunResult { ok: boolean; out: string }
+interface RunResult {
+  ok: boolean;
+  out: string;
+}
 
 // The package is CommonJS whose declarations say `export default`: Node hands us module.exports.
 type Factory = typeof SevenZipModule.default;
@@ -21,7 +24,9 @@ async function run(args: (mounts: { input: string; out?: string }) => string[], 
   const mod = await SevenZip({
     print: (s: string) => lines.push(s),
     printErr: (s: string) => lines.push(s),
-    onExit: (code: number) => { exitCode = code; },
+    onExit: (code: number) => {
+      exitCode = code;
+    },
   });
   mod.FS.mkdir('/in');
   mod.FS.mount(mod.NODEFS, { root: path.dirname(path.resolve(input)) }, '/in');
@@ -42,7 +47,11 @@ async function run(args: (mounts: { input: string; out?: string }) => string[], 
 
 function damaged(out: string): CodecError {
   const enc = /encrypted|password/i.test(out);
-  return new CodecError('invalid_input', enc ? 'The RAR archive is encrypted; upload it without a password.' : 'The RAR archive could not be read: it is damaged, truncated or not a RAR file.', { internal: out.slice(-4000) });
+  return new CodecError(
+    'invalid_input',
+    enc ? 'The RAR archive is encrypted; upload it without a password.' : 'The RAR archive could not be read: it is damaged, truncated or not a RAR file.',
+    { internal: out.slice(-4000) },
+  );
 }
 
 export async function listRar(input: string): Promise<SltEntry[]> {

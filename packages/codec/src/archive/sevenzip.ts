@@ -15,7 +15,8 @@ export interface SevenZipRun {
   cwd?: string;
 }
 
-const DAMAGED = /Can ?not open (the )?file as archive|Data Error|CRC Failed|Unexpected end|Headers Error|is not archive|Unsupported Method|There are some data after the end|Can not open encrypted|Wrong password/i;
+const DAMAGED =
+  /Can ?not open (the )?file as archive|Data Error|CRC Failed|Unexpected end|Headers Error|is not archive|Unsupported Method|There are some data after the end|Can not open encrypted|Wrong password/i;
 
 export async function run7za(args: string[], o: SevenZipRun, what: string): Promise<string> {
   const bin = await resolveSevenZip(o.sevenZipPath ? { configuredPath: o.sevenZipPath } : {});
@@ -28,9 +29,15 @@ export async function run7za(args: string[], o: SevenZipRun, what: string): Prom
   if (r.code === 0) return r.stdout ?? '';
   if (DAMAGED.test(text)) {
     const enc = /encrypted|password/i.test(text);
-    throw new CodecError('invalid_input', enc ? 'The archive is encrypted; upload it without a password.' : `The archive could not be read: it is damaged, truncated or not a ${what} archive.`, { internal: text.slice(-4000) });
+    throw new CodecError(
+      'invalid_input',
+      enc ? 'The archive is encrypted; upload it without a password.' : `The archive could not be read: it is damaged, truncated or not a ${what} archive.`,
+      { internal: text.slice(-4000) },
+    );
   }
-  throw new CodecError('engine_failed', `7-Zip failed while ${what === 'create' ? 'creating the archive' : 'reading the archive'} (exit code ${r.code}).`, { internal: text.slice(-4000) });
+  throw new CodecError('engine_failed', `7-Zip failed while ${what === 'create' ? 'creating the archive' : 'reading the archive'} (exit code ${r.code}).`, {
+    internal: text.slice(-4000),
+  });
 }
 
 export interface SltEntry {
@@ -47,7 +54,10 @@ export interface SltEntry {
 
 /** Parses `7za l -slt` output into entries (the archive's own block, before `----------`, is skipped). */
 export function parseSlt(stdout: string): SltEntry[] {
-  const body = stdout.split(/\r?\n----------\r?\n/).slice(1).join('\n');
+  const body = stdout
+    .split(/\r?\n----------\r?\n/)
+    .slice(1)
+    .join('\n');
   const out: SltEntry[] = [];
   for (const block of body.split(/\r?\n\r?\n/)) {
     const fields = new Map<string, string>();

@@ -33,7 +33,10 @@ export function levelFromQuality(quality: number): number {
 
 /** A single file name that is safe as an entry name: no folders, no leading dots, never empty. */
 export function entryNameFor(filename: string | undefined, fallbackExt?: string): string {
-  const base = path.basename((filename ?? '').replace(/\\/g, '/')).replace(/[\0]/g, '').replace(/^\.+/, '');
+  const base = path
+    .basename((filename ?? '').replace(/\\/g, '/'))
+    .replace(/[\0]/g, '')
+    .replace(/^\.+/, '');
   const name = base || 'file';
   return fallbackExt && !/\.[A-Za-z0-9]{1,5}$/.test(name) ? `${name}.${fallbackExt}` : name;
 }
@@ -69,10 +72,10 @@ export async function writeArchive(format: ArchiveFormat, entries: PackEntry[], 
   }
   try {
     switch (format) {
-      case 'zip': case 'tar': case 'tgz': {
-        const archive = format === 'zip'
-          ? new ZipArchive({ zlib: { level: o.level } })
-          : new TarArchive(format === 'tgz' ? { gzip: true, gzipOptions: { level: o.level } } : {});
+      case 'zip':
+      case 'tar':
+      case 'tgz': {
+        const archive = format === 'zip' ? new ZipArchive({ zlib: { level: o.level } }) : new TarArchive(format === 'tgz' ? { gzip: true, gzipOptions: { level: o.level } } : {});
         const done = pipeline(archive, fs.createWriteStream(output));
         for (const e of entries) archive.file(e.path, { name: e.name });
         await archive.finalize();
@@ -82,7 +85,9 @@ export async function writeArchive(format: ArchiveFormat, entries: PackEntry[], 
       case 'gz':
         await pipeline(fs.createReadStream(entries[0]!.path), zlib.createGzip({ level: o.level }), fs.createWriteStream(output));
         break;
-      case '7z': case 'bz2': case 'xz': {
+      case '7z':
+      case 'bz2':
+      case 'xz': {
         await stage(entries, o.stageDir);
         const type = format === 'bz2' ? 'bzip2' : format;
         // `*` is expanded by 7-Zip itself (no shell): every staged file and folder, dotfiles included.

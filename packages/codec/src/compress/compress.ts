@@ -41,7 +41,14 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
     const kept = outputPath(req.outputDir, target, 'original');
     await fs.copyFile(req.input, kept);
     notes.push('The compressed file would not have been smaller; the original is returned unchanged.');
-    return { ...result, path: kept, size: req.originalSize, appliedQuality: null, notes, ...(req.targetBytes !== null && req.mode === 'target-size' ? { targetMet: req.originalSize <= req.targetBytes } : {}) };
+    return {
+      ...result,
+      path: kept,
+      size: req.originalSize,
+      appliedQuality: null,
+      notes,
+      ...(req.targetBytes !== null && req.mode === 'target-size' ? { targetMet: req.originalSize <= req.targetBytes } : {}),
+    };
   }
   return { ...result, ...(notes.length ? { notes } : {}), ...(req.targetBytes !== null && req.mode === 'target-size' ? { targetMet: result.size <= req.targetBytes } : {}) };
 }

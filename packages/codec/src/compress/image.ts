@@ -41,7 +41,11 @@ const MAX_ENCODES = 14;
  */
 type WebpPreset = 'photo' | 'drawing' | 'text';
 const IN_BETWEEN: Partial<Record<RasterFormat, { at: 'over' | 'fit'; preset: WebpPreset }[]>> = {
-  webp: [{ at: 'over', preset: 'drawing' }, { at: 'over', preset: 'text' }, { at: 'fit', preset: 'photo' }],
+  webp: [
+    { at: 'over', preset: 'drawing' },
+    { at: 'over', preset: 'text' },
+    { at: 'fit', preset: 'photo' },
+  ],
 };
 
 /** Palette size for PNG/GIF from a 1–100 quality: 256 colours from 82 up, halving every ~12 points below. */
@@ -49,7 +53,13 @@ export function paletteColours(q: number): number {
   return Math.max(2, Math.min(256, Math.round(2 ** (1 + (7 * Math.min(q, 82)) / 82))));
 }
 
-interface Encode { data: Buffer; width: number; height: number; frames: number; preset?: WebpPreset }
+interface Encode {
+  data: Buffer;
+  width: number;
+  height: number;
+  frames: number;
+  preset?: WebpPreset;
+}
 
 /** Adds the encoder for `format` at quality `q` to a pipeline. */
 function withEncoder(p: Sharp, format: RasterFormat, q: number, lossless: boolean, hasAlpha: boolean, avifEffort: number, preset?: WebpPreset): Sharp {
@@ -115,7 +125,10 @@ async function rawSource(o: ImageCompressOptions, info: ImageInfo, meta: Metadat
   const { width, height, channels } = raw.info;
   const hasAlpha = channels === 2 || channels === 4;
   return {
-    width, height, frames: 1, hasAlpha,
+    width,
+    height,
+    frames: 1,
+    hasAlpha,
     async encode(q, w, preset) {
       let e = sharp(raw.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } });
       if (w !== width) e = e.resize({ width: w, height: scaledHeight(width, height, w), fit: 'fill' });
@@ -134,7 +147,10 @@ function fileSource(o: ImageCompressOptions, info: ImageInfo, animated: boolean)
   const t = targetSize(w0, h0, o.resize);
   const frames = animated ? info.frames : 1;
   return {
-    width: t.width, height: t.height, frames, hasAlpha: info.hasAlpha,
+    width: t.width,
+    height: t.height,
+    frames,
+    hasAlpha: info.hasAlpha,
     async encode(q, w, preset) {
       let p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', animated });
       if (o.autoOrient) p = p.autoOrient();
@@ -193,7 +209,9 @@ function encoderFor(job: Job, source: Source): Encoder {
   const { o } = job;
   let count = 0;
   return {
-    get count() { return count; },
+    get count() {
+      return count;
+    },
     async encode(q, width, preset) {
       if (o.signal?.aborted) throw new CodecError('cancelled', 'The compression was cancelled.');
       o.deadline.left();
@@ -273,8 +291,15 @@ async function oneEncode(job: Job, source: Source, encoder: Encoder, animated: b
   }
   await fs.writeFile(job.outPath, r.out.data);
   const facts: CompressResult = {
-    path: job.outPath, format: o.format, mimeType: job.mime, size: r.size, width: r.out.width, height: r.out.height,
-    ...(r.out.frames > 1 ? { frames: r.out.frames } : {}), appliedQuality: o.lossless ? 100 : q0, encodes: encoder.count,
+    path: job.outPath,
+    format: o.format,
+    mimeType: job.mime,
+    size: r.size,
+    width: r.out.width,
+    height: r.out.height,
+    ...(r.out.frames > 1 ? { frames: r.out.frames } : {}),
+    appliedQuality: o.lossless ? 100 : q0,
+    encodes: encoder.count,
   };
   if (o.mode === 'target-size' && o.targetBytes !== null) {
     facts.targetMet = r.size <= o.targetBytes;
@@ -307,21 +332,34 @@ async function toTargetSize(job: Job, source: Source, encoder: Encoder, target: 
   if (!chosen) throw new CodecError('engine_failed', 'The target-size search produced no output.');
   await fs.writeFile(job.outPath, chosen.out.data);
   const facts: CompressResult = {
-    path: job.outPath, format: o.format, mimeType: job.mime, size: chosen.size, width: chosen.out.width, height: chosen.out.height,
+    path: job.outPath,
+    format: o.format,
+    mimeType: job.mime,
+    size: chosen.size,
+    width: chosen.out.width,
+    height: chosen.out.height,
     ...(chosen.out.frames > 1 ? { frames: chosen.out.frames } : {}),
-    appliedQuality: chosen.q, encodes: encoder.count, targetMet: !!r.best,
+    appliedQuality: chosen.q,
+    encodes: encoder.count,
+    targetMet: !!r.best,
   };
   const scaled = `${source.width}×${source.height} to ${chosen.out.width}×${chosen.out.height}`;
   if (r.best) {
-    if (chosen.out.preset) notes.push(`Encoded with libwebp's "${chosen.out.preset}" preset: one quality step changes the size too much here, and the preset lands closer to the target.`);
+    if (chosen.out.preset)
+      notes.push(`Encoded with libwebp's "${chosen.out.preset}" preset: one quality step changes the size too much here, and the preset lands closer to the target.`);
     if (r.finetuned) notes.push(`Scaled from ${scaled} at quality ${chosen.q}: quality steps are coarse here and this lands closer to the target.`);
     else if (chosen.out.width !== source.width) notes.push(`Scaled from ${scaled}: even quality ${minQ} was over the target.`);
-    if (r.best.size < 0.9 * target) notes.push(r.best.q >= 100 ? 'Even the highest quality is well under the target.' : `Quality steps are coarse here: ${r.best.size} bytes is the closest fit under the target.`);
+    if (r.best.size < 0.9 * target)
+      notes.push(
+        r.best.q >= 100 ? 'Even the highest quality is well under the target.' : `Quality steps are coarse here: ${r.best.size} bytes is the closest fit under the target.`,
+      );
   } else {
     const tiny = Math.max(chosen.out.width, chosen.out.height) <= 2 * MIN_SIDE;
-    facts.targetReason = r.reason ?? (tiny
-      ? `A valid ${o.format} of this image cannot be that small: the smallest made was ${chosen.size} bytes (${chosen.out.width}×${chosen.out.height} px at quality ${chosen.q}), over the target of ${target} bytes.`
-      : `No setting within ${MAX_ENCODES} encodes reached the target of ${target} bytes; the smallest was ${chosen.size} bytes.`);
+    facts.targetReason =
+      r.reason ??
+      (tiny
+        ? `A valid ${o.format} of this image cannot be that small: the smallest made was ${chosen.size} bytes (${chosen.out.width}×${chosen.out.height} px at quality ${chosen.q}), over the target of ${target} bytes.`
+        : `No setting within ${MAX_ENCODES} encodes reached the target of ${target} bytes; the smallest was ${chosen.size} bytes.`);
   }
   return finish(o, facts, notes, job.meta, job.info);
 }
@@ -360,7 +398,14 @@ async function searchTarget(job: Job, source: Source, encoder: Encoder, target: 
  * to a step that is over it: try the encoder's presets in between, then the higher quality at a
  * slightly smaller size, as long as that keeps at least 85 % of each dimension.
  */
-async function closerFit(job: Job, encoder: Encoder, target: number, w: number, fit: Encoded<Encode>, over: Encoded<Encode> | undefined): Promise<{ best: Encoded<Encode>; finetuned: boolean }> {
+async function closerFit(
+  job: Job,
+  encoder: Encoder,
+  target: number,
+  w: number,
+  fit: Encoded<Encode>,
+  over: Encoded<Encode> | undefined,
+): Promise<{ best: Encoded<Encode>; finetuned: boolean }> {
   let best = fit;
   let finetuned = false;
   if (!over) return { best, finetuned };
@@ -386,7 +431,10 @@ async function closerFit(job: Job, encoder: Encoder, target: number, w: number, 
     lastWidth = fw;
     const e = await encoder.encode(over.q, fw);
     if (e.size <= target) {
-      if (e.size > best.size) { best = e; finetuned = true; }
+      if (e.size > best.size) {
+        best = e;
+        finetuned = true;
+      }
       if (e.size >= 0.9 * target) break;
       lo = { scale, size: e.size };
     } else {
@@ -409,7 +457,14 @@ async function keepOriginal(o: ImageCompressOptions, outPath: string, mime: stri
  * asked to remove, privacy wins: the re-encoded file is returned even though it is larger, and a
  * note says so. A changed format is always returned as converted.
  */
-async function finish(o: ImageCompressOptions, facts: CompressResult, notes: string[], meta: Metadata, info: ImageInfo, extra: { forceOriginal?: boolean } = {}): Promise<CompressResult> {
+async function finish(
+  o: ImageCompressOptions,
+  facts: CompressResult,
+  notes: string[],
+  meta: Metadata,
+  info: ImageInfo,
+  extra: { forceOriginal?: boolean } = {},
+): Promise<CompressResult> {
   const target = o.mode === 'target-size' ? o.targetBytes : null;
   const withNotes = (f: CompressResult, more: string[] = []): CompressResult => {
     const all = [...notes, ...more];
@@ -434,7 +489,9 @@ async function finish(o: ImageCompressOptions, facts: CompressResult, notes: str
     } else if (o.format === 'png' && orientation <= 1) {
       data = stripPngMetadata(src).data;
     } else {
-      return withNotes(facts, [`The re-encoded file is not smaller than the input, but it is returned because the input's metadata (EXIF/GPS/XMP) had to be removed (stripMetadata=true).`]);
+      return withNotes(facts, [
+        `The re-encoded file is not smaller than the input, but it is returned because the input's metadata (EXIF/GPS/XMP) had to be removed (stripMetadata=true).`,
+      ]);
     }
   }
   if (data.length > facts.size && !extra.forceOriginal) return withNotes(facts);
@@ -443,16 +500,24 @@ async function finish(o: ImageCompressOptions, facts: CompressResult, notes: str
   // Displayed size of what is returned: the orientation tag survives unless autoOrient=false stripped it.
   const shown = displayedSize(info, data === src || o.autoOrient);
   const kept: CompressResult = {
-    path: keptPath, format: o.format, mimeType: OUTPUT_INFO[o.format].mime, size: data.length,
-    ...shown, ...(info.frames > 1 && facts.frames ? { frames: info.frames } : {}),
-    appliedQuality: null, ...(facts.encodes !== undefined ? { encodes: facts.encodes } : {}),
+    path: keptPath,
+    format: o.format,
+    mimeType: OUTPUT_INFO[o.format].mime,
+    size: data.length,
+    ...shown,
+    ...(info.frames > 1 && facts.frames ? { frames: info.frames } : {}),
+    appliedQuality: null,
+    ...(facts.encodes !== undefined ? { encodes: facts.encodes } : {}),
   };
   if (target !== null) {
     kept.targetMet = data.length <= target;
-    if (!kept.targetMet) kept.targetReason = facts.targetReason ?? `The smallest result was not smaller than the input (${data.length} bytes), which is over the target of ${target} bytes.`;
+    if (!kept.targetMet)
+      kept.targetReason = facts.targetReason ?? `The smallest result was not smaller than the input (${data.length} bytes), which is over the target of ${target} bytes.`;
   }
-  reasons.unshift(data === src
-    ? 'The compressed file would not have been smaller; the original is returned unchanged.'
-    : 'The compressed file would not have been smaller; the original is returned with its metadata removed losslessly.');
+  reasons.unshift(
+    data === src
+      ? 'The compressed file would not have been smaller; the original is returned unchanged.'
+      : 'The compressed file would not have been smaller; the original is returned with its metadata removed losslessly.',
+  );
   return withNotes(kept, reasons);
 }

@@ -13,7 +13,17 @@ import path from 'node:path';
 import { AUDIO_OUTPUTS, isOneOf, OUTPUT_INFO, type MediaCompressFormat } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
 import {
-  displaySize, even, firstAudio, firstVideo, inputArgs, metadataArgs, outputArgs, probeInput, probeOutput, resolveMediaTools, runFfmpeg,
+  displaySize,
+  even,
+  firstAudio,
+  firstVideo,
+  inputArgs,
+  metadataArgs,
+  outputArgs,
+  probeInput,
+  probeOutput,
+  resolveMediaTools,
+  runFfmpeg,
   type FfmpegContext,
 } from '../media/ffmpeg.ts';
 import type { MediaInfo, MediaStream } from '../media/probe.ts';
@@ -44,7 +54,8 @@ async function streamCopy(c: Ctx, out: string): Promise<void> {
   try {
     await runFfmpeg(c.ff, [...input(c), ...maps, '-sn', '-dn', '-c', 'copy', ...metadata(c), ...outputArgs(c.o.format, out)]);
   } catch (err) {
-    if (c.o.formatChanged) throw new CodecError('unsupported', `The streams of this ${c.o.inputKind} file cannot be copied into ${c.o.format} without re-encoding; turn lossless off.`, { cause: err });
+    if (c.o.formatChanged)
+      throw new CodecError('unsupported', `The streams of this ${c.o.inputKind} file cannot be copied into ${c.o.format} without re-encoding; turn lossless off.`, { cause: err });
     throw err;
   }
 }
@@ -78,16 +89,17 @@ async function encodeVideo(c: Ctx, out: string, info: MediaInfo, vkbps: number, 
   const cwd = c.o.outputDir;
   const log = path.join(cwd, 'passlog');
   const scale = height ? ['-vf', `scale=-2:${even(height)}`] : ['-vf', 'scale=trunc(iw/2)*2:trunc(ih/2)*2'];
-  const codec = c.o.format === 'webm'
-    ? ['-c:v', 'libvpx-vp9', '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1', '-b:v', `${Math.floor(vkbps)}k`]
-    : ['-c:v', 'libx264', '-preset', 'veryfast', '-b:v', `${Math.floor(vkbps)}k`];
+  const codec =
+    c.o.format === 'webm'
+      ? ['-c:v', 'libvpx-vp9', '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1', '-b:v', `${Math.floor(vkbps)}k`]
+      : ['-c:v', 'libx264', '-preset', 'veryfast', '-b:v', `${Math.floor(vkbps)}k`];
   const common = [...input(c), '-map', `0:${v.index}`, ...scale, ...codec, '-pix_fmt', 'yuv420p', '-passlogfile', log];
   await runFfmpeg(c.ff, [...common, '-pass', '1', '-an', '-f', 'null', '-'], { cwd });
-  await runFfmpeg(c.ff, [
-    ...common, '-pass', '2',
-    ...(a ? ['-map', `0:${a.index}`, ...audioArgs(c.o.format, akbps, a)] : ['-an']),
-    ...metadata(c), ...outputArgs(c.o.format, out),
-  ], { cwd });
+  await runFfmpeg(
+    c.ff,
+    [...common, '-pass', '2', ...(a ? ['-map', `0:${a.index}`, ...audioArgs(c.o.format, akbps, a)] : ['-an']), ...metadata(c), ...outputArgs(c.o.format, out)],
+    { cwd },
+  );
 }
 
 interface Encoded {
@@ -113,8 +125,16 @@ async function encode(c: Ctx, info: MediaInfo, out: string, notes: string[]): Pr
   if (o.mode === 'quality' || o.targetBytes === null) {
     const quality = Math.round(o.quality);
     await transcodeMedia({
-      ...c.ff, input: o.input, output: out, target: o.format, quality, limits: o.limits, inputInfo: info,
-      ...(o.resize ? { resize: o.resize } : {}), keepMetadata: !o.stripMetadata, ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      ...c.ff,
+      input: o.input,
+      output: out,
+      target: o.format,
+      quality,
+      limits: o.limits,
+      inputInfo: info,
+      ...(o.resize ? { resize: o.resize } : {}),
+      keepMetadata: !o.stripMetadata,
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     });
     return { appliedQuality: quality, encodes: 1 };
   }
@@ -136,19 +156,29 @@ export async function compressMedia(o: MediaCompressOptions): Promise<CompressRe
   if (o.mode === 'target-size' && o.targetBytes !== null && r.targetMet === undefined) {
     const size = (await fs.stat(out)).size;
     r.targetMet = size <= o.targetBytes;
-    if (!r.targetMet) r.targetReason = o.format === 'flac' ? 'FLAC is lossless, so its size cannot be chosen; ask for format=mp3 or m4a to reach a target size.' : 'A lossless copy has one possible size; turn lossless off to reach the target.';
+    if (!r.targetMet)
+      r.targetReason =
+        o.format === 'flac'
+          ? 'FLAC is lossless, so its size cannot be chosen; ask for format=mp3 or m4a to reach a target size.'
+          : 'A lossless copy has one possible size; turn lossless off to reach the target.';
   }
   if (o.formatChanged && o.inputKind !== 'wav') notes.unshift(`${o.inputKind.toUpperCase()} input compressed into ${o.format}, the closest supported container.`);
 
   const kept = await neverLarger(c, { path: out, ...(await describe(c, out)) }, r, notes);
   const v = firstVideo(kept.info);
   return {
-    path: kept.path, format: o.format, mimeType: OUTPUT_INFO[o.format].mime, size: kept.size,
-    ...(v?.width !== undefined ? { width: v.width } : {}), ...(v?.height !== undefined ? { height: v.height } : {}),
+    path: kept.path,
+    format: o.format,
+    mimeType: OUTPUT_INFO[o.format].mime,
+    size: kept.size,
+    ...(v?.width !== undefined ? { width: v.width } : {}),
+    ...(v?.height !== undefined ? { height: v.height } : {}),
     ...(kept.info.durationSeconds !== null ? { durationSeconds: Math.round(kept.info.durationSeconds * 1000) / 1000 } : {}),
-    appliedQuality: r.appliedQuality, encodes: r.encodes,
+    appliedQuality: r.appliedQuality,
+    encodes: r.encodes,
     ...(notes.length ? { notes } : {}),
-    ...(r.targetMet !== undefined ? { targetMet: r.targetMet } : {}), ...(r.targetReason ? { targetReason: r.targetReason } : {}),
+    ...(r.targetMet !== undefined ? { targetMet: r.targetMet } : {}),
+    ...(r.targetReason ? { targetReason: r.targetReason } : {}),
   };
 }
 
@@ -166,9 +196,11 @@ async function neverLarger(c: Ctx, result: { path: string; size: number; info: M
   if (kept.size >= result.size) return result;
   await fs.rm(result.path, { force: true });
   r.appliedQuality = null;
-  notes.push(o.stripMetadata && !o.lossless
-    ? 'The re-encoded file would not have been smaller; the original streams are returned unchanged, metadata removed.'
-    : 'The compressed file would not have been smaller; the original is returned unchanged.');
+  notes.push(
+    o.stripMetadata && !o.lossless
+      ? 'The re-encoded file would not have been smaller; the original streams are returned unchanged, metadata removed.'
+      : 'The compressed file would not have been smaller; the original is returned unchanged.',
+  );
   if (r.targetMet === false || (o.targetBytes !== null && o.mode === 'target-size')) {
     r.targetMet = kept.size <= (o.targetBytes ?? Infinity);
     if (r.targetMet) delete r.targetReason;
@@ -213,7 +245,10 @@ async function toTarget(c: Ctx, out: string, info: MediaInfo, target: number, no
       }
       if (o.resize?.height || o.resize?.width) height = Math.min(height ?? Infinity, o.resize.height ?? Math.round((h0 * (o.resize.width ?? w0)) / Math.max(1, w0)), h0);
       await encodeVideo(c, out, info, vkbps, akbps, height);
-      if (attempt === 0) notes.push(`Two-pass video at ${Math.floor(vkbps)} kb/s${a ? ` with audio at ${Math.floor(akbps)} kb/s` : ''}${height ? `, scaled to ${height} px high` : ''}, computed from ${Math.round(d * 10) / 10} s.`);
+      if (attempt === 0)
+        notes.push(
+          `Two-pass video at ${Math.floor(vkbps)} kb/s${a ? ` with audio at ${Math.floor(akbps)} kb/s` : ''}${height ? `, scaled to ${height} px high` : ''}, computed from ${Math.round(d * 10) / 10} s.`,
+        );
     }
     const size = (await fs.stat(out)).size;
     o.onProgress?.(Math.min(0.95, (attempt + 1) / 3));

@@ -39,8 +39,12 @@ export const pdfEngine: Engine = {
     const output = outputPath(req.outputDir, 'pdf');
     const bytes = await imagesToPdf([image], output);
     return {
-      path: output, format: 'pdf', mimeType: OUTPUT_INFO.pdf.mime, size: bytes,
-      width: image.width, height: image.height,
+      path: output,
+      format: 'pdf',
+      mimeType: OUTPUT_INFO.pdf.mime,
+      size: bytes,
+      width: image.width,
+      height: image.height,
       appliedQuality: image.kind === 'jpg' && !unchanged ? Math.round(req.quality) : null,
       notes: [...notes, 'One page, sized to the image at 72 DPI.'],
     };

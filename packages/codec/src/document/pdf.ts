@@ -26,7 +26,8 @@ function pdfError(err: unknown): CodecError {
   if (err instanceof CodecError) return err;
   const name = (err as { name?: string })?.name ?? '';
   const msg = err instanceof Error ? err.message : String(err);
-  if (/Password/i.test(name) || /password/i.test(msg)) return new CodecError('invalid_input', 'The PDF is password-protected; upload it without a password.', { cause: err, internal: msg });
+  if (/Password/i.test(name) || /password/i.test(msg))
+    return new CodecError('invalid_input', 'The PDF is password-protected; upload it without a password.', { cause: err, internal: msg });
   if (/InvalidPDF|FormatError|MissingPDF|UnexpectedResponse/i.test(name) || /Invalid PDF|No PDF header|bad XRef|Failed to parse/i.test(msg)) {
     return new CodecError('invalid_input', 'The PDF could not be read: it is damaged, truncated or not a PDF.', { cause: err, internal: msg });
   }

@@ -20,7 +20,10 @@ export async function decodeHeicToPng(input: string, output: string, limits: Ima
   try {
     images = await decode.all({ buffer });
   } catch (err) {
-    throw new CodecError('invalid_input', 'The file could not be decoded as HEIC: it is corrupt, truncated or uses a coding Kiln cannot read.', { cause: err, internal: String(err) });
+    throw new CodecError('invalid_input', 'The file could not be decoded as HEIC: it is corrupt, truncated or uses a coding Kiln cannot read.', {
+      cause: err,
+      internal: String(err),
+    });
   }
   try {
     const first = images[0];
@@ -56,9 +59,16 @@ export interface HeifEncOptions {
 export async function encodeHeicWithHeifEnc(input: string, output: string, o: HeifEncOptions): Promise<void> {
   const args = [...(o.lossless ? ['-L'] : ['-q', String(Math.max(1, Math.min(100, Math.round(o.quality))))]), '-o', output, input];
   const r = await runWithin(o.deadline, o.heifEncPath, args, { ...(o.signal ? { signal: o.signal } : {}) });
-  const ok = r.code === 0 && (await fs.stat(output).then((s) => s.size > 0, () => false));
+  const ok =
+    r.code === 0 &&
+    (await fs.stat(output).then(
+      (s) => s.size > 0,
+      () => false,
+    ));
   if (!ok) {
     await fs.rm(output, { force: true });
-    throw new CodecError('engine_failed', `heif-enc failed (exit code ${r.code}); check HEIF_ENC_PATH points to a working heif-enc with an HEVC encoder.`, { internal: r.stderrTail });
+    throw new CodecError('engine_failed', `heif-enc failed (exit code ${r.code}); check HEIF_ENC_PATH points to a working heif-enc with an HEVC encoder.`, {
+      internal: r.stderrTail,
+    });
   }
 }

@@ -31,9 +31,16 @@ export interface ImageConvertOptions {
 export function sharpError(err: unknown, limits: ImageLimits): CodecError {
   const msg = err instanceof Error ? err.message : String(err);
   if (/pixel limit/i.test(msg)) {
-    return new CodecError('limit_exceeded', `The image is larger than the limit of ${limits.pixels.max} pixels; raise ${limits.pixels.setting} to allow it.`, { cause: err, internal: msg });
+    return new CodecError('limit_exceeded', `The image is larger than the limit of ${limits.pixels.max} pixels; raise ${limits.pixels.setting} to allow it.`, {
+      cause: err,
+      internal: msg,
+    });
   }
-  if (/unsupported image format|bad seek|premature end|corrupt|truncated|not a known file format|invalid|VipsJpeg|gifload|pngload|webpload|tiffload|heifload|Input buffer|Input file is missing|empty/i.test(msg)) {
+  if (
+    /unsupported image format|bad seek|premature end|corrupt|truncated|not a known file format|invalid|VipsJpeg|gifload|pngload|webpload|tiffload|heifload|Input buffer|Input file is missing|empty/i.test(
+      msg,
+    )
+  ) {
     return new CodecError('invalid_input', 'The file could not be decoded as an image: it is corrupt, truncated or not an image.', { cause: err, internal: msg });
   }
   return new CodecError('engine_failed', 'The image engine failed on this file.', { cause: err, internal: msg });
@@ -90,7 +97,10 @@ export async function readImageInfo(input: string, limits: ImageLimits): Promise
 }
 
 /** Builds the sharp pipeline for one conversion; exported so benchmarks and compress share it. */
-export function imagePipeline(o: Omit<ImageConvertOptions, 'output'>, info: ImageInfo): { pipeline: Sharp; width: number; height: number; frames: number; appliedQuality: number | null } {
+export function imagePipeline(
+  o: Omit<ImageConvertOptions, 'output'>,
+  info: ImageInfo,
+): { pipeline: Sharp; width: number; height: number; frames: number; appliedQuality: number | null } {
   const animated = info.frames > 1 && isOneOf(ANIMATION_OUTPUTS, o.format);
   let p = sharp(o.input, { limitInputPixels: o.limits.pixels.max, failOn: 'error', animated, sequentialRead: true });
   if (o.autoOrient) p = p.autoOrient();

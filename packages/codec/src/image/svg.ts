@@ -24,10 +24,19 @@ export function sanitizeSvg(text: string): SanitizedSvg {
   let removed = 0;
   let s = text.replace(/^\uFEFF/, '');
   // DOCTYPE with or without an internal subset ([...] may hold ENTITY declarations).
-  s = s.replace(/<!DOCTYPE(?:[^[>]|\[[\s\S]*?\])*>/gi, () => { removed++; return ''; });
-  s = s.replace(/<!ENTITY[\s\S]*?>/gi, () => { removed++; return ''; });
+  s = s.replace(/<!DOCTYPE(?:[^[>]|\[[\s\S]*?\])*>/gi, () => {
+    removed++;
+    return '';
+  });
+  s = s.replace(/<!ENTITY[\s\S]*?>/gi, () => {
+    removed++;
+    return '';
+  });
   // Processing instructions other than the XML declaration (xml-stylesheet and friends).
-  s = s.replace(/<\?(?!xml\s)[\s\S]*?\?>/gi, () => { removed++; return ''; });
+  s = s.replace(/<\?(?!xml\s)[\s\S]*?\?>/gi, () => {
+    removed++;
+    return '';
+  });
   // href / xlink:href (any prefix) to anything but a fragment or data: URL.
   s = s.replace(/\s([A-Za-z_][\w.-]*:)?href\s*=\s*("[^"]*"|'[^']*')/g, (m, _prefix: string | undefined, quoted: string) => {
     if (LOCAL_REF.test(quoted.slice(1, -1))) return m;
@@ -35,7 +44,10 @@ export function sanitizeSvg(text: string): SanitizedSvg {
     return '';
   });
   // CSS: @import and url(...) that is not local, in <style> and in style/presentation attributes.
-  s = s.replace(/@import\s+[^;]+;?/gi, () => { removed++; return ''; });
+  s = s.replace(/@import\s+[^;]+;?/gi, () => {
+    removed++;
+    return '';
+  });
   s = s.replace(/url\(\s*(['"]?)(.*?)\1\s*\)/gi, (m, _q: string, target: string) => {
     if (LOCAL_REF.test(target)) return m;
     removed++;
@@ -77,7 +89,8 @@ export async function rasterizeSvg(input: string, output: string, o: SvgRenderOp
   try {
     const info = await sharp(buf, { density, limitInputPixels: limits.pixels.max }).png({ compressionLevel: 1 }).toFile(output);
     const notes = [`SVG rendered at ${density} DPI.`];
-    if (removed) notes.push(`${removed} external reference${removed === 1 ? ' was' : 's were'} removed from the SVG before rendering (only #fragment and data: references are kept).`);
+    if (removed)
+      notes.push(`${removed} external reference${removed === 1 ? ' was' : 's were'} removed from the SVG before rendering (only #fragment and data: references are kept).`);
     return { width: info.width, height: info.height, density, notes };
   } catch (err) {
     await fs.rm(output, { force: true });
@@ -89,5 +102,8 @@ function svgError(err: unknown, limits: ImageLimits): CodecError {
   const e = sharpError(err, limits);
   if (e.kind === 'limit_exceeded') return e;
   const msg = err instanceof Error ? err.message : String(err);
-  return new CodecError('invalid_input', 'The SVG could not be rendered: it is not well-formed SVG (entities and external references are not allowed).', { cause: err, internal: msg });
+  return new CodecError('invalid_input', 'The SVG could not be rendered: it is not well-formed SVG (entities and external references are not allowed).', {
+    cause: err,
+    internal: msg,
+  });
 }

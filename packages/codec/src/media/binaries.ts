@@ -80,12 +80,7 @@ async function check(path: string, source: BinarySource, setting: string, timeou
   return { path, source, version: parseVersion(banner), banner };
 }
 
-async function resolve(
-  tool: 'ffmpeg' | 'ffprobe',
-  candidates: Candidate[],
-  opts: ResolveBinaryOptions,
-  defaultSetting: string,
-): Promise<ResolvedBinary> {
+async function resolve(tool: 'ffmpeg' | 'ffprobe', candidates: Candidate[], opts: ResolveBinaryOptions, defaultSetting: string): Promise<ResolvedBinary> {
   const setting = opts.setting ?? defaultSetting;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   if (opts.configuredPath) {

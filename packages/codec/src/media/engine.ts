@@ -7,8 +7,17 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  ANIMATION_OUTPUTS, AUDIO_OUTPUTS, INPUT_INFO, isOneOf, OUTPUT_INFO, POSTER_OUTPUTS, VIDEO_OUTPUTS,
-  type InputKind, type MediaFormat, type OutputFormat, type PosterFormat,
+  ANIMATION_OUTPUTS,
+  AUDIO_OUTPUTS,
+  INPUT_INFO,
+  isOneOf,
+  OUTPUT_INFO,
+  POSTER_OUTPUTS,
+  VIDEO_OUTPUTS,
+  type InputKind,
+  type MediaFormat,
+  type OutputFormat,
+  type PosterFormat,
 } from '@kiln/formats';
 import type { ConvertRequest, ConvertResult, Engine, ResizeSpec } from '../engine.ts';
 import { CodecError } from '../errors.ts';
@@ -39,7 +48,7 @@ export function mediaAccepts(kind: InputKind, format: OutputFormat): boolean {
 export function videoResize(info: MediaInfo, spec: ResizeSpec | undefined): ResizeSpec | undefined {
   if (!spec || (!spec.width && !spec.height)) return undefined;
   const v = firstVideo(info);
-  const size = v && v.width && v.height ? displaySize(v) : undefined;
+  const size = v?.width && v.height ? displaySize(v) : undefined;
   if (!size) return { ...spec };
   const { w, h } = size;
   const t = targetSize(w, h, spec);

@@ -112,5 +112,8 @@ export function probeOutput(ctx: FfmpegContext, path: string): Promise<MediaInfo
 
 /** Size of a file ffmpeg was to write; 0 when it wrote nothing. */
 export async function writtenSize(path: string): Promise<number> {
-  return stat(path).then((s) => s.size, () => 0);
+  return stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
 }

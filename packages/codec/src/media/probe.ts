@@ -17,9 +17,37 @@ import { runWithin } from '../process/run.ts';
  * ffmpeg matches any comma-separated part of a demuxer's name, so `mov` covers `mov,mp4,m4a,3gp,3g2,mj2`.
  */
 export const DEFAULT_ALLOWED_DEMUXERS: readonly string[] = [
-  'mov', 'matroska', 'avi', 'flv', 'asf', 'mpegts', 'mpeg', 'mxf', 'dv', 'nut', 'ivf', 'gif',
-  'mp3', 'wav', 'w64', 'ogg', 'flac', 'aac', 'ac3', 'eac3', 'dts', 'aiff', 'amr', 'caf', 'wv', 'ape', 'au',
-  'h264', 'hevc', 'm4v', 'mpegvideo',
+  'mov',
+  'matroska',
+  'avi',
+  'flv',
+  'asf',
+  'mpegts',
+  'mpeg',
+  'mxf',
+  'dv',
+  'nut',
+  'ivf',
+  'gif',
+  'mp3',
+  'wav',
+  'w64',
+  'ogg',
+  'flac',
+  'aac',
+  'ac3',
+  'eac3',
+  'dts',
+  'aiff',
+  'amr',
+  'caf',
+  'wv',
+  'ape',
+  'au',
+  'h264',
+  'hevc',
+  'm4v',
+  'mpegvideo',
 ];
 
 export type MediaStreamType = 'video' | 'audio' | 'subtitle' | 'data' | 'attachment' | 'unknown';
@@ -159,13 +187,7 @@ export function fileUrl(path: string): string {
 }
 
 export async function probeMedia(path: string, opts: ProbeOptions): Promise<MediaInfo> {
-  const args = [
-    '-v', 'error',
-    ...inputGuards('file', opts.allowedDemuxers),
-    '-print_format', 'json',
-    '-show_format', '-show_streams',
-    fileUrl(path),
-  ];
+  const args = ['-v', 'error', ...inputGuards('file', opts.allowedDemuxers), '-print_format', 'json', '-show_format', '-show_streams', fileUrl(path)];
   const r = await runWithin(opts.deadline, opts.ffprobePath, args, {
     signal: opts.signal,
     stdin: 'ignore',

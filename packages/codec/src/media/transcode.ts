@@ -11,10 +11,7 @@ import { open, rm } from 'node:fs/promises';
 import { ANIMATION_OUTPUTS, AUDIO_OUTPUTS, isOneOf, VIDEO_OUTPUTS, type AnimationFormat, type MediaFormat, type VideoFormat } from '@kiln/formats';
 import type { Limits, ResizeSpec } from '../engine.ts';
 import { CodecError, limitExceeded } from '../errors.ts';
-import {
-  displaySize, even, firstAudio, firstVideo, inputArgs, metadataArgs, outputArgs, probeInput, probeOutput, runFfmpeg, writtenSize,
-  type FfmpegContext,
-} from './ffmpeg.ts';
+import { displaySize, even, firstAudio, firstVideo, inputArgs, metadataArgs, outputArgs, probeInput, probeOutput, runFfmpeg, writtenSize, type FfmpegContext } from './ffmpeg.ts';
 import { fileUrl } from './probe.ts';
 import type { MediaInfo, MediaStream } from './probe.ts';
 import type { ProgressParserOptions } from './progress.ts';
@@ -272,7 +269,11 @@ function passOf(opts: TranscodeOptions, info: MediaInfo): Pass {
 function audioOnlyArgs({ opts, cap }: Pass, target: MediaFormat, audio: MediaStream): string[] {
   return [
     ...inputArgs(opts, opts.input),
-    '-map', `0:${audio.index}`, '-vn', '-sn', '-dn',
+    '-map',
+    `0:${audio.index}`,
+    '-vn',
+    '-sn',
+    '-dn',
     ...audioEncoderArgs(target, opts.quality, audio),
     ...metadataArgs(opts.keepMetadata ?? false),
     ...cap,
@@ -285,13 +286,16 @@ function videoArgs({ opts, cap }: Pass, target: VideoFormat, video: MediaStream,
   checkOutputPixels(plan, opts.limits);
   return [
     ...inputArgs(opts, opts.input),
-    '-map', `0:${video.index}`,
+    '-map',
+    `0:${video.index}`,
     ...(audio ? ['-map', `0:${audio.index}`] : []),
-    '-vf', plan.filters.join(','),
+    '-vf',
+    plan.filters.join(','),
     ...videoEncoderArgs(target, opts.quality, opts.threads),
     ...(audio ? audioEncoderArgs(target, opts.quality, audio) : ['-an']),
     ...metadataArgs(opts.keepMetadata ?? false),
-    '-max_muxing_queue_size', '1024',
+    '-max_muxing_queue_size',
+    '1024',
     ...cap,
     ...outputArgs(target, opts.output),
   ];
@@ -316,13 +320,27 @@ async function animate(pass: Pass, target: AnimationFormat, video: MediaStream, 
   const common = [...metadataArgs(opts.keepMetadata ?? false), '-an', '-sn', '-dn', ...pass.cap];
 
   if (target === 'webp') {
-    await runFfmpeg(opts, [
-      ...inputArgs(opts, opts.input),
-      '-map', `0:${video.index}`, '-vf', chain,
-      '-c:v', 'libwebp_anim', '-quality', String(webpQuality(opts.quality)), '-pix_fmt', 'yuv420p', '-loop', '0',
-      ...common,
-      ...outputArgs('webp', opts.output),
-    ], { progress: pass.progress([0, 1]) });
+    await runFfmpeg(
+      opts,
+      [
+        ...inputArgs(opts, opts.input),
+        '-map',
+        `0:${video.index}`,
+        '-vf',
+        chain,
+        '-c:v',
+        'libwebp_anim',
+        '-quality',
+        String(webpQuality(opts.quality)),
+        '-pix_fmt',
+        'yuv420p',
+        '-loop',
+        '0',
+        ...common,
+        ...outputArgs('webp', opts.output),
+      ],
+      { progress: pass.progress([0, 1]) },
+    );
     return;
   }
 
@@ -330,22 +348,48 @@ async function animate(pass: Pass, target: AnimationFormat, video: MediaStream, 
   // one-pass split/palettegen/paletteuse graph buffers every frame in memory until the palette is
   // known, which for a long clip is gigabytes. Pass one writes no frames, so its progress only moves
   // at its end.
-  await runFfmpeg(opts, [
-    ...inputArgs(opts, opts.input),
-    '-map', `0:${video.index}`, '-vf', `${chain},palettegen=stats_mode=diff`,
-    ...common,
-    // image2pipe writes the name as given; image2 would expand a % in it as a frame pattern.
-    '-frames:v', '1', '-c:v', 'png', '-f', 'image2pipe', fileUrl(palette),
-  ], { progress: pass.progress([0, 0.3]) });
-  await runFfmpeg(opts, [
-    ...inputArgs(opts, opts.input),
-    // Our own palette: file protocol only, and the PNG demuxer named so nothing is guessed.
-    '-protocol_whitelist', 'file', '-f', 'png_pipe', '-i', fileUrl(palette),
-    '-filter_complex', `[0:${video.index}]${chain}[v];[v][1:v]paletteuse=dither=bayer:bayer_scale=5:diff_mode=rectangle[out]`,
-    '-map', '[out]', '-loop', '0',
-    ...common,
-    ...outputArgs('gif', opts.output),
-  ], { progress: pass.progress([0.3, 1]) });
+  await runFfmpeg(
+    opts,
+    [
+      ...inputArgs(opts, opts.input),
+      '-map',
+      `0:${video.index}`,
+      '-vf',
+      `${chain},palettegen=stats_mode=diff`,
+      ...common,
+      // image2pipe writes the name as given; image2 would expand a % in it as a frame pattern.
+      '-frames:v',
+      '1',
+      '-c:v',
+      'png',
+      '-f',
+      'image2pipe',
+      fileUrl(palette),
+    ],
+    { progress: pass.progress([0, 0.3]) },
+  );
+  await runFfmpeg(
+    opts,
+    [
+      ...inputArgs(opts, opts.input),
+      // Our own palette: file protocol only, and the PNG demuxer named so nothing is guessed.
+      '-protocol_whitelist',
+      'file',
+      '-f',
+      'png_pipe',
+      '-i',
+      fileUrl(palette),
+      '-filter_complex',
+      `[0:${video.index}]${chain}[v];[v][1:v]paletteuse=dither=bayer:bayer_scale=5:diff_mode=rectangle[out]`,
+      '-map',
+      '[out]',
+      '-loop',
+      '0',
+      ...common,
+      ...outputArgs('gif', opts.output),
+    ],
+    { progress: pass.progress([0.3, 1]) },
+  );
 }
 
 async function describeOutput(opts: CommonOptions, target: MediaFormat): Promise<TranscodeResult> {
@@ -384,8 +428,19 @@ export async function extractPosterFrame(opts: PosterFrameOptions): Promise<Post
   const grab = (seconds: number): Promise<void> =>
     runFfmpeg(opts, [
       ...inputArgs(opts, opts.input, seconds > 0 ? ['-ss', seconds.toFixed(3)] : []),
-      '-map', `0:${video.index}`, '-an', '-sn', '-dn', ...metadataArgs(false),
-      '-frames:v', '1', '-c:v', 'png', '-f', 'image2pipe', fileUrl(opts.output),
+      '-map',
+      `0:${video.index}`,
+      '-an',
+      '-sn',
+      '-dn',
+      ...metadataArgs(false),
+      '-frames:v',
+      '1',
+      '-c:v',
+      'png',
+      '-f',
+      'image2pipe',
+      fileUrl(opts.output),
     ]);
   try {
     // A stale file at `output` must not pass for this run's frame in the emptiness check below.

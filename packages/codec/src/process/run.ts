@@ -260,13 +260,13 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
     const { onStdoutLine } = opts;
     const stdout = onStdoutLine
       ? lineSink((line) => {
-        if (stopReason) return;
-        try {
-          onStdoutLine(line);
-        } catch (e) {
-          stop(new CodecError('engine_failed', `Handling the output of ${name} failed.`, { cause: e }));
-        }
-      })
+          if (stopReason) return;
+          try {
+            onStdoutLine(line);
+          } catch (e) {
+            stop(new CodecError('engine_failed', `Handling the output of ${name} failed.`, { cause: e }));
+          }
+        })
       : collectSink(maxStdout, () => stop(new CodecError('engine_failed', `${name} wrote more than ${maxStdout} bytes of output.`)));
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));

@@ -1,7 +1,13 @@
 // archiver 8 ships ESM without type declarations; this is the part Kiln uses.
 declare module 'archiver' {
   import type { Readable, Transform } from 'node:stream';
-  interface EntryData { name: string; date?: Date; mode?: number; prefix?: string; store?: boolean }
+  interface EntryData {
+    name: string;
+    date?: Date;
+    mode?: number;
+    prefix?: string;
+    store?: boolean;
+  }
   class Archiver extends Transform {
     append(source: Readable | Buffer | string, data: EntryData): this;
     file(filepath: string, data: EntryData): this;

@@ -18,8 +18,16 @@ export interface RawEntry {
   deflate?: boolean;
 }
 
-const u16 = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
-const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n >>> 0); return b; };
+const u16 = (n: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(n);
+  return b;
+};
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+};
 
 /** A zip written by hand, so entry names are exactly as given (archiver would clean `../`). */
 export function rawZip(entries: RawEntry[]): Buffer {
@@ -33,13 +41,42 @@ export function rawZip(entries: RawEntry[]): Buffer {
     const crc = crc32(data);
     const method = e.deflate ? 8 : 0;
     const local = Buffer.concat([
-      u32(0x04034b50), u16(20), u16(0x0800), u16(method), u16(0), u16(0x21), u32(crc), u32(stored.length), u32(data.length), u16(name.length), u16(0), name,
+      u32(0x04034b50),
+      u16(20),
+      u16(0x0800),
+      u16(method),
+      u16(0),
+      u16(0x21),
+      u32(crc),
+      u32(stored.length),
+      u32(data.length),
+      u16(name.length),
+      u16(0),
+      name,
     ]);
     locals.push(local, stored);
-    centrals.push(Buffer.concat([
-      u32(0x02014b50), u16((3 << 8) | 20), u16(20), u16(0x0800), u16(method), u16(0), u16(0x21), u32(crc), u32(stored.length), u32(data.length),
-      u16(name.length), u16(0), u16(0), u16(0), u16(0), u32(((e.mode ?? 0o100644) << 16) >>> 0), u32(offset), name,
-    ]));
+    centrals.push(
+      Buffer.concat([
+        u32(0x02014b50),
+        u16((3 << 8) | 20),
+        u16(20),
+        u16(0x0800),
+        u16(method),
+        u16(0),
+        u16(0x21),
+        u32(crc),
+        u32(stored.length),
+        u32(data.length),
+        u16(name.length),
+        u16(0),
+        u16(0),
+        u16(0),
+        u16(0),
+        u32(((e.mode ?? 0o100644) << 16) >>> 0),
+        u32(offset),
+        name,
+      ]),
+    );
     offset += local.length + stored.length;
   }
   const cd = Buffer.concat(centrals);
@@ -86,7 +123,15 @@ export function rar4(entries: { name: string; data: Buffer | string }[]): Buffer
     const name = Buffer.from(e.name, 'latin1');
     const dosTime = ((2024 - 1980) << 25) | (1 << 21) | (1 << 16);
     const body = Buffer.concat([
-      u32(data.length), u32(data.length), Buffer.from([3]), u32(crc32(data)), u32(dosTime), Buffer.from([20, 0x30]), u16(name.length), u32(0o100644), name,
+      u32(data.length),
+      u32(data.length),
+      Buffer.from([3]),
+      u32(crc32(data)),
+      u32(dosTime),
+      Buffer.from([20, 0x30]),
+      u16(name.length),
+      u32(0o100644),
+      name,
     ]);
     // 0x8000: the block is followed by PACK_SIZE bytes of data.
     parts.push(block(0x74, 0x8000, body), data);
@@ -118,10 +163,7 @@ export function rar5(entries: { name: string; data: Buffer | string }[]): Buffer
     const data = Buffer.from(e.data);
     const name = Buffer.from(e.name, 'utf8');
     // header type 2 (file), flags 0x2 (data area follows), data size; file flags 0x4 (CRC32 present).
-    const fields = Buffer.concat([
-      vint(2), vint(0x2), vint(data.length),
-      vint(0x4), vint(data.length), vint(0o644), u32(crc32(data)), vint(0), vint(1), vint(name.length), name,
-    ]);
+    const fields = Buffer.concat([vint(2), vint(0x2), vint(data.length), vint(0x4), vint(data.length), vint(0o644), u32(crc32(data)), vint(0), vint(1), vint(name.length), name]);
     parts.push(header(fields), data);
   }
   parts.push(header(Buffer.concat([vint(5), vint(0), vint(0)])));
@@ -147,10 +189,20 @@ export function sevenZaSync(args: string[], cwd?: string): Buffer {
 export function listWith7za(file: string): { path: string; size: number; type: string }[] {
   const out = sevenZaSync(['l', '-slt', '-ba', file]).toString('utf8');
   const typeLine = /^Type = (.*)$/m.exec(sevenZaSync(['l', '-slt', file]).toString('utf8'))?.[1] ?? '';
-  return out.split(/\r?\n\r?\n/).map((block) => {
-    const f = new Map(block.split(/\r?\n/).map((l) => /^(.+?) = (.*)$/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => [m[1]!, m[2]!]));
-    return { path: f.get('Path') ?? '', size: Number(f.get('Size') ?? 0), folder: f.get('Folder') === '+' || /^D/.test(f.get('Attributes') ?? ''), type: typeLine };
-  }).filter((e) => e.path && !e.folder).map(({ path, size, type }) => ({ path, size, type }));
+  return out
+    .split(/\r?\n\r?\n/)
+    .map((block) => {
+      const f = new Map(
+        block
+          .split(/\r?\n/)
+          .map((l) => /^(.+?) = (.*)$/.exec(l))
+          .filter((m): m is RegExpExecArray => !!m)
+          .map((m) => [m[1]!, m[2]!]),
+      );
+      return { path: f.get('Path') ?? '', size: Number(f.get('Size') ?? 0), folder: f.get('Folder') === '+' || /^D/.test(f.get('Attributes') ?? ''), type: typeLine };
+    })
+    .filter((e) => e.path && !e.folder)
+    .map(({ path, size, type }) => ({ path, size, type }));
 }
 
 /** One file's bytes from inside an archive. */

@@ -32,10 +32,16 @@ export function request(input: string, inputKind: InputKind, format: OutputForma
  */
 export function useScratch(prefix: string) {
   const state = { dir: '', n: 0 };
-  beforeAll(async () => { state.dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix)); });
-  afterAll(async () => { await fs.rm(state.dir, { recursive: true, force: true }); });
+  beforeAll(async () => {
+    state.dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await fs.rm(state.dir, { recursive: true, force: true });
+  });
   return {
-    get dir() { return state.dir; },
+    get dir() {
+      return state.dir;
+    },
     /** A fresh unique path inside the scratch folder (not created). */
     name(stem: string): string {
       return path.join(state.dir, `${stem}-${state.n++}`);
