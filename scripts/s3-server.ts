@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from './lib/free-port.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -43,18 +44,6 @@ export interface S3Server {
   /** Starts it again on the same port with everything it had stored. */
   restart(): Promise<void>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net
-      .createServer()
-      .once('error', reject)
-      .listen(0, '127.0.0.1', () => {
-        const port = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(port));
-      });
-  });
 }
 
 async function walk(dir: string): Promise<string[]> {

@@ -8,9 +8,9 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../lib/free-port.ts';
 
 export type Role = 'supervisor' | 'gateway' | 'convert-worker' | 'compress-worker' | 'postgres' | 'other';
 export const ROLES: Role[] = ['supervisor', 'gateway', 'convert-worker', 'compress-worker', 'postgres', 'other'];
@@ -35,18 +35,6 @@ const CLK_TCK = (() => {
     return 100;
   }
 })();
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net
-      .createServer()
-      .once('error', reject)
-      .listen(0, '127.0.0.1', () => {
-        const port = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(port));
-      });
-  });
-}
 
 interface ProcInfo {
   pid: number;
