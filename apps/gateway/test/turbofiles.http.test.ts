@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import type { KeyLimits } from '@kiln/contracts';
 import { createLogger, loadConfig } from '@kiln/config';
 import { createApiKey } from '@kiln/db';
-import { sniff } from '@kiln/formats';
+import { inputKindOf, outputFormatOf, sniff } from '@kiln/formats';
 import { jsonApiErrors } from '../src/turbofiles/jsonapi.ts';
 import { startTestGateway, type TestGateway } from './helpers.ts';
 
@@ -28,7 +28,7 @@ const MT = 'application/vnd.api+json';
 
 beforeAll(async () => {
   // A fixed public URL: supertest gives every request a new port, and links are built from it otherwise.
-  gw = await startTestGateway('turbofiles', { PUBLIC_URL: 'http://kiln.test' });
+  gw = await startTestGateway('turbofiles', { PUBLIC_URL: 'http://kiln.test', ADMIN_PASSWORD: 'operator password' });
   ({ app, client, key } = gw);
   png = await sharp({ create: { width: 320, height: 200, channels: 3, background: '#3366ff' } })
     .png()
@@ -381,6 +381,28 @@ describe('tasks', () => {
   });
 });
 
+test("the operator dashboard's job list shows tasks as the jobs they are, marked as TurboFiles tasks", async () => {
+  const k = await newKey();
+  const t = await postTask(k, taskBody(await readyFile(k)));
+  const form = await request(app).get('/dashboard/login');
+  const login = ([] as string[])
+    .concat(form.headers['set-cookie'] ?? [])
+    .find((c) => c.startsWith('kiln_login='))!
+    .split(';')[0]!;
+  const signedIn = await request(app)
+    .post('/dashboard/login')
+    .set('Cookie', login)
+    .type('form')
+    .send({ _csrf: /name="_csrf" value="([^"]+)"/.exec(form.text)![1], password: 'operator password' });
+  const session = ([] as string[])
+    .concat(signedIn.headers['set-cookie'] ?? [])
+    .find((c) => c.startsWith('kiln_session='))!
+    .split(';')[0]!;
+  const jobs = await request(app).get('/dashboard/jobs').set('Cookie', session);
+  const row = new RegExp(`data-job-id="${t.body.data.id}"[\\s\\S]*?</tr>`).exec(jobs.text)?.[0];
+  expect(row).toMatch(/convert <span class="muted">TurboFiles task<\/span>/);
+});
+
 describe('pagination', () => {
   let owner: string;
   let ids: string[];
@@ -598,6 +620,15 @@ describe('JSON:API at the edge', () => {
     expect(logged).toEqual([
       { msg: 'unhandled error', fields: expect.objectContaining({ requestId: 'req-123', err: expect.objectContaining({ message: expect.stringContaining('hunter2') }) }) },
     ]);
+  });
+
+  test('GET /api/formats lists every MIME type and extension a format member may be given as, from the registry', async () => {
+    const res = await request(app).get('/api/formats');
+    const { inputs, outputs } = res.body.mediaTypes as { inputs: Record<string, string>; outputs: Record<string, string> };
+    expect(inputs).toMatchObject({ 'image/png': 'png', 'image/jpeg': 'jpg', jpeg: 'jpg', 'video/quicktime': 'mov' });
+    expect(outputs).toMatchObject({ 'image/webp': 'webp', 'application/gzip': 'gz', jpeg: 'jpg' });
+    for (const [name, kind] of Object.entries(inputs)) expect(inputKindOf(name)).toBe(kind);
+    for (const [name, format] of Object.entries(outputs)) expect(outputFormatOf(name)).toBe(format);
   });
 
   test('downloads of a declared file need its signed link, and serve what was uploaded', async () => {
