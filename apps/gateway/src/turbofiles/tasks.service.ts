@@ -108,6 +108,8 @@ export async function createTask(deps: GatewayDeps, key: ApiKeyRow, doc: CreateT
   const settings = attributes.settings ?? {};
   const options = fileOptionsFor({ format: output, ...resizeOptionsFor(settings.resize) });
   let submitted: Awaited<ReturnType<typeof submitJob>>;
+  // Read inside the job's transaction: the task as created (PENDING), before a worker can claim it.
+  let asCreated: TaskRow | undefined;
   try {
     const admission = await admitSubmission(deps, key, idempotencyKey);
     submitted = await submitJob(deps, admission, {
@@ -119,6 +121,7 @@ export async function createTask(deps: GatewayDeps, key: ApiKeyRow, doc: CreateT
       beforeCommit: async (jobId, tx) => {
         const ok = await insertTask(tx, { jobId, apiKeyId: key.id, inputFileId: file.id, format: attributes.format, settings });
         if (!ok) throw new InputGone();
+        asCreated = await getTask(tx, jobId, key.id);
       },
     });
   } catch (err) {
@@ -126,7 +129,7 @@ export async function createTask(deps: GatewayDeps, key: ApiKeyRow, doc: CreateT
       throw new AppError('file_not_ready', `File ${file.id} was deleted or expired while the task was being created.`, { detail: { pointer: idPointer } });
     throw pointAt(err, OUTPUT_POINTER);
   }
-  const task = await getTask(deps.pool, submitted.jobId, key.id);
+  const task = submitted.created ? asCreated : await getTask(deps.pool, submitted.jobId, key.id);
   if (!task) {
     // An Idempotency-Key this key used for a Convertly job: that job is not a task.
     throw new AppError('conflict', `Idempotency-Key ${idempotencyKey ?? ''} was already used for job ${submitted.jobId}, which is not a task; use a new key.`, {
