@@ -361,6 +361,37 @@ describe('tasks', () => {
     expect(await footprint()).toEqual(before);
   });
 
+  test('no shape of body is a 500: every member of the seed replaced by every kind of JSON value', async () => {
+    const seed = taskBody(input, 'image/webp', { settings: { resize: { width: 640, height: 640, max_width: 1280, max_height: 1280 } } });
+    const paths: string[][] = [];
+    const walk = (v: unknown, at: string[]) => {
+      paths.push(at);
+      if (v && typeof v === 'object') for (const [k, child] of Object.entries(v)) walk(child, [...at, k]);
+    };
+    walk(seed, []);
+    const values: unknown[] = [null, [], [1, 2], {}, '', 0, -1, 1.5, 2 ** 60, 'x'.repeat(300), '\u0000\ud800', true, { __PROTO__: { polluted: 1 } }, { data: {} }];
+    const statuses = new Set<number>();
+    for (const at of paths) {
+      for (const value of values) {
+        const doc = structuredClone(seed) as Record<string, unknown>;
+        let body: unknown = doc;
+        if (at.length === 0) body = value;
+        else {
+          let node = doc as Record<string, unknown>;
+          for (const k of at.slice(0, -1)) node = node[k] as Record<string, unknown>;
+          node[at[at.length - 1]!] = value;
+        }
+        // A literal "__proto__" member, as a hostile client sends it (an object literal would set the prototype instead).
+        const r = await postTask(key, JSON.stringify(body).replaceAll('"__PROTO__"', '"__proto__"'));
+        statuses.add(r.status);
+        if (r.status >= 500) throw new Error(`${JSON.stringify(body).slice(0, 300)} → ${r.status} ${JSON.stringify(r.body)}`);
+        if (r.status >= 400) expect(r.body.errors[0]).toMatchObject({ status: String(r.status), code: expect.any(String), detail: expect.any(String) });
+      }
+    }
+    expect([...statuses].every((st) => st < 500)).toBe(true);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  }, 60_000);
+
   test('a format the key may not create is 403 naming allowedFormats; another key’s task is 404', async () => {
     const limited = await newKey({ allowedFormats: ['png'] });
     const own = await readyFile(limited);
@@ -451,6 +482,14 @@ describe('pagination', () => {
     expect(back[1]!.meta.rangeTruncated).toBe(true);
   });
 
+  test('a bare timestamp as the hosted links carry, nanoseconds included, is a cursor by time alone', async () => {
+    const far = await list('/v1/tasks?page[after]=2999-01-01T00:00:00.123456789Z&page[size]=100');
+    expect(far.data.map((t) => t.id)).toEqual(ids);
+    const past = await list('/v1/tasks?page[before]=2000-01-01T00:00:00Z&page[size]=5');
+    expect(past.data.map((t) => t.id)).toEqual(ids.slice(-5));
+    expect(past.meta.rangeTruncated).toBe(true);
+  });
+
   test('defaults to 10 per page, tasks of this key only, with their input files included once', async () => {
     const r = await get(owner, '/v1/tasks');
     expect(r.body.data.map((t: { id: string }) => t.id)).toEqual(ids.slice(0, 10));
@@ -483,6 +522,7 @@ describe('pagination', () => {
     ['page[size]=1&page[size]=2', 'page[size]'],
     ['page[after]=yesterday', 'page[after]'],
     ['page[before]=2024-02-30T00:00:00Z', 'page[before]'],
+    ['page[after]=2024-11-22T16:20:28Z,not-a-uuid', 'page[after]'],
     ['page[number]=2', 'page[number]'],
     ['sort=created_at', 'sort'],
     ['include=owner', 'include'],
