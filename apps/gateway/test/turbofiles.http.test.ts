@@ -16,6 +16,7 @@ import { createApiKey } from '@kiln/db';
 import { inputKindOf, outputFormatOf, sniff } from '@kiln/formats';
 import { jsonApiErrors } from '../src/turbofiles/jsonapi.ts';
 import { startTestGateway, type TestGateway } from './helpers.ts';
+import { until } from '../../../test/helpers/kiln.ts';
 
 let gw: TestGateway;
 let app: TestGateway['app'];
@@ -72,6 +73,25 @@ const get = (k: string | null, p: string) => {
   return k ? r.set('Authorization', `Bearer ${k}`) : r;
 };
 
+/** GET with the body kept as bytes, whatever its type. */
+const download = (p: string) =>
+  request(app)
+    .get(p)
+    .buffer(true)
+    .parse((res, cb) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => cb(null, Buffer.concat(chunks)));
+    });
+
+/** POST to /v1/files with exactly these headers (the key added) and a raw body. */
+const postFiles = (headers: Record<string, string>, body?: string) => {
+  const r = request(app)
+    .post('/v1/files')
+    .set({ Authorization: `Bearer ${key}`, ...headers });
+  return body === undefined ? r : r.send(body);
+};
+
 /** A declared and uploaded file; returns its id. */
 async function readyFile(k: string, bytes = png, format = 'image/png'): Promise<string> {
   const d = await declare(k, { format, size: bytes.length });
@@ -111,14 +131,7 @@ describe('files', () => {
     const got = await get(key, `/v1/files/${d.body.data.id}`);
     expect(got.body.data.attributes.status).toBe('READY');
     expect(got.body.data.links.upload).toBeUndefined();
-    const dl = await request(app)
-      .get(pathOf(got.body.data.links.download))
-      .buffer(true)
-      .parse((res, cb) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => cb(null, Buffer.concat(chunks)));
-      });
+    const dl = await download(pathOf(got.body.data.links.download));
     expect(dl.status).toBe(200);
     expect(Buffer.compare(dl.body as Buffer, png)).toBe(0);
     const again = await request(app).put(link).send(png);
@@ -172,6 +185,31 @@ describe('files', () => {
     expect(blobs).toEqual([]);
     // The file still takes its real bytes afterwards.
     expect((await request(app).put(link).send(png)).status).toBe(200);
+  });
+
+  test('an upload the client abandons halfway stores nothing, gives its claim back, and the file still takes the whole upload', async () => {
+    const bytes = Buffer.concat([png, Buffer.alloc(4 * 1024 * 1024, 7)]);
+    const d = await declare(key, { format: 'image/png', size: bytes.length });
+    const id = d.body.data.id as string;
+    const link = pathOf(d.body.data.links.upload);
+    const server = http.createServer(app).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const req = http.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: link, method: 'PUT', headers: { 'content-length': String(bytes.length) } });
+    req.on('error', () => undefined);
+    req.write(bytes.subarray(0, 1024 * 1024));
+    // Once the first megabyte is being stored, the client goes away.
+    await until('the upload to be claimed', async () => (await count(`SELECT count(*)::int AS n FROM turbofiles_files WHERE id = $1 AND upload_claim IS NOT NULL`, [id])) === 1);
+    req.destroy();
+    const file = await until('the interrupted upload to be given up', async () => {
+      const f = (await get(key, `/v1/files/${id}`)).body.data;
+      return f.meta?.upload_error ? f : undefined;
+    });
+    server.close();
+    expect(file.attributes.status).toBe('AWAITING_UPLOAD');
+    expect(file.meta.upload_error).toMatch(/interrupted/);
+    const left = await import('node:fs/promises').then((fs) => fs.readdir(`${gw.dataDir}/blobs/uploads/${id}`).catch(() => []));
+    expect(left).toEqual([]);
+    expect((await request(app).put(link).send(bytes)).status).toBe(200);
   });
 
   test('an upload link that is forged, expired or for another file is 403; a task on a file awaiting its bytes is 409', async () => {
@@ -392,6 +430,28 @@ describe('tasks', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   }, 60_000);
 
+  test("the key's admission limits count tasks and Convertly jobs together: 429 at maxConcurrentJobs, 402 past the monthly quota", async () => {
+    const busy = await newKey({ maxConcurrentJobs: 1 });
+    const f = await readyFile(busy);
+    // A Convertly job (pending: no workers here) takes the key's one slot.
+    const job = await request(app).post('/api/jobs').set('Authorization', `Bearer ${busy}`).field('format', 'webp').attach('files', png, 'a.png');
+    expect(job.status).toBe(200);
+    const before = await footprint();
+    const r = await postTask(busy, taskBody(f));
+    expect(r.status).toBe(429);
+    expect(r.headers['retry-after']).toBe('5');
+    expect(r.body.errors[0]).toMatchObject({ code: 'rate_limited', meta: { limit: 'maxConcurrentJobs', max: 1 } });
+    expect(r.body.errors[0].source).toBeUndefined();
+    expect(await footprint()).toEqual(before);
+
+    const monthly = await newKey({ monthlyJobQuota: 1 });
+    const g = await readyFile(monthly);
+    expect((await postTask(monthly, taskBody(g))).status).toBe(201);
+    const over = await postTask(monthly, taskBody(g));
+    expect(over.status).toBe(402);
+    expect(over.body.errors[0]).toMatchObject({ code: 'quota_exceeded', meta: { limit: 'monthlyJobQuota' } });
+  });
+
   test('a format the key may not create is 403 naming allowedFormats; another key’s task is 404', async () => {
     const limited = await newKey({ allowedFormats: ['png'] });
     const own = await readyFile(limited);
@@ -562,16 +622,11 @@ describe('JSON:API at the edge', () => {
   test('content negotiation: 415 for other body types or parameters on the JSON:API type, 406 when only a parameterised JSON:API type is accepted', async () => {
     const body = JSON.stringify({ data: { attributes: { format: 'png', size: 1 } } });
     for (const ct of ['text/plain', `${MT}; charset=utf-8`, `${MT}; ext="https://jsonapi.org/ext/atomic"`]) {
-      const r = await request(app)
-        .post('/v1/files')
-        .set({ Authorization: `Bearer ${key}`, 'Content-Type': ct })
-        .send(body);
+      const r = await postFiles({ 'Content-Type': ct }, body);
       expect(r.status).toBe(415);
       expect(r.body.errors[0]).toMatchObject({ code: 'unsupported_media_type', source: { header: 'Content-Type' } });
     }
-    const none = await request(app)
-      .post('/v1/files')
-      .set({ Authorization: `Bearer ${key}` });
+    const none = await postFiles({});
     expect(none.status).toBe(415);
     const notAcceptable = await get(key, '/v1/tasks').set('Accept', `${MT}; version=2`);
     expect(notAcceptable.status).toBe(406);
@@ -581,10 +636,7 @@ describe('JSON:API at the edge', () => {
 
   test('a body over TURBOFILES_MAX_BODY_BYTES is 413 naming the setting; an unknown route is a JSON:API 404', async () => {
     const huge = JSON.stringify({ data: { attributes: { format: 'png', size: 1, pad: 'x'.repeat(70 * 1024) } } });
-    const r = await request(app)
-      .post('/v1/files')
-      .set({ Authorization: `Bearer ${key}`, 'Content-Type': MT })
-      .send(huge);
+    const r = await postFiles({ 'Content-Type': MT }, huge);
     expect(r.status).toBe(413);
     expect(r.body.errors[0]).toMatchObject({ code: 'request_too_large', meta: { limit: 'TURBOFILES_MAX_BODY_BYTES' } });
     const nope = await get(key, '/v1/nothing-here');
@@ -677,14 +729,7 @@ describe('JSON:API at the edge', () => {
     const u = new URL(f.body.data.links.download);
     const bad = await request(app).get(`${u.pathname}?exp=${u.searchParams.get('exp')}&sig=x`);
     expect(bad.status).toBe(404);
-    const ok = await request(app)
-      .get(u.pathname + u.search)
-      .buffer(true)
-      .parse((res, cb) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => cb(null, Buffer.concat(chunks)));
-      });
+    const ok = await download(u.pathname + u.search);
     expect(ok.headers['content-type']).toBe('image/jpeg');
     expect(sniff(ok.body as Buffer)).toBe('jpg');
   });

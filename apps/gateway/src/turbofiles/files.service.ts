@@ -197,7 +197,7 @@ export async function receiveUpload(deps: Deps, req: Request, id: string): Promi
     // The request is piped, not put through pipeline(): a failed check must not destroy it, or the
     // socket would go before the error could be answered. A client that goes away fails the copy.
     const gone = () => {
-      if (!req.complete) exact.destroy(new Error('The client went away before the upload ended.'));
+      if (!req.complete) exact.destroy(new AppError('invalid_request', 'The upload was interrupted before all its bytes arrived; PUT the whole file again.'));
     };
     req.once('close', gone);
     req.once('error', gone);

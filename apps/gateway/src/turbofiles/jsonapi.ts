@@ -7,6 +7,7 @@ import http from 'node:http';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError, JSONAPI_MEDIA_TYPE, JSONAPI_VERSION, formatCursor, type Cursor, type PageRequest, type Resource } from '@kiln/contracts';
 import type { Config, Logger } from '@kiln/config';
+import type { Page } from '@kiln/db';
 import { publicBaseUrl } from '../job-responses.ts';
 import { toAppError } from '../errors.ts';
 
@@ -176,14 +177,6 @@ export function onlyParameters(req: Request, allowed: readonly string[]): void {
   }
 }
 
-/** What a page of a list found beyond its ends (the db's Page without its rows). */
-export interface PageFacts<R> {
-  rows: R[];
-  truncated: boolean;
-  older: boolean;
-  newer: boolean;
-}
-
 /**
  * `links` and `meta` of a list page. `next` resumes after the page's last (older) row, `prev` before
  * its first (newer) one, each null when nothing lies that way; `meta.rangeTruncated` is true when the
@@ -193,14 +186,14 @@ export function pageLinks<R extends { cursor: Required<Cursor> }>(
   config: Pick<Config, 'PUBLIC_URL' | 'PORT'>,
   req: Request,
   page: PageRequest,
-  facts: PageFacts<R>,
+  facts: Page<R>,
   keep: Record<string, string | undefined> = {},
 ): { links: Record<string, string | null>; meta: { rangeTruncated: boolean } } {
   const base = publicBaseUrl(config, req) + req.baseUrl + req.path.replace(/\/$/, '');
   const url = (extra: Record<string, string>) => {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(keep)) if (v !== undefined) q.set(k, v);
-    if (page.size !== undefined && req.query['page[size]'] !== undefined) q.set('page[size]', String(page.size));
+    if (req.query['page[size]'] !== undefined) q.set('page[size]', String(page.size));
     for (const [k, v] of Object.entries(extra)) q.set(k, v);
     const s = q.toString();
     return s ? `${base}?${s}` : base;

@@ -127,7 +127,8 @@ export async function createTask(deps: GatewayDeps, key: ApiKeyRow, doc: CreateT
   } catch (err) {
     if (err instanceof InputGone)
       throw new AppError('file_not_ready', `File ${file.id} was deleted or expired while the task was being created.`, { detail: { pointer: idPointer } });
-    throw pointAt(err, OUTPUT_POINTER);
+    // Of the key's limits only allowedFormats is about a member of this document; quota and concurrency are not.
+    throw isAppError(err) && err.code === 'format_not_allowed' ? pointAt(err, OUTPUT_POINTER) : err;
   }
   const task = submitted.created ? asCreated : await getTask(deps.pool, submitted.jobId, key.id);
   if (!task) {
