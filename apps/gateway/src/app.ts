@@ -14,6 +14,7 @@ import { jobsRouter } from './jobs.routes.ts';
 import { syncRouter } from './sync.routes.ts';
 import { rateLimitByKey } from './key-limits.ts';
 import { dashboardRouter } from './dashboard/dashboard.routes.ts';
+import { turbofilesRouter } from './turbofiles/turbofiles.routes.ts';
 
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
@@ -34,6 +35,7 @@ export function createApp(deps: GatewayDeps): Express {
   api.use(jobsRouter(deps));
   api.use(syncRouter(deps));
   app.use('/api', api);
+  app.use('/v1', turbofilesRouter(deps));
   app.use('/dashboard', dashboardRouter(deps));
   app.use(notFound);
   app.use(errorHandler(deps.log));

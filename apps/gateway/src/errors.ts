@@ -11,31 +11,40 @@ function isUnavailable(err: unknown): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(String((err as Error | null)?.message ?? ''));
 }
 
+/**
+ * Anything thrown, as the AppError a client gets: ours as they are, framework and infrastructure
+ * failures classified, anything else a 500 whose sentence quotes the request id (the cause is logged).
+ * Both dialects' error handlers start here and differ only in the body they write.
+ */
+export function toAppError(err: unknown, req: Request, log: Logger): AppError {
+  if (isAppError(err)) return err;
+  if (err && typeof err === 'object' && 'type' in err && (err as { type: string }).type === 'entity.parse.failed') {
+    return new AppError('invalid_request', 'The request body is not valid JSON.');
+  }
+  if (err && typeof err === 'object' && 'status' in err && typeof (err as { status: unknown }).status === 'number' && (err as { status: number }).status < 500) {
+    return new AppError('invalid_request', (err as { message?: string }).message ?? 'The request could not be read.');
+  }
+  if (isStorageUnavailable(err)) {
+    // Not the client's fault and not ours to hide: say so, and when to come back.
+    log.error('storage unavailable', { requestId: req.requestId, method: req.method, path: req.path, setting: err.setting, err: err.message });
+    return new AppError('unavailable', 'Kiln cannot reach its file storage right now; retry in a few seconds.', {
+      headers: { 'Retry-After': '5' },
+      detail: { reason: 'storage_unavailable' },
+    });
+  }
+  if (isUnavailable(err)) {
+    log.error('database unavailable', { requestId: req.requestId, method: req.method, path: req.path, err });
+    return new AppError('unavailable', 'Kiln cannot reach its database right now; retry in a few seconds.', { headers: { 'Retry-After': '5' } });
+  }
+  log.error('unhandled error', { requestId: req.requestId, method: req.method, path: req.path, err });
+  return new AppError('internal_error', `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, {
+    detail: { requestId: req.requestId },
+  });
+}
+
 export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    let e: AppError;
-    if (isAppError(err)) {
-      e = err;
-    } else if (err && typeof err === 'object' && 'type' in err && (err as { type: string }).type === 'entity.parse.failed') {
-      e = new AppError('invalid_request', 'The request body is not valid JSON.');
-    } else if (err && typeof err === 'object' && 'status' in err && typeof (err as { status: unknown }).status === 'number' && (err as { status: number }).status < 500) {
-      e = new AppError('invalid_request', (err as { message?: string }).message ?? 'The request could not be read.');
-    } else if (isStorageUnavailable(err)) {
-      // Not the client's fault and not ours to hide: say so, and when to come back.
-      log.error('storage unavailable', { requestId: req.requestId, method: req.method, path: req.path, setting: err.setting, err: err.message });
-      e = new AppError('unavailable', 'Kiln cannot reach its file storage right now; retry in a few seconds.', {
-        headers: { 'Retry-After': '5' },
-        detail: { reason: 'storage_unavailable' },
-      });
-    } else if (isUnavailable(err)) {
-      log.error('database unavailable', { requestId: req.requestId, method: req.method, path: req.path, err });
-      e = new AppError('unavailable', 'Kiln cannot reach its database right now; retry in a few seconds.', { headers: { 'Retry-After': '5' } });
-    } else {
-      log.error('unhandled error', { requestId: req.requestId, method: req.method, path: req.path, err });
-      e = new AppError('internal_error', `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, {
-        detail: { requestId: req.requestId },
-      });
-    }
+    const e = toAppError(err, req, log);
     if (res.headersSent) {
       res.destroy();
       return;

@@ -1,6 +1,6 @@
 /** `GET /api/formats`: the input → output matrix, generated from the same registry the codec uses. */
 import { Router } from 'express';
-import { CONVERSIONS, FORMAT_ALIASES, INPUT_INFO, INPUT_KINDS, OUTPUT_FORMATS, OUTPUT_INFO, compressTargetFor, targetsFor } from '@kiln/formats';
+import { CONVERSIONS, FORMAT_ALIASES, INPUT_INFO, INPUT_KINDS, OUTPUT_FORMATS, OUTPUT_INFO, compressTargetFor, mediaTypeTable, targetsFor } from '@kiln/formats';
 
 export function formatsRouter(): Router {
   const r = Router();
@@ -12,6 +12,8 @@ export function formatsRouter(): Router {
     }),
     // Every name `format` accepts besides the canonical ones, as parseOutputFormat reads them.
     aliases: FORMAT_ALIASES,
+    // Every MIME type and extension the TurboFiles dialect's `format` members accept, with what each names.
+    mediaTypes: mediaTypeTable(),
   };
   r.get('/formats', (_req, res) => {
     res.json(body);

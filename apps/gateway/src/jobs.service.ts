@@ -16,7 +16,7 @@
  */
 import { AppError, queueFor, type FileOptions, type FileQueueName, type FileTaskPayload, type JobType } from '@kiln/contracts';
 import { INPUT_INFO, canConvert, compressTargetFor, refusalFor, targetsFor, type InputKind, type OutputFormat } from '@kiln/formats';
-import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type Pool } from '@kiln/db';
+import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type JobDialect, type Pool, type Queryable } from '@kiln/db';
 import type { Queue } from '@kiln/queue';
 import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
 
@@ -64,8 +64,13 @@ export interface JobSubmission {
   jobType: JobType;
   createArchive: boolean;
   files: SubmitFile[];
-  /** Runs inside the job's transaction, just before it commits (not for replays): the sync routes start listening here. */
-  beforeCommit?: (jobId: string) => void | Promise<void>;
+  /** Which API is asking; unset means Convertly. */
+  dialect?: JobDialect;
+  /**
+   * Runs inside the job's transaction, just before it commits (not for replays): the sync routes start
+   * listening here; a dialect writes its own rows with `tx`, and a throw rolls the whole job back.
+   */
+  beforeCommit?: (jobId: string, tx: Queryable) => void | Promise<void>;
 }
 
 export interface Submitted {
@@ -109,6 +114,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         retentionHours: key.limits.retentionHours ?? null,
         jobType: job.jobType,
         createArchive: job.createArchive,
+        ...(job.dialect ? { dialect: job.dialect } : {}),
         files: job.files.map((f, idx) => ({
           id: f.fileId,
           idx,
@@ -125,7 +131,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         if (owner !== job.jobId) throw new ClaimedElsewhere(owner);
       }
       for (const [queue, payloads] of byQueue) await deps.queue.sendMany(queue, payloads, tx);
-      await job.beforeCommit?.(job.jobId);
+      await job.beforeCommit?.(job.jobId, tx);
     });
   } catch (err) {
     if (err instanceof ClaimedElsewhere) return { jobId: err.owner, created: false };
@@ -136,10 +142,15 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
 
 /**
  * Refuses a file whose bytes are here but cannot be turned into what was asked: empty, not a type
- * Kiln recognises, or a pair the registry does not convert. `index` is the file's place in the request.
+ * Kiln recognises, or a pair the registry does not convert. `index` is the file's place in the request;
+ * `label` names the file in the sentence instead, for a dialect that has no `files[i]`.
  */
-export function checkPair(file: { index: number; filename: string; size: number; kind: InputKind | null | undefined }, format: OutputFormat | undefined, jobType: JobType): void {
-  const where = `files[${file.index}] ("${file.filename}")`;
+export function checkPair(
+  file: { index: number; filename: string; size: number; kind: InputKind | null | undefined; label?: string },
+  format: OutputFormat | undefined,
+  jobType: JobType,
+): void {
+  const where = file.label ?? `files[${file.index}] ("${file.filename}")`;
   if (file.size === 0) throw new AppError('invalid_field', `${where} is empty; upload the file's contents.`, { detail: { field: 'files', index: file.index } });
   if (!file.kind) {
     throw new AppError('unsupported_format', `${where} is not a file type Kiln recognises from its contents; supported inputs are images, SVG, PDF, audio, video and archives.`, {

@@ -28,11 +28,38 @@ export interface UploadedFile {
 
 const FILE_FIELD = /^files(?:\[(\d+)\]|\.items(?:\[(\d+)\])?|\[\])?$/;
 
-class HeadCapture extends Transform {
+/**
+ * Passes a stream through, keeping its first SNIFF_BYTES for `sniff`. `onHead` is called once with
+ * them, as soon as they have passed (or at the end of a shorter stream); a throw there fails the
+ * stream, so a store being written from it keeps nothing.
+ */
+export class HeadCapture extends Transform {
   head = Buffer.alloc(0);
+  readonly #onHead: ((head: Buffer) => void) | undefined;
+  #told = false;
+  constructor(onHead?: (head: Buffer) => void) {
+    super();
+    this.#onHead = onHead;
+  }
+  #tell(cb: TransformCallback, chunk?: Buffer): void {
+    if (this.#onHead && !this.#told) {
+      this.#told = true;
+      try {
+        this.#onHead(this.head);
+      } catch (err) {
+        cb(err as Error);
+        return;
+      }
+    }
+    cb(null, chunk);
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.head.length < SNIFF_BYTES) this.head = Buffer.concat([this.head, chunk.subarray(0, SNIFF_BYTES - this.head.length)]);
-    cb(null, chunk);
+    if (this.head.length >= SNIFF_BYTES) this.#tell(cb, chunk);
+    else cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    this.#tell(cb);
   }
 }
 
@@ -105,18 +132,23 @@ export function uploadLimitsFor(config: UploadConfig, key: Pick<ApiKeyRow, 'limi
   };
 }
 
+/** The 413 for a file over the upload limit, naming the setting (the server's or the key's) that decided it. */
+export function fileTooLarge(limits: Pick<UploadLimits, 'maxFileBytes' | 'maxFileBytesByKey'>, detail: Record<string, unknown> = {}): AppError {
+  return limits.maxFileBytesByKey
+    ? new AppError(
+        'file_too_large',
+        `A file is larger than this API key's upload limit of ${limits.maxFileBytes} bytes; split it, or ask the operator to raise the key's maxUploadBytes.`,
+        { detail: { limit: 'maxUploadBytes', maxBytes: limits.maxFileBytes, ...detail } },
+      )
+    : new AppError('file_too_large', `A file is larger than the upload limit of ${limits.maxFileBytes} bytes; split it or raise MAX_UPLOAD_BYTES.`, {
+        detail: { limit: 'MAX_UPLOAD_BYTES', maxBytes: limits.maxFileBytes, ...detail },
+      });
+}
+
 function multerError(err: multer.MulterError, limits: UploadLimits): AppError {
   switch (err.code) {
     case 'LIMIT_FILE_SIZE':
-      return limits.maxFileBytesByKey
-        ? new AppError(
-            'file_too_large',
-            `A file is larger than this API key's upload limit of ${limits.maxFileBytes} bytes; split it, or ask the operator to raise the key's maxUploadBytes.`,
-            { detail: { limit: 'maxUploadBytes', maxBytes: limits.maxFileBytes, field: err.field } },
-          )
-        : new AppError('file_too_large', `A file is larger than the upload limit of ${limits.maxFileBytes} bytes; split it or raise MAX_UPLOAD_BYTES.`, {
-            detail: { limit: 'MAX_UPLOAD_BYTES', maxBytes: limits.maxFileBytes, field: err.field },
-          });
+      return fileTooLarge(limits, { field: err.field });
     case 'LIMIT_FILE_COUNT':
       return limits.maxFilesByKey
         ? new AppError(

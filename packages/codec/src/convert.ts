@@ -25,5 +25,6 @@ export async function convert(req: ConvertRequest, deadline: Deadline = createDe
   const engine = canConvert(req.inputKind, req.format) ? pickEngine(req.inputKind, req.format) : undefined;
   if (!engine) throw new CodecError('unsupported', `Converting ${req.inputKind} to ${req.format} is not supported.`);
   if (req.signal?.aborted) throw new CodecError('cancelled', 'The conversion was cancelled.');
-  return engine.run(req, deadline);
+  const result = await engine.run(req, deadline);
+  return { ...result, engine: result.engine ?? engine.name };
 }

@@ -96,6 +96,8 @@ export interface OutputFacts {
 
 export interface ConvertResult extends OutputFacts {
   path: string;
+  /** The engine that wrote it (Engine.name), as the dispatcher picked it. */
+  engine?: string;
 }
 
 /**

@@ -122,6 +122,12 @@ export const fragments = {
       .max(7 * 24 * 3600)
       .default(300)
       .describe('Lifetime of presigned S3 URLs (DOWNLOAD_REDIRECT=s3).'),
+    UPLOAD_DIRECT: z
+      .enum(['none', 's3'])
+      .default('none')
+      .describe(
+        "`s3`: a TurboFiles file's upload link is a presigned S3 PUT (its size signed in), so bytes go straight to the bucket; Kiln checks size and type when the file is next read. Needs STORAGE=s3 and a bucket clients can reach.",
+      ),
   }),
   gateway: z.object({
     PORT: int(8080, 0).describe('Port the gateway listens on.'),
@@ -178,6 +184,23 @@ export const fragments = {
       .optional()
       .describe('Output formats a key may request when the key sets none, comma-separated (unset = all).'),
   }),
+  /** The TurboFiles dialect (`/v1/*`): see docs/api.md. */
+  turbofiles: z.object({
+    TURBOFILES_FILE_TTL_HOURS: z.coerce
+      .number()
+      .positive()
+      .max(24 * 366)
+      .default(48)
+      .describe('How long a file declared with POST /v1/files lives (its expires_at); its bytes are deleted then, unless a task still pending or processing reads them.'),
+    TURBOFILES_UPLOAD_URL_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 24 * 3600)
+      .default(3600)
+      .describe("Lifetime of a file's upload link (never past the file's own expiry); GET /v1/files/:id hands out a fresh one while the file awaits its bytes."),
+    TURBOFILES_MAX_BODY_BYTES: int(64 * 1024, 1024).describe('Largest JSON:API request body under /v1, in bytes (413 above it). Uploads go to the upload link, not here.'),
+  }),
   /** URL sources (`sourceUrl`) and every other outbound request (webhooks): see docs/outbound-requests.md. */
   urlImport: z.object({
     URL_IMPORT: flag(true).describe('Lets requests name an input by URL (`sourceUrl`), fetched by the workers. false refuses such requests.'),
@@ -210,6 +233,7 @@ export const configSchema = fragments.core
   .and(fragments.gateway)
   .and(fragments.worker)
   .and(fragments.keys)
+  .and(fragments.turbofiles)
   .and(fragments.urlImport)
   .and(fragments.dashboard);
 export type RawConfig = z.infer<typeof configSchema>;
@@ -260,6 +284,7 @@ function relatedIssues(c: RawConfig): string[] {
     );
   }
   if (c.DOWNLOAD_REDIRECT === 's3' && c.STORAGE !== 's3') issues.push('DOWNLOAD_REDIRECT: `s3` needs STORAGE=s3 (local blobs have no presigned URLs)');
+  if (c.UPLOAD_DIRECT === 's3' && c.STORAGE !== 's3') issues.push('UPLOAD_DIRECT: `s3` needs STORAGE=s3 (local blobs have no presigned URLs)');
   return issues;
 }
 

@@ -40,3 +40,12 @@ test('settings that only work together are refused together, each with its name'
   expect(issues({ S3_PREFIX: '/abs/' })).toEqual([expect.stringMatching(/^S3_PREFIX: must be a relative path/)]);
   expect(issues({ STORAGE: 's3', S3_BUCKET: 'b', S3_PREFIX: 'tenants/a/' })).toEqual([]);
 });
+
+test('UPLOAD_DIRECT is off by default and needs STORAGE=s3; TurboFiles files live 48 h', () => {
+  const c = loadConfig({});
+  expect(c.UPLOAD_DIRECT).toBe('none');
+  expect(c.TURBOFILES_FILE_TTL_HOURS).toBe(48);
+  expect(c.TURBOFILES_MAX_BODY_BYTES).toBe(65536);
+  expect(issues({ UPLOAD_DIRECT: 's3' })).toEqual(['UPLOAD_DIRECT: `s3` needs STORAGE=s3 (local blobs have no presigned URLs)']);
+  expect(loadConfig({ STORAGE: 's3', S3_BUCKET: 'b', UPLOAD_DIRECT: 's3' }).UPLOAD_DIRECT).toBe('s3');
+});

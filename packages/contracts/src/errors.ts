@@ -5,16 +5,28 @@
 export const ERROR_STATUS = {
   invalid_field: 400,
   invalid_request: 400,
+  /** An upload whose length is not the size its file was declared with. */
+  size_mismatch: 400,
   unauthorized: 401,
   quota_exceeded: 402,
   format_not_allowed: 403,
   forbidden: 403,
   not_found: 404,
+  /** The client accepts only media types Kiln cannot answer with (JSON:API content negotiation). */
+  not_acceptable: 406,
   job_not_cancellable: 409,
   conflict: 409,
+  /** A file used as a task's input before its bytes have arrived, or after it expired. */
+  file_not_ready: 409,
   file_too_large: 413,
   too_many_files: 413,
+  /** A request body (not an upload) larger than its limit. */
+  request_too_large: 413,
   unsupported_format: 415,
+  /** Bytes that are not the format they were declared as. */
+  format_mismatch: 415,
+  /** A request body in a media type the endpoint does not read. */
+  unsupported_media_type: 415,
   rate_limited: 429,
   internal_error: 500,
   unavailable: 503,

@@ -28,6 +28,8 @@ export const fileResultSchema = z.object({
   /** Compress: encodes tried for this result. */
   encodes: z.number().int().nonnegative().optional(),
   notes: z.array(z.string()).optional(),
+  /** The codec engine that wrote the output (`image`, `media`, …); shown by the TurboFiles dialect's processing_metadata. */
+  engine: z.string().optional(),
 });
 export type FileResultRecord = z.infer<typeof fileResultSchema>;
 

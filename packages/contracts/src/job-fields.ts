@@ -10,6 +10,13 @@ import { AppError } from './errors.ts';
 
 export const RESIZE_PRESETS = ['original', 'website', 'email', 'instagram', 'linkedin', 'ecommerce', 'square', 'width', 'height'] as const;
 export type ResizePreset = (typeof RESIZE_PRESETS)[number];
+/**
+ * What a file's stored options may say: the presets, plus `box` (fit inside resizeWidth ×
+ * resizeHeight), which the TurboFiles dialect's resize settings need and the Convertly `resize` field
+ * does not offer. Workers of a version without it fail such a file as invalid options, never guess.
+ */
+export const RESIZE_MODES = [...RESIZE_PRESETS, 'box'] as const;
+export type ResizeMode = (typeof RESIZE_MODES)[number];
 export const COMPRESS_MODES = ['quality', 'target-size'] as const;
 export type CompressMode = (typeof COMPRESS_MODES)[number];
 export const JOB_TYPES = ['convert', 'compress'] as const;
@@ -19,7 +26,7 @@ export const DEFAULT_QUALITY = 82;
 
 export const fileOptionsSchema = z.object({
   format: z.enum(OUTPUT_FORMATS).optional(),
-  resize: z.enum(RESIZE_PRESETS),
+  resize: z.enum(RESIZE_MODES),
   resizeWidth: z.number().int().min(1).nullable(),
   resizeHeight: z.number().int().min(1).nullable(),
   quality: z.number().int().min(1).max(100),
@@ -101,6 +108,14 @@ const DEFAULTS: Omit<FileOptions, 'format'> = {
   lossless: false,
   stripMetadata: true,
 };
+
+/**
+ * One file's options from the parts a caller decides, every other one at its default, checked by the
+ * same schema a worker reads them back with. For ways in that do not speak the multipart fields.
+ */
+export function fileOptionsFor(chosen: Partial<FileOptions>): FileOptions {
+  return fileOptionsSchema.parse({ ...DEFAULTS, ...chosen });
+}
 
 function invalid(field: string, message: string, detail: Record<string, unknown>): AppError {
   return new AppError('invalid_field', message, { detail: { field, ...detail } });

@@ -38,6 +38,10 @@ export function resolveResize(o: Pick<FileOptions, 'resize' | 'resizeWidth' | 'r
       return o.resizeWidth ? { width: o.resizeWidth, fit: 'inside' } : undefined;
     case 'height':
       return o.resizeHeight ? { height: o.resizeHeight, fit: 'inside' } : undefined;
+    case 'box':
+      return o.resizeWidth || o.resizeHeight
+        ? { ...(o.resizeWidth ? { width: o.resizeWidth } : {}), ...(o.resizeHeight ? { height: o.resizeHeight } : {}), fit: 'inside' }
+        : undefined;
     default:
       return table[o.resize];
   }

@@ -31,7 +31,11 @@ export interface NewJob {
   files: NewJobFile[];
   /** The creating key's result retention; null/undefined means the workers' RETENTION_HOURS. */
   retentionHours?: number | null;
+  /** Which API created it; unset means Convertly. */
+  dialect?: JobDialect;
 }
+
+export type JobDialect = 'convertly' | 'turbofiles';
 
 export interface JobRow {
   id: string;
@@ -51,6 +55,8 @@ export interface JobRow {
   expiresAt: Date | null;
   archiveFileId: string | null;
   progress: number;
+  /** Which API created it (always read from the row; optional so hand-built rows need not say). */
+  dialect?: JobDialect;
 }
 
 export interface JobFileRow extends NewJobFile {
@@ -76,7 +82,7 @@ export interface StoredFileRow {
 const JOB_COLS = `j.id, j.api_key_id AS "apiKeyId", j.job_type AS "jobType", j.status, j.create_archive AS "createArchive",
   j.total_files AS "totalFiles", j.completed_files AS "completedFiles", j.failed_files AS "failedFiles",
   j.error_message AS "errorMessage", j.cancelled, j.created_at AS "createdAt", j.started_at AS "startedAt",
-  j.completed_at AS "completedAt", j.expires_at AS "expiresAt", j.archive_file_id AS "archiveFileId",
+  j.completed_at AS "completedAt", j.expires_at AS "expiresAt", j.archive_file_id AS "archiveFileId", j.dialect,
   CASE WHEN j.status IN ('completed','failed') THEN 100 ELSE
     (SELECT coalesce(floor(avg(CASE WHEN f.status IN ('completed','failed') THEN 100 ELSE f.progress END)), 0)::int
        FROM job_files f WHERE f.job_id = j.id) END AS progress`;
@@ -93,7 +99,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
     named(
       'insert_job',
       `WITH j AS (
-       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours) VALUES ($1, $2, $3, $4, $5, $6)
+       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect) VALUES ($1, $2, $3, $4, $5, $6, $8)
        RETURNING id)
      INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options)
      SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options
@@ -116,6 +122,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
             options: f.options,
           })),
         ),
+        job.dialect ?? 'convertly',
       ],
     ),
   );
@@ -388,12 +395,16 @@ export async function finishArchive(tx: PoolClient, jobId: string, archive: Omit
   return (r.rowCount ?? 0) > 0;
 }
 
-/** Jobs whose retention ran out, with every blob key they own, oldest first. */
+/**
+ * Jobs whose retention ran out, with every blob key they own, oldest first. A job owns the sources
+ * under its own folder; a source elsewhere (a TurboFiles upload several tasks may read) belongs to
+ * its file and expires with it.
+ */
 export async function expiredJobs(db: Queryable, limit = 100): Promise<{ id: string; keys: string[] }[]> {
   const r = await db.query<{ id: string; keys: string[] }>(
     `SELECT j.id,
             array_remove(array_cat(
-              ARRAY(SELECT source_key FROM job_files WHERE job_id = j.id),
+              ARRAY(SELECT source_key FROM job_files WHERE job_id = j.id AND starts_with(source_key, 'jobs/' || j.id || '/')),
               ARRAY(SELECT storage_key FROM stored_files WHERE job_id = j.id)), NULL) AS keys
        FROM jobs j WHERE j.expires_at < now() AND j.purged_at IS NULL ORDER BY j.expires_at LIMIT $1`,
     [limit],

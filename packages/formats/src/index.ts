@@ -5,3 +5,4 @@
  */
 export * from './registry.ts';
 export * from './sniff.ts';
+export * from './media-types.ts';

@@ -97,4 +97,11 @@ export const keys = {
   output: (jobId: string, fileId: string, ext: string) => `jobs/${jobId}/out/${fileId}.${ext}`,
   archive: (jobId: string) => `jobs/${jobId}/archive.zip`,
   job: (jobId: string) => `jobs/${jobId}`,
+  /**
+   * A file declared before its bytes arrive (the TurboFiles dialect): each upload attempt writes its
+   * own key, so an attempt that lost the race can never overwrite the bytes another one committed.
+   * Tasks read it in place; it is deleted with its folder when the file expires, not with a task.
+   */
+  upload: (fileId: string, attempt: string) => `uploads/${fileId}/${attempt}`,
+  uploads: (fileId: string) => `uploads/${fileId}`,
 };

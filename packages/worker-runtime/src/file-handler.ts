@@ -171,6 +171,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
           targetReason: result.targetReason,
           encodes: result.encodes,
           notes: notes.length ? notes : undefined,
+          engine: result.engine,
         }),
       });
       log.info('file done', { ms: Date.now() - started, from: kind, to: target, size });

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { createApiKey, createPool, finishFile, getJob, insertJob, withTransaction, type Pool } from '@kiln/db';
+import { createApiKey, createPool, createTurbofilesFile, finishFile, getJob, insertJob, insertTask, withTransaction, type Pool } from '@kiln/db';
 import { createLogger } from '@kiln/config';
 import { keys, LocalDiskStore } from '@kiln/storage';
 import { sweepExpired } from '../src/retention.ts';
@@ -58,4 +58,62 @@ test('an expired job loses its source and output blobs but keeps its record', as
   expect(stored.rows[0].n).toBe(0);
   // A second sweep finds nothing left to do.
   expect(await sweepExpired(pool, store, createLogger('test', 'error'))).toBe(0);
+});
+
+describe('TurboFiles uploads', () => {
+  const log = createLogger('test', 'error');
+
+  /** A declared file whose bytes are stored, expiring `hours` from now (negative: already expired). */
+  async function upload(apiKeyId: string, hours: number): Promise<{ id: string; key: string }> {
+    const id = crypto.randomUUID();
+    await createTurbofilesFile(pool, { id, apiKeyId, format: 'image/png', kind: 'png', size: 5, ttlHours: hours });
+    const key = keys.upload(id, crypto.randomUUID());
+    await store.put(key, Readable.from([Buffer.from('bytes')]));
+    await pool.query(`UPDATE turbofiles_files SET storage_key = $2, ready_at = now() WHERE id = $1`, [id, key]);
+    return { id, key };
+  }
+
+  /** A task (a one-file job) reading `file`, left pending, or finished with a result expiring at once. */
+  async function task(apiKeyId: string, file: { id: string; key: string }, finished: boolean): Promise<string> {
+    const jobId = crypto.randomUUID();
+    const fileId = crypto.randomUUID();
+    await withTransaction(pool, async (tx) => {
+      await insertJob(tx, {
+        id: jobId,
+        apiKeyId,
+        jobType: 'convert',
+        createArchive: false,
+        dialect: 'turbofiles',
+        files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey: file.key, sourceKind: 'png', originalSize: 5, options: {} }],
+      });
+      expect(await insertTask(tx, { jobId, apiKeyId, inputFileId: file.id, format: { input: 'png', output: 'webp' }, settings: {} })).toBe(true);
+    });
+    if (finished) await finishFile(pool, jobId, fileId, { ok: false, code: 'invalid_input', message: 'x' }, 0);
+    return jobId;
+  }
+
+  test('an expired upload loses its bytes unless a task still pending reads it; a task expiring never takes its shared input', async () => {
+    const { row: key } = await createApiKey(pool, 'uploads');
+    const expired = await upload(key.id, -1);
+    const readByPending = await upload(key.id, 1);
+    const live = await upload(key.id, 1);
+    // Tasks are only made on files that have not expired yet; this one expires while its task waits.
+    await task(key.id, readByPending, false);
+    await pool.query(`UPDATE turbofiles_files SET expires_at = now() - interval '1 minute' WHERE id = $1`, [readByPending.id]);
+    // A finished task whose retention (0 h) is over: its job is purged, the file it read is not its own.
+    const doneJob = await task(key.id, live, true);
+
+    await sweepExpired(pool, store, log);
+    expect(await store.stat(expired.key)).toBeUndefined();
+    expect(await store.stat(readByPending.key)).toEqual({ size: 5 });
+    expect(await store.stat(live.key)).toEqual({ size: 5 });
+    const purged = await pool.query(`SELECT id FROM turbofiles_files WHERE purged_at IS NOT NULL AND api_key_id = $1`, [key.id]);
+    expect(purged.rows.map((r) => r.id)).toEqual([expired.id]);
+    expect((await pool.query(`SELECT purged_at FROM jobs WHERE id = $1`, [doneJob])).rows[0].purged_at).not.toBeNull();
+
+    // Once the pending task has finished, its expired input goes at the next sweep.
+    await pool.query(`UPDATE jobs SET status = 'failed' WHERE api_key_id = $1 AND status = 'pending'`, [key.id]);
+    await sweepExpired(pool, store, log);
+    expect(await store.stat(readByPending.key)).toBeUndefined();
+  });
 });

@@ -253,7 +253,11 @@ function jobPages(r: Router, deps: GatewayDeps): void {
   r.get('/jobs/:id', signedIn('page'), async (req, res) => {
     const job = await jobParam(req);
     const [detail, key] = await Promise.all([toJobDetail(deps, job, urlBuilder(deps, req)), getApiKey(pool, job.apiKeyId)]);
-    page(res, 200, jobPage({ csrf: sessionOf(req).csrf, job: detail, key, notice: req.query.created ? 'Job created. This page follows its progress.' : undefined }));
+    page(
+      res,
+      200,
+      jobPage({ csrf: sessionOf(req).csrf, job: detail, key, dialect: job.dialect, notice: req.query.created ? 'Job created. This page follows its progress.' : undefined }),
+    );
   });
 
   // JSON for the pages' live progress; the session cookie authenticates (same-origin fetch).

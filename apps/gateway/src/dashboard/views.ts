@@ -244,7 +244,7 @@ export function jobsPage(d: JobsPageData): string {
       return html`<tr data-job-id="${j.id}" data-status="${j.status}">
       <td data-label="Created">${when(j.createdAt)}</td>
       <td data-label="Key">${k ? html`${k.name} <code class="muted">${k.prefix}…</code>` : j.apiKeyId}</td>
-      <td data-label="Type">${j.jobType}</td>
+      <td data-label="Type">${j.jobType}${j.dialect === 'turbofiles' ? html` <span class="muted">TurboFiles task</span>` : ''}</td>
       <td data-label="Status"><span class="badge ${j.status}" data-field="status">${j.status}</span></td>
       <td data-label="Progress"><progress max="100" value="${j.progress}" aria-label="Progress of job ${j.id.slice(0, 8)}">${j.progress}%</progress> <span data-field="progress">${j.progress}%</span></td>
       <td data-label="Files" data-field="files">${j.completedFiles} ok, ${j.failedFiles} failed of ${j.totalFiles}</td>
@@ -258,7 +258,7 @@ export function jobsPage(d: JobsPageData): string {
   return layout({ title: 'Jobs', tab: 'jobs', csrf: d.csrf, body });
 }
 
-export function jobPage(o: { csrf: string; job: JobDetail; key: ApiKeyRow | undefined; notice?: string }): string {
+export function jobPage(o: { csrf: string; job: JobDetail; key: ApiKeyRow | undefined; notice?: string; dialect?: JobRow['dialect'] }): string {
   const j = o.job;
   const body = html`
 <p><a href="/dashboard/jobs">← All jobs</a></p>
@@ -270,7 +270,7 @@ ${o.notice ? html`<p class="notice" role="status">${o.notice}</p>` : ''}
       <progress max="100" value="${j.progress}" aria-label="Job progress">${j.progress}%</progress> <span data-field="progress">${j.progress}%</span></dd>
     <dt>Files</dt><dd data-field="files">${j.completedFiles} ok, ${j.failedFiles} failed of ${j.totalFiles}</dd>
     <dt>Key</dt><dd>${o.key ? html`${o.key.name} <code>${o.key.prefix}…</code>` : '—'}</dd>
-    <dt>Type</dt><dd>${j.jobType}</dd>
+    <dt>Type</dt><dd>${j.jobType}${o.dialect === 'turbofiles' ? html` <span class="muted">(a TurboFiles task: GET /v1/tasks/${j.jobId})</span>` : ''}</dd>
     <dt>Job id</dt><dd><code>${j.jobId}</code></dd>
     <dt>Created</dt><dd>${when(j.createdAt)}</dd>
     <dt>Finished</dt><dd>${j.completedAt ? when(j.completedAt) : html`<span class="muted">not yet</span>`}</dd>
