@@ -15,7 +15,7 @@
  * submitJob never reads or deletes bytes: what to do with a replayed request's upload is the caller's.
  */
 import { AppError, queueFor, type FileOptions, type FileQueueName, type FileTaskPayload, type JobType } from '@kiln/contracts';
-import { INPUT_INFO, canConvert, compressTargetFor, refusalFor, targetsFor, type InputKind, type OutputFormat } from '@kiln/formats';
+import { compressTargetFor, pairRefusal, targetsFor, UNRECOGNISED_INPUT, type InputKind, type OutputFormat } from '@kiln/formats';
 import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type Pool } from '@kiln/db';
 import type { Queue } from '@kiln/queue';
 import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
@@ -142,27 +142,14 @@ export function checkPair(file: { index: number; filename: string; size: number;
   const where = `files[${file.index}] ("${file.filename}")`;
   if (file.size === 0) throw new AppError('invalid_field', `${where} is empty; upload the file's contents.`, { detail: { field: 'files', index: file.index } });
   if (!file.kind) {
-    throw new AppError('unsupported_format', `${where} is not a file type Kiln recognises from its contents; supported inputs are images, SVG, PDF, audio, video and archives.`, {
+    throw new AppError('unsupported_format', `${where} ${UNRECOGNISED_INPUT}`, {
       detail: { index: file.index },
     });
   }
-  if (jobType === 'compress' && !format) {
-    if (!compressTargetFor(file.kind))
-      throw new AppError('unsupported_format', `${where} is ${file.kind}, which cannot be compressed yet.`, { detail: { index: file.index, input: file.kind } });
-    return;
-  }
-  const refusal = format && refusalFor(format);
+  const refusal = pairRefusal(where, file.kind, format, jobType === 'compress');
   if (refusal) {
-    throw new AppError('unsupported_format', `${where}: ${refusal}`, { detail: { index: file.index, input: file.kind, output: format } });
-  }
-  if (format && !canConvert(file.kind, format)) {
-    const targets = targetsFor(file.kind);
-    throw new AppError(
-      'unsupported_format',
-      `${where} is ${file.kind}, which cannot be converted to ${format}; ${targets.length ? `it converts to ${targets.join(', ')}` : `no conversions from ${INPUT_INFO[file.kind].family} files are available yet`}.`,
-      {
-        detail: { index: file.index, input: file.kind, output: format, supportedOutputs: targets },
-      },
-    );
+    throw new AppError('unsupported_format', refusal, {
+      detail: { index: file.index, input: file.kind, ...(format ? { output: format, supportedOutputs: targetsFor(file.kind) } : {}) },
+    });
   }
 }

@@ -107,7 +107,7 @@ async function syncEntries(deps: GatewayDeps, rows: JobFileWithOutput[], urlFor:
     if (f.status !== 'completed' || !f.output) {
       files.push({
         filename: result.filename,
-        originalSize: f.originalSize,
+        originalSize: f.originalSize ?? 0,
         finalSize: 0,
         savedPercent: 0,
         mimeType: '',
@@ -129,7 +129,7 @@ async function syncEntries(deps: GatewayDeps, rows: JobFileWithOutput[], urlFor:
     }
     files.push({
       filename: f.output.filename,
-      originalSize: f.originalSize,
+      originalSize: f.originalSize ?? 0,
       finalSize: f.output.size,
       savedPercent: result.savedPercent ?? 0,
       mimeType: f.output.mimeType,

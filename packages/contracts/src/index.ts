@@ -11,3 +11,4 @@ export * from './dto.ts';
 export * from './file-result.ts';
 export * from './resize-presets.ts';
 export * from './key-limits.ts';
+export * from './media-tools.ts';
