@@ -12,6 +12,7 @@ import { formatsRouter } from './formats.routes.ts';
 import { healthRouter } from './health.routes.ts';
 import { jobsRouter } from './jobs.routes.ts';
 import { syncRouter } from './sync.routes.ts';
+import { mediaCatalogRouter, mediaRouter } from './media.routes.ts';
 import { rateLimitByKey } from './key-limits.ts';
 import { dashboardRouter } from './dashboard/dashboard.routes.ts';
 
@@ -27,12 +28,14 @@ export function createApp(deps: GatewayDeps): Express {
   });
   app.use(healthRouter(deps));
   app.use('/api', formatsRouter());
+  app.use('/api', mediaCatalogRouter());
   app.use('/api', filesRouter(deps));
   const api = express.Router();
   api.use(requireApiKey(deps.pool, deps.keyCache));
   api.use(rateLimitByKey(deps.pool, deps.config));
   api.use(jobsRouter(deps));
   api.use(syncRouter(deps));
+  api.use(mediaRouter(deps));
   app.use('/api', api);
   app.use('/dashboard', dashboardRouter(deps));
   app.use(notFound);

@@ -1,8 +1,10 @@
 /**
  * A Convertly multipart request (POST /api/jobs, /api/convert, /api/compress, the dashboard's "try
  * it") turned into a submitted job: the HTTP half of jobs.service.ts's steps. Reads the
- * Idempotency-Key header, streams the parts to storage (upload.ts), parses the fields and checks each
- * file, then submits. Whatever this request stored is deleted again unless a new job now owns it.
+ * Idempotency-Key header, streams the parts to storage (upload.ts), reads the URL sources
+ * (url-sources.ts: they come after the uploaded files, and a worker fetches them), parses the fields
+ * and checks each uploaded file, then submits. Whatever this request stored is deleted again unless
+ * a new job now owns it.
  */
 import crypto from 'node:crypto';
 import type { Request, Response } from 'express';
@@ -11,6 +13,8 @@ import type { ApiKeyRow } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { admitSubmission, checkPair, submitJob, type Submitted } from './jobs.service.ts';
 import { receiveUpload, uploadLimitsFor } from './upload.ts';
+import { urlSourcesOf } from './url-sources.ts';
+import { keys } from '@kiln/storage';
 
 export function idempotencyKeyOf(req: Request): string | undefined {
   const v = req.get('idempotency-key');
@@ -36,19 +40,41 @@ export interface SubmittedUpload extends Submitted {
 export async function submitMultipart(deps: GatewayDeps, req: Request, res: Response, key: ApiKeyRow, opts: MultipartOptions = {}): Promise<SubmittedUpload> {
   const admission = await admitSubmission(deps, key, idempotencyKeyOf(req));
   const jobId = crypto.randomUUID();
-  const files = await receiveUpload(deps.store, req, res, jobId, uploadLimitsFor(deps.config, key));
+  const limits = uploadLimitsFor(deps.config, key);
+  const files = await receiveUpload(deps.store, req, res, jobId, limits);
   const stored = files.map((f) => f.key);
   try {
     const fields = (req.body ?? {}) as Record<string, unknown>;
     opts.afterUpload?.(fields);
-    if (files.length === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field.', { detail: { field: 'files' } });
-    const request = parseJobFields(fields, files.length, opts.jobType ? { jobType: opts.jobType } : undefined);
+    const urls = await urlSourcesOf(deps, fields);
+    const total = files.length + urls.length;
+    if (total === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field, or name one with sourceUrl.', { detail: { field: 'files' } });
+    if (total > limits.maxFiles) {
+      throw new AppError('too_many_files', `Too many files: ${total} (uploads and URLs together), at most ${limits.maxFiles} per request.`, {
+        detail: { limit: limits.maxFilesByKey ? 'maxFilesPerJob' : 'MAX_FILES_PER_JOB', maxFiles: limits.maxFiles },
+      });
+    }
+    // Uploaded files first, then URL sources: per-file arrays (formats, …) are indexed in that order.
+    const request = parseJobFields(fields, total, opts.jobType ? { jobType: opts.jobType } : undefined);
     for (const [i, f] of files.entries()) checkPair(f, request.files[i]!.format, request.jobType);
+    const fromUrls = urls.map((u, i) => {
+      const fileId = crypto.randomUUID();
+      return {
+        fileId,
+        sourceKey: keys.source(jobId, fileId),
+        filename: u.filename,
+        kind: null,
+        size: null,
+        options: request.files[files.length + i]!,
+        sourceUrl: u.url,
+        sourceMaxBytes: limits.maxFileBytes,
+      };
+    });
     const submitted = await submitJob(deps, admission, {
       jobId,
       jobType: request.jobType,
       createArchive: request.createArchive,
-      files: files.map((f, i) => ({ fileId: f.fileId, sourceKey: f.key, filename: f.filename, kind: f.kind ?? null, size: f.size, options: request.files[i]! })),
+      files: [...files.map((f, i) => ({ fileId: f.fileId, sourceKey: f.key, filename: f.filename, kind: f.kind ?? null, size: f.size, options: request.files[i]! })), ...fromUrls],
       beforeCommit: opts.beforeCommit,
     });
     // A replay answers with the earlier job, which has its own copy of the files.

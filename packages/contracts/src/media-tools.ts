@@ -12,7 +12,7 @@
  * `GET /api/media` prints the schemas as JSON Schema (z.toJSONSchema).
  */
 import { z } from 'zod';
-import { AUDIO_OUTPUTS, VIDEO_OUTPUTS, type Family, type InputKind, type OutputFormat } from '@kiln/formats';
+import { AUDIO_OUTPUTS, INPUT_INFO, VIDEO_OUTPUTS, type Family, type InputKind, type OutputFormat } from '@kiln/formats';
 import { AppError } from './errors.ts';
 
 export const TOOL_NAMES = [
@@ -415,6 +415,35 @@ export function toolOutputFormat(call: ToolCall, kind: InputKind | null): Output
     default:
       return undefined;
   }
+}
+
+const FAMILY_WORDS: Record<Family, string> = {
+  image: 'images',
+  vector: 'SVG',
+  document: 'PDF',
+  video: 'video',
+  audio: 'audio',
+  archive: 'archives',
+  compressed: 'compressed files',
+};
+
+/** The inputs a tool takes, in words: "images, SVG, PDF or video". */
+export function toolInputsInWords(tool: ToolName): string {
+  const inputs = TOOLS[tool].inputs;
+  if (inputs === 'any') return 'any file';
+  const words = inputs.map((f) => FAMILY_WORDS[f]);
+  return words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words.at(-1)}` : words[0]!;
+}
+
+/**
+ * The one sentence refusing an input a tool does not take (audio to poster-frame), or undefined.
+ * `subject` starts the clause: `file ("a.mp3")` at submission, `the fetched file ("a.mp3")` in a worker.
+ */
+export function toolInputRefusal(tool: ToolName, subject: string, kind: InputKind): string | undefined {
+  const inputs = TOOLS[tool].inputs;
+  const family = INPUT_INFO[kind].family;
+  if (inputs === 'any' || inputs.includes(family)) return undefined;
+  return `${tool} takes ${toolInputsInWords(tool)}; ${subject} is ${kind} (${FAMILY_WORDS[family]}).`;
 }
 
 /** `GET /api/media`: every tool, its options as JSON Schema, the inputs it accepts. */
