@@ -37,10 +37,10 @@ function appendValue(form: FormData, key: string, value: unknown): void {
 }
 
 function appendInputAs(form: FormData, input: WireInput, part: 'files' | 'file'): void {
-  if (input.sourceUrl) return form.append('sourceUrl', input.sourceUrl);
-  if (input.file === undefined) throw new Error('Provide either file or sourceUrl.');
-  if (typeof input.file === 'string') return form.append('sourceUrl', input.file);
-  form.append(part, new Blob([new Uint8Array(input.file)], input.contentType ? { type: input.contentType } : {}), input.filename ?? 'upload');
+  if (input.sourceUrl) form.append('sourceUrl', input.sourceUrl);
+  else if (input.file === undefined) throw new Error('Provide either file or sourceUrl.');
+  else if (typeof input.file === 'string') form.append('sourceUrl', input.file);
+  else form.append(part, new Blob([new Uint8Array(input.file)], input.contentType ? { type: input.contentType } : {}), input.filename ?? 'upload');
 }
 
 const CONVERT_FIELDS = ['format', 'compression', 'resize', 'resizeWidth', 'resizeHeight', 'autoOrient', 'mono', 'saveToStorage'] as const;
