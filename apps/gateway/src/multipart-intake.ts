@@ -12,9 +12,12 @@ import { AppError, parseJobFields, type JobRequest, type JobType } from '@kiln/c
 import type { ApiKeyRow } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { admitSubmission, checkPair, submitJob, type Submitted } from './jobs.service.ts';
-import { receiveUpload, uploadLimitsFor } from './upload.ts';
+import { JOB_FILE_FIELDS, receiveUpload, uploadLimitsFor, type FileFields } from './upload.ts';
 import { urlSourcesOf } from './url-sources.ts';
 import { keys } from '@kiln/storage';
+
+/** The job routes' file fields, and Convertly's single-file name `file` (see submitMultipart). */
+const JOB_AND_FILE_FIELDS: FileFields = { accepts: (f) => f === 'file' || JOB_FILE_FIELDS.accepts(f), describe: JOB_FILE_FIELDS.describe };
 
 export function idempotencyKeyOf(req: Request): string | undefined {
   const v = req.get('idempotency-key');
@@ -41,9 +44,15 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
   const admission = await admitSubmission(deps, key, idempotencyKeyOf(req));
   const jobId = crypto.randomUUID();
   const limits = uploadLimitsFor(deps.config, key);
-  const files = await receiveUpload(deps.store, req, res, jobId, limits);
-  const stored = files.map((f) => f.key);
+  const parts = await receiveUpload(deps.store, req, res, jobId, limits, JOB_AND_FILE_FIELDS);
+  const stored = parts.map((f) => f.key);
   try {
+    // Convertly's own MCP client sends every file twice, as `files` and as `file` ("each route reads
+    // whichever it expects"): the job routes read `files`, and `file` only when no `files` came.
+    const batch = parts.filter((p) => p.fieldname !== 'file');
+    const files = (batch.length ? batch : parts).map((f, index) => ({ ...f, index }));
+    const dropped = parts.filter((p) => !files.some((f) => f.key === p.key)).map((p) => p.key);
+    if (dropped.length) await deps.store.delete(dropped);
     const fields = (req.body ?? {}) as Record<string, unknown>;
     opts.afterUpload?.(fields);
     const urls = await urlSourcesOf(deps, fields);

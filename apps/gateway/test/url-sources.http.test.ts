@@ -109,3 +109,15 @@ test('no file and no URL: the 400 says both ways in', async () => {
   expect(res.status).toBe(400);
   expect(res.body.error).toMatch(/Upload at least one file in the "files" field, or name one with sourceUrl/);
 });
+
+test('a file sent twice, as `files` and `file` (Convertly’s MCP client does), counts once; `file` alone works too', async () => {
+  const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d2a0c80000000049454e44ae426082', 'hex');
+  const both = await request(gw.app).post('/api/jobs').set('Authorization', `Bearer ${gw.key}`).field('format', 'webp').attach('files', png, 'a.png').attach('file', png, 'a.png');
+  expect(both.status).toBe(200);
+  const alone = await request(gw.app).post('/api/jobs').set('Authorization', `Bearer ${gw.key}`).field('format', 'webp').attach('file', png, 'b.png');
+  expect(alone.status).toBe(200);
+  const rows = await gw.client.query<{ job_id: string; filename: string }>('SELECT job_id, filename FROM job_files WHERE job_id = ANY($1) ORDER BY filename', [
+    [both.body.jobId, alone.body.jobId],
+  ]);
+  expect(rows.rows.map((r) => r.filename)).toEqual(['a.png', 'b.png']);
+});

@@ -446,6 +446,19 @@ export function toolInputRefusal(tool: ToolName, subject: string, kind: InputKin
   return `${tool} takes ${toolInputsInWords(tool)}; ${subject} is ${kind} (${FAMILY_WORDS[family]}).`;
 }
 
+/**
+ * A tool's options as JSON Schema for clients: the parsed types with their defaults (zod's output
+ * view), `required` only for options with no default, and no `additionalProperties: false` (other
+ * form fields are ignored, not refused).
+ */
+function optionsSchema(options: z.ZodObject): Record<string, unknown> {
+  const { required: _all, additionalProperties: _closed, ...schema } = z.toJSONSchema(options, { io: 'output', unrepresentable: 'any' }) as Record<string, unknown>;
+  const required = Object.entries(options.shape)
+    .filter(([, field]) => !(field as z.ZodType).safeParse(undefined).success)
+    .map(([name]) => name);
+  return { ...schema, ...(required.length ? { required } : {}) };
+}
+
 /** `GET /api/media`: every tool, its options as JSON Schema, the inputs it accepts. */
 export function toolCatalog(): {
   name: ToolName;
@@ -471,7 +484,7 @@ export function toolCatalog(): {
       available: !t.unavailable,
       ...(t.unavailable ? { unavailableReason: t.unavailable } : {}),
       aliases: { ...(t.aliases ?? {}), ...(name === 'transform' ? { crop: 'cropLeft,cropTop,cropWidth,cropHeight' } : {}) },
-      options: z.toJSONSchema(t.options, { io: 'input', unrepresentable: 'any' }),
+      options: optionsSchema(t.options),
     };
   });
 }
