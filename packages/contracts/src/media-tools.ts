@@ -342,9 +342,13 @@ function single(raw: Record<string, unknown>, name: string): unknown {
 export function parseToolOptions<T extends ToolName>(tool: T, raw: Record<string, unknown>): ToolOptionsMap[T] {
   const spec = TOOLS[tool];
   const fields: Record<string, unknown> = {};
-  for (const name of Object.keys(raw)) if (!ROUTE_FIELDS.has(name)) fields[name] = single(raw, name);
+  for (const name of Object.keys(raw)) {
+    const v = single(raw, name);
+    // An empty field is "not set": left out before parsing, so optional fields stay optional and defaults apply.
+    if (!ROUTE_FIELDS.has(name) && v !== '' && v !== null && v !== undefined) fields[name] = v;
+  }
   for (const [alias, target] of Object.entries(spec.aliases ?? {})) {
-    if (fields[target] === undefined || fields[target] === '') fields[target] = fields[alias];
+    if (fields[target] === undefined && fields[alias] !== undefined) fields[target] = fields[alias];
     delete fields[alias];
   }
   if (tool === 'transform' && typeof fields.crop === 'string' && fields.crop.trim() !== '') {
