@@ -101,7 +101,8 @@ function transcodeBase(req: ToolRequest<unknown>, ff: FfmpegContext, info: Media
   };
 }
 
-function mediaResult(path: string, target: MediaFormat, quality: number, r: TranscodeResult, notes: string[] = []): ToolResult {
+/** A transcode's outcome as a tool result. */
+export function mediaResult(path: string, target: MediaFormat, quality: number, r: TranscodeResult, notes: string[] = []): ToolResult {
   return {
     path,
     format: target,

@@ -10,7 +10,7 @@
 import fs from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import { OUTPUT_INFO, type InputKind } from '@kiln/formats';
-import type { ConvertRequest, ConvertResult, Deadline, EnginePaths, Limit, Limits } from '../engine.ts';
+import type { ConvertRequest, ConvertResult, Deadline, Limits } from '../engine.ts';
 import { CodecError } from '../errors.ts';
 import { sharpError } from '../image/image.ts';
 
@@ -22,7 +22,8 @@ export interface ToolInput {
   filename: string;
 }
 
-export interface ToolRequest<O> {
+/** What a tool run shares with a conversion: its limits, engines, caps, one deadline, abort and progress. */
+export interface ToolRequest<O> extends Pick<ConvertRequest, 'limits' | 'engines' | 'animation' | 'avifEffort' | 'timeout' | 'signal' | 'onProgress'> {
   /** The primary input. */
   input: ToolInput;
   /** image-to-pdf: the pages after the first, in order. */
@@ -34,14 +35,6 @@ export interface ToolRequest<O> {
   /** The output's file name as the client will see it (the storyboard's cues point at it). */
   outputName?: string;
   options: O;
-  limits: Limits;
-  engines: EnginePaths;
-  animation: { maxFps: number; maxWidth: number };
-  avifEffort: number;
-  /** One deadline for the whole run; `max` in seconds. */
-  timeout: Limit;
-  signal?: AbortSignal;
-  onProgress?: (fraction: number) => void;
 }
 
 export interface StoryboardFacts {

@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { INPUT_INFO, isOneOf, OUTPUT_INFO, VIDEO_OUTPUTS, type VideoFormat } from '@kiln/formats';
+import { INPUT_INFO, isOneOf, VIDEO_OUTPUTS, type VideoFormat } from '@kiln/formats';
 import type { Deadline } from '../engine.ts';
 import { CodecError } from '../errors.ts';
 import { readImageInfo, displayedSize, sharpError } from '../image/image.ts';
@@ -15,6 +15,7 @@ import { rasterSource } from '../image/sources.ts';
 import { displaySize, firstVideo, probeInput, resolveMediaTools, type FfmpegContext } from '../media/ffmpeg.ts';
 import { checkMediaLimits, transcodeMedia } from '../media/transcode.ts';
 import { outputPath } from '../output-path.ts';
+import { mediaResult } from './av.ts';
 import { baseRequest, checkCancelled, encodeStill, openImage, writeStill, type StillFormat, type Tool, type ToolRequest, type ToolResult } from './tool.ts';
 
 export type Anchor = 'top-left' | 'top' | 'top-right' | 'left' | 'center' | 'right' | 'bottom-left' | 'bottom' | 'bottom-right';
@@ -144,16 +145,5 @@ async function watermarkVideo(req: ToolRequest<WatermarkOptions>, deadline: Dead
     overlay: { path: markPath, x: at.left, y: at.top },
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
   });
-  return {
-    path: output,
-    format,
-    mimeType: OUTPUT_INFO[format].mime,
-    size: r.size,
-    appliedQuality: o.quality,
-    extension: format,
-    ...(r.durationSeconds !== null ? { durationSeconds: Math.round(r.durationSeconds * 1000) / 1000 } : {}),
-    ...(r.width !== undefined ? { width: r.width } : {}),
-    ...(r.height !== undefined ? { height: r.height } : {}),
-    notes: [`${req.overlay ? 'Image' : 'Text'} mark ${mark.w}×${mark.h} px at ${o.position} (${at.left}, ${at.top}) on every frame.`],
-  };
+  return mediaResult(output, format, o.quality, r, [`${req.overlay ? 'Image' : 'Text'} mark ${mark.w}×${mark.h} px at ${o.position} (${at.left}, ${at.top}) on every frame.`]);
 }
