@@ -9,7 +9,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import { sniff } from '@kiln/formats';
-import { form, startKiln, waitForJob, type Kiln } from './helpers/kiln.ts';
+import pg from 'pg';
+import { createApiKey } from '@kiln/db';
+import { form, startKiln, until, waitForJob, type Kiln } from './helpers/kiln.ts';
 import { convertlyWire, dataUrlBytes, WireError } from './helpers/convertly-wire.ts';
 
 let kiln: Kiln;
@@ -156,4 +158,21 @@ test('what the fetched bytes are decides: not a known type, or a pair the regist
   });
   const missing = await failedFile('/nope.png');
   expect(missing).toEqual({ code: 'fetch_failed', message: expect.stringMatching(/answered HTTP 404/) });
+});
+
+test("an API key's own lower upload limit bounds its URL sources too, and the message names it", async () => {
+  const client = new pg.Client({ connectionString: kiln.db.url });
+  await client.connect();
+  const { key } = await createApiKey(client, 'small uploads', { maxUploadBytes: 50_000 });
+  await client.end();
+  const r = await kiln.api('/api/jobs', { method: 'POST', body: form([], { format: 'webp', sourceUrl: url('/huge.bin') }), key });
+  const { jobId } = (await r.json()) as { jobId: string };
+  const job = await until('the job to fail', async () => {
+    const j = (await (await kiln.api(`/api/jobs/${jobId}`, { key })).json()) as { status: string; results: { error?: { code: string; message: string } }[] };
+    return j.status === 'failed' ? j : undefined;
+  });
+  expect(job.results[0]!.error).toEqual({
+    code: 'limit_exceeded',
+    message: expect.stringMatching(/over the limit of 50000 bytes; raise the API key's maxUploadBytes to allow it/),
+  });
 });

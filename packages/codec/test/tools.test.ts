@@ -364,3 +364,13 @@ test('the geometry helpers: nine anchors inside the margins; cues cover the clip
   const vtt = storyboardVtt('s.jpg', { columns: 2, rows: 1, tileWidth: 10, tileHeight: 5, frames: 2, intervalSeconds: 1.5 }, 2.9);
   expect(vtt).toBe('WEBVTT\n\n00:00:00.000 --> 00:00:01.500\ns.jpg#xywh=0,0,10,5\n\n00:00:01.500 --> 00:00:02.900\ns.jpg#xywh=10,0,10,5\n');
 });
+
+test('inspect reads an SVG’s size, sanitised first as conversions read it', async () => {
+  const svg = path.join(dir, 'hostile.svg');
+  await fs.writeFile(
+    svg,
+    `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="40" height="30"><image xlink:href="file://${f.png}" width="40" height="30"/></svg>`,
+  );
+  const r = await run('inspect', input(svg, 'svg'), {});
+  expect(r.metadata).toMatchObject({ format: 'svg', mimeType: 'image/svg+xml', width: 40, height: 30 });
+});

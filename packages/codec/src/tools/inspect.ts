@@ -14,6 +14,7 @@ import { PDFDocument } from 'pdf-lib';
 import { INPUT_INFO } from '@kiln/formats';
 import type { Deadline } from '../engine.ts';
 import { sharpError } from '../image/image.ts';
+import { sanitizeSvg } from '../image/svg.ts';
 import { probeInput, resolveMediaTools, type FfmpegContext } from '../media/ffmpeg.ts';
 import { CodecError } from '../errors.ts';
 import type { Tool, ToolRequest, ToolResult } from './tool.ts';
@@ -47,8 +48,11 @@ export function exifSummary(exif: Buffer): Facts | undefined {
 
 async function imageFacts(req: ToolRequest<unknown>): Promise<Facts> {
   let m: Metadata;
+  // An SVG is read as the conversions read it: its external references removed first, so reading its
+  // size cannot make librsvg open another file.
+  const source = req.input.kind === 'svg' ? Buffer.from(sanitizeSvg(await fs.readFile(req.input.path, 'utf8')).svg) : req.input.path;
   try {
-    m = await sharp(req.input.path, { limitInputPixels: req.limits.pixels.max, animated: true }).metadata();
+    m = await sharp(source, { limitInputPixels: req.limits.pixels.max, animated: true }).metadata();
   } catch (err) {
     throw sharpError(err, req.limits);
   }
