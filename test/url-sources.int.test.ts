@@ -8,6 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
+import { PDFDocument } from 'pdf-lib';
 import { sniff } from '@kiln/formats';
 import pg from 'pg';
 import { createApiKey } from '@kiln/db';
@@ -175,4 +176,21 @@ test("an API key's own lower upload limit bounds its URL sources too, and the me
     code: 'limit_exceeded',
     message: expect.stringMatching(/over the limit of 50000 bytes; raise the API key's maxUploadBytes to allow it/),
   });
+});
+
+test('a media tool takes its inputs by URL too: image-to-pdf pages from sourceUrls, a type the tool refuses found after fetching', async () => {
+  const fd = new FormData();
+  fd.append('sourceUrls', JSON.stringify([url('/photos/photo.png'), url('/photos/photo.png')]));
+  fd.append('pageSize', 'letter');
+  const r = await kiln.api('/api/media/image-to-pdf', { method: 'POST', body: fd });
+  expect(r.status).toBe(200);
+  const body = (await r.json()) as { tool: string; files: { downloadUrl: string; mimeType: string }[] };
+  expect(body.tool).toBe('image-to-pdf');
+  const pdf = dataUrlBytes(body.files[0]!.downloadUrl);
+  expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
+  expect((await PDFDocument.load(pdf)).getPageCount()).toBe(2);
+  const sdk = convertlyWire(kiln.url, kiln.key);
+  const e = await sdk.media.posterFrame({ sourceUrl: url('/photos/photo.png') }).catch((x: unknown) => x);
+  expect(e).toMatchObject({ status: 415, body: { code: 'unsupported_format' } });
+  expect((e as Error).message).toBe('poster-frame takes video; the fetched file ("photo.png") is png (images).');
 });

@@ -179,7 +179,9 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       const kind = asKind(src.kind);
       if (!kind) return fail('unsupported_format', `${subject} ${UNRECOGNISED_INPUT}`);
       // The gateway checked the pair for uploads; a URL source's kind is known only now.
-      const refusal = work.tool ? toolInputRefusal(work.tool, subject, kind) : pairRefusal(subject, kind, work.options.format, mode === 'compress');
+      const refusal = work.tool
+        ? toolInputRefusal(work.tool, subject.charAt(0).toLowerCase() + subject.slice(1), kind)
+        : pairRefusal(subject, kind, work.options.format, mode === 'compress');
       if (refusal) return fail('unsupported_format', refusal);
       const extras: ToolInput[] = [];
       for (const e of src.extras) {
