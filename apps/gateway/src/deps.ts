@@ -2,6 +2,7 @@ import type { Config, Logger } from '@kiln/config';
 import type { Pool } from '@kiln/db';
 import type { Queue } from '@kiln/queue';
 import type { BlobStore } from '@kiln/storage';
+import type { Outbound } from '@kiln/outbound';
 import type { KeyCache, StoredFileCache } from './caches.ts';
 import type { JobWaiter } from './job-waiter.ts';
 import type { Signer } from './signing.ts';
@@ -17,4 +18,6 @@ export interface GatewayDeps {
   waiter: JobWaiter;
   keyCache: KeyCache;
   storedFiles: StoredFileCache;
+  /** URL sources are checked (never fetched) at submission with it. */
+  outbound: Pick<Outbound, 'checkUrl'>;
 }

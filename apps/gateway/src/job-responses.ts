@@ -37,6 +37,7 @@ export function toSummary(job: JobRow): JobSummary {
   return {
     jobId: job.id,
     jobType: job.jobType,
+    ...(job.tool ? { tool: job.tool } : {}),
     status: job.status,
     totalFiles: job.totalFiles,
     completedFiles: job.completedFiles,
@@ -59,7 +60,8 @@ export function toFileResult(f: JobFileWithOutput, urlFor: UrlFor): FileResult {
     status: f.status,
     mimeType: r.mimeType ?? null,
     format: r.format ?? null,
-    originalSize: f.originalSize,
+    // A URL source's size is unknown until a worker has fetched it.
+    originalSize: f.originalSize ?? 0,
     finalSize: f.output?.size ?? null,
     savedPercent: r.savedPercent ?? null,
     appliedQuality: r.appliedQuality ?? null,

@@ -14,9 +14,9 @@
  *
  * submitJob never reads or deletes bytes: what to do with a replayed request's upload is the caller's.
  */
-import { AppError, queueFor, type FileOptions, type FileQueueName, type FileTaskPayload, type JobType } from '@kiln/contracts';
-import { INPUT_INFO, canConvert, compressTargetFor, refusalFor, targetsFor, type InputKind, type OutputFormat } from '@kiln/formats';
-import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type JobDialect, type Pool, type Queryable } from '@kiln/db';
+import { AppError, queueFor, toolOutputFormat, type FileOptions, type FileQueueName, type FileTaskPayload, type JobType, type ToolCall, type ToolName } from '@kiln/contracts';
+import { compressTargetFor, pairRefusal, targetsFor, UNRECOGNISED_INPUT, type InputKind, type OutputFormat } from '@kiln/formats';
+import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type ExtraSource, type JobDialect, type Pool, type Queryable } from '@kiln/db';
 import type { Queue } from '@kiln/queue';
 import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
 
@@ -52,10 +52,15 @@ export interface SubmitFile {
   filename: string;
   /** What the bytes are, when they are here to sniff; null when they are not yet. */
   kind: InputKind | null;
-  /** Bytes as received. (A URL source's row exists before its bytes: job_files.original_size will have to allow null for it.) */
-  size: number;
-  /** What the worker does with the file (re-parsed by it with fileOptionsSchema). */
-  options: FileOptions;
+  /** Bytes as received; null for a URL source, whose row exists before its bytes. */
+  size: number | null;
+  /** What the worker does with the file: a conversion's FileOptions, or the job's tool options (re-parsed by the worker). */
+  options: FileOptions | Record<string, unknown>;
+  /** A URL source: the worker fetches it into sourceKey under sourceMaxBytes (the upload limit that applies to the key). */
+  sourceUrl?: string;
+  sourceMaxBytes?: number;
+  /** A tool's further inputs: image-to-pdf's other pages, watermark's overlay image. */
+  extraSources?: ExtraSource[];
 }
 
 export interface JobSubmission {
@@ -66,6 +71,8 @@ export interface JobSubmission {
   files: SubmitFile[];
   /** Which API is asking; unset means Convertly. */
   dialect?: JobDialect;
+  /** The media tool the job runs (`POST /api/media/<tool>`); its options are each file's `options`. */
+  tool?: ToolName;
   /**
    * Runs inside the job's transaction, just before it commits (not for replays): the sync routes start
    * listening here; a dialect writes its own rows with `tx`, and a throw rolls the whole job back.
@@ -80,8 +87,10 @@ export interface Submitted {
 }
 
 /** The format a file will be written in, when it can be known before a worker has the bytes. */
-function targetOf(jobType: JobType, f: SubmitFile): OutputFormat | undefined {
-  return f.options.format ?? (jobType === 'compress' && f.kind ? compressTargetFor(f.kind) : undefined);
+function targetOf(job: JobSubmission, f: SubmitFile): OutputFormat | undefined {
+  if (job.tool) return toolOutputFormat({ tool: job.tool, options: f.options } as ToolCall, f.kind);
+  const o = f.options as FileOptions;
+  return o.format ?? (job.jobType === 'compress' && f.kind ? compressTargetFor(f.kind) : undefined);
 }
 
 /** Thrown inside the transaction to roll it back when a concurrent request claimed the Idempotency-Key first. */
@@ -97,12 +106,12 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
   const { key, limits, idempotencyKey } = admission;
   checkAllowedFormats(
     limits,
-    job.files.map((f, index) => ({ index, filename: f.filename, format: targetOf(job.jobType, f) })),
+    job.files.map((f, index) => ({ index, filename: f.filename, format: targetOf(job, f) })),
   );
   if (admission.replayOf) return { jobId: admission.replayOf, created: false };
   const byQueue = new Map<FileQueueName, FileTaskPayload[]>();
   for (const f of job.files) {
-    const queue = queueFor(job.jobType, f);
+    const queue = queueFor(job.jobType, { kind: f.kind, tool: job.tool ?? null });
     byQueue.set(queue, [...(byQueue.get(queue) ?? []), { jobId: job.jobId, fileId: f.fileId }]);
   }
   try {
@@ -115,6 +124,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         jobType: job.jobType,
         createArchive: job.createArchive,
         ...(job.dialect ? { dialect: job.dialect } : {}),
+        tool: job.tool ?? null,
         files: job.files.map((f, idx) => ({
           id: f.fileId,
           idx,
@@ -123,6 +133,9 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
           sourceKind: f.kind,
           originalSize: f.size,
           options: f.options,
+          sourceUrl: f.sourceUrl ?? null,
+          sourceMaxBytes: f.sourceMaxBytes ?? null,
+          extraSources: f.extraSources ?? null,
         })),
       });
       if (idempotencyKey) {
@@ -151,29 +164,21 @@ export function checkPair(
   jobType: JobType,
 ): void {
   const where = file.label ?? `files[${file.index}] ("${file.filename}")`;
-  if (file.size === 0) throw new AppError('invalid_field', `${where} is empty; upload the file's contents.`, { detail: { field: 'files', index: file.index } });
-  if (!file.kind) {
-    throw new AppError('unsupported_format', `${where} is not a file type Kiln recognises from its contents; supported inputs are images, SVG, PDF, audio, video and archives.`, {
-      detail: { index: file.index },
+  checkReadable(file, where);
+  const refusal = pairRefusal(where, file.kind!, format, jobType === 'compress');
+  if (refusal) {
+    throw new AppError('unsupported_format', refusal, {
+      detail: { index: file.index, input: file.kind, ...(format ? { output: format, supportedOutputs: targetsFor(file.kind!) } : {}) },
     });
   }
-  if (jobType === 'compress' && !format) {
-    if (!compressTargetFor(file.kind))
-      throw new AppError('unsupported_format', `${where} is ${file.kind}, which cannot be compressed yet.`, { detail: { index: file.index, input: file.kind } });
-    return;
-  }
-  const refusal = format && refusalFor(format);
-  if (refusal) {
-    throw new AppError('unsupported_format', `${where}: ${refusal}`, { detail: { index: file.index, input: file.kind, output: format } });
-  }
-  if (format && !canConvert(file.kind, format)) {
-    const targets = targetsFor(file.kind);
-    throw new AppError(
-      'unsupported_format',
-      `${where} is ${file.kind}, which cannot be converted to ${format}; ${targets.length ? `it converts to ${targets.join(', ')}` : `no conversions from ${INPUT_INFO[file.kind].family} files are available yet`}.`,
-      {
-        detail: { index: file.index, input: file.kind, output: format, supportedOutputs: targets },
-      },
-    );
-  }
+}
+
+/** Refuses an uploaded file that is empty or of no type Kiln recognises; `where` names it in the request. */
+export function checkReadable(
+  file: { index: number; size: number; kind: InputKind | null | undefined },
+  where: string,
+  field = 'files',
+): asserts file is { index: number; size: number; kind: InputKind } {
+  if (file.size === 0) throw new AppError('invalid_field', `${where} is empty; upload the file's contents.`, { detail: { field, index: file.index } });
+  if (!file.kind) throw new AppError('unsupported_format', `${where} ${UNRECOGNISED_INPUT}`, { detail: { field, index: file.index } });
 }

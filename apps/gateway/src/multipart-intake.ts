@@ -1,8 +1,10 @@
 /**
  * A Convertly multipart request (POST /api/jobs, /api/convert, /api/compress, the dashboard's "try
  * it") turned into a submitted job: the HTTP half of jobs.service.ts's steps. Reads the
- * Idempotency-Key header, streams the parts to storage (upload.ts), parses the fields and checks each
- * file, then submits. Whatever this request stored is deleted again unless a new job now owns it.
+ * Idempotency-Key header, streams the parts to storage (upload.ts), reads the URL sources
+ * (url-sources.ts: they come after the uploaded files, and a worker fetches them), parses the fields
+ * and checks each uploaded file, then submits. Whatever this request stored is deleted again unless
+ * a new job now owns it.
  */
 import crypto from 'node:crypto';
 import type { Request, Response } from 'express';
@@ -10,7 +12,12 @@ import { AppError, parseJobFields, type JobRequest, type JobType } from '@kiln/c
 import type { ApiKeyRow } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { admitSubmission, checkPair, submitJob, type Submitted } from './jobs.service.ts';
-import { receiveUpload, uploadLimitsFor } from './upload.ts';
+import { JOB_FILE_FIELDS, receiveUpload, uploadLimitsFor, type FileFields } from './upload.ts';
+import { urlSourcesOf } from './url-sources.ts';
+import { keys } from '@kiln/storage';
+
+/** The job routes' file fields, and Convertly's single-file name `file` (see submitMultipart). */
+const JOB_AND_FILE_FIELDS: FileFields = { accepts: (f) => f === 'file' || JOB_FILE_FIELDS.accepts(f), describe: JOB_FILE_FIELDS.describe };
 
 export function idempotencyKeyOf(req: Request): string | undefined {
   const v = req.get('idempotency-key');
@@ -36,19 +43,47 @@ export interface SubmittedUpload extends Submitted {
 export async function submitMultipart(deps: GatewayDeps, req: Request, res: Response, key: ApiKeyRow, opts: MultipartOptions = {}): Promise<SubmittedUpload> {
   const admission = await admitSubmission(deps, key, idempotencyKeyOf(req));
   const jobId = crypto.randomUUID();
-  const files = await receiveUpload(deps.store, req, res, jobId, uploadLimitsFor(deps.config, key));
-  const stored = files.map((f) => f.key);
+  const limits = uploadLimitsFor(deps.config, key);
+  const parts = await receiveUpload(deps.store, req, res, jobId, limits, JOB_AND_FILE_FIELDS);
+  const stored = parts.map((f) => f.key);
   try {
+    // Convertly's own MCP client sends every file twice, as `files` and as `file` ("each route reads
+    // whichever it expects"): the job routes read `files`, and `file` only when no `files` came.
+    const batch = parts.filter((p) => p.fieldname !== 'file');
+    const files = (batch.length ? batch : parts).map((f, index) => ({ ...f, index }));
+    const dropped = parts.filter((p) => !files.some((f) => f.key === p.key)).map((p) => p.key);
+    if (dropped.length) await deps.store.delete(dropped);
     const fields = (req.body ?? {}) as Record<string, unknown>;
     opts.afterUpload?.(fields);
-    if (files.length === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field.', { detail: { field: 'files' } });
-    const request = parseJobFields(fields, files.length, opts.jobType ? { jobType: opts.jobType } : undefined);
+    const urls = await urlSourcesOf(deps, fields);
+    const total = files.length + urls.length;
+    if (total === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field, or name one with sourceUrl.', { detail: { field: 'files' } });
+    if (total > limits.maxFiles) {
+      throw new AppError('too_many_files', `Too many files: ${total} (uploads and URLs together), at most ${limits.maxFiles} per request.`, {
+        detail: { limit: limits.maxFilesByKey ? 'maxFilesPerJob' : 'MAX_FILES_PER_JOB', maxFiles: limits.maxFiles },
+      });
+    }
+    // Uploaded files first, then URL sources: per-file arrays (formats, …) are indexed in that order.
+    const request = parseJobFields(fields, total, opts.jobType ? { jobType: opts.jobType } : undefined);
     for (const [i, f] of files.entries()) checkPair(f, request.files[i]!.format, request.jobType);
+    const fromUrls = urls.map((u, i) => {
+      const fileId = crypto.randomUUID();
+      return {
+        fileId,
+        sourceKey: keys.source(jobId, fileId),
+        filename: u.filename,
+        kind: null,
+        size: null,
+        options: request.files[files.length + i]!,
+        sourceUrl: u.url,
+        sourceMaxBytes: limits.maxFileBytes,
+      };
+    });
     const submitted = await submitJob(deps, admission, {
       jobId,
       jobType: request.jobType,
       createArchive: request.createArchive,
-      files: files.map((f, i) => ({ fileId: f.fileId, sourceKey: f.key, filename: f.filename, kind: f.kind ?? null, size: f.size, options: request.files[i]! })),
+      files: [...files.map((f, i) => ({ fileId: f.fileId, sourceKey: f.key, filename: f.filename, kind: f.kind ?? null, size: f.size, options: request.files[i]! })), ...fromUrls],
       beforeCommit: opts.beforeCommit,
     });
     // A replay answers with the earlier job, which has its own copy of the files.

@@ -7,6 +7,7 @@ import { createLogger, type Config } from '@kiln/config';
 import { createPool, findRunningEmbedded, migrate } from '@kiln/db';
 import { Queue } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
+import { createOutbound, outboundSettings } from '@kiln/outbound';
 import { createApp } from './app.ts';
 import { bootstrapKeys } from './bootstrap-keys.ts';
 import type { GatewayDeps } from './deps.ts';
@@ -31,6 +32,7 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   const signer = createSigner(await loadSigningSecret(config.SIGNING_SECRET, config.dataDir));
   const waiter = await createJobWaiter(url, pool, log);
   await bootstrapKeys(pool, config.BOOTSTRAP_API_KEY, log);
+  const outbound = createOutbound(outboundSettings(config));
   return {
     config,
     pool,
@@ -41,7 +43,9 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
     waiter,
     keyCache: new KeyCache(waiter),
     storedFiles: new StoredFileCache(),
+    outbound,
     close: async () => {
+      await outbound.close();
       await waiter.close();
       await queue.stop(5000).catch(() => undefined);
       await pool.end().catch(() => undefined);

@@ -11,7 +11,8 @@ import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import type { PendingJob } from './job-waiter.ts';
 import { jobErrorMessage, toFileResult, urlBuilder, type UrlFor } from './job-responses.ts';
-import { submitMultipart, type SubmittedUpload } from './multipart-intake.ts';
+import { submitMultipart } from './multipart-intake.ts';
+import type { Submitted } from './jobs.service.ts';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -25,43 +26,8 @@ export function syncRouter(deps: GatewayDeps): Router {
   const r = Router();
   const handle = (jobType: JobType) => async (req: Request, res: Response) => {
     const key = apiKeyOf(req);
-    const { created, final } = await submitAndWait(deps, req, res, key, jobType);
-    const found = await getJobWithFiles(deps.pool, created.jobId, key.id);
-    if (!found) throw new AppError('not_found', `No job ${created.jobId}.`);
-    const { job, files: rows } = found;
-    if (!final) {
-      res
-        .status(202)
-        .json({ jobId: job.id, status: job.status, notice: `Still running after ${deps.config.SYNC_TIMEOUT_SECONDS} s (SYNC_TIMEOUT_SECONDS); poll GET /api/jobs/${job.id}.` });
-      return;
-    }
-    const urlFor = urlBuilder(deps, req);
-    const failed = rows.filter((f) => f.status !== 'completed');
-    if (failed.length === rows.length) {
-      // Nothing to return: the call fails as its first file did.
-      const first = failed[0]!;
-      throw new AppError(requestCodeForFileError(first.errorCode), first.errorMessage ?? jobErrorMessage(job) ?? 'The conversion failed.', {
-        detail: { jobId: job.id, fileErrorCode: first.errorCode, results: rows.map((f) => toFileResult(f, urlFor)) },
-      });
-    }
-    const save = created.request.saveToStorage === true;
-    const { files, tooBigToInline } = await syncEntries(deps, rows, urlFor, save);
-    if (!save && !tooBigToInline) {
-      // Nothing is kept: sources and outputs go now, the job row stays as the record.
-      await deps.store.delete([keys.job(job.id)]);
-      await markJobPurged(deps.pool, job.id);
-    }
-    res.json({
-      files,
-      storage: {
-        saved: save || tooBigToInline,
-        notice: save
-          ? `Results are stored until ${job.expiresAt?.toISOString() ?? 'the retention period ends'}; download URLs are signed and expire.`
-          : tooBigToInline
-            ? `A result is larger than SYNC_INLINE_MAX_BYTES (${deps.config.SYNC_INLINE_MAX_BYTES} bytes), so results were stored and are returned as signed URLs.`
-            : 'Results are returned inline as data: URLs and were not stored; send saveToStorage=true for download links.',
-      },
-    });
+    const { created, final } = await submitAndWait(deps, res, (beforeCommit) => submitMultipart(deps, req, res, key, { jobType, beforeCommit }));
+    await answerSync(deps, req, res, key, created.jobId, final, created.request.saveToStorage === true);
   };
   r.post('/convert', handle('convert'));
   r.post('/compress', handle('compress'));
@@ -69,23 +35,88 @@ export function syncRouter(deps: GatewayDeps): Router {
 }
 
 /**
- * Submits the upload and waits for its job to end: at most SYNC_TIMEOUT_SECONDS, and only while the
- * client is still there. A new job is listened for before its insert commits, so its NOTIFY cannot be
- * missed and the wait needs no first look at it; a replayed one is waited on by id.
+ * The answer of a request that waited for its job (sync convert/compress, a media tool without
+ * async): 202 with the job id past SYNC_TIMEOUT_SECONDS; the error of the first file when every file
+ * failed; else `{files, storage}` (plus what `extra` adds, e.g. a tool's name and inspect's facts),
+ * inlined as data: URLs unless `save`, in which case nothing is kept once answered.
  */
-async function submitAndWait(deps: GatewayDeps, req: Request, res: Response, key: ApiKeyRow, jobType: JobType): Promise<{ created: SubmittedUpload; final: boolean }> {
+export async function answerSync(
+  deps: GatewayDeps,
+  req: Request,
+  res: Response,
+  key: ApiKeyRow,
+  jobId: string,
+  final: boolean,
+  save: boolean,
+  extra: (rows: JobFileWithOutput[]) => Record<string, unknown> = () => ({}),
+): Promise<void> {
+  const found = await getJobWithFiles(deps.pool, jobId, key.id);
+  if (!found) throw new AppError('not_found', `No job ${jobId}.`);
+  const { job, files: rows } = found;
+  if (!final) {
+    res.status(202).json({
+      jobId: job.id,
+      status: job.status,
+      ...(job.tool ? { tool: job.tool } : {}),
+      notice: `Still running after ${deps.config.SYNC_TIMEOUT_SECONDS} s (SYNC_TIMEOUT_SECONDS); poll GET /api/jobs/${job.id}.`,
+    });
+    return;
+  }
+  const urlFor = urlBuilder(deps, req);
+  const failed = rows.filter((f) => f.status !== 'completed');
+  if (failed.length === rows.length) {
+    // Nothing to return: the call fails as its first file did.
+    const first = failed[0]!;
+    throw new AppError(requestCodeForFileError(first.errorCode), first.errorMessage ?? jobErrorMessage(job) ?? 'The conversion failed.', {
+      detail: { jobId: job.id, fileErrorCode: first.errorCode, results: rows.map((f) => toFileResult(f, urlFor)) },
+    });
+  }
+  const { files, tooBigToInline } = await syncEntries(deps, rows, urlFor, save);
+  if (!save && !tooBigToInline) {
+    // Nothing is kept: sources and outputs go now, the job row stays as the record.
+    await deps.store.delete([keys.job(job.id)]);
+    await markJobPurged(deps.pool, job.id);
+  }
+  res.json({
+    ...extra(rows),
+    files,
+    storage: {
+      saved: save || tooBigToInline,
+      notice: save
+        ? `Results are stored until ${job.expiresAt?.toISOString() ?? 'the retention period ends'}; download URLs are signed and expire.`
+        : tooBigToInline
+          ? `A result is larger than SYNC_INLINE_MAX_BYTES (${deps.config.SYNC_INLINE_MAX_BYTES} bytes), so results were stored and are returned as signed URLs.`
+          : 'Results are returned inline as data: URLs and were not stored; send saveToStorage=true for download links.',
+    },
+  });
+}
+
+/**
+ * Submits (through `submit`, which passes `beforeCommit` on to submitJob) and waits for the job to
+ * end: at most SYNC_TIMEOUT_SECONDS, and only while the client is still there. A new job is
+ * listened for before its insert commits, so its NOTIFY cannot be missed and the wait needs no first
+ * look at it; a replayed one is waited on by id.
+ */
+export async function submitAndWait<T extends Submitted>(
+  deps: GatewayDeps,
+  res: Response,
+  submit: (beforeCommit: (jobId: string) => void) => Promise<T>,
+  /** False for a submission that is answered at once (a media tool's async=true). */
+  shouldWait: (created: T) => boolean = () => true,
+): Promise<{ created: T; final: boolean }> {
   let pending: PendingJob | undefined;
-  let created: SubmittedUpload;
+  let created: T;
   try {
-    created = await submitMultipart(deps, req, res, key, {
-      jobType,
-      beforeCommit: (jobId) => {
-        pending = deps.waiter.expect(jobId);
-      },
+    created = await submit((jobId) => {
+      pending = deps.waiter.expect(jobId);
     });
   } catch (err) {
     pending?.cancel();
     throw err;
+  }
+  if (!shouldWait(created)) {
+    pending?.cancel();
+    return { created, final: false };
   }
   const abort = new AbortController();
   res.on('close', () => abort.abort());
@@ -107,7 +138,7 @@ async function syncEntries(deps: GatewayDeps, rows: JobFileWithOutput[], urlFor:
     if (f.status !== 'completed' || !f.output) {
       files.push({
         filename: result.filename,
-        originalSize: f.originalSize,
+        originalSize: f.originalSize ?? 0,
         finalSize: 0,
         savedPercent: 0,
         mimeType: '',
@@ -129,7 +160,7 @@ async function syncEntries(deps: GatewayDeps, rows: JobFileWithOutput[], urlFor:
     }
     files.push({
       filename: f.output.filename,
-      originalSize: f.originalSize,
+      originalSize: f.originalSize ?? 0,
       finalSize: f.output.size,
       savedPercent: result.savedPercent ?? 0,
       mimeType: f.output.mimeType,

@@ -28,6 +28,15 @@ export interface UploadedFile {
 
 const FILE_FIELD = /^files(?:\[(\d+)\]|\.items(?:\[(\d+)\])?|\[\])?$/;
 
+/** Which file parts a route takes: the job routes take `files`; the media tools `file` too, and watermark an overlay. */
+export interface FileFields {
+  accepts: (fieldname: string) => boolean;
+  /** How to name the accepted fields in the refusal of any other. */
+  describe: string;
+}
+
+export const JOB_FILE_FIELDS: FileFields = { accepts: (f) => FILE_FIELD.test(f), describe: 'the "files" field (or files[0], files[1], …)' };
+
 /**
  * Passes a stream through, keeping its first SNIFF_BYTES for `sniff`. `onHead` is called once with
  * them, as soon as they have passed (or at the end of a shorter stream); a throw there fails the
@@ -70,13 +79,13 @@ interface StoredPart {
   kind: InputKind | undefined;
 }
 
-function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string): multer.StorageEngine {
+function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string, fields: FileFields): multer.StorageEngine {
   return {
     _handleFile(req, file, cb) {
-      if (!FILE_FIELD.test(file.fieldname)) {
+      if (!fields.accepts(file.fieldname)) {
         file.stream.resume();
         cb(
-          new AppError('invalid_field', `Unexpected file field "${file.fieldname}": upload files in the "files" field (or files[0], files[1], …).`, {
+          new AppError('invalid_field', `Unexpected file field "${file.fieldname}": upload files in ${fields.describe}.`, {
             detail: { field: file.fieldname },
           }),
         );
@@ -176,13 +185,13 @@ function multerError(err: multer.MulterError, limits: UploadLimits): AppError {
  * Runs multer for one request and returns the stored parts in file order. On any error every blob
  * this request stored is removed before the error propagates, so a refused upload leaves nothing.
  */
-export function receiveUpload(store: BlobStore, req: Request, res: Response, jobId: string, limits: UploadLimits): Promise<UploadedFile[]> {
+export function receiveUpload(store: BlobStore, req: Request, res: Response, jobId: string, limits: UploadLimits, fields: FileFields = JOB_FILE_FIELDS): Promise<UploadedFile[]> {
   const ct = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data/i.test(ct)) {
     return Promise.reject(new AppError('invalid_request', 'Send the request as multipart/form-data with the files in the "files" field.', { detail: { contentType: ct || null } }));
   }
   const mw = multer({
-    storage: blobStorage(store, () => jobId),
+    storage: blobStorage(store, () => jobId, fields),
     limits: { fileSize: limits.maxFileBytes, files: limits.maxFiles, fieldSize: limits.maxFieldBytes, fields: 200, parts: limits.maxFiles + 200 },
   }).any();
   return new Promise((resolve, reject) => {
@@ -204,8 +213,8 @@ export function receiveUpload(store: BlobStore, req: Request, res: Response, job
         return;
       }
       const withIndex = raw.map((f, arrival) => {
-        const m = FILE_FIELD.exec(f.fieldname)!;
-        const explicit = m[1] ?? m[2];
+        const m = FILE_FIELD.exec(f.fieldname);
+        const explicit = m?.[1] ?? m?.[2];
         return { f, order: explicit !== undefined ? Number(explicit) : arrival, arrival };
       });
       withIndex.sort((a, b) => a.order - b.order || a.arrival - b.arrival);

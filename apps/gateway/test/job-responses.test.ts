@@ -22,6 +22,7 @@ const job = (over: Partial<JobRow> = {}): JobRow => ({
   expiresAt: null,
   archiveFileId: null,
   progress: 100,
+  tool: null,
   ...over,
 });
 
@@ -34,6 +35,9 @@ const file = (over: Partial<JobFileWithOutput> = {}): JobFileWithOutput => ({
   sourceKind: 'png',
   originalSize: 100,
   options: {},
+  sourceUrl: null,
+  sourceMaxBytes: null,
+  extraSources: null,
   status: 'completed',
   progress: 100,
   attempts: 1,

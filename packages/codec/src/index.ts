@@ -28,3 +28,4 @@ export * from './image/svg.ts';
 export * from './image/heic.ts';
 export * from './vector/trace.ts';
 export * from './document/pdf.ts';
+export * from './tools/index.ts';

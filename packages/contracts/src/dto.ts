@@ -25,6 +25,8 @@ export interface FileResult extends FileResultExtras {
 export interface JobDetail {
   jobId: string;
   jobType: 'convert' | 'compress';
+  /** The media tool the job runs (`POST /api/media/<tool>`); absent for conversions. */
+  tool?: string;
   status: JobStatus;
   totalFiles: number;
   completedFiles: number;

@@ -7,6 +7,8 @@ export const ERROR_STATUS = {
   invalid_request: 400,
   /** An upload whose length is not the size its file was declared with. */
   size_mismatch: 400,
+  /** A URL source refused: bad scheme, credentials, a private address, or URL sources turned off (URL_IMPORT). */
+  url_not_allowed: 400,
   unauthorized: 401,
   quota_exceeded: 402,
   format_not_allowed: 403,
@@ -29,12 +31,14 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   rate_limited: 429,
   internal_error: 500,
+  /** A documented route Kiln cannot offer (remove-background: no model that may ship with it runs offline). */
+  not_implemented: 501,
   unavailable: 503,
 } as const;
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 /** Codes recorded on a single file's result when its conversion fails. */
-export const FILE_ERROR_CODES = ['invalid_input', 'unsupported_format', 'limit_exceeded', 'timeout', 'engine_failed', 'cancelled'] as const;
+export const FILE_ERROR_CODES = ['invalid_input', 'unsupported_format', 'limit_exceeded', 'timeout', 'engine_failed', 'cancelled', 'url_not_allowed', 'fetch_failed'] as const;
 export type FileErrorCode = (typeof FILE_ERROR_CODES)[number];
 
 export const isFileErrorCode = (code: unknown): code is FileErrorCode => (FILE_ERROR_CODES as readonly unknown[]).includes(code);
@@ -50,6 +54,9 @@ export const FILE_ERROR_REQUEST_CODES: Readonly<Record<FileErrorCode, ErrorCode>
   timeout: 'internal_error',
   engine_failed: 'internal_error',
   cancelled: 'internal_error',
+  url_not_allowed: 'url_not_allowed',
+  // The URL answered 404, refused the connection, …: what the client asked for cannot be had.
+  fetch_failed: 'invalid_request',
 };
 
 /** A stored file error code (a row may predate a code, or hold none) as a request error code. */

@@ -30,11 +30,25 @@ export const fileResultSchema = z.object({
   notes: z.array(z.string()).optional(),
   /** The codec engine that wrote the output (`image`, `media`, …); shown by the TurboFiles dialect's processing_metadata. */
   engine: z.string().optional(),
+  /** The inspect tool: the facts it read (format, dimensions, duration, streams, pages, EXIF summary…). */
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  /** The storyboard tool: the sheet's grid and WebVTT cues pointing into it (`#xywh=` on the sheet's file name). */
+  storyboard: z
+    .object({
+      columns: z.number().int().positive(),
+      rows: z.number().int().positive(),
+      tileWidth: z.number().int().positive(),
+      tileHeight: z.number().int().positive(),
+      frames: z.number().int().positive(),
+      intervalSeconds: z.number().positive(),
+      vtt: z.string(),
+    })
+    .optional(),
 });
 export type FileResultRecord = z.infer<typeof fileResultSchema>;
 
 /** The optional facts shown next to a result's fixed fields, in the order clients see them (jobs API and sync replies). */
-export const FILE_RESULT_EXTRAS = ['width', 'height', 'durationSeconds', 'notes', 'targetMet', 'targetReason', 'encodes'] as const;
+export const FILE_RESULT_EXTRAS = ['width', 'height', 'durationSeconds', 'notes', 'targetMet', 'targetReason', 'encodes', 'metadata', 'storyboard'] as const;
 export type FileResultExtras = Pick<FileResultRecord, (typeof FILE_RESULT_EXTRAS)[number]>;
 
 /** A stored result as far as it can be read: the whole row when it parses, else each field that does. */

@@ -12,3 +12,4 @@ export * from './file-result.ts';
 export * from './resize-presets.ts';
 export * from './key-limits.ts';
 export * from './turbofiles.ts';
+export * from './media-tools.ts';

@@ -19,7 +19,8 @@ export type FileQueueName = typeof QUEUES.convertFile | typeof QUEUES.compressFi
  * it, and a worker stopped mid-file sends the file back to it. It is given the file so that queues
  * per class of work (fairness between long videos and small images, say) change this function alone.
  */
-export function queueFor(jobType: JobType, _file: { kind: string | null }): FileQueueName {
+export function queueFor(jobType: JobType, _file: { kind: string | null; tool?: string | null }): FileQueueName {
+  // Media tools run in the convert workers (jobType convert), beside the conversions of the same media.
   return jobType === 'compress' ? QUEUES.compressFile : QUEUES.convertFile;
 }
 

@@ -13,14 +13,31 @@ import { named, type PoolClient, type Queryable } from './pool.ts';
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
 export type FileStatus = JobStatus;
 
+/** A further input of one tool run (image-to-pdf's other pages, watermark's overlay), stored as JSON. */
+export interface ExtraSource {
+  key: string;
+  filename: string;
+  /** `page` (image-to-pdf) or `overlay` (watermark). */
+  role: string;
+  /** Set when a worker fetches it; `kind` and `size` are filled in once it has. */
+  url?: string;
+  kind?: string | null;
+  size?: number | null;
+}
+
 export interface NewJobFile {
   id: string;
   idx: number;
   filename: string;
   sourceKey: string;
   sourceKind: string | null;
-  originalSize: number;
+  /** Null until a URL source's bytes have been fetched. */
+  originalSize: number | null;
   options: Record<string, unknown>;
+  /** A URL source: a worker fetches it into sourceKey, under sourceMaxBytes. */
+  sourceUrl?: string | null;
+  sourceMaxBytes?: number | null;
+  extraSources?: ExtraSource[] | null;
 }
 
 export interface NewJob {
@@ -33,6 +50,8 @@ export interface NewJob {
   retentionHours?: number | null;
   /** Which API created it; unset means Convertly. */
   dialect?: JobDialect;
+  /** The media tool the job runs; null for conversions. */
+  tool?: string | null;
 }
 
 export type JobDialect = 'convertly' | 'turbofiles';
@@ -57,10 +76,14 @@ export interface JobRow {
   progress: number;
   /** Which API created it (always read from the row; optional so hand-built rows need not say). */
   dialect?: JobDialect;
+  tool: string | null;
 }
 
 export interface JobFileRow extends NewJobFile {
   jobId: string;
+  sourceUrl: string | null;
+  sourceMaxBytes: number | null;
+  extraSources: ExtraSource[] | null;
   status: FileStatus;
   progress: number;
   attempts: number;
@@ -82,14 +105,15 @@ export interface StoredFileRow {
 const JOB_COLS = `j.id, j.api_key_id AS "apiKeyId", j.job_type AS "jobType", j.status, j.create_archive AS "createArchive",
   j.total_files AS "totalFiles", j.completed_files AS "completedFiles", j.failed_files AS "failedFiles",
   j.error_message AS "errorMessage", j.cancelled, j.created_at AS "createdAt", j.started_at AS "startedAt",
-  j.completed_at AS "completedAt", j.expires_at AS "expiresAt", j.archive_file_id AS "archiveFileId", j.dialect,
+  j.completed_at AS "completedAt", j.expires_at AS "expiresAt", j.archive_file_id AS "archiveFileId", j.dialect, j.tool,
   CASE WHEN j.status IN ('completed','failed') THEN 100 ELSE
     (SELECT coalesce(floor(avg(CASE WHEN f.status IN ('completed','failed') THEN 100 ELSE f.progress END)), 0)::int
        FROM job_files f WHERE f.job_id = j.id) END AS progress`;
 
 const FILE_COLS = `id, job_id AS "jobId", idx, filename, source_key AS "sourceKey", source_kind AS "sourceKind",
   original_size AS "originalSize", options, status, progress, attempts, result, output_file_id AS "outputFileId",
-  error_code AS "errorCode", error_message AS "errorMessage"`;
+  error_code AS "errorCode", error_message AS "errorMessage", source_url AS "sourceUrl", source_max_bytes::float8 AS "sourceMaxBytes",
+  extra_sources AS "extraSources"`;
 
 const STORED_COLS = `id, job_id AS "jobId", storage_key AS "storageKey", filename, mime_type AS "mimeType", size`;
 
@@ -99,11 +123,12 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
     named(
       'insert_job',
       `WITH j AS (
-       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect) VALUES ($1, $2, $3, $4, $5, $6, $8)
+       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect, tool) VALUES ($1, $2, $3, $4, $5, $6, $8, $9)
        RETURNING id)
-     INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options)
-     SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options
-       FROM j, jsonb_to_recordset($7::jsonb) AS f(id uuid, idx int, filename text, source_key text, source_kind text, original_size bigint, options jsonb)`,
+     INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options, source_url, source_max_bytes, extra_sources)
+     SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options, f.source_url, f.source_max_bytes, f.extra_sources
+       FROM j, jsonb_to_recordset($7::jsonb) AS f(id uuid, idx int, filename text, source_key text, source_kind text, original_size bigint, options jsonb,
+                                                source_url text, source_max_bytes bigint, extra_sources jsonb)`,
       [
         job.id,
         job.apiKeyId,
@@ -120,9 +145,13 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
             source_kind: f.sourceKind,
             original_size: f.originalSize,
             options: f.options,
+            source_url: f.sourceUrl ?? null,
+            source_max_bytes: f.sourceMaxBytes ?? null,
+            extra_sources: f.extraSources ?? null,
           })),
         ),
         job.dialect ?? 'convertly',
+        job.tool ?? null,
       ],
     ),
   );
@@ -243,7 +272,7 @@ export async function getStoredFile(db: Queryable, id: string): Promise<StoredFi
 
 export interface FileClaim {
   file: JobFileRow;
-  job: Pick<JobRow, 'id' | 'jobType' | 'status' | 'cancelled' | 'createArchive'>;
+  job: Pick<JobRow, 'id' | 'jobType' | 'status' | 'cancelled' | 'createArchive' | 'tool'>;
 }
 
 /**
@@ -251,7 +280,7 @@ export interface FileClaim {
  * already reached a final state (a duplicate or retried message) or its job was cancelled.
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
-  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean }>(
+  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean; tool: string | null }>(
     named(
       'claim_file',
       `WITH f AS (
@@ -265,15 +294,28 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
      SELECT ${FILE_COLS.split(', ')
        .map((c) => 'f.' + c.trim())
        .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.cancelled,
-            jobs.create_archive AS "createArchive"
+            jobs.create_archive AS "createArchive", jobs.tool
        FROM f JOIN jobs ON jobs.id = f.job_id`,
       [fileId],
     ),
   );
   const row = r.rows[0];
   if (!row) return undefined;
-  const { jobStatus, jobType, cancelled, createArchive, ...file } = row;
-  return { file, job: { id: file.jobId, jobType, status: jobStatus, cancelled, createArchive } };
+  const { jobStatus, jobType, cancelled, createArchive, tool, ...file } = row;
+  return { file, job: { id: file.jobId, jobType, status: jobStatus, cancelled, createArchive, tool } };
+}
+
+/**
+ * A URL source's bytes are in storage now: what they are and how many. Later attempts of the same
+ * file (a retried conversion) see them and do not fetch again.
+ */
+export async function recordFetchedSource(db: Queryable, fileId: string, fetched: { kind: string | null; size: number; extraSources?: ExtraSource[] | null }): Promise<void> {
+  await db.query(`UPDATE job_files SET source_kind = $2, original_size = $3, extra_sources = coalesce($4::jsonb, extra_sources) WHERE id = $1`, [
+    fileId,
+    fetched.kind,
+    fetched.size,
+    fetched.extraSources ? JSON.stringify(fetched.extraSources) : null,
+  ]);
 }
 
 export async function setFileProgress(db: Queryable, fileId: string, progress: number): Promise<void> {

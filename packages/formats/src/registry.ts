@@ -284,3 +284,22 @@ export function targetsFor(kind: InputKind): readonly OutputFormat[] {
 export function canConvert(kind: InputKind, target: OutputFormat): boolean {
   return targetsFor(kind).includes(target);
 }
+
+/**
+ * The one sentence refusing what a job asks of a file of `kind`, or undefined when the registry does
+ * it: a format Kiln never writes, a pair it does not convert (naming what the kind does convert to),
+ * or, for a compress job with no format, a kind that cannot be compressed. `subject` starts the
+ * sentence (`files[0] ("a.png")` at submission, `The fetched file ("a.png")` once a worker has the
+ * bytes of a URL source), so both places refuse with the same words.
+ */
+export function pairRefusal(subject: string, kind: InputKind, format: OutputFormat | undefined, compress: boolean): string | undefined {
+  if (!format) return compress && !compressTargetFor(kind) ? `${subject} is ${kind}, which cannot be compressed yet.` : undefined;
+  const refusal = refusalFor(format);
+  if (refusal) return `${subject}: ${refusal}`;
+  if (canConvert(kind, format)) return undefined;
+  const targets = targetsFor(kind);
+  return `${subject} is ${kind}, which cannot be converted to ${format}; ${targets.length ? `it converts to ${targets.join(', ')}` : `no conversions from ${INPUT_INFO[kind].family} files are available yet`}.`;
+}
+
+/** What follows the subject when the bytes are of no type Kiln detects (upload or fetched URL alike). */
+export const UNRECOGNISED_INPUT = 'is not a file type Kiln recognises from its contents; supported inputs are images, SVG, PDF, audio, video and archives.';

@@ -29,4 +29,4 @@ export type {
 } from './outbound.ts';
 export { OutboundError, isOutboundError, type OutboundErrorKind } from './errors.ts';
 export { classifyAddress, AllowList } from './address-policy.ts';
-export { parseTarget } from './url-policy.ts';
+export { parseTarget, describeUrl } from './url-policy.ts';

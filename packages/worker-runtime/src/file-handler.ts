@@ -1,17 +1,62 @@
 /**
- * Processes one uploaded file: claim it, run the codec, store the output, record the outcome and move
- * the job on. Shared by the convert and compress workers. Idempotent: a duplicate or retried message
- * finds the file already final and does nothing; output keys are deterministic.
+ * Processes one file of a job: claim it, fetch its source first when it was given by URL, check what
+ * the bytes are, run the codec (a conversion, or a media tool), store the output, record the outcome
+ * and move the job on. Shared by the convert and compress workers. Idempotent: a duplicate or retried
+ * message finds the file already final and does nothing; output keys are deterministic.
  */
 import path from 'node:path';
-import { JOB_DONE_CHANNEL, QUEUES, fileOptionsSchema, fileResultSchema, queueFor, resolveResize, type FileErrorCode, type FileOptions, type PresetTable } from '@kiln/contracts';
-import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type OutputFormat } from '@kiln/formats';
-import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
+import {
+  JOB_DONE_CHANNEL,
+  QUEUES,
+  fileOptionsSchema,
+  fileResultSchema,
+  isToolName,
+  parseToolOptions,
+  queueFor,
+  resolveResize,
+  toolInputRefusal,
+  type FileErrorCode,
+  type FileOptions,
+  type PresetTable,
+  type ToolName,
+  type ToolOptionsMap,
+} from '@kiln/contracts';
+import { compressTargetFor, INPUT_INFO, INPUT_KINDS, OUTPUT_INFO, pairRefusal, UNRECOGNISED_INPUT, type InputKind, type OutputFormat } from '@kiln/formats';
+import {
+  claimFile,
+  finishFile,
+  recordFetchedSource,
+  setFileProgress,
+  withTransaction,
+  type ExtraSource,
+  type FileClaim,
+  type FileOutcome,
+  type JobFileRow,
+  type Pool,
+} from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
 import { BlobNotFoundError, isStorageUnavailable, keys, type BlobStore } from '@kiln/storage';
-import { compress, convert, isCodecError, type CodecErrorKind, type CompressResult, type ConvertRequest, type EnginePaths, type Limit, type Limits } from '@kiln/codec';
+import {
+  CODEC_TOOLS,
+  compress,
+  convert,
+  isCodecError,
+  runTool,
+  type CodecErrorKind,
+  type CodecToolName,
+  type CodecToolOptions,
+  type CompressResult,
+  type ConvertRequest,
+  type EnginePaths,
+  type Limit,
+  type Limits,
+  type ToolInput,
+  type ToolResult,
+} from '@kiln/codec';
 import type { Logger } from '@kiln/config';
+import type { Outbound } from '@kiln/outbound';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
+import { SourceFetchError, fetchExtraSources, fetchUrlSource, type UrlFetchSettings } from './url-source.ts';
 
 export interface WorkerSettings {
   retentionHours: number;
@@ -24,6 +69,8 @@ export interface WorkerSettings {
   presets: PresetTable;
   /** STORAGE_RETRY_MAX_SECONDS: how long a task is put back while storage is unavailable. */
   storageRetryMaxSeconds: number;
+  /** URL_IMPORT and MAX_UPLOAD_BYTES, for fetching URL sources. */
+  urlFetch: UrlFetchSettings;
 }
 
 export interface WorkerDeps {
@@ -32,6 +79,8 @@ export interface WorkerDeps {
   store: BlobStore;
   log: Logger;
   settings: WorkerSettings;
+  /** The SSRF-guarded client URL sources are fetched with. */
+  outbound: Pick<Outbound, 'fetchToStream'>;
   /** Aborted when the worker stops and its grace period is over: running files are interrupted and queued again. */
   stopSignal?: AbortSignal;
 }
@@ -102,67 +151,82 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     const { file } = claim;
     const fail = (code: FileErrorCode, message: string) => record(claim, { ok: false, code, message });
 
-    const parsedOptions = fileOptionsSchema.safeParse(file.options);
-    if (!parsedOptions.success) return fail('invalid_input', 'The stored options for this file are invalid; resubmit the job.');
-    const o: FileOptions = parsedOptions.data;
-    const kind = (INPUT_KINDS as readonly string[]).includes(file.sourceKind ?? '') ? (file.sourceKind as InputKind) : undefined;
-    if (!kind) return fail('unsupported_format', 'The file type could not be recognised from its contents.');
-    const target: OutputFormat | undefined = o.format ?? (mode === 'compress' ? compressTargetFor(kind) : undefined);
-    if (!target) return fail('unsupported_format', `Files of type ${kind} cannot be ${mode === 'compress' ? 'compressed' : 'converted'} yet.`);
+    // What to do: a media tool with its options, or a conversion with the file's options.
+    const tool = claim.job.tool;
+    let work: Work;
+    if (tool) {
+      if (!isToolName(tool) || !isCodecTool(tool)) return fail('unsupported_format', `There is no media tool ${tool} on this worker.`);
+      try {
+        work = { tool, options: parseToolOptions(tool, file.options) } as ToolWork;
+      } catch {
+        return fail('invalid_input', 'The stored options for this tool are invalid; submit the request again.');
+      }
+    } else {
+      const parsedOptions = fileOptionsSchema.safeParse(file.options);
+      if (!parsedOptions.success) return fail('invalid_input', 'The stored options for this file are invalid; resubmit the job.');
+      work = { options: parsedOptions.data };
+    }
 
     const started = Date.now();
     let lastProgress = 0;
+    const signal = deps.stopSignal ? AbortSignal.any([ctx.signal, deps.stopSignal]) : ctx.signal;
     // Taken inside the try: with remote storage, fetching the source can fail like any other step.
     let scratch: { dir: string; release: () => Promise<void> } | undefined;
-    let source: { path: string; release: () => Promise<void> } | undefined;
+    const held: { path: string; release: () => Promise<void> }[] = [];
     try {
+      const src = await fetchSourcesOnce(file, signal);
+      const subject = file.sourceUrl ? `The fetched file ("${file.filename}")` : `The file ("${file.filename}")`;
+      const kind = asKind(src.kind);
+      if (!kind) return fail('unsupported_format', `${subject} ${UNRECOGNISED_INPUT}`);
+      // The gateway checked the pair for uploads; a URL source's kind is known only now.
+      const refusal = work.tool
+        ? toolInputRefusal(work.tool, subject.charAt(0).toLowerCase() + subject.slice(1), kind)
+        : pairRefusal(subject, kind, work.options.format, mode === 'compress');
+      if (refusal) return fail('unsupported_format', refusal);
+      const extras: ToolInput[] = [];
+      for (const e of src.extras) {
+        const ekind = asKind(e.kind ?? null);
+        const esubject = `${e.role === 'overlay' ? 'The watermark image' : 'A page'} ("${e.filename}")`;
+        if (!ekind) return fail('unsupported_format', `${esubject} ${UNRECOGNISED_INPUT}`);
+        if (!['image', 'vector'].includes(INPUT_INFO[ekind].family)) return fail('unsupported_format', `${esubject} is ${ekind}; it must be an image.`);
+        const local = await store.localPath(e.key);
+        held.push(local);
+        extras.push({ path: local.path, kind: ekind, filename: e.filename, role: e.role } as ToolInput & { role: string });
+      }
+
       scratch = await store.scratch();
-      source = await store.localPath(file.sourceKey);
-      const box = resolveResize(o, settings.presets);
-      const req: ConvertRequest = {
-        input: source.path,
-        inputKind: kind,
-        outputDir: scratch.dir,
-        filename: file.filename,
-        format: target,
-        quality: o.quality,
-        ...(box ? { resize: { ...(box.width ? { width: box.width } : {}), ...(box.height ? { height: box.height } : {}), fit: box.fit } } : {}),
-        autoOrient: o.autoOrient,
-        stripMetadata: o.stripMetadata,
-        lossless: o.lossless,
-        mono: o.mono,
+      const source = await store.localPath(file.sourceKey);
+      held.push(source);
+      const onProgress = (f: number) => {
+        const pct = Math.floor(f * 100);
+        if (pct >= lastProgress + 5) {
+          lastProgress = pct;
+          void setFileProgress(pool, file.id, pct).catch(() => undefined);
+        }
+      };
+      const common = {
         limits: settings.limits,
         engines: settings.engines,
         animation: settings.animation,
         avifEffort: settings.avifEffort,
         timeout: settings.fileTimeout,
-        signal: deps.stopSignal ? AbortSignal.any([ctx.signal, deps.stopSignal]) : ctx.signal,
-        onProgress: (f) => {
-          const pct = Math.floor(f * 100);
-          if (pct >= lastProgress + 5) {
-            lastProgress = pct;
-            void setFileProgress(pool, file.id, pct).catch(() => undefined);
-          }
-        },
+        signal,
+        onProgress,
       };
-      const result: CompressResult =
-        mode === 'compress'
-          ? await compress({ ...req, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize: file.originalSize })
-          : await convert(req);
-      const notes = [...(result.notes ?? [])];
-      // An archive converted entry by entry comes back as a zip whatever the target: name it by what it is.
-      const ext = OUTPUT_INFO[(result.format in OUTPUT_INFO ? result.format : target) as OutputFormat].extension;
-      const storageKey = keys.output(file.jobId, file.id, ext);
+      const result: Produced = work.tool
+        ? await runToolFor(work, { path: source.path, kind, filename: file.filename }, extras as (ToolInput & { role: string })[], scratch.dir, file.filename, common)
+        : await runConversion(work.options, kind, source.path, scratch.dir, file.filename, src.size, common);
+      const storageKey = keys.output(file.jobId, file.id, result.extension);
       const { size } = await store.putFile(storageKey, result.path);
       await record(claim, {
         ok: true,
-        output: { storageKey, filename: outputFilename(file.filename, ext), mimeType: result.mimeType, size },
+        output: { storageKey, filename: outputFilename(file.filename, result.extension), mimeType: result.mimeType, size },
         // Written through the contract's schema, which the gateway reads it back with.
         result: fileResultSchema.parse({
           format: result.format,
           mimeType: result.mimeType,
           finalSize: size,
-          savedPercent: savedPercent(file.originalSize, size),
+          savedPercent: savedPercent(src.size, size),
           appliedQuality: result.appliedQuality,
           width: result.width,
           height: result.height,
@@ -170,25 +234,32 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
           targetMet: result.targetMet,
           targetReason: result.targetReason,
           encodes: result.encodes,
-          notes: notes.length ? notes : undefined,
+          notes: result.notes?.length ? result.notes : undefined,
           engine: result.engine,
+          metadata: result.metadata,
+          storyboard: result.storyboard,
         }),
       });
-      log.info('file done', { ms: Date.now() - started, from: kind, to: target, size });
+      log.info('file done', { ms: Date.now() - started, from: kind, to: result.format, ...(work.tool ? { tool: work.tool } : {}), size });
     } catch (err) {
+      const queueName = queueFor(claim.job.jobType, { kind: file.sourceKind, tool });
       if (deps.stopSignal?.aborted) {
         // Interrupted by our own shutdown, not the file's fault: queue it again as a fresh message
         // (no retry spent; claimFile takes a file still 'processing'). If that fails, throwing lets
         // pg-boss retry it instead.
-        await deps.queue.send(queueFor(claim.job.jobType, { kind: file.sourceKind }), payload);
+        await deps.queue.send(queueName, payload);
         log.info('file interrupted by shutdown; queued again', { ms: Date.now() - started });
         return;
       }
-      const queueName = queueFor(claim.job.jobType, { kind: file.sourceKind });
       if (isStorageUnavailable(err) && (await requeueWhileStorageIsDown(deps.queue, queueName, payload, err, settings.storageRetryMaxSeconds, log))) return;
       if (err instanceof BlobNotFoundError && err.key === file.sourceKey) {
         log.warn('source blob is gone', { key: err.key });
         return fail('engine_failed', 'The uploaded file is no longer in storage; submit the job again.');
+      }
+      if (err instanceof SourceFetchError) {
+        log.warn('URL source not fetched', { code: err.code, message: err.message, permanent: err.permanent });
+        if (err.permanent || ctx.retryCount >= ctx.retryLimit) return fail(err.code, err.message);
+        throw err;
       }
       if (isCodecError(err)) {
         const c = classify(err.kind);
@@ -200,8 +271,106 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       if (ctx.retryCount >= ctx.retryLimit) return fail('engine_failed', 'The conversion failed after several attempts because of an internal error.');
       throw err;
     } finally {
-      await source?.release();
+      for (const h of held) await h.release();
       await scratch?.release();
     }
   };
+
+  /** A conversion or compression of one file, as before tools existed. */
+  async function runConversion(o: FileOptions, kind: InputKind, input: string, outputDir: string, filename: string, originalSize: number, common: Common): Promise<Produced> {
+    // The refusal check above made sure a compress job without a format has a target.
+    const target = (o.format ?? compressTargetFor(kind))!;
+    const box = resolveResize(o, settings.presets);
+    const req: ConvertRequest = {
+      input,
+      inputKind: kind,
+      outputDir,
+      filename,
+      format: target,
+      quality: o.quality,
+      ...(box ? { resize: { ...(box.width ? { width: box.width } : {}), ...(box.height ? { height: box.height } : {}), fit: box.fit } } : {}),
+      autoOrient: o.autoOrient,
+      stripMetadata: o.stripMetadata,
+      lossless: o.lossless,
+      mono: o.mono,
+      ...common,
+    };
+    const result: CompressResult =
+      mode === 'compress'
+        ? await compress({ ...req, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize })
+        : await convert(req);
+    // An archive converted entry by entry comes back as a zip whatever the target: name it by what it is.
+    const extension = OUTPUT_INFO[(result.format in OUTPUT_INFO ? result.format : target) as OutputFormat].extension;
+    return { ...result, extension };
+  }
+
+  /**
+   * The file's bytes as stored: a URL source (and any extra source given by URL) is fetched into
+   * storage first, once; the row then holds its kind and size, so a retry goes straight on.
+   */
+  async function fetchSourcesOnce(file: JobFileRow, signal: AbortSignal): Promise<{ kind: string | null; size: number; extras: ExtraSource[] }> {
+    let kind = file.sourceKind;
+    let size = file.originalSize;
+    let extras = file.extraSources ?? [];
+    let fetched = false;
+    const fetchDeps = { store, outbound: deps.outbound, settings: settings.urlFetch };
+    if (file.sourceUrl && size === null) {
+      const got = await fetchUrlSource(fetchDeps, { url: file.sourceUrl, key: file.sourceKey, maxBytes: file.sourceMaxBytes }, signal);
+      kind = got.kind ?? null;
+      size = got.size;
+      fetched = true;
+    }
+    if (extras.some((e) => e.url && (e.size === undefined || e.size === null))) {
+      extras = await fetchExtraSources(fetchDeps, extras, file.sourceMaxBytes, signal);
+      fetched = true;
+    }
+    if (fetched) await recordFetchedSource(pool, file.id, { kind, size: size ?? 0, extraSources: extras.length ? extras : null });
+    return { kind, size: size ?? 0, extras };
+  }
+}
+
+/** A conversion (the file's options) or a media tool (its parsed options). */
+type Work = { tool?: undefined; options: FileOptions } | ToolWork;
+type ToolWork = { [T in CodecToolName]: { tool: T; options: ToolOptionsMap[T] } }[CodecToolName];
+
+/**
+ * The contract's parsed options must be what the codec's tools take. Checked here, at compile time:
+ * a tool whose shapes drift apart turns `true` below into a type error naming the tool.
+ */
+type Misfits = { [T in CodecToolName]: ToolOptionsMap[T] extends CodecToolOptions<T> ? never : T }[CodecToolName];
+const contractFitsCodec: [Misfits] extends [never] ? true : Misfits = true;
+void contractFitsCodec;
+
+const isCodecTool = (name: ToolName): name is CodecToolName => name in CODEC_TOOLS;
+
+function asKind(k: string | null): InputKind | undefined {
+  return (INPUT_KINDS as readonly string[]).includes(k ?? '') ? (k as InputKind) : undefined;
+}
+
+/** What either path produced, as the handler stores it. */
+type Produced = Omit<ToolResult, 'notes'> & Partial<Pick<CompressResult, 'targetMet' | 'targetReason' | 'encodes'>> & { notes?: string[] | undefined };
+
+interface Common {
+  limits: Limits;
+  engines: EnginePaths;
+  animation: { maxFps: number; maxWidth: number };
+  avifEffort: number;
+  timeout: Limit;
+  signal: AbortSignal;
+  onProgress: (f: number) => void;
+}
+
+async function runToolFor(work: ToolWork, input: ToolInput, extras: (ToolInput & { role: string })[], outputDir: string, filename: string, common: Common): Promise<Produced> {
+  const pages = extras.filter((e) => e.role === 'page');
+  const overlay = extras.find((e) => e.role === 'overlay');
+  const outputName = work.tool === 'storyboard' ? outputFilename(filename, OUTPUT_INFO[work.options.format].extension) : undefined;
+  return runTool(work.tool, {
+    input,
+    outputDir,
+    options: work.options as never,
+    ...(pages.length ? { pages } : {}),
+    ...(overlay ? { overlay } : {}),
+    ...(outputName ? { outputName } : {}),
+    ...common,
+  });
 }

@@ -8,6 +8,7 @@ import { resolveFfmpeg, resolveFfprobe, type Limit, type Limits, type ResolvedBi
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
 import { Queue } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
+import { createOutbound, outboundSettings } from '@kiln/outbound';
 import sharp from 'sharp';
 import type { WorkerDeps, WorkerSettings } from './file-handler.ts';
 
@@ -58,6 +59,7 @@ export function settingsFrom(config: Config): WorkerSettings {
     avifEffort: config.AVIF_EFFORT,
     presets: presetsFrom(config),
     storageRetryMaxSeconds: config.STORAGE_RETRY_MAX_SECONDS,
+    urlFetch: { enabled: config.URL_IMPORT, maxUploadBytes: config.MAX_UPLOAD_BYTES },
   };
 }
 
@@ -118,7 +120,8 @@ export async function startWorker(opts: {
   });
   // Aborted when a stop's grace period runs out: running conversions are killed and queued again.
   const stopController = new AbortController();
-  const deps: WorkerDeps = { pool, queue, store, log, settings: settingsFrom(config), stopSignal: stopController.signal };
+  const outbound = createOutbound(outboundSettings(config));
+  const deps: WorkerDeps = { pool, queue, store, log, settings: settingsFrom(config), outbound, stopSignal: stopController.signal };
   await opts.register(deps, config);
   log.info('worker ready', { storage: { driver: store.kind, ...store.location } });
   const engines = await engineReport(deps.settings);
@@ -142,6 +145,7 @@ export async function startWorker(opts: {
       await queue.stop(graceMs + 15_000).catch((err) => log.error('queue stop failed', { err }));
       clearTimeout(abortTimer);
       await pool.end().catch(() => undefined);
+      await outbound.close().catch(() => undefined);
       log.info('stopped');
     })());
   return { deps, stop };

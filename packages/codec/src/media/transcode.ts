@@ -52,6 +52,16 @@ export interface TranscodeOptions extends CommonOptions {
   keepMetadata?: boolean;
   /** Encoder threads; default is ffmpeg's choice (all cores). */
   threads?: number;
+  /** Only this part of the input: from `start` seconds, for `duration` seconds (to the end when absent). Times are the caller's to check. */
+  clip?: { start: number; duration?: number };
+  /** Audio bitrate for lossy targets, instead of the one mapped from quality. */
+  audioKbps?: number;
+  /** Filters applied to the video after scaling (the adjust tool: eq, hue, negate…). */
+  videoFilters?: string[];
+  /** Filters applied to the audio (volume, loudnorm, afade…). */
+  audioFilters?: string[];
+  /** A PNG drawn over every frame at (x, y) pixels of the output (the watermark tool); video targets only. */
+  overlay?: { path: string; x: number; y: number };
 }
 
 export interface TranscodeResult {
@@ -162,20 +172,20 @@ function planScale(src: { w: number; h: number } | undefined, resize: ResizeSpec
 // ---------------------------------------------------------------------------------------------
 // Per-target arguments
 
-function audioEncoderArgs(target: MediaFormat, quality: number, audio: MediaStream): string[] {
+function audioEncoderArgs(target: MediaFormat, quality: number, audio: MediaStream, kbps?: number): string[] {
   const downmix = (audio.channels ?? 0) > 2 ? ['-ac', '2'] : [];
   switch (target) {
     case 'mp4':
     case 'mov':
     case 'm4a':
-      return ['-c:a', 'aac', '-b:a', `${aacKbps(quality)}k`];
+      return ['-c:a', 'aac', '-b:a', `${kbps ?? aacKbps(quality)}k`];
     case 'webm':
       // libopus refuses some surround layouts (e.g. 5.1(side)); stereo always works.
-      return ['-c:a', 'libopus', '-b:a', `${opusKbps(quality)}k`, ...downmix];
+      return ['-c:a', 'libopus', '-b:a', `${kbps ?? opusKbps(quality)}k`, ...downmix];
     case 'mp3':
-      return ['-c:a', 'libmp3lame', '-b:a', `${mp3Kbps(quality)}k`, ...downmix];
+      return ['-c:a', 'libmp3lame', '-b:a', `${kbps ?? mp3Kbps(quality)}k`, ...downmix];
     case 'ogg':
-      return ['-c:a', 'libvorbis', '-q:a', String(vorbisQuality(quality))];
+      return kbps ? ['-c:a', 'libvorbis', '-b:a', `${kbps}k`] : ['-c:a', 'libvorbis', '-q:a', String(vorbisQuality(quality))];
     case 'wav':
       return ['-c:a', 'pcm_s16le'];
     case 'flac':
@@ -205,8 +215,10 @@ function validateQuality(q: number): void {
 /** What the argument builders of one transcode share. */
 interface Pass {
   opts: TranscodeOptions;
-  /** `-t` bounding an input that states no duration, else nothing. */
+  /** `-t`: the clip's duration, or a bound on an input that states no duration; else nothing. */
   cap: string[];
+  /** The input's arguments, with the clip's start as an input seek. */
+  input: string[];
   /** Reports progress to the caller, never going back. */
   onProgress(fraction: number): void;
   /** Progress for a run covering `span` of the whole call. */
@@ -249,7 +261,10 @@ export async function transcodeMedia(opts: TranscodeOptions): Promise<TranscodeR
 }
 
 function passOf(opts: TranscodeOptions, info: MediaInfo): Pass {
-  const durationSeconds = info.durationSeconds ?? opts.durationSeconds ?? null;
+  const whole = info.durationSeconds ?? opts.durationSeconds ?? null;
+  const clip = opts.clip;
+  const durationSeconds = clip ? (clip.duration ?? (whole !== null ? Math.max(0, whole - clip.start) : null)) : whole;
+  const cap = clip?.duration !== undefined ? ['-t', clip.duration.toFixed(3)] : info.durationSeconds === null ? ['-t', String(opts.limits.durationSeconds.max)] : [];
   // Monotonic across passes, and the closing 1 is not repeated after ffmpeg's own `progress=end`.
   let lastReported = -1;
   const onProgress = (f: number): void => {
@@ -260,39 +275,56 @@ function passOf(opts: TranscodeOptions, info: MediaInfo): Pass {
   return {
     opts,
     // A stream without a stated duration cannot be checked up front; bound it instead of trusting it.
-    cap: info.durationSeconds === null ? ['-t', String(opts.limits.durationSeconds.max)] : [],
+    cap,
+    // An input seek (before -i) is fast and, when re-encoding, frame-exact.
+    input: inputArgs(opts, opts.input, clip && clip.start > 0 ? ['-ss', clip.start.toFixed(3)] : []),
     onProgress,
     progress: (span) => ({ durationSeconds, onProgress, span }),
   };
 }
 
-function audioOnlyArgs({ opts, cap }: Pass, target: MediaFormat, audio: MediaStream): string[] {
+function audioOnlyArgs({ opts, cap, input }: Pass, target: MediaFormat, audio: MediaStream): string[] {
   return [
-    ...inputArgs(opts, opts.input),
+    ...input,
     '-map',
     `0:${audio.index}`,
     '-vn',
     '-sn',
     '-dn',
-    ...audioEncoderArgs(target, opts.quality, audio),
+    ...(opts.audioFilters?.length ? ['-af', opts.audioFilters.join(',')] : []),
+    ...audioEncoderArgs(target, opts.quality, audio, opts.audioKbps),
     ...metadataArgs(opts.keepMetadata ?? false),
     ...cap,
     ...outputArgs(target, opts.output),
   ];
 }
 
-function videoArgs({ opts, cap }: Pass, target: VideoFormat, video: MediaStream, audio: MediaStream | undefined): string[] {
+function videoArgs({ opts, cap, input }: Pass, target: VideoFormat, video: MediaStream, audio: MediaStream | undefined): string[] {
   const plan = planScale(displaySize(video), opts.resize, true);
   checkOutputPixels(plan, opts.limits);
+  const chain = [...plan.filters, ...(opts.videoFilters ?? [])].join(',');
+  // An overlay is a second input (our own PNG: file protocol and the PNG demuxer only, as for the GIF palette).
+  const picture = opts.overlay
+    ? [
+        '-protocol_whitelist',
+        'file',
+        '-f',
+        'png_pipe',
+        '-i',
+        fileUrl(opts.overlay.path),
+        '-filter_complex',
+        `[0:${video.index}]${chain}[v];[v][1:v]overlay=${Math.round(opts.overlay.x)}:${Math.round(opts.overlay.y)}:format=auto,format=yuv420p[out]`,
+        '-map',
+        '[out]',
+      ]
+    : ['-map', `0:${video.index}`, '-vf', chain];
   return [
-    ...inputArgs(opts, opts.input),
-    '-map',
-    `0:${video.index}`,
+    ...input,
+    ...picture,
     ...(audio ? ['-map', `0:${audio.index}`] : []),
-    '-vf',
-    plan.filters.join(','),
+    ...(audio && opts.audioFilters?.length ? ['-af', opts.audioFilters.join(',')] : []),
     ...videoEncoderArgs(target, opts.quality, opts.threads),
-    ...(audio ? audioEncoderArgs(target, opts.quality, audio) : ['-an']),
+    ...(audio ? audioEncoderArgs(target, opts.quality, audio, opts.audioKbps) : ['-an']),
     ...metadataArgs(opts.keepMetadata ?? false),
     '-max_muxing_queue_size',
     '1024',
@@ -323,7 +355,7 @@ async function animate(pass: Pass, target: AnimationFormat, video: MediaStream, 
     await runFfmpeg(
       opts,
       [
-        ...inputArgs(opts, opts.input),
+        ...pass.input,
         '-map',
         `0:${video.index}`,
         '-vf',
@@ -351,7 +383,7 @@ async function animate(pass: Pass, target: AnimationFormat, video: MediaStream, 
   await runFfmpeg(
     opts,
     [
-      ...inputArgs(opts, opts.input),
+      ...pass.input,
       '-map',
       `0:${video.index}`,
       '-vf',
@@ -371,7 +403,7 @@ async function animate(pass: Pass, target: AnimationFormat, video: MediaStream, 
   await runFfmpeg(
     opts,
     [
-      ...inputArgs(opts, opts.input),
+      ...pass.input,
       // Our own palette: file protocol only, and the PNG demuxer named so nothing is guessed.
       '-protocol_whitelist',
       'file',
