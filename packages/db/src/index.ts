@@ -11,3 +11,4 @@ export * from './api-keys.repo.ts';
 export * from './jobs.repo.ts';
 export * from './heartbeats.repo.ts';
 export * from './rate-limits.repo.ts';
+export * from './job-totals.repo.ts';

@@ -31,12 +31,16 @@ export interface NewJob {
   files: NewJobFile[];
   /** The creating key's result retention; null/undefined means the workers' RETENTION_HOURS. */
   retentionHours?: number | null;
+  /** The API the job came in through (contracts' DIALECTS); 'convertly' when unset. */
+  dialect?: string;
 }
 
 export interface JobRow {
   id: string;
   apiKeyId: string;
   jobType: 'convert' | 'compress';
+  /** The API the job came in through (contracts' DIALECTS). */
+  dialect: string;
   status: JobStatus;
   createArchive: boolean;
   totalFiles: number;
@@ -73,7 +77,7 @@ export interface StoredFileRow {
   size: number;
 }
 
-const JOB_COLS = `j.id, j.api_key_id AS "apiKeyId", j.job_type AS "jobType", j.status, j.create_archive AS "createArchive",
+const JOB_COLS = `j.id, j.api_key_id AS "apiKeyId", j.job_type AS "jobType", j.dialect, j.status, j.create_archive AS "createArchive",
   j.total_files AS "totalFiles", j.completed_files AS "completedFiles", j.failed_files AS "failedFiles",
   j.error_message AS "errorMessage", j.cancelled, j.created_at AS "createdAt", j.started_at AS "startedAt",
   j.completed_at AS "completedAt", j.expires_at AS "expiresAt", j.archive_file_id AS "archiveFileId",
@@ -93,7 +97,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
     named(
       'insert_job',
       `WITH j AS (
-       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours) VALUES ($1, $2, $3, $4, $5, $6)
+       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect) VALUES ($1, $2, $3, $4, $5, $6, $8)
        RETURNING id)
      INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options)
      SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options
@@ -116,6 +120,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
             options: f.options,
           })),
         ),
+        job.dialect ?? 'convertly',
       ],
     ),
   );
@@ -236,7 +241,7 @@ export async function getStoredFile(db: Queryable, id: string): Promise<StoredFi
 
 export interface FileClaim {
   file: JobFileRow;
-  job: Pick<JobRow, 'id' | 'jobType' | 'status' | 'cancelled' | 'createArchive'>;
+  job: Pick<JobRow, 'id' | 'jobType' | 'dialect' | 'status' | 'cancelled' | 'createArchive'>;
 }
 
 /**
@@ -244,7 +249,7 @@ export interface FileClaim {
  * already reached a final state (a duplicate or retried message) or its job was cancelled.
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
-  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean }>(
+  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; dialect: string; cancelled: boolean; createArchive: boolean }>(
     named(
       'claim_file',
       `WITH f AS (
@@ -257,7 +262,7 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
         WHERE id = (SELECT job_id FROM f) AND status = 'pending' RETURNING id)
      SELECT ${FILE_COLS.split(', ')
        .map((c) => 'f.' + c.trim())
-       .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.cancelled,
+       .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.dialect, jobs.cancelled,
             jobs.create_archive AS "createArchive"
        FROM f JOIN jobs ON jobs.id = f.job_id`,
       [fileId],
@@ -265,8 +270,8 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
   );
   const row = r.rows[0];
   if (!row) return undefined;
-  const { jobStatus, jobType, cancelled, createArchive, ...file } = row;
-  return { file, job: { id: file.jobId, jobType, status: jobStatus, cancelled, createArchive } };
+  const { jobStatus, jobType, dialect, cancelled, createArchive, ...file } = row;
+  return { file, job: { id: file.jobId, jobType, dialect, status: jobStatus, cancelled, createArchive } };
 }
 
 export async function setFileProgress(db: Queryable, fileId: string, progress: number): Promise<void> {
