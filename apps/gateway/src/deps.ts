@@ -1,5 +1,6 @@
 import type { Config, Logger } from '@kiln/config';
 import type { Pool } from '@kiln/db';
+import type { KilnMetrics } from '@kiln/metrics';
 import type { Queue } from '@kiln/queue';
 import type { BlobStore } from '@kiln/storage';
 import type { KeyCache, StoredFileCache } from './caches.ts';
@@ -13,6 +14,7 @@ export interface GatewayDeps {
   queue: Queue;
   store: BlobStore;
   log: Logger;
+  metrics: KilnMetrics;
   signer: Signer;
   waiter: JobWaiter;
   keyCache: KeyCache;

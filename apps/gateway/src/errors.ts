@@ -1,7 +1,6 @@
 /** Turns anything thrown into `{error, code, detail?}`. A 500 says nothing internal; the cause is logged. */
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, isAppError } from '@kiln/contracts';
-import type { Logger } from '@kiln/config';
 import { isStorageUnavailable } from '@kiln/storage';
 
 /** Postgres or the network to it is down or refusing: the client should retry, not give up. */
@@ -11,8 +10,10 @@ function isUnavailable(err: unknown): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(String((err as Error | null)?.message ?? ''));
 }
 
-export function errorHandler(log: Logger) {
+/** Logs through the request's own logger (request-context.ts), so each line carries its request id. */
+export function errorHandler() {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const log = req.log;
     let e: AppError;
     if (isAppError(err)) {
       e = err;
@@ -22,16 +23,16 @@ export function errorHandler(log: Logger) {
       e = new AppError('invalid_request', (err as { message?: string }).message ?? 'The request could not be read.');
     } else if (isStorageUnavailable(err)) {
       // Not the client's fault and not ours to hide: say so, and when to come back.
-      log.error('storage unavailable', { requestId: req.requestId, method: req.method, path: req.path, setting: err.setting, err: err.message });
+      log.error('storage unavailable', { method: req.method, path: req.path, setting: err.setting, err: err.message });
       e = new AppError('unavailable', 'Kiln cannot reach its file storage right now; retry in a few seconds.', {
         headers: { 'Retry-After': '5' },
         detail: { reason: 'storage_unavailable' },
       });
     } else if (isUnavailable(err)) {
-      log.error('database unavailable', { requestId: req.requestId, method: req.method, path: req.path, err });
+      log.error('database unavailable', { method: req.method, path: req.path, err });
       e = new AppError('unavailable', 'Kiln cannot reach its database right now; retry in a few seconds.', { headers: { 'Retry-After': '5' } });
     } else {
-      log.error('unhandled error', { requestId: req.requestId, method: req.method, path: req.path, err });
+      log.error('unhandled error', { method: req.method, path: req.path, err });
       e = new AppError('internal_error', `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, {
         detail: { requestId: req.requestId },
       });

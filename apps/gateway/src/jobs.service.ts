@@ -14,9 +14,10 @@
  *
  * submitJob never reads or deletes bytes: what to do with a replayed request's upload is the caller's.
  */
-import { AppError, queueFor, type FileOptions, type FileQueueName, type FileTaskPayload, type JobType } from '@kiln/contracts';
+import { AppError, queueFor, type Dialect, type FileOptions, type FileQueueName, type FileTaskPayload, type JobType } from '@kiln/contracts';
 import { INPUT_INFO, canConvert, compressTargetFor, refusalFor, targetsFor, type InputKind, type OutputFormat } from '@kiln/formats';
 import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type Pool } from '@kiln/db';
+import type { KilnMetrics } from '@kiln/metrics';
 import type { Queue } from '@kiln/queue';
 import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
 
@@ -24,6 +25,8 @@ export interface SubmitDeps {
   pool: Pool;
   queue: Pick<Queue, 'sendMany'>;
   config: LimitsConfig;
+  /** Counts each job created, by type and dialect (absent in tests that do not look). */
+  metrics?: Pick<KilnMetrics, 'jobsCreated'>;
 }
 
 type SubmittingKey = Pick<ApiKeyRow, 'id' | 'limits'>;
@@ -62,6 +65,8 @@ export interface JobSubmission {
   /** Chosen by the caller: an upload is stored under the job's id before the job exists. */
   jobId: string;
   jobType: JobType;
+  /** The API the request came in through, recorded on the job and in its metrics; 'convertly' when unset. */
+  dialect?: Dialect;
   createArchive: boolean;
   files: SubmitFile[];
   /** Runs inside the job's transaction, just before it commits (not for replays): the sync routes start listening here. */
@@ -108,6 +113,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         apiKeyId: key.id,
         retentionHours: key.limits.retentionHours ?? null,
         jobType: job.jobType,
+        dialect: job.dialect ?? 'convertly',
         createArchive: job.createArchive,
         files: job.files.map((f, idx) => ({
           id: f.fileId,
@@ -131,6 +137,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
     if (err instanceof ClaimedElsewhere) return { jobId: err.owner, created: false };
     throw err;
   }
+  deps.metrics?.jobsCreated.inc({ type: job.jobType, dialect: job.dialect ?? 'convertly' });
   return { jobId: job.jobId, created: true };
 }
 

@@ -37,6 +37,11 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
   const admission = await admitSubmission(deps, key, idempotencyKeyOf(req));
   const jobId = crypto.randomUUID();
   const files = await receiveUpload(deps.store, req, res, jobId, uploadLimitsFor(deps.config, key));
+  deps.metrics.uploadFiles.inc({ dialect: 'convertly' }, files.length);
+  deps.metrics.uploadBytes.inc(
+    { dialect: 'convertly' },
+    files.reduce((n, f) => n + f.size, 0),
+  );
   const stored = files.map((f) => f.key);
   try {
     const fields = (req.body ?? {}) as Record<string, unknown>;

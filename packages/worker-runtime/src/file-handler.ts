@@ -9,8 +9,20 @@ import { compressTargetFor, INPUT_KINDS, OUTPUT_INFO, type InputKind, type Outpu
 import { claimFile, finishFile, setFileProgress, withTransaction, type FileClaim, type FileOutcome, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
 import { BlobNotFoundError, isStorageUnavailable, keys, type BlobStore } from '@kiln/storage';
-import { compress, convert, isCodecError, type CodecErrorKind, type CompressResult, type ConvertRequest, type EnginePaths, type Limit, type Limits } from '@kiln/codec';
+import {
+  compress,
+  convert,
+  engineNameFor,
+  isCodecError,
+  type CodecErrorKind,
+  type CompressResult,
+  type ConvertRequest,
+  type EnginePaths,
+  type Limit,
+  type Limits,
+} from '@kiln/codec';
 import type { Logger } from '@kiln/config';
+import type { KilnMetrics } from '@kiln/metrics';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 
 export interface WorkerSettings {
@@ -31,6 +43,7 @@ export interface WorkerDeps {
   queue: Queue;
   store: BlobStore;
   log: Logger;
+  metrics: KilnMetrics;
   settings: WorkerSettings;
   /** Aborted when the worker stops and its grace period is over: running files are interrupted and queued again. */
   stopSignal?: AbortSignal;
@@ -82,14 +95,15 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
    */
   async function record(claim: FileClaim, outcome: FileOutcome): Promise<void> {
     const { id: jobId, createArchive } = claim.job;
-    if (!createArchive) {
-      await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
-      return;
-    }
-    await withTransaction(pool, async (tx) => {
-      const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
-      if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
-    });
+    const after = !createArchive
+      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL)
+      : await withTransaction(pool, async (tx) => {
+          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+          if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
+          return after;
+        });
+    // Counted once, by the statement that settled the job: a duplicate message finds nothing to finish.
+    if (after?.jobFinal) (after.status === 'completed' ? deps.metrics.jobsCompleted : deps.metrics.jobsFailed).inc({ type: claim.job.jobType, dialect: claim.job.dialect });
   }
 
   return async function handle(payload: { jobId: string; fileId: string }, ctx: JobContext): Promise<void> {
@@ -111,6 +125,15 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     if (!target) return fail('unsupported_format', `Files of type ${kind} cannot be ${mode === 'compress' ? 'compressed' : 'converted'} yet.`);
 
     const started = Date.now();
+    const engine = engineNameFor(mode, kind, target);
+    // Set while the codec runs: its attempt is counted once, as ok or failed, against its engine.
+    let codecStarted: number | undefined;
+    const countAttempt = (code?: FileErrorCode) => {
+      if (codecStarted === undefined) return;
+      deps.metrics.conversionDuration.observe({ engine, mode, outcome: code ? 'failed' : 'ok' }, (performance.now() - codecStarted) / 1000);
+      if (code) deps.metrics.conversionFailures.inc({ engine, mode, code });
+      codecStarted = undefined;
+    };
     let lastProgress = 0;
     // Taken inside the try: with remote storage, fetching the source can fail like any other step.
     let scratch: { dir: string; release: () => Promise<void> } | undefined;
@@ -145,10 +168,12 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
           }
         },
       };
+      codecStarted = performance.now();
       const result: CompressResult =
         mode === 'compress'
           ? await compress({ ...req, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize: file.originalSize })
           : await convert(req);
+      countAttempt();
       const notes = [...(result.notes ?? [])];
       // An archive converted entry by entry comes back as a zip whatever the target: name it by what it is.
       const ext = OUTPUT_INFO[(result.format in OUTPUT_INFO ? result.format : target) as OutputFormat].extension;
@@ -173,8 +198,10 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
           notes: notes.length ? notes : undefined,
         }),
       });
-      log.info('file done', { ms: Date.now() - started, from: kind, to: target, size });
+      log.info('file done', { ms: Date.now() - started, from: kind, to: target, engine, size });
     } catch (err) {
+      // An attempt our own shutdown interrupted is not the engine's failure.
+      if (!deps.stopSignal?.aborted) countAttempt(isCodecError(err) ? classify(err.kind).code : 'engine_failed');
       if (deps.stopSignal?.aborted) {
         // Interrupted by our own shutdown, not the file's fault: queue it again as a fresh message
         // (no retry spent; claimFile takes a file still 'processing'). If that fails, throwing lets
