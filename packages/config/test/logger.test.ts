@@ -1,6 +1,7 @@
 /** The logger: pino's JSON lines as Kiln writes them, pino-pretty for people, and no secret in any line. */
 import { Writable } from 'node:stream';
-import { ConfigError, createLogger, loadConfig, loggerFor, type LogFormat } from '../src/index.ts';
+import { createLogger, loadConfig, loggerFor, type LogFormat } from '../src/index.ts';
+import { issues } from './helpers.ts';
 
 /** A logger whose lines land in memory, as they would reach stdout. */
 function capture(level: 'debug' | 'info' = 'debug', format: LogFormat = 'json', secrets: string[] = []) {
@@ -113,15 +114,6 @@ test('pretty format is one readable line per event, scrubbed the same way', () =
 });
 
 test('LOG_FORMAT and the metrics settings are checked with the rest of the configuration', () => {
-  const issues = (env: Record<string, string>) => {
-    try {
-      loadConfig(env);
-      return [];
-    } catch (err) {
-      if (err instanceof ConfigError) return err.issues;
-      throw err;
-    }
-  };
   expect(loadConfig({}).LOG_FORMAT).toBe('auto');
   expect(loadConfig({}).CONVERT_METRICS_PORT).toBe(0);
   expect(issues({ LOG_FORMAT: 'xml' })).toEqual([expect.stringMatching(/^LOG_FORMAT: /)]);
