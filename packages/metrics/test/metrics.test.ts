@@ -131,3 +131,9 @@ test("a worker's listener serves /metrics behind its token, and names the settin
     await server.close();
   }
 });
+
+test("a registry nobody can scrape skips Node's own metrics (their event-loop sampling costs CPU), and keeps Kiln's", async () => {
+  const page = parse(await createMetrics({ processMetrics: false }).registry.metrics());
+  expect(page.families.filter((f) => /^(process|nodejs)_/.test(f.name))).toEqual([]);
+  expect(page.families.map((f) => f.name)).toContain('kiln_conversion_duration_seconds');
+});

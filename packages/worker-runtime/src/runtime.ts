@@ -123,7 +123,8 @@ export async function startWorker(opts: {
   const store = await createBlobStore(config).catch(abandon);
   // Aborted when a stop's grace period runs out: running conversions are killed and queued again.
   const stopController = new AbortController();
-  const metrics = createMetrics();
+  // Without a metrics port nobody can read this registry: its counters stay, Node's own metrics are skipped.
+  const metrics = createMetrics({ processMetrics: config[opts.metricsPort] !== 0 });
   metrics.watchPool(pool);
   metrics.initJobSeries(JOB_TYPES, DIALECTS);
   const deps: WorkerDeps = { pool, queue, store, log, metrics, settings: settingsFrom(config), stopSignal: stopController.signal };
