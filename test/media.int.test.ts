@@ -230,7 +230,7 @@ test('audio to PNG is refused with 415 naming the pair and the formats that woul
 });
 
 test('the worker logs its ffmpeg at start-up and /readyz reports engines and worker heartbeats', async () => {
-  expect(kiln.logs()).toMatch(/\[convert-worker\] .*"msg":"engines".*"ffmpeg":\{"path":"[^"]+","source":"[^"]+","version":"[^"]+"\}/);
+  expect(kiln.logs()).toMatch(/\[convert-worker\] .*"ffmpeg":\{"path":"[^"]+","source":"[^"]+","version":"[^"]+"\}.*"msg":"engines"/);
   const r = await kiln.api('/readyz', { key: null });
   expect(r.status).toBe(200);
   const body = (await r.json()) as {

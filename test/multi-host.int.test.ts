@@ -60,6 +60,7 @@ beforeAll(async () => {
     BOOTSTRAP_API_KEY: key,
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
+    LOG_FORMAT: 'json',
     DB_POOL_MAX: '3',
     CONVERT_CONCURRENCY: '2',
     COMPRESS_CONCURRENCY: '2',

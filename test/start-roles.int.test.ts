@@ -38,7 +38,7 @@ function start(env: Record<string, string | undefined>): Started {
 let s3: S3Server;
 let tmp: string;
 const baseEnv = () => {
-  const env: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: 'info', HOST: '127.0.0.1', AWS_EC2_METADATA_DISABLED: 'true' };
+  const env: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: 'info', LOG_FORMAT: 'json', HOST: '127.0.0.1', AWS_EC2_METADATA_DISABLED: 'true' };
   delete env.DATABASE_URL;
   return env;
 };

@@ -133,6 +133,8 @@ export async function startKiln(opts: { dataDir?: string; env?: Record<string, s
     PORT: String(port),
     HOST: '127.0.0.1',
     BOOTSTRAP_API_KEY: key,
+    // Readiness is read from the JSON lines, whatever the caller's own LOG_FORMAT.
+    LOG_FORMAT: 'json',
     // A free port for the embedded server so a running `pnpm start` on this machine is left alone.
     EMBEDDED_PG_PORT: String(await freePort()),
     ...opts.env,

@@ -104,6 +104,8 @@ export async function startKiln(opts: { env?: Record<string, string>; apps?: App
     HOST: '127.0.0.1',
     BOOTSTRAP_API_KEY: key,
     LOG_LEVEL: 'info',
+    // Readiness is read from the JSON lines, whatever the developer's own LOG_FORMAT.
+    LOG_FORMAT: 'json',
     CONVERT_CONCURRENCY: '2',
     COMPRESS_CONCURRENCY: '2',
     DB_POOL_MAX: '4',

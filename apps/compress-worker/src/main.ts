@@ -4,6 +4,7 @@ import { createFileHandler, runWorkerProcess } from '@kiln/worker-runtime';
 
 await runWorkerProcess({
   service: 'compress-worker',
+  metricsPort: 'COMPRESS_METRICS_PORT',
   register: async (deps, config) => {
     await deps.queue.work(QUEUES.compressFile, config.COMPRESS_CONCURRENCY, createFileHandler(deps, 'compress'));
   },

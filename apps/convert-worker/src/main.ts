@@ -4,6 +4,7 @@ import { createArchiveHandler, createFileHandler, runWorkerProcess, startRetenti
 
 await runWorkerProcess({
   service: 'convert-worker',
+  metricsPort: 'CONVERT_METRICS_PORT',
   register: async (deps, config) => {
     await deps.queue.work(QUEUES.convertFile, config.CONVERT_CONCURRENCY, createFileHandler(deps, 'convert'));
     await deps.queue.work(QUEUES.archiveBuild, 1, createArchiveHandler(deps));

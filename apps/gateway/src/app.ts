@@ -2,7 +2,6 @@
  * The gateway's Express app, built from its dependencies so tests can run it without a process.
  * Never imports sharp or ffmpeg: conversion happens in the workers.
  */
-import crypto from 'node:crypto';
 import express, { type Express } from 'express';
 import type { GatewayDeps } from './deps.ts';
 import { requireApiKey } from './auth.ts';
@@ -11,6 +10,8 @@ import { filesRouter } from './files.routes.ts';
 import { formatsRouter } from './formats.routes.ts';
 import { healthRouter } from './health.routes.ts';
 import { jobsRouter } from './jobs.routes.ts';
+import { metricsRouter } from './metrics.routes.ts';
+import { requestContext } from './request-context.ts';
 import { syncRouter } from './sync.routes.ts';
 import { mediaCatalogRouter, mediaRouter } from './media.routes.ts';
 import { rateLimitByKey } from './key-limits.ts';
@@ -21,13 +22,9 @@ export function createApp(deps: GatewayDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
-  app.use((req, res, next) => {
-    const given = req.get('x-request-id');
-    req.requestId = given && /^[\w.-]{1,100}$/.test(given) ? given : crypto.randomUUID();
-    res.set('X-Request-Id', req.requestId);
-    next();
-  });
+  app.use(requestContext(deps));
   app.use(healthRouter(deps));
+  app.use(metricsRouter(deps));
   app.use('/api', formatsRouter());
   app.use('/api', mediaCatalogRouter());
   app.use('/api', filesRouter(deps));
@@ -41,6 +38,6 @@ export function createApp(deps: GatewayDeps): Express {
   app.use('/v1', turbofilesRouter(deps));
   app.use('/dashboard', dashboardRouter(deps));
   app.use(notFound);
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler());
   return app;
 }

@@ -1,5 +1,6 @@
 import type { Config, Logger } from '@kiln/config';
 import type { Pool } from '@kiln/db';
+import type { KilnMetrics } from '@kiln/metrics';
 import type { Queue } from '@kiln/queue';
 import type { BlobStore } from '@kiln/storage';
 import type { Outbound } from '@kiln/outbound';
@@ -14,6 +15,7 @@ export interface GatewayDeps {
   queue: Queue;
   store: BlobStore;
   log: Logger;
+  metrics: KilnMetrics;
   signer: Signer;
   waiter: JobWaiter;
   keyCache: KeyCache;

@@ -1,8 +1,8 @@
 /** Turns anything thrown into `{error, code, detail?}`. A 500 says nothing internal; the cause is logged. */
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, isAppError } from '@kiln/contracts';
-import type { Logger } from '@kiln/config';
 import { isStorageUnavailable } from '@kiln/storage';
+import type { Logger } from '@kiln/config';
 
 /** Postgres or the network to it is down or refusing: the client should retry, not give up. */
 function isUnavailable(err: unknown): boolean {
@@ -13,7 +13,8 @@ function isUnavailable(err: unknown): boolean {
 
 /**
  * Anything thrown, as the AppError a client gets: ours as they are, framework and infrastructure
- * failures classified, anything else a 500 whose sentence quotes the request id (the cause is logged).
+ * failures classified, anything else a 500 whose sentence quotes the request id (the cause is logged
+ * to `log`, the request's own logger, which carries the id).
  * Both dialects' error handlers start here and differ only in the body they write.
  */
 export function toAppError(err: unknown, req: Request, log: Logger): AppError {
@@ -26,25 +27,26 @@ export function toAppError(err: unknown, req: Request, log: Logger): AppError {
   }
   if (isStorageUnavailable(err)) {
     // Not the client's fault and not ours to hide: say so, and when to come back.
-    log.error('storage unavailable', { requestId: req.requestId, method: req.method, path: req.path, setting: err.setting, err: err.message });
+    log.error('storage unavailable', { method: req.method, path: req.path, setting: err.setting, err: err.message });
     return new AppError('unavailable', 'Kiln cannot reach its file storage right now; retry in a few seconds.', {
       headers: { 'Retry-After': '5' },
       detail: { reason: 'storage_unavailable' },
     });
   }
   if (isUnavailable(err)) {
-    log.error('database unavailable', { requestId: req.requestId, method: req.method, path: req.path, err });
+    log.error('database unavailable', { method: req.method, path: req.path, err });
     return new AppError('unavailable', 'Kiln cannot reach its database right now; retry in a few seconds.', { headers: { 'Retry-After': '5' } });
   }
-  log.error('unhandled error', { requestId: req.requestId, method: req.method, path: req.path, err });
+  log.error('unhandled error', { method: req.method, path: req.path, err });
   return new AppError('internal_error', `Something went wrong on our side; it has been logged with request id ${req.requestId ?? 'unknown'}.`, {
     detail: { requestId: req.requestId },
   });
 }
 
-export function errorHandler(log: Logger) {
+/** Logs through the request's own logger (request-context.ts), so each line carries its request id. */
+export function errorHandler() {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = toAppError(err, req, log);
+    const e = toAppError(err, req, req.log);
     if (res.headersSent) {
       res.destroy();
       return;

@@ -61,8 +61,9 @@ export function jobsRouter(deps: GatewayDeps): Router {
     const outcome = await cancelJob(deps.pool, id, apiKeyOf(req).id, deps.config.RETENTION_HOURS);
     if (outcome === 'not_found') throw new AppError('not_found', `No job ${id}.`);
     if (outcome !== 'cancelled') throw new AppError('job_not_cancellable', `Job ${id} is ${outcome}; only pending jobs can be cancelled.`, { detail: { status: outcome } });
-    const job = await getJob(deps.pool, id, apiKeyOf(req).id);
-    res.json(toSummary(job!));
+    const job = (await getJob(deps.pool, id, apiKeyOf(req).id))!;
+    deps.metrics.jobsFailed.inc({ type: job.jobType, dialect: job.dialect });
+    res.json(toSummary(job));
   });
 
   return r;

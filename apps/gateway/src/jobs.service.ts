@@ -14,9 +14,21 @@
  *
  * submitJob never reads or deletes bytes: what to do with a replayed request's upload is the caller's.
  */
-import { AppError, queueFor, toolOutputFormat, type FileOptions, type FileQueueName, type FileTaskPayload, type JobType, type ToolCall, type ToolName } from '@kiln/contracts';
+import {
+  AppError,
+  queueFor,
+  toolOutputFormat,
+  type Dialect,
+  type FileOptions,
+  type FileQueueName,
+  type FileTaskPayload,
+  type JobType,
+  type ToolCall,
+  type ToolName,
+} from '@kiln/contracts';
 import { compressTargetFor, pairRefusal, targetsFor, UNRECOGNISED_INPUT, type InputKind, type OutputFormat } from '@kiln/formats';
-import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type ExtraSource, type JobDialect, type Pool, type Queryable } from '@kiln/db';
+import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type ExtraSource, type Pool, type Queryable } from '@kiln/db';
+import type { KilnMetrics } from '@kiln/metrics';
 import type { Queue } from '@kiln/queue';
 import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
 
@@ -24,6 +36,8 @@ export interface SubmitDeps {
   pool: Pool;
   queue: Pick<Queue, 'sendMany'>;
   config: LimitsConfig;
+  /** Counts each job created, by type and dialect (absent in tests that do not look). */
+  metrics?: Pick<KilnMetrics, 'jobsCreated'>;
 }
 
 type SubmittingKey = Pick<ApiKeyRow, 'id' | 'limits'>;
@@ -67,10 +81,10 @@ export interface JobSubmission {
   /** Chosen by the caller: an upload is stored under the job's id before the job exists. */
   jobId: string;
   jobType: JobType;
+  /** The API the request came in through, recorded on the job and in its metrics; 'convertly' when unset. */
+  dialect?: Dialect;
   createArchive: boolean;
   files: SubmitFile[];
-  /** Which API is asking; unset means Convertly. */
-  dialect?: JobDialect;
   /** The media tool the job runs (`POST /api/media/<tool>`); its options are each file's `options`. */
   tool?: ToolName;
   /**
@@ -122,8 +136,8 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         apiKeyId: key.id,
         retentionHours: key.limits.retentionHours ?? null,
         jobType: job.jobType,
+        dialect: job.dialect ?? 'convertly',
         createArchive: job.createArchive,
-        ...(job.dialect ? { dialect: job.dialect } : {}),
         tool: job.tool ?? null,
         files: job.files.map((f, idx) => ({
           id: f.fileId,
@@ -150,6 +164,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
     if (err instanceof ClaimedElsewhere) return { jobId: err.owner, created: false };
     throw err;
   }
+  deps.metrics?.jobsCreated.inc({ type: job.jobType, dialect: job.dialect ?? 'convertly' });
   return { jobId: job.jobId, created: true };
 }
 

@@ -45,6 +45,11 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
   const jobId = crypto.randomUUID();
   const limits = uploadLimitsFor(deps.config, key);
   const parts = await receiveUpload(deps.store, req, res, jobId, limits, JOB_AND_FILE_FIELDS);
+  deps.metrics.uploadFiles.inc({ dialect: 'convertly' }, parts.length);
+  deps.metrics.uploadBytes.inc(
+    { dialect: 'convertly' },
+    parts.reduce((n, f) => n + f.size, 0),
+  );
   const stored = parts.map((f) => f.key);
   try {
     // Convertly's own MCP client sends every file twice, as `files` and as `file` ("each route reads

@@ -3,8 +3,10 @@
  * that want a real gateway on a real port.
  */
 import http from 'node:http';
-import { createLogger, type Config } from '@kiln/config';
-import { createPool, findRunningEmbedded, migrate } from '@kiln/db';
+import { loggerFor, type Config } from '@kiln/config';
+import { DIALECTS, JOB_TYPES } from '@kiln/contracts';
+import { createPool, findRunningEmbedded, migrate, readJobTotals } from '@kiln/db';
+import { createMetrics } from '@kiln/metrics';
 import { Queue } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
@@ -16,7 +18,7 @@ import { createJobWaiter } from './job-waiter.ts';
 import { createSigner, loadSigningSecret } from './signing.ts';
 
 export async function buildDeps(config: Config): Promise<GatewayDeps & { close: () => Promise<void> }> {
-  const log = createLogger('gateway', config.LOG_LEVEL);
+  const log = loggerFor('gateway', config);
   const url = config.DATABASE_URL ?? (await findRunningEmbedded(config.dataDir));
   if (!url) throw new Error('No database: set DATABASE_URL, or run `pnpm start` (which starts an embedded Postgres in DATA_DIR).');
   await migrate(url);
@@ -33,12 +35,18 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   const waiter = await createJobWaiter(url, pool, log);
   await bootstrapKeys(pool, config.BOOTSTRAP_API_KEY, log);
   const outbound = createOutbound(outboundSettings(config));
+  const metrics = createMetrics();
+  metrics.watchPool(pool);
+  metrics.watchQueues(() => queue.depths());
+  metrics.watchJobTotals(() => readJobTotals(pool));
+  metrics.initJobSeries(JOB_TYPES, DIALECTS);
   return {
     config,
     pool,
     queue,
     store,
     log,
+    metrics,
     signer,
     waiter,
     keyCache: new KeyCache(waiter),

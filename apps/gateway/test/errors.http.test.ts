@@ -2,13 +2,14 @@
 import request from 'supertest';
 import { createLogger, loadConfig } from '@kiln/config';
 import { createPool } from '@kiln/db';
+import { createMetrics } from '@kiln/metrics';
 import { createApp } from '../src/app.ts';
 import type { GatewayDeps } from '../src/deps.ts';
 
 function appWithDeadDatabase() {
   // Port 1 on loopback: nothing listens, so every query fails with ECONNREFUSED.
   const pool = createPool('postgres://kiln:x@127.0.0.1:1/kiln', 1);
-  const deps = { config: loadConfig({}), pool, log: createLogger('test', 'error') } as unknown as GatewayDeps;
+  const deps = { config: loadConfig({}), pool, log: createLogger('test', 'error'), metrics: createMetrics() } as unknown as GatewayDeps;
   return { app: createApp(deps), pool };
 }
 

@@ -9,6 +9,7 @@ const job = (over: Partial<JobRow> = {}): JobRow => ({
   id: '00000000-0000-4000-8000-000000000001',
   apiKeyId: '00000000-0000-4000-8000-000000000002',
   jobType: 'convert',
+  dialect: 'convertly',
   status: 'failed',
   createArchive: false,
   totalFiles: 1,

@@ -683,15 +683,17 @@ describe('JSON:API at the edge', () => {
 
   test('a 500 says only that it happened and its request id, as the error id', async () => {
     const broken = express();
+    const logged: unknown[] = [];
     broken.use((req, _res, next) => {
       req.requestId = 'req-123';
+      // The request's own logger (request-context.ts binds its id): the cause must be logged through it.
+      req.log = { ...createLogger('test', 'error'), error: (msg, fields) => void logged.push({ requestId: req.requestId, msg, fields }) };
       next();
     });
     broken.get('/boom', () => {
       throw new Error('secret internals: password=hunter2');
     });
-    const logged: unknown[] = [];
-    broken.use(jsonApiErrors(loadConfig({}), { ...createLogger('test', 'error'), error: (msg, fields) => void logged.push({ msg, fields }) }));
+    broken.use(jsonApiErrors(loadConfig({})));
     const r = await request(broken).get('/boom');
     expect(r.status).toBe(500);
     expect(r.body).toEqual({
@@ -710,7 +712,7 @@ describe('JSON:API at the edge', () => {
     expect(JSON.stringify(r.body)).not.toContain('hunter2');
     // The cause goes to the log, with the same request id.
     expect(logged).toEqual([
-      { msg: 'unhandled error', fields: expect.objectContaining({ requestId: 'req-123', err: expect.objectContaining({ message: expect.stringContaining('hunter2') }) }) },
+      { requestId: 'req-123', msg: 'unhandled error', fields: expect.objectContaining({ err: expect.objectContaining({ message: expect.stringContaining('hunter2') }) }) },
     ]);
   });
 

@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { createLogger, type Logger, type LoggerOptions } from './logger.ts';
 
 const int = (dflt: number, min = 0) => z.coerce.number().int().min(min).default(dflt);
 const optStr = z.string().trim().min(1).optional().catch(undefined);
@@ -54,7 +55,7 @@ export const fragments = {
     DB_PREPARED_STATEMENTS: flag(true).describe(
       "Name Kiln's frequent queries so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).",
     ),
-    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Log verbosity.'),
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Log verbosity; `debug` adds one access line per HTTP request.'),
     RETENTION_HOURS: z.coerce.number().positive().default(24).describe('Results and sources are deleted this long after a job ends.'),
     EMBEDDED_PG_PORT: int(54329, 1).describe('Port of the embedded Postgres server (127.0.0.1; Kiln itself connects through a unix socket in DATA_DIR/postgres).'),
     KILN_ROLES: z
@@ -131,7 +132,7 @@ export const fragments = {
   }),
   gateway: z.object({
     PORT: int(8080, 0).describe('Port the gateway listens on.'),
-    HOST: z.string().default('0.0.0.0').describe('Address the gateway binds to.'),
+    HOST: z.string().default('0.0.0.0').describe("Address the gateway binds to (and the workers' metrics listeners, when on)."),
     PUBLIC_URL: z.string().url().optional().describe('Base of absolute download URLs; else taken from the request Host.'),
     SIGNING_SECRET: z.string().min(16).optional().describe('HMAC key for download URLs; generated once into DATA_DIR/signing-secret when unset.'),
     MAX_UPLOAD_BYTES: int(1024 ** 3, 1).describe('Largest single uploaded file, in bytes (413 above it).'),
@@ -212,6 +213,20 @@ export const fragments = {
     URL_IMPORT_TIMEOUT_SECONDS: int(300, 1).describe('Longest a whole URL fetch may take, redirects and body included.'),
     URL_IMPORT_MAX_REDIRECTS: int(5, 0).describe('Redirects followed when fetching a URL source; each target is checked again.'),
   }),
+  /** Logs and metrics: docs in README.md, "Metrics and logs". */
+  observability: z.object({
+    LOG_FORMAT: z
+      .enum(['auto', 'json', 'pretty'])
+      .default('auto')
+      .describe('Log lines as `json` (one object per line, for collectors) or `pretty` (pino-pretty, for people); `auto` is pretty when stdout is a terminal, JSON otherwise.'),
+    METRICS_TOKEN: z
+      .string()
+      .min(16, 'must be at least 16 characters (e.g. the output of `openssl rand -hex 32`)')
+      .optional()
+      .describe('Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`). Unset = /metrics is open to anyone who can reach it.'),
+    CONVERT_METRICS_PORT: int(0, 0).describe('Port the convert worker serves GET /metrics on (Prometheus text format); 0 = off. Two convert workers on one host need two ports.'),
+    COMPRESS_METRICS_PORT: int(0, 0).describe('Port the compress worker serves GET /metrics on; 0 = off.'),
+  }),
   dashboard: z.object({
     ADMIN_PASSWORD: z
       .string()
@@ -235,6 +250,7 @@ export const configSchema = fragments.core
   .and(fragments.keys)
   .and(fragments.turbofiles)
   .and(fragments.urlImport)
+  .and(fragments.observability)
   .and(fragments.dashboard);
 export type RawConfig = z.infer<typeof configSchema>;
 export interface Config extends RawConfig {
@@ -283,9 +299,28 @@ function relatedIssues(c: RawConfig): string[] {
       `S3_PART_SIZE_MB: ${c.S3_PART_SIZE_MB} MiB parts store at most ${maxObject} bytes (S3 allows 10,000 parts), less than MAX_UPLOAD_BYTES=${c.MAX_UPLOAD_BYTES}; raise S3_PART_SIZE_MB to at least ${Math.ceil(c.MAX_UPLOAD_BYTES / 10_000 / 1024 / 1024)}`,
     );
   }
+  const ports = [
+    ['PORT', c.PORT],
+    ['CONVERT_METRICS_PORT', c.CONVERT_METRICS_PORT],
+    ['COMPRESS_METRICS_PORT', c.COMPRESS_METRICS_PORT],
+  ] as const;
+  for (const [i, [name, port]] of ports.entries()) {
+    const clash = ports.slice(0, i).find(([, other]) => port !== 0 && other === port);
+    if (clash) issues.push(`${name}: ${port} is also ${clash[0]}; each listener on a host needs its own port (0 turns a worker's metrics off)`);
+  }
   if (c.DOWNLOAD_REDIRECT === 's3' && c.STORAGE !== 's3') issues.push('DOWNLOAD_REDIRECT: `s3` needs STORAGE=s3 (local blobs have no presigned URLs)');
   if (c.UPLOAD_DIRECT === 's3' && c.STORAGE !== 's3') issues.push('UPLOAD_DIRECT: `s3` needs STORAGE=s3 (local blobs have no presigned URLs)');
   return issues;
+}
+
+/** The configured values that are secrets: the logger masks them wherever they would appear. */
+export function secretsOf(c: Config): (string | undefined)[] {
+  return [c.S3_SECRET_ACCESS_KEY, c.SIGNING_SECRET, c.ADMIN_PASSWORD, c.METRICS_TOKEN, c.BOOTSTRAP_API_KEY];
+}
+
+/** A process's logger, as its config asks: LOG_LEVEL, LOG_FORMAT, and its secrets masked. */
+export function loggerFor(name: string, c: Config, opts: Pick<LoggerOptions, 'destination'> = {}): Logger {
+  return createLogger(name, c.LOG_LEVEL, { ...opts, format: c.LOG_FORMAT, secrets: secretsOf(c) });
 }
 
 /** Rows for the README configuration table: name, default, meaning. */
@@ -304,3 +339,4 @@ export function describeConfig(): { name: string; default: string; meaning: stri
   return rows;
 }
 export * from './logger.ts';
+export * from './redact.ts';

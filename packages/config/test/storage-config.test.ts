@@ -1,15 +1,6 @@
 /** Storage and role settings: defaults, and the combinations that are refused with the setting's name. */
-import { ConfigError, loadConfig } from '../src/index.ts';
-
-const issues = (env: Record<string, string>) => {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues;
-    throw err;
-  }
-};
+import { loadConfig } from '../src/index.ts';
+import { issues } from './helpers.ts';
 
 test('local disk and all three roles are the defaults', () => {
   const c = loadConfig({});

@@ -21,6 +21,12 @@ export const COMPRESS_MODES = ['quality', 'target-size'] as const;
 export type CompressMode = (typeof COMPRESS_MODES)[number];
 export const JOB_TYPES = ['convert', 'compress'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
+/**
+ * The API a job came in through, recorded on the job (jobs.dialect) for metrics by dialect. Convertly's
+ * multipart `/api/*` and TurboFiles' JSON:API `/v1/*`; a new dialect is one more entry here, passed to submitJob.
+ */
+export const DIALECTS = ['convertly', 'turbofiles'] as const;
+export type Dialect = (typeof DIALECTS)[number];
 
 export const DEFAULT_QUALITY = 82;
 

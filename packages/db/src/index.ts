@@ -12,3 +12,4 @@ export * from './jobs.repo.ts';
 export * from './heartbeats.repo.ts';
 export * from './rate-limits.repo.ts';
 export * from './turbofiles.repo.ts';
+export * from './job-totals.repo.ts';

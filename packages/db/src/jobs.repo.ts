@@ -8,6 +8,7 @@
  * cancelled, is told by its counters and its `cancelled` flag, and the gateway words it. Only messages
  * a caller passes in are stored (a file's error, an archive that could not be built).
  */
+import type { Dialect } from '@kiln/contracts';
 import { named, type PoolClient, type Queryable } from './pool.ts';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
@@ -48,18 +49,18 @@ export interface NewJob {
   files: NewJobFile[];
   /** The creating key's result retention; null/undefined means the workers' RETENTION_HOURS. */
   retentionHours?: number | null;
-  /** Which API created it; unset means Convertly. */
-  dialect?: JobDialect;
+  /** The API the job came in through; 'convertly' when unset. */
+  dialect?: Dialect;
   /** The media tool the job runs; null for conversions. */
   tool?: string | null;
 }
-
-export type JobDialect = 'convertly' | 'turbofiles';
 
 export interface JobRow {
   id: string;
   apiKeyId: string;
   jobType: 'convert' | 'compress';
+  /** The API the job came in through (contracts' DIALECTS). */
+  dialect: Dialect;
   status: JobStatus;
   createArchive: boolean;
   totalFiles: number;
@@ -74,8 +75,6 @@ export interface JobRow {
   expiresAt: Date | null;
   archiveFileId: string | null;
   progress: number;
-  /** Which API created it (always read from the row; optional so hand-built rows need not say). */
-  dialect?: JobDialect;
   tool: string | null;
 }
 
@@ -272,7 +271,7 @@ export async function getStoredFile(db: Queryable, id: string): Promise<StoredFi
 
 export interface FileClaim {
   file: JobFileRow;
-  job: Pick<JobRow, 'id' | 'jobType' | 'status' | 'cancelled' | 'createArchive' | 'tool'>;
+  job: Pick<JobRow, 'id' | 'jobType' | 'dialect' | 'status' | 'cancelled' | 'createArchive' | 'tool'>;
 }
 
 /**
@@ -280,7 +279,9 @@ export interface FileClaim {
  * already reached a final state (a duplicate or retried message) or its job was cancelled.
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
-  const r = await db.query<JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; cancelled: boolean; createArchive: boolean; tool: string | null }>(
+  const r = await db.query<
+    JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; dialect: Dialect; cancelled: boolean; createArchive: boolean; tool: string | null }
+  >(
     named(
       'claim_file',
       `WITH f AS (
@@ -293,7 +294,7 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
         WHERE id = (SELECT job_id FROM f) AND status = 'pending' RETURNING id)
      SELECT ${FILE_COLS.split(', ')
        .map((c) => 'f.' + c.trim())
-       .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.cancelled,
+       .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.dialect, jobs.cancelled,
             jobs.create_archive AS "createArchive", jobs.tool
        FROM f JOIN jobs ON jobs.id = f.job_id`,
       [fileId],
@@ -301,8 +302,8 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
   );
   const row = r.rows[0];
   if (!row) return undefined;
-  const { jobStatus, jobType, cancelled, createArchive, tool, ...file } = row;
-  return { file, job: { id: file.jobId, jobType, status: jobStatus, cancelled, createArchive, tool } };
+  const { jobStatus, jobType, dialect, cancelled, createArchive, tool, ...file } = row;
+  return { file, job: { id: file.jobId, jobType, dialect, status: jobStatus, cancelled, createArchive, tool } };
 }
 
 /**

@@ -26,6 +26,18 @@ export interface QueueOptions {
   onError?: (err: Error) => void;
 }
 
+/** One queue's backlog (Queue.depths). */
+export interface QueueDepthRow {
+  queue: string;
+  /** Messages ready to run now. */
+  ready: number;
+  /** Queued but not ready: a retry's backoff (or a start-after) has not passed. */
+  deferred: number;
+  active: number;
+  /** Seconds the oldest ready message has waited; null when none is ready. */
+  oldestReadySeconds: number | null;
+}
+
 export interface JobContext {
   id: string;
   /** Retries already made; the attempt is the last one when `retryCount >= retryLimit`. */
@@ -126,6 +138,27 @@ export class Queue {
         }
       });
     }
+  }
+
+  /**
+   * Each queue's backlog for /metrics, in one query over pg-boss's job table (its live-jobs index
+   * covers every column read, so the cost follows the backlog, not the history pg-boss retains).
+   * A ready message's start_after is when it became ready: its insert, or the end of its retry backoff.
+   */
+  async depths(): Promise<QueueDepthRow[]> {
+    const ready = `j.state < 'active' AND NOT j.blocked AND j.start_after <= now()`;
+    const r = await this.boss.getDb().executeSql(
+      `SELECT n.name AS queue,
+              (count(*) FILTER (WHERE ${ready}))::int AS ready,
+              (count(*) FILTER (WHERE j.state < 'active' AND NOT (${ready})))::int AS deferred,
+              (count(*) FILTER (WHERE j.state = 'active'))::int AS active,
+              extract(epoch FROM now() - min(j.start_after) FILTER (WHERE ${ready}))::float8 AS "oldestReadySeconds"
+         FROM unnest($1::text[]) AS n(name)
+         LEFT JOIN pgboss.job j ON j.name = n.name AND j.state IN ('created', 'retry', 'active')
+        GROUP BY n.name ORDER BY n.name`,
+      [Object.values(QUEUES)],
+    );
+    return r.rows as QueueDepthRow[];
   }
 
   /** Cheap liveness check for /readyz: pg-boss's own pool can reach its schema. */

@@ -45,9 +45,12 @@ export function createArchiveHandler(deps: WorkerDeps) {
         if (isStorageUnavailable(err) || ctx.retryCount < ctx.retryLimit) throw err;
         outcome = { error: 'The archive of results could not be built; the files are still available one by one.' };
       }
-      await withTransaction(deps.pool, async (tx) => {
-        if (await finishArchive(tx, job.id, outcome, deps.settings.retentionHours)) await notifyJobDone(tx, job.id);
+      const settled = await withTransaction(deps.pool, async (tx) => {
+        const done = await finishArchive(tx, job.id, outcome, deps.settings.retentionHours);
+        if (done) await notifyJobDone(tx, job.id);
+        return done;
       });
+      if (settled) deps.metrics.jobsCompleted.inc({ type: job.jobType, dialect: job.dialect });
     } finally {
       for (const h of held) await h.release();
       await scratch.release();

@@ -40,6 +40,7 @@ import {
   CODEC_TOOLS,
   compress,
   convert,
+  engineNameFor,
   isCodecError,
   runTool,
   type CodecErrorKind,
@@ -55,6 +56,7 @@ import {
 } from '@kiln/codec';
 import type { Logger } from '@kiln/config';
 import type { Outbound } from '@kiln/outbound';
+import type { KilnMetrics } from '@kiln/metrics';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 import { SourceFetchError, fetchExtraSources, fetchUrlSource, type UrlFetchSettings } from './url-source.ts';
 
@@ -78,6 +80,7 @@ export interface WorkerDeps {
   queue: Queue;
   store: BlobStore;
   log: Logger;
+  metrics: KilnMetrics;
   settings: WorkerSettings;
   /** The SSRF-guarded client URL sources are fetched with. */
   outbound: Pick<Outbound, 'fetchToStream'>;
@@ -131,14 +134,15 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
    */
   async function record(claim: FileClaim, outcome: FileOutcome): Promise<void> {
     const { id: jobId, createArchive } = claim.job;
-    if (!createArchive) {
-      await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
-      return;
-    }
-    await withTransaction(pool, async (tx) => {
-      const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
-      if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
-    });
+    const after = !createArchive
+      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL)
+      : await withTransaction(pool, async (tx) => {
+          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+          if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
+          return after;
+        });
+    // Counted once, by the statement that settled the job: a duplicate message finds nothing to finish.
+    if (after?.jobFinal) (after.status === 'completed' ? deps.metrics.jobsCompleted : deps.metrics.jobsFailed).inc({ type: claim.job.jobType, dialect: claim.job.dialect });
   }
 
   return async function handle(payload: { jobId: string; fileId: string }, ctx: JobContext): Promise<void> {
@@ -168,6 +172,16 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     }
 
     const started = Date.now();
+    // Named once the input's kind is known (after a URL source is fetched); a tool is its own engine.
+    let engine = work.tool ? `tool:${work.tool}` : 'unknown';
+    // Set while the codec runs: its attempt is counted once, as ok or failed, against its engine.
+    let codecStarted: number | undefined;
+    const countAttempt = (code?: FileErrorCode) => {
+      if (codecStarted === undefined) return;
+      deps.metrics.conversionDuration.observe({ engine, mode, outcome: code ? 'failed' : 'ok' }, (performance.now() - codecStarted) / 1000);
+      if (code) deps.metrics.conversionFailures.inc({ engine, mode, code });
+      codecStarted = undefined;
+    };
     let lastProgress = 0;
     const signal = deps.stopSignal ? AbortSignal.any([ctx.signal, deps.stopSignal]) : ctx.signal;
     // Taken inside the try: with remote storage, fetching the source can fail like any other step.
@@ -183,6 +197,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         ? toolInputRefusal(work.tool, subject.charAt(0).toLowerCase() + subject.slice(1), kind)
         : pairRefusal(subject, kind, work.options.format, mode === 'compress');
       if (refusal) return fail('unsupported_format', refusal);
+      if (!work.tool) engine = engineNameFor(mode, kind, work.options.format ?? compressTargetFor(kind));
       const extras: ToolInput[] = [];
       for (const e of src.extras) {
         const ekind = asKind(e.kind ?? null);
@@ -213,9 +228,11 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         signal,
         onProgress,
       };
+      codecStarted = performance.now();
       const result: Produced = work.tool
         ? await runToolFor(work, { path: source.path, kind, filename: file.filename }, extras as (ToolInput & { role: string })[], scratch.dir, file.filename, common)
         : await runConversion(work.options, kind, source.path, scratch.dir, file.filename, src.size, common);
+      countAttempt();
       const storageKey = keys.output(file.jobId, file.id, result.extension);
       const { size } = await store.putFile(storageKey, result.path);
       await record(claim, {
@@ -240,8 +257,10 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
           storyboard: result.storyboard,
         }),
       });
-      log.info('file done', { ms: Date.now() - started, from: kind, to: result.format, ...(work.tool ? { tool: work.tool } : {}), size });
+      log.info('file done', { ms: Date.now() - started, from: kind, to: result.format, engine, ...(work.tool ? { tool: work.tool } : {}), size });
     } catch (err) {
+      // An attempt our own shutdown interrupted is not the engine's failure.
+      if (!deps.stopSignal?.aborted) countAttempt(isCodecError(err) ? classify(err.kind).code : 'engine_failed');
       const queueName = queueFor(claim.job.jobType, { kind: file.sourceKind, tool });
       if (deps.stopSignal?.aborted) {
         // Interrupted by our own shutdown, not the file's fault: queue it again as a fresh message

@@ -2,7 +2,7 @@
  * Deletes the blobs of jobs whose retention ran out, and of TurboFiles uploads whose file expired (or
  * was deleted) and that no running task still reads; the rows stay as the record.
  */
-import { expiredJobs, expiredUploads, markJobPurged, purgeUpload, type Pool } from '@kiln/db';
+import { expiredJobs, expiredUploads, foldJobTotals, markJobPurged, purgeUpload, type Pool } from '@kiln/db';
 import type { BlobStore } from '@kiln/storage';
 import { keys } from '@kiln/storage';
 import type { Logger } from '@kiln/config';
@@ -25,7 +25,12 @@ export async function sweepExpired(pool: Pool, store: BlobStore, log: Logger): P
 }
 
 export function startRetentionSweeper(pool: Pool, store: BlobStore, log: Logger, everyMs = 60_000): () => void {
-  const timer = setInterval(() => void sweepExpired(pool, store, log).catch((err) => log.error('retention sweep failed', { err })), everyMs);
+  const timer = setInterval(() => {
+    void sweepExpired(pool, store, log).catch((err) => log.error('retention sweep failed', { err }));
+    // Every job appends job-total deltas (migrations/0009); folding them here keeps them few even
+    // when nothing scrapes /metrics (a scrape folds too).
+    void foldJobTotals(pool).catch((err) => log.warn('folding job totals failed', { err }));
+  }, everyMs);
   timer.unref();
   return () => clearInterval(timer);
 }

@@ -2,8 +2,9 @@
  * Wiring shared by the worker processes: config, database, queue, storage, handlers, graceful stop.
  * SIGTERM stops taking work, lets running files finish (bounded), closes pools and exits.
  */
-import { DEFAULT_RESIZE_PRESETS, presetOverridesSchema, type PresetTable } from '@kiln/contracts';
-import { createLogger, loadConfig, type Config, type Logger } from '@kiln/config';
+import { DEFAULT_RESIZE_PRESETS, DIALECTS, JOB_TYPES, presetOverridesSchema, type PresetTable } from '@kiln/contracts';
+import { loadConfig, loggerFor, type Config, type Logger } from '@kiln/config';
+import { createMetrics, startMetricsServer, type MetricsServer } from '@kiln/metrics';
 import { resolveFfmpeg, resolveFfprobe, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
 import { Queue } from '@kiln/queue';
@@ -94,11 +95,13 @@ export interface RunningWorker {
 
 export async function startWorker(opts: {
   service: string;
+  /** The setting that holds this worker's metrics port (0 = no listener). */
+  metricsPort: 'CONVERT_METRICS_PORT' | 'COMPRESS_METRICS_PORT';
   register: (deps: WorkerDeps, config: Config) => Promise<void>;
   env?: Record<string, string | undefined>;
 }): Promise<RunningWorker> {
   const config = loadConfig(opts.env ?? process.env);
-  const log: Logger = createLogger(opts.service, config.LOG_LEVEL);
+  const log: Logger = loggerFor(opts.service, config);
   if (config.SHARP_CONCURRENCY) sharp.concurrency(config.SHARP_CONCURRENCY);
   // libvips' operation cache only helps when the same image is processed twice; a service never does.
   sharp.cache(false);
@@ -112,18 +115,38 @@ export async function startWorker(opts: {
     onError: (err) => log.error('queue error', { err }),
   });
   await queue.start();
-  // Checked before any work is taken: a worker that cannot reach storage would only fail files.
-  const store = await createBlobStore(config).catch(async (err: unknown) => {
+  /** A start that fails after this point closes what it opened. */
+  const abandon = async (err: unknown): Promise<never> => {
     await queue.stop(1000).catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw err;
-  });
+  };
+  // Checked before any work is taken: a worker that cannot reach storage would only fail files.
+  const store = await createBlobStore(config).catch(abandon);
   // Aborted when a stop's grace period runs out: running conversions are killed and queued again.
   const stopController = new AbortController();
+  // Without a metrics port nobody can read this registry: its counters stay, Node's own metrics are skipped.
+  const metrics = createMetrics({ processMetrics: config[opts.metricsPort] !== 0 });
+  metrics.watchPool(pool);
+  metrics.initJobSeries(JOB_TYPES, DIALECTS);
   const outbound = createOutbound(outboundSettings(config));
-  const deps: WorkerDeps = { pool, queue, store, log, settings: settingsFrom(config), outbound, stopSignal: stopController.signal };
+  const deps: WorkerDeps = { pool, queue, store, log, metrics, settings: settingsFrom(config), outbound, stopSignal: stopController.signal };
+  // Before any work is taken: a port that is already in use stops the start with the setting's name.
+  let metricsServer: MetricsServer | undefined;
+  if (config[opts.metricsPort]) {
+    metricsServer = await startMetricsServer({
+      registry: metrics.registry,
+      port: config[opts.metricsPort],
+      host: config.HOST,
+      token: config.METRICS_TOKEN,
+      setting: opts.metricsPort,
+    }).catch(abandon);
+  }
   await opts.register(deps, config);
-  log.info('worker ready', { storage: { driver: store.kind, ...store.location } });
+  log.info('worker ready', {
+    storage: { driver: store.kind, ...store.location },
+    metrics: metricsServer ? `http://${config.HOST}:${metricsServer.port}/metrics` : `off (${opts.metricsPort}=0)`,
+  });
   const engines = await engineReport(deps.settings);
   log.info('engines', engines);
   const beat = () => upsertWorkerHeartbeat(pool, opts.service, engines).catch((err) => log.warn('heartbeat failed', { err }));
@@ -144,6 +167,7 @@ export async function startWorker(opts: {
       // to kill their engines and re-queue their files.
       await queue.stop(graceMs + 15_000).catch((err) => log.error('queue stop failed', { err }));
       clearTimeout(abortTimer);
+      await metricsServer?.close();
       await pool.end().catch(() => undefined);
       await outbound.close().catch(() => undefined);
       log.info('stopped');

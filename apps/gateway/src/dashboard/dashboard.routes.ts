@@ -110,7 +110,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   r.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (req.path.startsWith('/api/') || res.headersSent) return next(err);
     if (isAppError(err)) return page(res, err.status, errorPage({ status: err.status, message: err.message, csrf: req.dashboardSession?.csrf }));
-    deps.log.error('dashboard error', { requestId: req.requestId, path: req.path, err });
+    req.log.error('dashboard error', { path: req.path, err });
     page(
       res,
       500,
@@ -154,13 +154,13 @@ function signInPages(r: Router, { deps, codec, password, secureCookies }: SignIn
       return showLogin(req, res, 403, 'The sign-in form expired or did not come from this page; enter the password again.');
     }
     if (!passwordMatches(body.password, password)) {
-      deps.log.warn('dashboard sign-in failed', { ip: req.ip });
+      req.log.warn('dashboard sign-in failed', { ip: req.ip });
       return showLogin(req, res, 401, 'That is not the admin password (ADMIN_PASSWORD).');
     }
     const { cookie } = codec.issue();
     clearCookie(res, LOGIN_COOKIE);
     setCookie(req, res, SESSION_COOKIE, cookie, Math.round(config.DASHBOARD_SESSION_HOURS * 3600), secureCookies);
-    deps.log.info('dashboard sign-in', { ip: req.ip });
+    req.log.info('dashboard sign-in', { ip: req.ip });
     res.redirect(303, '/dashboard/keys');
   });
 
@@ -205,7 +205,7 @@ function keyPages(r: Router, deps: GatewayDeps): void {
       return page(res, 400, keysPage({ csrf: sessionOf(req).csrf, keys: await listApiKeys(pool), defaults: limitDefaults(), error: errors.join(' '), form }));
     }
     const created = await createApiKey(pool, name, limits);
-    deps.log.info('API key created from the dashboard', { keyId: created.row.id, prefix: created.row.prefix });
+    req.log.info('API key created from the dashboard', { keyId: created.row.id, prefix: created.row.prefix });
     // The key is in this response only: no redirect, no URL, not cached (Cache-Control: no-store).
     page(res, 201, keysPage({ csrf: sessionOf(req).csrf, keys: await listApiKeys(pool), defaults: limitDefaults(), created }));
   });
@@ -227,7 +227,7 @@ function keyPages(r: Router, deps: GatewayDeps): void {
     await revokeApiKey(pool, key.id);
     // The trigger's NOTIFY clears every gateway's key cache; this one need not wait for it.
     deps.keyCache.clear();
-    deps.log.info('API key revoked from the dashboard', { keyId: key.id, prefix: key.prefix });
+    req.log.info('API key revoked from the dashboard', { keyId: key.id, prefix: key.prefix });
     res.redirect(303, `/dashboard/keys?revoked=${key.id}`);
   });
 }

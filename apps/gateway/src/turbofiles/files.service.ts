@@ -20,7 +20,7 @@ import type { GatewayDeps } from '../deps.ts';
 import { publicBaseUrl, urlBuilder } from '../job-responses.ts';
 import { fileTooLarge, HeadCapture, uploadLimitsFor } from '../upload.ts';
 
-type Deps = Pick<GatewayDeps, 'config' | 'pool' | 'store' | 'signer' | 'storedFiles'>;
+type Deps = Pick<GatewayDeps, 'config' | 'pool' | 'store' | 'signer' | 'storedFiles'> & { metrics?: Pick<GatewayDeps['metrics'], 'uploadFiles' | 'uploadBytes'> };
 
 /** What the signer signs for each kind of link, so one link can never be used as the other. */
 const SIGNED = { upload: (id: string) => `tf-upload:${id}`, download: (id: string) => `tf-download:${id}` };
@@ -220,6 +220,8 @@ export async function receiveUpload(deps: Deps, req: Request, id: string): Promi
       await deps.store.delete([key]).catch(() => undefined);
       throw new AppError('conflict', `File ${id} was uploaded by another request meanwhile; this upload was discarded.`);
     }
+    deps.metrics?.uploadFiles.inc({ dialect: 'turbofiles' });
+    deps.metrics?.uploadBytes.inc({ dialect: 'turbofiles' }, f.size);
     return { ...f, kind: actual!, storageKey: key, readyAt: new Date(), updatedAt: new Date(), uploadError: null };
   } catch (err) {
     await releaseUpload(deps.pool, f.id, attempt, err instanceof AppError && err.status < 500 ? err.message : null).catch(() => undefined);

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError, JSONAPI_MEDIA_TYPE, JSONAPI_VERSION, formatCursor, type Cursor, type PageRequest, type Resource } from '@kiln/contracts';
-import type { Config, Logger } from '@kiln/config';
+import type { Config } from '@kiln/config';
 import type { Page } from '@kiln/db';
 import { publicBaseUrl } from '../job-responses.ts';
 import { toAppError } from '../errors.ts';
@@ -133,7 +133,7 @@ export function errorObject(e: AppError, requestId: string | undefined): ErrorOb
 }
 
 /** The /v1 error handler: anything thrown becomes `{jsonapi, errors:[…]}`, with the same statuses as Convertly's. */
-export function jsonApiErrors(config: Pick<Config, 'TURBOFILES_MAX_BODY_BYTES'>, log: Logger) {
+export function jsonApiErrors(config: Pick<Config, 'TURBOFILES_MAX_BODY_BYTES'>) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const type = (err as { type?: unknown } | null)?.type;
     const e =
@@ -149,7 +149,7 @@ export function jsonApiErrors(config: Pick<Config, 'TURBOFILES_MAX_BODY_BYTES'>,
           ? new AppError('invalid_request', 'The request body is not valid JSON.', { detail: { pointer: '' } })
           : type === 'charset.unsupported' || type === 'encoding.unsupported'
             ? new AppError('unsupported_media_type', 'The request body must be UTF-8 JSON, without a content encoding.', { detail: { header: 'Content-Type' } })
-            : toAppError(err, req, log);
+            : toAppError(err, req, req.log);
     if (res.headersSent) {
       res.destroy();
       return;

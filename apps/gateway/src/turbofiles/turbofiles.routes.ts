@@ -25,6 +25,6 @@ export function turbofilesRouter(deps: GatewayDeps): Router {
   r.use(tasksRoutes(deps));
   r.use(usersRoutes(deps));
   r.use(jsonApiNotFound);
-  r.use(jsonApiErrors(deps.config, deps.log));
+  r.use(jsonApiErrors(deps.config));
   return r;
 }

@@ -8,12 +8,35 @@
 import fs from 'node:fs/promises';
 import { compressTargetFor, IMAGE_COMPRESS_FORMATS, INPUT_INFO, isOneOf, MEDIA_COMPRESS_FORMATS } from '@kiln/formats';
 import { CodecError } from '../errors.ts';
-import { convert } from '../convert.ts';
+import { convert, pickEngine } from '../convert.ts';
 import { createDeadline } from '../deadline.ts';
 import { compressImage } from './image.ts';
 import { compressMedia } from './media.ts';
 import type { CompressRequest, CompressResult } from './request.ts';
 import { outputPath } from '../output-path.ts';
+import type { InputKind, OutputFormat } from '@kiln/formats';
+
+/** Which path compress() takes for a kind and its kept format: the image or media compressor, or a plain conversion. */
+function compressRoute(kind: InputKind, target: OutputFormat): 'image' | 'media' | 'convert' {
+  const family = INPUT_INFO[kind].family;
+  if (family === 'image' && isOneOf(IMAGE_COMPRESS_FORMATS, target)) return 'image';
+  if ((family === 'video' || family === 'audio') && isOneOf(MEDIA_COMPRESS_FORMATS, target)) return 'media';
+  return 'convert';
+}
+
+/**
+ * The engine that will handle a request, by name (`sharp`, `ffmpeg`, `archive`…), for metrics and
+ * logs. Known before the call runs, so a failure counts against the engine as well as a success;
+ * `none` when nothing takes the pair.
+ */
+export function engineNameFor(mode: 'convert' | 'compress', kind: InputKind, format: OutputFormat | undefined): string {
+  const target = format ?? (mode === 'compress' ? compressTargetFor(kind) : undefined);
+  if (!target) return 'none';
+  const route = mode === 'compress' ? compressRoute(kind, target) : 'convert';
+  if (route === 'image') return 'sharp';
+  if (route === 'media') return 'ffmpeg';
+  return pickEngine(kind, target)?.name ?? 'none';
+}
 
 export async function compress(req: CompressRequest): Promise<CompressResult> {
   const target = req.format ?? compressTargetFor(req.inputKind);
@@ -23,13 +46,13 @@ export async function compress(req: CompressRequest): Promise<CompressResult> {
     throw new CodecError('invalid_input', 'mode=target-size needs targetBytes, a whole number of bytes ≥ 1.');
   }
   const formatChanged = target !== req.inputKind;
-  const family = INPUT_INFO[req.inputKind].family;
   const deadline = createDeadline(req.timeout, 'The compression');
+  const route = compressRoute(req.inputKind, target);
 
-  if (family === 'image' && isOneOf(IMAGE_COMPRESS_FORMATS, target)) {
+  if (route === 'image' && isOneOf(IMAGE_COMPRESS_FORMATS, target)) {
     return compressImage({ ...req, format: target, formatChanged, deadline });
   }
-  if ((family === 'video' || family === 'audio') && isOneOf(MEDIA_COMPRESS_FORMATS, target)) {
+  if (route === 'media' && isOneOf(MEDIA_COMPRESS_FORMATS, target)) {
     return compressMedia({ ...req, format: target, formatChanged, deadline });
   }
 
