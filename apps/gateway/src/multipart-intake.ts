@@ -50,7 +50,6 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
     { dialect: 'convertly' },
     parts.reduce((n, f) => n + f.size, 0),
   );
-  const stored = parts.map((f) => f.key);
   try {
     // Convertly's own MCP client sends every file twice, as `files` and as `file` ("each route reads
     // whichever it expects"): the job routes read `files`, and `file` only when no `files` came.
