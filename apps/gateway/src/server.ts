@@ -61,6 +61,8 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   };
 }
 
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
 /**
  * A request Node's HTTP parser refuses before Express sees it (a header with bytes no header may
  * hold, a malformed request line, headers past the size limit): answered in the house's error shape
@@ -100,6 +102,12 @@ export async function startGateway(config: Config): Promise<{ server: http.Serve
     storage: { driver: deps.store.kind, ...deps.store.location },
     downloads: config.DOWNLOAD_REDIRECT === 's3' ? 'redirect to presigned S3 GET' : 'streamed by the gateway',
   });
+  if (!config.METRICS_TOKEN && !isLoopback(config.HOST)) {
+    deps.log.warn(
+      `METRICS_TOKEN is unset, so GET /metrics (queue depths, job totals, the Node.js version) is open to anyone who can reach ${config.HOST}:${port}: set METRICS_TOKEN, or bind HOST=127.0.0.1 behind a proxy.`,
+      { setting: 'METRICS_TOKEN' },
+    );
+  }
   let stopping: Promise<void> | undefined;
   return {
     server,

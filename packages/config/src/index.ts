@@ -225,7 +225,9 @@ export const fragments = {
       .string()
       .min(16, 'must be at least 16 characters (e.g. the output of `openssl rand -hex 32`)')
       .optional()
-      .describe('Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`). Unset = /metrics is open to anyone who can reach it.'),
+      .describe(
+        'Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`), and that GET /readyz wants before it shows its checks, workers and engines. Unset = /metrics is open to anyone who can reach it, and /readyz shows only its status.',
+      ),
     CONVERT_METRICS_PORT: int(0, 0).describe('Port the convert worker serves GET /metrics on (Prometheus text format); 0 = off. Two convert workers on one host need two ports.'),
     COMPRESS_METRICS_PORT: int(0, 0).describe('Port the compress worker serves GET /metrics on; 0 = off.'),
   }),
