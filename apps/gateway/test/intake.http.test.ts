@@ -140,6 +140,9 @@ test("a request Node's parser refuses still gets a code and a sentence", async (
   const r = await rawRequest(url, { method: 'POST', path: '/api/jobs', headers: { ...auth(), 'X-Bad': 'a\u0001b', 'Content-Length': '0' } });
   expect(r.status).toBe(400);
   expect(JSON.parse(r.body)).toMatchObject({ code: 'invalid_request', detail: { reason: expect.stringMatching(/^hpe_/) } });
+  const huge = await rawRequest(url, { method: 'GET', path: '/api/formats', headers: { 'X-Big': 'x'.repeat(40_000) } });
+  expect(huge.status).toBe(431);
+  expect(JSON.parse(huge.body)).toMatchObject({ code: 'invalid_request', detail: { reason: 'hpe_header_overflow' } });
 });
 
 describe('/readyz', () => {
