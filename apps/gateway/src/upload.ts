@@ -88,11 +88,12 @@ class PartsInFlight {
     void writing.finally(() => this.#parts.delete(capture)).catch(() => undefined);
   }
   /**
-   * Ends every part still being written with `reason` and waits for the store to drop each partial
-   * blob (a temporary file, an unfinished multipart upload). multer answers a request whose body
-   * failed without waiting for the storage engine, and busboy does not always end the part it was
-   * in (an error between parts, a request unpiped once multer has given up): left alone, such a part
-   * would hold its descriptor and its temporary file for as long as the process lives.
+   * Ends every part still being written with `reason` and waits until the store has settled each
+   * one (dropped its temporary file or aborted its multipart upload, or finished it). multer does not
+   * always wait for its storage engine before reporting an error — a request that broke is reported
+   * at once — so without this the job folder could be deleted before a part still being written
+   * lands in it, and a part whose stream nobody ends would hold its descriptor and temporary file
+   * for as long as the process lives.
    */
   async abort(reason: Error): Promise<void> {
     const pending = [...this.#parts.entries()];
