@@ -11,6 +11,19 @@ function isUnavailable(err: unknown): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(String((err as Error | null)?.message ?? ''));
 }
 
+/** A full disk (or quota) under the store: the server's problem, and one an operator must fix. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export function storageFull(cause?: unknown): AppError {
+  return new AppError('insufficient_storage', 'Kiln has no room left to store this upload; retry later, or ask the operator to free space in its storage (DATA_DIR).', {
+    cause,
+    detail: { reason: 'storage_full' },
+  });
+}
+
 /**
  * Anything thrown, as the AppError a client gets: ours as they are, framework and infrastructure
  * failures classified, anything else a 500 whose sentence quotes the request id (the cause is logged
@@ -32,6 +45,10 @@ export function toAppError(err: unknown, req: Request, log: Logger): AppError {
       headers: { 'Retry-After': '5' },
       detail: { reason: 'storage_unavailable' },
     });
+  }
+  if (isDiskFull(err)) {
+    log.error('storage full', { method: req.method, path: req.path, err });
+    return storageFull(err);
   }
   if (isUnavailable(err)) {
     log.error('database unavailable', { method: req.method, path: req.path, err });

@@ -162,8 +162,10 @@ export const fragments = {
     TRACE_MAX_PIXELS: int(2_000_000, 1).describe('Largest image traced to SVG, in pixels (larger ones are downscaled to it first).'),
     PDF_MAX_PAGES: int(50, 1).describe('Most pages read from a PDF.'),
     SVG_MAX_DENSITY: int(600, 1).describe('Highest density (DPI) used to rasterise SVG input.'),
-    FFMPEG_PATH: optStr.describe('ffmpeg binary to use; else ffmpeg-static when its binary exists, else @ffmpeg-installer.'),
-    FFPROBE_PATH: optStr.describe('ffprobe binary to use; else @ffprobe-installer.'),
+    FFMPEG_PATH: optStr.describe(
+      'ffmpeg binary to use; else ffmpeg-static when its binary exists, else a system ffmpeg ≥ 5 on PATH, else the 2018 build in @ffmpeg-installer (with a start-up warning).',
+    ),
+    FFPROBE_PATH: optStr.describe('ffprobe binary to use; else the ffprobe beside FFMPEG_PATH, else a system ffprobe ≥ 5 on PATH, else @ffprobe-installer (with a warning).'),
     SEVENZIP_PATH: optStr.describe("7-Zip binary to use; else 7zip-bin's 7za."),
     HEIF_ENC_PATH: optStr.describe("libheif's heif-enc, for real HEVC HEIC output (else HEIF is AV1-coded)."),
     RESIZE_PRESETS: z.string().optional().describe('JSON overriding resize presets, e.g. {"email":{"width":640,"fit":"inside"}}.'),
@@ -223,7 +225,9 @@ export const fragments = {
       .string()
       .min(16, 'must be at least 16 characters (e.g. the output of `openssl rand -hex 32`)')
       .optional()
-      .describe('Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`). Unset = /metrics is open to anyone who can reach it.'),
+      .describe(
+        'Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`), and that GET /readyz wants before it shows its checks, workers and engines. Unset = /metrics is open to anyone who can reach it, and /readyz shows only its status.',
+      ),
     CONVERT_METRICS_PORT: int(0, 0).describe('Port the convert worker serves GET /metrics on (Prometheus text format); 0 = off. Two convert workers on one host need two ports.'),
     COMPRESS_METRICS_PORT: int(0, 0).describe('Port the compress worker serves GET /metrics on; 0 = off.'),
   }),

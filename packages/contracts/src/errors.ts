@@ -34,6 +34,8 @@ export const ERROR_STATUS = {
   /** A documented route Kiln cannot offer (remove-background: no model that may ship with it runs offline). */
   not_implemented: 501,
   unavailable: 503,
+  /** Kiln's own storage is full (ENOSPC): not the client's fault, and not fixed by retrying at once. */
+  insufficient_storage: 507,
 } as const;
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
