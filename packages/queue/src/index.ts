@@ -20,6 +20,14 @@ export interface QueueOptions {
   retryLimit: number;
   /** Longest a message may stay active before pg-boss gives it to another worker. */
   expireInSeconds: number;
+  /**
+   * A running message's heartbeat (pg-boss `heartbeatSeconds`, at least 10): pg-boss refreshes it at
+   * half this while the handler runs, and a message whose heartbeat is older than this (its worker
+   * died) is retried at once instead of waiting for `expireInSeconds`. Unset: no heartbeat.
+   */
+  heartbeatSeconds?: number;
+  /** How often this process's pg-boss supervisor looks for expired and heartbeat-lost messages (default 60). */
+  superviseIntervalSeconds?: number;
   poolMax?: number;
   /** Run pg-boss maintenance (expiry, retention) in this process. Workers do; the gateway needn't. */
   supervise?: boolean;
@@ -62,6 +70,7 @@ export class Queue {
       // Kiln has no cron jobs; skipping the scheduler saves a poll loop per process.
       schedule: false,
       supervise: opts.supervise ?? true,
+      ...(opts.superviseIntervalSeconds ? { superviseIntervalSeconds: opts.superviseIntervalSeconds } : {}),
     });
     this.boss.on('error', (err) => (opts.onError ?? ((e) => console.error(e)))(err));
   }
@@ -78,6 +87,7 @@ export class Queue {
         retryDelay: 2,
         retryDelayMax: 60,
         expireInSeconds: this.opts.expireInSeconds,
+        ...(this.opts.heartbeatSeconds ? { heartbeatSeconds: this.opts.heartbeatSeconds } : {}),
       };
       const existing = await this.boss.getQueue(name);
       if (!existing) {
@@ -159,6 +169,20 @@ export class Queue {
       [Object.values(QUEUES)],
     );
     return r.rows as QueueDepthRow[];
+  }
+
+  /**
+   * Of these file ids, the ones a message still carries (queued, waiting for a retry, or running):
+   * the reconcile sweep re-queues a file left 'processing' only when nothing will deliver it again.
+   */
+  async liveFileIds(fileIds: string[]): Promise<Set<string>> {
+    if (!fileIds.length) return new Set();
+    const r = await this.boss.getDb().executeSql(
+      `SELECT DISTINCT j.data->>'fileId' AS "fileId" FROM pgboss.job j
+        WHERE j.name = ANY($1::text[]) AND j.state IN ('created', 'retry', 'active') AND j.data->>'fileId' = ANY($2::text[])`,
+      [Object.values(QUEUES), fileIds],
+    );
+    return new Set((r.rows as { fileId: string }[]).map((row) => row.fileId));
   }
 
   /** Cheap liveness check for /readyz: pg-boss's own pool can reach its schema. */
