@@ -7,7 +7,7 @@ import { loggerFor, type Config } from '@kiln/config';
 import { DIALECTS, JOB_TYPES } from '@kiln/contracts';
 import { createPool, findRunningEmbedded, migrate, readJobTotals } from '@kiln/db';
 import { createMetrics } from '@kiln/metrics';
-import { Queue } from '@kiln/queue';
+import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
 import { createApp } from './app.ts';
@@ -26,7 +26,7 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   const queue = await new Queue({
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
-    expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60,
+    ...fileQueueTimings({ fileTimeoutSeconds: config.FILE_TIMEOUT_SECONDS, recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS, orphanSeconds: config.WORKER_ORPHAN_SECONDS }),
     supervise: false,
     onError: (err) => log.error('queue error', { err }),
   }).start();

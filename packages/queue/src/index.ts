@@ -26,12 +26,35 @@ export interface QueueOptions {
    * died) is retried at once instead of waiting for `expireInSeconds`. Unset: no heartbeat.
    */
   heartbeatSeconds?: number;
-  /** How often this process's pg-boss supervisor looks for expired and heartbeat-lost messages (default 60). */
+  /** How often this process's pg-boss supervisor looks for expired and heartbeat-lost messages (default 60; also its monitoring interval, which gates them). */
   superviseIntervalSeconds?: number;
   poolMax?: number;
   /** Run pg-boss maintenance (expiry, retention) in this process. Workers do; the gateway needn't. */
   supervise?: boolean;
   onError?: (err: Error) => void;
+}
+
+/**
+ * How long a message may run, its heartbeat, and how often expiry is checked, from the settings that
+ * decide them. Every process that creates or updates the queues (gateway, workers, `pnpm start`)
+ * passes the same numbers, so none of them undoes another's.
+ * - expiry: a file's conversion (FILE_TIMEOUT_SECONDS), then its outcome's write retried through a
+ *   Postgres outage (WORKER_RECORD_RETRY_SECONDS), plus a minute;
+ * - heartbeat: half of WORKER_ORPHAN_SECONDS (pg-boss's minimum is 10 s): a dead worker's message is
+ *   retried once it is that stale;
+ * - supervision: pg-boss checks expiry and heartbeats only when it monitors a queue, so both run a few
+ *   times per orphan window (pg-boss's default is once a minute).
+ */
+export function fileQueueTimings(s: {
+  fileTimeoutSeconds: number;
+  recordRetrySeconds: number;
+  orphanSeconds: number;
+}): Pick<QueueOptions, 'expireInSeconds' | 'heartbeatSeconds' | 'superviseIntervalSeconds'> {
+  return {
+    expireInSeconds: s.fileTimeoutSeconds + s.recordRetrySeconds + 60,
+    heartbeatSeconds: Math.max(10, Math.floor(s.orphanSeconds / 2)),
+    superviseIntervalSeconds: Math.max(2, Math.floor(s.orphanSeconds / 6)),
+  };
 }
 
 /** One queue's backlog (Queue.depths). */
@@ -70,7 +93,9 @@ export class Queue {
       // Kiln has no cron jobs; skipping the scheduler saves a poll loop per process.
       schedule: false,
       supervise: opts.supervise ?? true,
-      ...(opts.superviseIntervalSeconds ? { superviseIntervalSeconds: opts.superviseIntervalSeconds } : {}),
+      // Expiry runs inside pg-boss's queue monitoring, which is claimed every monitorIntervalSeconds:
+      // both must be short for a heartbeat to be noticed within the orphan window.
+      ...(opts.superviseIntervalSeconds ? { superviseIntervalSeconds: opts.superviseIntervalSeconds, monitorIntervalSeconds: opts.superviseIntervalSeconds } : {}),
     });
     this.boss.on('error', (err) => (opts.onError ?? ((e) => console.error(e)))(err));
   }

@@ -7,7 +7,7 @@ import { loadConfig, loggerFor, type Config, type Logger } from '@kiln/config';
 import { createMetrics, startMetricsServer, type MetricsServer } from '@kiln/metrics';
 import { resolveFfmpeg, resolveFfprobe, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
-import { Queue } from '@kiln/queue';
+import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
 import sharp from 'sharp';
@@ -115,11 +115,7 @@ export async function startWorker(opts: {
   const queue = new Queue({
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
-    // The handler's outer bound: the conversion, then the outcome's write retried through an outage.
-    expireInSeconds: config.FILE_TIMEOUT_SECONDS + config.WORKER_RECORD_RETRY_SECONDS + 60,
-    // A dead worker's messages are retried once their heartbeat is this stale (lifecycle/instance.ts).
-    heartbeatSeconds: Math.max(10, Math.floor(config.WORKER_ORPHAN_SECONDS / 2)),
-    superviseIntervalSeconds: Math.max(2, Math.floor(config.WORKER_ORPHAN_SECONDS / 6)),
+    ...fileQueueTimings({ fileTimeoutSeconds: config.FILE_TIMEOUT_SECONDS, recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS, orphanSeconds: config.WORKER_ORPHAN_SECONDS }),
     onError: (err) => log.error('queue error', { err }),
   });
   await queue.start();
