@@ -22,7 +22,7 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   const url = config.DATABASE_URL ?? (await findRunningEmbedded(config.dataDir));
   if (!url) throw new Error('No database: set DATABASE_URL, or run `pnpm start` (which starts an embedded Postgres in DATA_DIR).');
   await migrate(url);
-  const pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS });
+  const pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS, connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS });
   const queue = await new Queue({
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,

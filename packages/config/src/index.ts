@@ -52,6 +52,9 @@ export const fragments = {
       .describe("This host's own files: blobs (STORAGE=local), scratch copies (STORAGE=s3), the embedded Postgres cluster and a generated signing secret."),
     DATABASE_URL: z.string().url().optional().describe('External Postgres. When unset, `pnpm start` runs an embedded server in DATA_DIR/postgres.'),
     DB_POOL_MAX: int(10, 1).describe('Connections per process in our own pool (pg-boss keeps its own).'),
+    DB_CONNECT_TIMEOUT_SECONDS: int(10, 1).describe(
+      'Longest a request waits for a database connection (a new one, or a free one from the pool) before it is answered 503 with Retry-After.',
+    ),
     DB_PREPARED_STATEMENTS: flag(true).describe(
       "Name Kiln's frequent queries so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).",
     ),

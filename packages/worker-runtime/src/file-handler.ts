@@ -143,7 +143,10 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
   async function record(claim: FileClaim, outcome: FileOutcome): Promise<void> {
     // The output is already in storage (its key is the file's own): while Postgres is briefly down,
     // retrying this write costs nothing, and finishFile is a no-op when an earlier try did commit.
-    await retryWhileDatabaseIsDown('recording the file outcome', () => recordOnce(claim, outcome), { maxSeconds: settings.recordRetrySeconds ?? 0, log: deps.log });
+    await retryWhileDatabaseIsDown('recording the file outcome', () => recordOnce(claim, outcome), {
+      maxSeconds: settings.recordRetrySeconds ?? 0,
+      log: deps.log.child({ jobId: claim.job.id, fileId: claim.file.id }),
+    });
   }
 
   async function recordOnce(claim: FileClaim, outcome: FileOutcome): Promise<void> {

@@ -111,7 +111,7 @@ export async function startWorker(opts: {
   sharp.cache(false);
   const url = await resolveDatabaseUrl(config);
   await migrate(url);
-  const pool: Pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS });
+  const pool: Pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS, connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS });
   const queue = new Queue({
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
