@@ -8,7 +8,10 @@ CREATE TABLE worker_instances (
   host       text NOT NULL,
   pid        integer NOT NULL,
   started_at timestamptz NOT NULL DEFAULT now(),
-  seen_at    timestamptz NOT NULL DEFAULT now()
+  seen_at    timestamptz NOT NULL DEFAULT now(),
+  -- A dead instance's scratch folders when the sweep that released its files ran on another host
+  -- (with STORAGE=s3 scratch is on each host's own disk): removed by a sweep on its own host.
+  leftover_scratch text[] NOT NULL DEFAULT '{}'
 );
 CREATE INDEX worker_instances_seen_at ON worker_instances (seen_at);
 

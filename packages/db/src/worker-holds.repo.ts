@@ -34,6 +34,15 @@ export async function touchWorkerInstance(db: Queryable, w: WorkerInstance): Pro
   );
 }
 
+/**
+ * Releases a dead instance's files without removing it: its scratch folders are on another host's
+ * disk, so they are kept on the row for a sweep on that host.
+ */
+export async function releaseDeadInstanceElsewhere(db: Queryable, id: string, scratch: string[]): Promise<void> {
+  await db.query('UPDATE worker_instances SET leftover_scratch = $2 WHERE id = $1', [id, scratch]);
+  await db.query('DELETE FROM worker_holds WHERE instance_id = $1', [id]);
+}
+
 /** A clean stop: the instance and any hold it still has go (its files were finished or queued again). */
 export async function removeWorkerInstance(db: Queryable, id: string): Promise<void> {
   await db.query('DELETE FROM worker_instances WHERE id = $1', [id]);
@@ -73,13 +82,15 @@ export async function releaseFileHold(db: Queryable, fileId: string, instanceId:
 
 export interface DeadInstance extends WorkerInstance {
   seenSecondsAgo: number;
+  /** Scratch folders left for a sweep on the instance's own host. */
+  leftoverScratch: string[];
   holds: { fileId: string; scratchDir: string | null }[];
 }
 
 /** Instances not seen for `orphanSeconds`, with what they held. */
 export async function listDeadWorkerInstances(db: Queryable, orphanSeconds: number): Promise<DeadInstance[]> {
   const r = await db.query<DeadInstance>(
-    `SELECT w.id, w.service, w.host, w.pid, extract(epoch FROM now() - w.seen_at)::float8 AS "seenSecondsAgo",
+    `SELECT w.id, w.service, w.host, w.pid, extract(epoch FROM now() - w.seen_at)::float8 AS "seenSecondsAgo", w.leftover_scratch AS "leftoverScratch",
             coalesce(json_agg(json_build_object('fileId', h.file_id, 'scratchDir', h.scratch_dir)) FILTER (WHERE h.file_id IS NOT NULL), '[]') AS holds
        FROM worker_instances w LEFT JOIN worker_holds h ON h.instance_id = w.id
       WHERE w.seen_at < now() - make_interval(secs => $1::int)

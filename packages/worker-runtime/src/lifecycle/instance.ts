@@ -24,6 +24,7 @@ import {
   listDeadWorkerInstances,
   listUnheldProcessingFiles,
   registerWorkerInstance,
+  releaseDeadInstanceElsewhere,
   removeWorkerInstance,
   touchWorkerInstance,
   tryWithSweepLock,
@@ -85,10 +86,8 @@ export async function startWorkerInstance(opts: { pool: Pool; queue: Queue; log:
     await withTransaction(pool, (tx) =>
       tryWithSweepLock(tx, async () => {
         for (const dead of await listDeadWorkerInstances(tx, settings.orphanSeconds)) {
-          report.deadInstances++;
-          for (const h of dead.holds) if (h.scratchDir && (await removeScratch(h.scratchDir))) report.scratchRemoved++;
-          await removeWorkerInstance(tx, dead.id);
-          log.warn('worker presumed dead: released its files', {
+          const scratch = [...dead.leftoverScratch, ...dead.holds.map((h) => h.scratchDir).filter((d): d is string => !!d)];
+          const facts = {
             instance: dead.id,
             service: dead.service,
             host: dead.host,
@@ -96,7 +95,19 @@ export async function startWorkerInstance(opts: { pool: Pool; queue: Queue; log:
             lastSeenSecondsAgo: Math.round(dead.seenSecondsAgo),
             files: dead.holds.map((h) => h.fileId),
             setting: 'WORKER_ORPHAN_SECONDS',
-          });
+          };
+          if (dead.host === me.host || !scratch.length) {
+            for (const dir of scratch) if (await removeScratch(dir)) report.scratchRemoved++;
+            await removeWorkerInstance(tx, dead.id);
+          } else if (dead.holds.length) {
+            // Its scratch is on its own host's disk (STORAGE=s3): its files are released now, its
+            // folders are left on its row for a sweep on that host.
+            await releaseDeadInstanceElsewhere(tx, dead.id, scratch);
+          } else {
+            continue; // released before; waiting for a sweep on its host
+          }
+          report.deadInstances++;
+          log.warn('worker presumed dead: released its files', facts);
         }
         const unheld = await listUnheldProcessingFiles(tx, settings.orphanSeconds);
         if (!unheld.length) return;
