@@ -10,6 +10,7 @@ import { createLogger } from '@kiln/config';
 import { claimFile, createApiKey, createPool, insertJob, takeFileHold, type Pool } from '@kiln/db';
 import { Queue } from '@kiln/queue';
 import { retryWhileDatabaseIsDown } from '../src/lifecycle/db-retry.ts';
+import { fileHolds } from '../src/lifecycle/holds.ts';
 import { startWorkerInstance, type RunningInstance } from '../src/lifecycle/instance.ts';
 import { watchRss } from '../src/lifecycle/rss-recycle.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
@@ -71,6 +72,22 @@ test('a file has one live holder: a second worker is refused, and takes it over 
   await age(a.id);
   expect(await takeFileHold(pool, fileId, b.id, 20)).toEqual({ taken: true });
   // Out of the way of the next tests' sweeps.
+  await a.stop();
+  await b.stop();
+});
+
+test('the handler side: a duplicate message is dropped whether the holder is another worker or this one', async () => {
+  const [a, b] = [await instance(), await instance()];
+  const { fileId } = await newFile();
+  const inA = fileHolds(pool, a, log);
+  const inB = fileHolds(pool, b, log);
+  expect(await inA.take(fileId)).toBe(true);
+  expect(await inA.take(fileId)).toBe(false);
+  expect(await inB.take(fileId)).toBe(false);
+  await inA.release(fileId);
+  expect(a.active.has(fileId)).toBe(false);
+  expect(await inB.take(fileId)).toBe(true);
+  await inB.release(fileId);
   await a.stop();
   await b.stop();
 });

@@ -18,6 +18,12 @@ export function fileHolds(pool: Pool, instance: WorkerInstanceHandle | undefined
   if (!instance) return { take: async () => true, scratch: async () => undefined, release: async () => undefined };
   return {
     async take(fileId) {
+      // The same process may be handed a duplicate too (pg-boss retried a message whose heartbeat a
+      // Postgres outage interrupted): the hold is this instance's, so the check is in memory.
+      if (instance.active.has(fileId)) {
+        log.info('file already being worked on by this worker; this message is a duplicate and is dropped', { fileId });
+        return false;
+      }
       instance.active.add(fileId);
       try {
         const r = await takeFileHold(pool, fileId, instance.id, instance.orphanSeconds);
