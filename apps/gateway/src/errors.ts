@@ -2,13 +2,12 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, isAppError } from '@kiln/contracts';
 import { isStorageUnavailable } from '@kiln/storage';
+import { isDatabaseUnavailable } from '@kiln/db';
 import type { Logger } from '@kiln/config';
 
-/** Postgres or the network to it is down or refusing: the client should retry, not give up. */
+/** Postgres or the network to it is down or refusing (a TCP refusal, a missing unix socket, a server shutting down): the client should retry, not give up. */
 function isUnavailable(err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code;
-  if (code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006'].includes(code)) return true;
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(String((err as Error | null)?.message ?? ''));
+  return isDatabaseUnavailable(err);
 }
 
 /** A full disk (or quota) under the store: the server's problem, and one an operator must fix. */

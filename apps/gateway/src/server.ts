@@ -7,7 +7,7 @@ import { loggerFor, type Config } from '@kiln/config';
 import { DIALECTS, JOB_TYPES } from '@kiln/contracts';
 import { createPool, findRunningEmbedded, migrate, readJobTotals } from '@kiln/db';
 import { createMetrics } from '@kiln/metrics';
-import { Queue } from '@kiln/queue';
+import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
 import { createApp } from './app.ts';
@@ -22,11 +22,11 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   const url = config.DATABASE_URL ?? (await findRunningEmbedded(config.dataDir));
   if (!url) throw new Error('No database: set DATABASE_URL, or run `pnpm start` (which starts an embedded Postgres in DATA_DIR).');
   await migrate(url);
-  const pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS });
+  const pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS, connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS });
   const queue = await new Queue({
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
-    expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60,
+    ...fileQueueTimings({ fileTimeoutSeconds: config.FILE_TIMEOUT_SECONDS, recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS, orphanSeconds: config.WORKER_ORPHAN_SECONDS }),
     supervise: false,
     onError: (err) => log.error('queue error', { err }),
   }).start();
