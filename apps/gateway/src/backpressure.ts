@@ -7,9 +7,10 @@
  *   QUEUE_MAX_WAIT_SECONDS_<CLASS>  how long the oldest ready file of one of its queues has waited
  *
  * The backlog is pg-boss's own (`Queue.depths`, the query /metrics reads), cached for a second and
- * shared by every request, so a burst of submissions costs Postgres one query per second. The price
- * is that a burst inside that second can overshoot a limit by what it submits; the limits are a
- * bound on the backlog, not an exact count. When the backlog cannot be read (Postgres down), nothing
+ * shared by every request, so a burst of submissions costs Postgres one query per second; what this
+ * gateway lets in meanwhile is added to it. Other gateways' submissions inside that second are seen
+ * at the next read, so with several gateways a limit can be overshot by about a second of their
+ * traffic: the limits bound the backlog, they are not an exact count. When the backlog cannot be read (Postgres down), nothing
  * is refused here: the job's own transaction fails with 503 instead.
  */
 import { AppError, WORK_CLASSES, workClassOfQueue, type FileQueueName, type WorkClass } from '@kiln/contracts';
@@ -82,8 +83,11 @@ export function queueFullRefusal(row: QueueDepthRow, limits: BackpressureLimits)
 }
 
 export interface Backpressure {
-  /** Throws `queue_full` when any of these queues is past its class's limits. */
-  check(queues: Iterable<FileQueueName>): Promise<void>;
+  /**
+   * Throws `queue_full` when any of these queues (with the number of files the submission would add
+   * to each) is past its class's limits; else counts those files as waiting until the next read.
+   */
+  check(files: ReadonlyMap<FileQueueName, number>): Promise<void>;
 }
 
 /** How long one read of the backlog is shared by every submission. */
@@ -93,11 +97,14 @@ export function createBackpressure(opts: { read: () => Promise<QueueDepthRow[]>;
   const { limits } = opts;
   const off = WORK_CLASSES.every((c) => limits.maxDepth[c].max === 0 && limits.maxWaitSeconds[c].max === 0);
   const read = cachedRead(opts.read, opts.ttlMs ?? DEPTH_CACHE_MS);
+  // Files this gateway let in since the read it is using: a burst of requests inside one period is
+  // counted against the limit, not just the backlog as it was when the period began. (A submission
+  // whose transaction then fails stays counted until the next read: it errs towards refusing.)
+  let basis: QueueDepthRow[] | undefined;
+  const since = new Map<string, number>();
   return {
-    async check(queues) {
-      if (off) return;
-      const wanted = new Set(queues);
-      if (wanted.size === 0) return;
+    async check(files) {
+      if (off || files.size === 0) return;
       let rows: QueueDepthRow[];
       try {
         rows = await read();
@@ -105,11 +112,16 @@ export function createBackpressure(opts: { read: () => Promise<QueueDepthRow[]>;
         // Fail open: the submission's own transaction reports an unreachable database as 503.
         return;
       }
+      if (rows !== basis) {
+        basis = rows;
+        since.clear();
+      }
       for (const row of rows) {
-        if (!wanted.has(row.queue as FileQueueName)) continue;
-        const refusal = queueFullRefusal(row, limits);
+        if (!files.has(row.queue as FileQueueName)) continue;
+        const refusal = queueFullRefusal({ ...row, ready: row.ready + (since.get(row.queue) ?? 0) }, limits);
         if (refusal) throw refusal;
       }
+      for (const [queue, n] of files) since.set(queue, (since.get(queue) ?? 0) + n);
     },
   };
 }

@@ -133,7 +133,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
     byQueue.set(queue, [...(byQueue.get(queue) ?? []), { jobId: job.jobId, fileId: f.fileId }]);
   }
   // After the replay check (a replay queues nothing), before anything is written.
-  await deps.backpressure?.check(byQueue.keys());
+  await deps.backpressure?.check(new Map([...byQueue].map(([queue, payloads]) => [queue, payloads.length])));
   try {
     await withTransaction(deps.pool, async (tx) => {
       await admitJob(tx, key, limits, { lock: true });

@@ -41,20 +41,39 @@ test('0 turns a limit off, and the legacy single queues are never refused', () =
   expect(queueFullRefusal(row('convert.file', 1_000_000, 0, 1_000_000), limits)).toBeUndefined();
 });
 
-test('the backlog is read once per period for every submission, only the queues asked about count, and an unreadable backlog refuses nothing', async () => {
+const files = (entries: [string, number][]) => new Map(entries) as Parameters<ReturnType<typeof createBackpressure>['check']>[0];
+
+test('the backlog is read once per period for every submission, what this gateway lets in meanwhile counts, and only the queues asked about', async () => {
   let reads = 0;
+  let media = 1;
   const bp = createBackpressure({
     read: async () => {
       reads++;
-      return [row('convert.media', 5), row('convert.image', 0)];
+      return [row('convert.media', media), row('convert.image', 0)];
     },
     limits,
     ttlMs: 60_000,
   });
-  await expect(bp.check(['convert.image'])).resolves.toBeUndefined();
-  await expect(bp.check(['convert.image', 'convert.media'])).rejects.toMatchObject({ code: 'queue_full' });
-  await expect(bp.check(['convert.media'])).rejects.toMatchObject({ code: 'queue_full' });
+  await expect(bp.check(files([['convert.image', 50]]))).resolves.toBeUndefined();
+  // 1 waiting + 1 let in = 2 < 3: accepted; then 3 counted: refused.
+  await expect(bp.check(files([['convert.media', 1]]))).resolves.toBeUndefined();
+  await expect(bp.check(files([['convert.media', 1]]))).resolves.toBeUndefined();
+  await expect(
+    bp.check(
+      files([
+        ['convert.image', 1],
+        ['convert.media', 1],
+      ]),
+    ),
+  ).rejects.toMatchObject({ code: 'queue_full', detail: { waiting: 3 } });
   expect(reads).toBe(1);
-  const fresh = createBackpressure({ read: async () => Promise.reject(new Error('down')), limits });
-  await expect(fresh.check(['convert.media'])).resolves.toBeUndefined();
+  // A fresh read replaces the local count.
+  media = 0;
+  const fresh = createBackpressure({ read: async () => [row('convert.media', media)], limits, ttlMs: 0 });
+  for (let i = 0; i < 5; i++) await expect(fresh.check(files([['convert.media', 1]]))).resolves.toBeUndefined();
+});
+
+test('an unreadable backlog refuses nothing (the submission’s own transaction reports the outage)', async () => {
+  const bp = createBackpressure({ read: async () => Promise.reject(new Error('connection refused')), limits });
+  await expect(bp.check(files([['convert.media', 100]]))).resolves.toBeUndefined();
 });
