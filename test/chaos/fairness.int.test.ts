@@ -6,16 +6,21 @@
  *     nearly every video is still waiting (media and images have queues and worker slots of their own);
  *   - a class whose backlog is at QUEUE_MAX_DEPTH_MEDIA refuses new work of that class with 429
  *     queue_full and Retry-After on every job-creating route of both dialects, other classes are still
- *     accepted, and once a worker drains the backlog the same request is accepted again.
+ *     accepted, and once a worker drains the backlog the same request is accepted again;
+ *   - upgrades and unknown kinds: a message left on the single queue of an older Kiln still runs, and a
+ *     URL source (queued as a document, its kind unknown) moves to its own class's queue once fetched.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import sharp from 'sharp';
 import { sniff } from '@kiln/formats';
 import { resolveFfmpeg } from '@kiln/codec';
+import { QUEUES, Queue } from '@kiln/queue';
 import { download, form, startKiln, until, waitForJob, type Kiln } from '../helpers/kiln.ts';
 import { photo } from '../helpers/images.ts';
 import { JSONAPI, turbofiles } from '../helpers/turbofiles.ts';
@@ -189,4 +194,59 @@ describe('backpressure: a full class answers 429 queue_full with Retry-After, un
     expect(done.status).toBe('completed');
     expect(sniff(await download(done.results[0]!.downloadUrl!))).toBe('mp4');
   }, 300_000);
+});
+
+describe('upgrades and files whose kind is known only later', () => {
+  let kiln: Kiln;
+  let server: http.Server;
+  let port: number;
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url === '/clip.mp4') res.writeHead(200, { 'Content-Type': 'video/mp4' }).end(shortVideo);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+    // The gateway alone first: messages wait where the gateway (or an older Kiln) put them.
+    kiln = await startKiln({ apps: ['gateway'], env: { URL_IMPORT_ALLOWED_HOSTS: 'localhost', WORKER_STOP_GRACE_SECONDS: '1' } });
+  }, 120_000);
+  afterAll(async () => {
+    await kiln?.stop();
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  });
+
+  test('a message on the legacy convert.file queue still runs, and a URL source of video is fetched as a document and converted as media', async () => {
+    // A job as an older Kiln queued it: its message on convert.file instead of its class's queue.
+    const legacyJob = await accepted(kiln, imageForm());
+    const [file] = await sql<{ id: string }>(kiln, `SELECT id FROM job_files WHERE job_id = $1`, [legacyJob]);
+    expect(await sql(kiln, `DELETE FROM pgboss.job WHERE data->>'jobId' = $1 RETURNING name`, [legacyJob])).toEqual([{ name: 'convert.image' }]);
+    const queue = await new Queue({ connectionString: kiln.db.url, retryLimit: 1, expireInSeconds: 120, supervise: false }).start();
+    try {
+      await queue.send(QUEUES.convertFile, { jobId: legacyJob, fileId: file!.id });
+    } finally {
+      await queue.stop();
+    }
+
+    const urlJob = await accepted(kiln, form([], { format: 'webm', sourceUrl: `http://localhost:${port}/clip.mp4` }));
+    expect(await sql(kiln, `SELECT name FROM pgboss.job WHERE data->>'jobId' = $1`, [urlJob])).toEqual([{ name: 'convert.document' }]);
+
+    await kiln.startApp('convert-worker');
+    const legacy = await waitForJob(kiln, legacyJob, 60_000);
+    expect(legacy.status).toBe('completed');
+    expect(sniff(await download(legacy.results[0]!.downloadUrl!))).toBe('webp');
+    const fromUrl = await waitForJob(kiln, urlJob, 120_000);
+    expect(fromUrl.status).toBe('completed');
+    expect(sniff(await download(fromUrl.results[0]!.downloadUrl!))).toBe('webm');
+    // Fetched in the document slot, then converted in the media slot: the move is in the worker's log.
+    const moves = kiln
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"URL source fetched; moved to the queue of its class"'));
+    expect(moves).toHaveLength(1);
+    expect(moves[0]).toContain('"from":"convert.document"');
+    expect(moves[0]).toContain('"kind":"mp4"');
+    const names = await sql<{ name: string }>(kiln, `SELECT name FROM pgboss.job WHERE data->>'jobId' = $1 ORDER BY created_on`, [urlJob]);
+    expect(names.map((n) => n.name)).toEqual(['convert.document', 'convert.media']);
+  }, 240_000);
 });
