@@ -174,6 +174,13 @@ describe('backpressure: a full class answers 429 queue_full with Retry-After, un
 
     // Another class is not held back by a full one.
     const imageJob = await accepted(kiln, imageForm());
+    // The compress queue of the class is drained by other workers and has a depth of its own: filled
+    // to the limit too, it refuses POST /api/compress.
+    for (let i = 0; i < 3; i++) await accepted(kiln, form([{ data: shortVideo, filename: 'clip.mp4' }], { jobType: 'compress' }));
+    const compress = await kiln.api('/api/compress', { method: 'POST', body: form([{ data: shortVideo, filename: 'clip.mp4' }]) });
+    expect(compress.status).toBe(429);
+    expect(compress.headers.get('retry-after')).toBe('4');
+    expect(await compress.json()).toMatchObject({ code: 'queue_full', detail: { limit: 'QUEUE_MAX_DEPTH_MEDIA', queue: 'compress.media', waiting: 3 } });
 
     // A worker drains the backlog; the same request is then accepted and completes.
     await kiln.startApp('convert-worker');
