@@ -151,9 +151,13 @@ describe('backpressure: a full class answers 429 queue_full with Retry-After, un
     expect(await sync.json()).toMatchObject({ code: 'queue_full', detail: { limit: 'QUEUE_MAX_DEPTH_MEDIA' } });
     const toolForm = new FormData();
     toolForm.append('file', new Blob([new Uint8Array(shortVideo)]), 'clip.mp4');
+    // poster-frame takes only video: it is refused before its upload is read, so nothing reaches storage.
+    const jobFolders = async () => (await fs.readdir(path.join(kiln.dataDir, 'blobs', 'jobs')).catch(() => [])).sort();
+    const foldersBefore = await jobFolders();
     const tool = await kiln.api('/api/media/poster-frame', { method: 'POST', body: toolForm });
     expect(tool.status).toBe(429);
     expect(await tool.json()).toMatchObject({ code: 'queue_full', detail: { queue: 'convert.media' } });
+    expect(await jobFolders()).toEqual(foldersBefore);
     const tf = turbofiles(kiln);
     const file = await tf.declare('mp4', shortVideo.length);
     expect((await tf.put(file.links.upload!, shortVideo)).status).toBeLessThan(300);

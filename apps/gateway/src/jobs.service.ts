@@ -4,7 +4,8 @@
  *
  *   1. admitSubmission — before any bytes are read: the job an earlier request with this
  *      Idempotency-Key created (the request is then a replay), else the key's admission (concurrent
- *      jobs, monthly quota), so a refused request is refused before its upload.
+ *      jobs, monthly quota) and, when the caller knows its queue already, that queue's backpressure,
+ *      so a refused request is refused before its upload.
  *   2. The caller gets its files' bytes somewhere (a multipart upload, an already-uploaded file, or
  *      nothing yet: a URL a worker fetches later), and checks what it can (checkPair, for bytes it has).
  *   3. submitJob — the key's allowed formats, the backpressure of each class of work it queues
@@ -55,11 +56,21 @@ export interface Admission {
   replayOf: string | undefined;
 }
 
-export async function admitSubmission(deps: Pick<SubmitDeps, 'pool' | 'config'>, key: SubmittingKey, idempotencyKey?: string): Promise<Admission> {
+export async function admitSubmission(
+  deps: Pick<SubmitDeps, 'pool' | 'config' | 'backpressure'>,
+  key: SubmittingKey,
+  idempotencyKey?: string,
+  opts: {
+    /** The queue the request's files will go to, when it is known before they are read (a media tool that takes one class): a full class is refused before the upload. */
+    queue?: FileQueueName | undefined;
+  } = {},
+): Promise<Admission> {
   const limits = effectiveLimits(deps.config, key);
   const replayOf = idempotencyKey ? await findIdempotentJob(deps.pool, key.id, idempotencyKey) : undefined;
   // A replay is not a new job, so it is never refused for the key's limits.
   if (!replayOf) await admitJob(deps.pool, key, limits);
+  // Counts nothing yet (0 files): submitJob counts the files it queues.
+  if (!replayOf && opts.queue) await deps.backpressure?.check(new Map([[opts.queue, 0]]));
   return { key, limits, idempotencyKey, replayOf };
 }
 

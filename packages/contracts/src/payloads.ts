@@ -66,12 +66,15 @@ const CLASS_OF_FAMILY: Readonly<Record<Family, WorkClass>> = {
 export function workClassOf(file: { kind: string | null; tool?: string | null }): WorkClass {
   const kind = file.kind as InputKind | null;
   if (kind && kind in INPUT_INFO) return CLASS_OF_FAMILY[INPUT_INFO[kind].family];
-  const spec = file.tool ? TOOLS[file.tool as ToolName] : undefined;
-  if (spec && spec.inputs !== 'any') {
-    const classes = new Set(spec.inputs.map((f) => CLASS_OF_FAMILY[f]));
-    if (classes.size === 1) return [...classes][0]!;
-  }
-  return 'document';
+  return (file.tool ? workClassOfTool(file.tool) : undefined) ?? 'document';
+}
+
+/** The class of a media tool's work when every input it takes is of one class (gif: media), else undefined (watermark: images or video). */
+export function workClassOfTool(tool: string): WorkClass | undefined {
+  const spec = (TOOLS as Readonly<Record<string, (typeof TOOLS)[ToolName] | undefined>>)[tool];
+  if (!spec || spec.inputs === 'any') return undefined;
+  const classes = new Set(spec.inputs.map((f) => CLASS_OF_FAMILY[f]));
+  return classes.size === 1 ? [...classes][0] : undefined;
 }
 
 /** Which class a queue carries work of (undefined for the legacy single queues and archive.build). */

@@ -1,4 +1,4 @@
-import { FILE_QUEUES, LEGACY_FILE_QUEUES, PAYLOADS, QUEUES, queueFor, workClassOf, workClassOfQueue } from '@kiln/contracts';
+import { FILE_QUEUES, LEGACY_FILE_QUEUES, PAYLOADS, QUEUES, queueFor, workClassOf, workClassOfQueue, workClassOfTool } from '@kiln/contracts';
 
 test('each file goes to the queue of its class of work: media, image or document, per job type', () => {
   expect(queueFor('convert', { kind: 'mp4' })).toBe('convert.media');
@@ -29,4 +29,13 @@ test('every class queue and the legacy single queues carry file payloads; only c
   expect(workClassOfQueue('compress.media')).toBe('media');
   expect(workClassOfQueue('convert.file')).toBeUndefined();
   expect(workClassOfQueue('archive.build')).toBeUndefined();
+});
+
+test('a media tool has a class before its input is read only when every input it takes is of one class', () => {
+  expect(workClassOfTool('poster-frame')).toBe('media');
+  expect(workClassOfTool('trim')).toBe('media');
+  expect(workClassOfTool('vectorize')).toBe('image');
+  expect(workClassOfTool('watermark')).toBeUndefined();
+  expect(workClassOfTool('inspect')).toBeUndefined();
+  expect(workClassOfTool('no-such-tool')).toBeUndefined();
 });
