@@ -24,6 +24,7 @@ import { QUEUES, Queue } from '@kiln/queue';
 import { download, form, startKiln, until, waitForJob, type Kiln } from '../helpers/kiln.ts';
 import { photo } from '../helpers/images.ts';
 import { JSONAPI, turbofiles } from '../helpers/turbofiles.ts';
+import { scrape } from '../helpers/prometheus.ts';
 import { makeClip, makeTempDir } from '../../packages/codec/test/helpers/media-fixtures.ts';
 
 const exec = promisify(execFile);
@@ -175,6 +176,9 @@ describe('backpressure: a full class answers 429 queue_full with Retry-After, un
       code: 'queue_full',
       detail: expect.stringContaining('QUEUE_MAX_DEPTH_MEDIA=3'),
     });
+
+    // Every refusal so far (jobs, convert, poster-frame, tasks) is counted on the gateway's /metrics.
+    expect((await scrape(`${kiln.url}/metrics`)).value('kiln_queue_full_refusals_total', { queue: 'convert.media', limit: 'QUEUE_MAX_DEPTH_MEDIA' })).toBe(4);
 
     // Another class is not held back by a full one.
     const imageJob = await accepted(kiln, imageForm());

@@ -93,7 +93,13 @@ export interface Backpressure {
 /** How long one read of the backlog is shared by every submission. */
 const DEPTH_CACHE_MS = 1000;
 
-export function createBackpressure(opts: { read: () => Promise<QueueDepthRow[]>; limits: BackpressureLimits; ttlMs?: number }): Backpressure {
+export function createBackpressure(opts: {
+  read: () => Promise<QueueDepthRow[]>;
+  limits: BackpressureLimits;
+  ttlMs?: number;
+  /** Told of each refusal (the gateway counts them in kiln_queue_full_refusals_total). */
+  onRefuse?: (queue: string, limit: string) => void;
+}): Backpressure {
   const { limits } = opts;
   const off = WORK_CLASSES.every((c) => limits.maxDepth[c].max === 0 && limits.maxWaitSeconds[c].max === 0);
   const read = cachedRead(opts.read, opts.ttlMs ?? DEPTH_CACHE_MS);
@@ -119,7 +125,10 @@ export function createBackpressure(opts: { read: () => Promise<QueueDepthRow[]>;
       for (const row of rows) {
         if (!files.has(row.queue as FileQueueName)) continue;
         const refusal = queueFullRefusal({ ...row, ready: row.ready + (since.get(row.queue) ?? 0) }, limits);
-        if (refusal) throw refusal;
+        if (refusal) {
+          opts.onRefuse?.(row.queue, String(refusal.detail?.limit));
+          throw refusal;
+        }
       }
       for (const [queue, n] of files) since.set(queue, (since.get(queue) ?? 0) + n);
     },

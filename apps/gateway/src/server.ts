@@ -53,7 +53,11 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
     keyCache: new KeyCache(waiter),
     storedFiles: new StoredFileCache(),
     outbound,
-    backpressure: createBackpressure({ read: () => queue.depths(), limits: backpressureLimits(config) }),
+    backpressure: createBackpressure({
+      read: () => queue.depths(),
+      limits: backpressureLimits(config),
+      onRefuse: (q, limit) => metrics.queueFullRefusals.inc({ queue: q, limit }),
+    }),
     close: async () => {
       await outbound.close();
       await waiter.close();
