@@ -121,7 +121,10 @@ describe('backpressure: a full class answers 429 queue_full with Retry-After, un
   let kiln: Kiln;
   beforeAll(async () => {
     // No worker yet: the media backlog only grows until one starts.
-    kiln = await startKiln({ apps: ['gateway'], env: { QUEUE_MAX_DEPTH_MEDIA: '3', QUEUE_RETRY_AFTER_SECONDS: '4', WORKER_STOP_GRACE_SECONDS: '1' } });
+    kiln = await startKiln({
+      apps: ['gateway'],
+      env: { QUEUE_MAX_DEPTH_MEDIA: '3', QUEUE_MAX_WAIT_SECONDS_IMAGE: '3', QUEUE_RETRY_AFTER_SECONDS: '4', WORKER_STOP_GRACE_SECONDS: '1' },
+    });
   }, 120_000);
   afterAll(async () => {
     await kiln?.stop();
@@ -190,9 +193,34 @@ describe('backpressure: a full class answers 429 queue_full with Retry-After, un
     expect(compress.headers.get('retry-after')).toBe('4');
     expect(await compress.json()).toMatchObject({ code: 'queue_full', detail: { limit: 'QUEUE_MAX_DEPTH_MEDIA', queue: 'compress.media', waiting: 3 } });
 
+    // With no worker, the first image waits; once it has waited QUEUE_MAX_WAIT_SECONDS_IMAGE, new images are refused too.
+    const images = [imageJob];
+    const tooOld = await until(
+      'an image to be refused for the age of the image backlog',
+      async () => {
+        const r = await submitJob(kiln, imageForm());
+        const body = (await r.json()) as { jobId?: string; code?: string; error?: string; detail?: Record<string, unknown> };
+        if (r.status === 200) {
+          images.push(body.jobId!);
+          return undefined;
+        }
+        return { status: r.status, retryAfter: r.headers.get('retry-after'), body };
+      },
+      30_000,
+      500,
+    );
+    expect(tooOld).toMatchObject({
+      status: 429,
+      retryAfter: '4',
+      body: { code: 'queue_full', detail: { limit: 'QUEUE_MAX_WAIT_SECONDS_IMAGE', max: 3, queue: 'convert.image', class: 'image' } },
+    });
+    expect(tooOld.body.error).toMatch(
+      /^The oldest of the images waiting for a worker \(convert\.image\) has waited \d+ s, past its limit \(QUEUE_MAX_WAIT_SECONDS_IMAGE=3\); retry in 4 s/,
+    );
+
     // A worker drains the backlog; the same request is then accepted and completes.
     await kiln.startApp('convert-worker');
-    for (const id of [...videos, imageJob]) expect((await waitForJob(kiln, id, 120_000)).status).toBe('completed');
+    for (const id of [...videos, ...images]) expect((await waitForJob(kiln, id, 120_000)).status).toBe('completed');
     const again = await until(
       'a video submission to be accepted again',
       async () => {
