@@ -15,7 +15,19 @@
  */
 import crypto from 'node:crypto';
 import { Router, type Request } from 'express';
-import { AppError, isToolName, parseToolOptions, readFileResult, toolCatalog, toolInputRefusal, toolInputsInWords, TOOLS, type ToolName } from '@kiln/contracts';
+import {
+  AppError,
+  FILE_QUEUES,
+  isToolName,
+  parseToolOptions,
+  readFileResult,
+  toolCatalog,
+  toolInputRefusal,
+  toolInputsInWords,
+  TOOLS,
+  workClassOfTool,
+  type ToolName,
+} from '@kiln/contracts';
 import { getJob, type ApiKeyRow, type ExtraSource } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
@@ -113,7 +125,9 @@ async function submitTool(
   beforeCommit: (jobId: string) => void,
 ): Promise<ToolSubmission> {
   const spec = TOOLS[tool];
-  const admission = await admitSubmission(deps, key, idempotencyKeyOf(req));
+  // A tool that takes one class of input (gif: video) is refused for a full class before its upload is read.
+  const toolClass = workClassOfTool(tool);
+  const admission = await admitSubmission(deps, key, idempotencyKeyOf(req), { queue: toolClass ? FILE_QUEUES.convert[toolClass] : undefined });
   const jobId = crypto.randomUUID();
   const limits = uploadLimitsFor(deps.config, key);
   const parts = await receiveUpload(deps.store, req, res, jobId, limits, fileFieldsFor(tool));

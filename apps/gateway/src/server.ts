@@ -11,6 +11,7 @@ import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
 import { createApp } from './app.ts';
+import { backpressureLimits, createBackpressure } from './backpressure.ts';
 import { bootstrapKeys } from './bootstrap-keys.ts';
 import type { GatewayDeps } from './deps.ts';
 import { KeyCache, StoredFileCache } from './caches.ts';
@@ -52,6 +53,11 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
     keyCache: new KeyCache(waiter),
     storedFiles: new StoredFileCache(),
     outbound,
+    backpressure: createBackpressure({
+      read: () => queue.depths(),
+      limits: backpressureLimits(config),
+      onRefuse: (q, limit) => metrics.queueFullRefusals.inc({ queue: q, limit }),
+    }),
     close: async () => {
       await outbound.close();
       await waiter.close();

@@ -30,6 +30,8 @@ export const ERROR_STATUS = {
   /** A request body in a media type the endpoint does not read. */
   unsupported_media_type: 415,
   rate_limited: 429,
+  /** A class of work (media, image, document) has more waiting, or has waited longer, than its limit (QUEUE_MAX_*): retry after Retry-After. */
+  queue_full: 429,
   internal_error: 500,
   /** A documented route Kiln cannot offer (remove-background: no model that may ship with it runs offline). */
   not_implemented: 501,
