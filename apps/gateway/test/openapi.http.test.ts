@@ -74,7 +74,8 @@ test('the served document is valid OpenAPI 3.1 and is the one generated from the
   expect(result.errors ?? []).toEqual([]);
   expect(result.valid).toBe(true);
   expect(validator.version).toBe('3.1');
-  expect(doc).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument())));
+  expect(doc).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument(ROUTE_DOCS, doc.info.version))));
+  expect(doc.info.version).toBe(JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')).version);
 });
 
 test('every Express route is in the document, and every operation in it is an Express route', () => {
@@ -185,9 +186,16 @@ test('Convertly answers, errors included, are what the document says', async () 
   await check('post', '/api/media/thumbnail', '/api/media/thumbnail', 200, (r) => r.attach('file', png, 'a.png').field('async', 'true'));
   await check('post', '/api/media/remove-background', '/api/media/remove-background', 501, (r) => r.attach('file', png, 'a.png'));
   await check('get', `/api/files/${crypto.randomUUID()}?exp=1&sig=x`, '/api/files/{id}', 404);
+  await check('post', '/api/jobs', '/api/jobs', 415, (r) => r.attach('files', Buffer.from('just some text, no format at all'), 'a.txt').field('format', 'png'));
+  await check('post', '/api/convert', '/api/convert', 400, (r) => r.send({ files: [] }));
+  await check('post', '/api/media/trim', '/api/media/trim', 415, (r) => r.attach('file', png, 'a.png'));
+  await check('post', '/api/media/nope', '/api/media/thumbnail', 404, (r) => r.attach('file', png, 'a.png'));
   const anonymous = await request(app).get('/api/jobs');
   expect(anonymous.status).toBe(401);
   expectDocumented('get', '/api/jobs', anonymous);
+  const metrics = await request(app).get('/metrics');
+  expect(metrics.status).toBe(200);
+  expectDocumented('get', '/metrics', { ...metrics, body: metrics.text } as request.Response);
 });
 
 test('TurboFiles answers, errors included, are what the document says', async () => {
@@ -244,6 +252,69 @@ test('TurboFiles answers, errors included, are what the document says', async ()
   const anonymous = await request(app).get('/v1/files');
   expect(anonymous.status).toBe(401);
   expectDocumented('get', '/v1/files', anonymous);
+  const refusals = [
+    [
+      await request(app)
+        .put(upload.pathname + upload.search)
+        .set('Content-Type', 'application/octet-stream')
+        .send(png),
+      'put',
+      '/v1/files/{id}/upload',
+      409,
+    ],
+    [
+      await request(app)
+        .post('/v1/files')
+        .set(j)
+        .send(JSON.stringify({ data: { type: 'files', id: 'mine', attributes: { format: 'png', size: 1 } } })),
+      'post',
+      '/v1/files',
+      403,
+    ],
+    [
+      await request(app)
+        .post('/v1/files')
+        .set(j)
+        .send(JSON.stringify({ data: { type: 'files', attributes: { format: 'png', size: 1, colour: 'red' } } })),
+      'post',
+      '/v1/files',
+      400,
+    ],
+    [
+      await request(app)
+        .post('/v1/files')
+        .set({ ...j, 'Content-Type': 'text/plain' })
+        .send('{}'),
+      'post',
+      '/v1/files',
+      415,
+    ],
+    [
+      await request(app)
+        .get('/v1/files')
+        .set({ ...j, Accept: 'application/vnd.api+json; ext="bulk"' }),
+      'get',
+      '/v1/files',
+      406,
+    ],
+    [await request(app).get('/v1/files?sort=name').set(j), 'get', '/v1/files', 400],
+    [await request(app).get(`/v1/tasks/${crypto.randomUUID()}`).set(j), 'get', '/v1/tasks/{id}', 404],
+  ] as const;
+  for (const [res, method, docPath, status] of refusals) {
+    expect([docPath, res.status]).toEqual([docPath, status]);
+    expectDocumented(method, docPath, res);
+  }
+  const second = await request(app)
+    .post('/v1/files')
+    .set(j)
+    .send(JSON.stringify({ data: { type: 'files', attributes: { format: 'image/png', size: png.length + 1 } } }));
+  const wrongSize = new URL(second.body.data.links.upload);
+  const mismatch = await request(app)
+    .put(wrongSize.pathname + wrongSize.search)
+    .set('Content-Type', 'application/octet-stream')
+    .send(png);
+  expect(mismatch.status).toBe(400);
+  expectDocumented('put', '/v1/files/{id}/upload', mismatch);
 });
 
 test('/docs renders the document with files the gateway serves itself: no CDN, nothing from another origin', async () => {

@@ -6,6 +6,7 @@
  * and over @asteasolutions/zod-to-openapi because it renders through zod's own converter, so the
  * schemas here are the ones `GET /api/media` already shows, and needs no extension of zod.
  */
+import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiPathsObject, type ZodOpenApiResponseObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
 import { ERROR_DESCRIPTIONS, ERROR_STATUS, errorBodySchema, errorCodeSchema, jsonApiErrorDocumentSchema, JSONAPI_MEDIA_TYPE, type ErrorCode } from '@kiln/contracts';
@@ -40,6 +41,8 @@ const SECURITY: Record<RouteDoc['auth'], Record<string, string[]>[]> = {
 function implicitErrors(doc: RouteDoc): ErrorCode[] {
   const codes: ErrorCode[] = ['internal_error'];
   if (doc.auth === 'apiKey') codes.push('unauthorized', 'rate_limited', 'unavailable');
+  // A signed link reads the database and storage, either of which can be down.
+  if (doc.auth === 'signed') codes.push('unavailable');
   if (doc.auth === 'metrics') codes.push('unauthorized');
   if (doc.errorBody === 'jsonapi' && doc.auth === 'apiKey') codes.push('not_acceptable');
   return codes;
@@ -160,9 +163,11 @@ export function buildOpenApiDocument(docs: readonly RouteDoc[] = ROUTE_DOCS, ver
   ) as unknown as Record<string, unknown>;
 }
 
+const GATEWAY_VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
 let cached: string | undefined;
-/** The document as served: built once per process (it depends on code only). */
+/** The document as served: built once per process (it depends on code only), versioned as the gateway is. */
 export function openApiJson(): string {
-  cached ??= JSON.stringify(buildOpenApiDocument());
+  cached ??= JSON.stringify(buildOpenApiDocument(ROUTE_DOCS, GATEWAY_VERSION));
   return cached;
 }

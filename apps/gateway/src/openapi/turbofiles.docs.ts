@@ -90,7 +90,7 @@ export const turbofilesDocs: RouteDoc[] = [
     query: signedQuery,
     body: { contentType: 'application/octet-stream', schema: z.string().meta({ format: 'binary' }) },
     responses: { 200: { description: 'The file, READY', contentType: J, schema: jsonApiDocument(fileResourceSchema) } },
-    errors: ['not_found', 'forbidden', 'conflict', 'size_mismatch', 'format_mismatch', 'file_too_large', 'invalid_request', 'unavailable'],
+    errors: ['not_found', 'forbidden', 'conflict', 'size_mismatch', 'format_mismatch', 'file_too_large', 'invalid_request'],
   },
   {
     ...common,
