@@ -14,7 +14,7 @@ import { TOOL_NAMES } from './media-tools.ts';
 import type { FileResult, JobDetail, JobSummary, SyncFile } from './dto.ts';
 import type { FileAttributes, Resource, TaskAttributes } from './turbofiles.ts';
 
-const isoTime = z.iso.datetime({ offset: true });
+const isoTime = z.iso.datetime({ offset: true }).meta({ examples: ['2026-05-01T12:00:00.000Z'] });
 
 export const errorCodeSchema = z
   .enum(Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]])

@@ -89,7 +89,7 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
     responses[status] = {
       description: r.description,
       ...(r.headers ? { headers: headerObjects(r.headers) } : {}),
-      ...(r.schema ? { content: { [r.contentType ?? 'application/json']: { schema: r.schema } } } : {}),
+      ...(r.schema ? { content: { [r.contentType ?? 'application/json']: { schema: r.schema, ...(r.example === undefined ? {} : { example: r.example }) } } } : {}),
     };
   }
   Object.assign(responses, errorResponses(doc));
@@ -118,10 +118,23 @@ function operation(doc: RouteDoc): ZodOpenApiOperationObject {
   };
 }
 
-/** zod-openapi renders request bodies as zod's input view, where a default on a preprocessed field is dropped: keep it. */
-const keepDefaults = (ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }) => {
+/**
+ * Adjusts each JSON Schema zod writes: zod-openapi renders request bodies as zod's input view, where a
+ * default on a preprocessed field is dropped (kept here); z.int()'s safe-integer bounds say nothing
+ * a client needs (dropped); and a described field says its accepted values and default in words too,
+ * since renderers show a multipart field's description but not its enum.
+ */
+const adjustSchema = (ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }) => {
+  const js = ctx.jsonSchema;
   const def = (ctx.zodSchema as { _zod?: { def?: { type?: string; defaultValue?: unknown } } })._zod?.def;
-  if (def?.type === 'default' && ctx.jsonSchema.default === undefined) ctx.jsonSchema.default = def.defaultValue;
+  if (def?.type === 'default' && js.default === undefined) js.default = def.defaultValue;
+  if (js.maximum === Number.MAX_SAFE_INTEGER) delete js.maximum;
+  if (js.minimum === Number.MIN_SAFE_INTEGER) delete js.minimum;
+  if (typeof js.description === 'string') {
+    const values = Array.isArray(js.enum) && js.enum.length <= 12 && !js.description.includes(' One of: ') ? ` One of: ${js.enum.join(', ')}.` : '';
+    const dflt = js.default !== undefined && !js.description.includes(' Default: ') ? ` Default: ${JSON.stringify(js.default)}.` : '';
+    js.description = `${js.description}${values}${dflt}`;
+  }
 };
 
 export function buildOpenApiDocument(docs: readonly RouteDoc[] = ROUTE_DOCS, version = '0.1.0'): Record<string, unknown> {
@@ -159,7 +172,7 @@ export function buildOpenApiDocument(docs: readonly RouteDoc[] = ROUTE_DOCS, ver
         schemas: { ErrorCode: errorCodeSchema, Error: errorBodySchema },
       },
     },
-    { override: keepDefaults } as Parameters<typeof createDocument>[1],
+    { override: adjustSchema } as Parameters<typeof createDocument>[1],
   ) as unknown as Record<string, unknown>;
 }
 

@@ -21,6 +21,8 @@ export interface ResponseDoc {
   /** Default `application/json`, or the dialect's media type. */
   contentType?: string;
   schema?: z.ZodType;
+  /** A realistic body for the reference (renderers otherwise invent one from the schema). */
+  example?: unknown;
   /** Response headers (all strings on the wire). */
   headers?: Record<string, { description: string }>;
 }
@@ -41,7 +43,7 @@ export interface RouteDoc {
   params?: z.ZodObject;
   query?: z.ZodObject;
   headers?: z.ZodObject;
-  body?: { contentType: string; schema: z.ZodType; required?: boolean; description?: string };
+  body?: { contentType: string; schema: z.ZodType; required?: boolean; description?: string; example?: unknown };
   responses: Record<number, ResponseDoc>;
   /**
    * Codes this route answers besides the ones every route of its kind does (the document adds

@@ -41,7 +41,7 @@ export const turbofilesDocs: RouteDoc[] = [
     operationId: 'createFile',
     summary: 'Declare a file',
     description: 'Declares a file by its format and exact size; PUT its bytes to links.upload. Files expire after TURBOFILES_FILE_TTL_HOURS (48).',
-    body: { contentType: J, schema: createFileDocument },
+    body: { contentType: J, schema: createFileDocument, example: { data: { type: 'files', attributes: { format: 'image/png', size: 504233 } } } },
     responses: {
       201: { description: 'The file, AWAITING_UPLOAD', contentType: J, schema: jsonApiDocument(fileResourceSchema), headers: { Location: { description: 'links.self' } } },
     },
@@ -118,7 +118,17 @@ export const turbofilesDocs: RouteDoc[] = [
     description:
       'Converts one declared file. Accepts `relationship` (the hosted example) and `relationships`, MIME types and bare extensions. settings.resize width/max_width and height/max_height are upper bounds; never upscales.',
     headers: z.object({ 'Idempotency-Key': z.string().min(1).max(255).optional() }),
-    body: { contentType: J, schema: createTaskDocument },
+    body: {
+      contentType: J,
+      schema: createTaskDocument,
+      example: {
+        data: {
+          type: 'tasks',
+          attributes: { format: { input: 'image/png', output: 'image/webp' }, settings: { resize: { width: 640, height: 640, max_width: 1280, max_height: 1280 } } },
+          relationships: { input: { data: { type: 'files', id: '8d3f2c1e-5b7a-4c9d-9e0f-1a2b3c4d5e6f' } } },
+        },
+      },
+    },
     responses: {
       201: { description: 'The task, PENDING, with its input file in included', contentType: J, schema: jsonApiDocument(taskResourceSchema, { included: true }) },
       200: { description: 'A replayed Idempotency-Key: the existing task', contentType: J, schema: jsonApiDocument(taskResourceSchema, { included: true }) },
