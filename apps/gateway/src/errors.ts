@@ -73,5 +73,5 @@ export function errorHandler() {
 }
 
 export function notFound(req: Request, res: Response) {
-  res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; see GET /api/formats and the README for the API.`).toBody());
+  res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; GET /docs (or GET /openapi.json) lists every route.`).toBody());
 }
