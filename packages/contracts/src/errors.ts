@@ -64,9 +64,11 @@ export const ERROR_DESCRIPTIONS: Readonly<Record<ErrorCode, string>> = {
   format_mismatch: 'Bytes that are not the format they were declared as.',
   unsupported_media_type: 'A request body in a media type the endpoint does not read.',
   rate_limited: "Over the key's requests per minute (or dashboard sign-in attempts); Retry-After says when to come back.",
+  queue_full: 'A class of work (media, image, document) has more waiting, or has waited longer, than its limit (QUEUE_MAX_* settings); Retry-After says when to come back.',
   internal_error: 'Something failed on our side; the sentence quotes a request id, the cause is in the logs.',
   not_implemented: 'A documented route Kiln cannot offer (remove-background).',
   unavailable: 'The database, queue or storage is unreachable right now; retry after Retry-After seconds.',
+  insufficient_storage: "Kiln's own storage is full (ENOSPC): nothing was kept; not the client's fault, and not fixed by retrying at once.",
 };
 
 /** Codes recorded on a single file's result when its conversion fails. */

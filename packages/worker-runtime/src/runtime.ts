@@ -157,7 +157,7 @@ export async function startWorker(opts: {
     storage: { driver: store.kind, ...store.location },
     metrics: metricsServer ? `http://${config.HOST}:${metricsServer.port}/metrics` : `off (${opts.metricsPort}=0)`,
   });
-  const engines = { ...(await engineReport(deps.settings)), engineLimits };
+  const engines: Record<string, unknown> = { ...(await engineReport(deps.settings)), engineLimits };
   log.info('engines', engines);
   // The bundled 2018 ffmpeg parses hostile uploads with years of known bugs: say so, loudly, with the fix.
   for (const tool of ['ffmpeg', 'ffprobe'] as const) {
