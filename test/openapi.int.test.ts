@@ -129,12 +129,12 @@ test('a finished TurboFiles task and its output file answer what the document sa
         if (m.type() === 'error') errors.push(m.text());
       });
       await page.goto(`${kiln.url}/docs`);
-      await page.getByRole('heading', { name: /Kiln API/ }).waitFor({ timeout: 30_000 });
+      await page.getByRole('heading', { name: /Kiln API/ }).waitFor({ timeout: 60_000 });
       const operations = Object.values(doc.paths as Record<string, Record<string, unknown>>).reduce((n, item) => n + Object.keys(item).length, 0);
-      await until('every operation to render', async () => (await page.locator('.opblock').count()) === operations, 30_000, 100);
+      await until('every operation to render', async () => (await page.locator('.opblock').count()) === operations, 60_000, 100);
       // One operation opened: its parameters and responses render from the document.
       await page.locator('#operations-Jobs-createJob .opblock-summary').click();
-      await page.locator('#operations-Jobs-createJob').getByText('formats', { exact: true }).first().waitFor({ timeout: 15_000 });
+      await page.locator('#operations-Jobs-createJob').getByText('formats', { exact: true }).first().waitFor({ timeout: 60_000 });
       fs.mkdirSync(SHOTS, { recursive: true });
       await page.screenshot({ path: path.join(SHOTS, 'docs-1280.png') });
       expect(foreign).toEqual([]);
@@ -143,5 +143,5 @@ test('a finished TurboFiles task and its output file answer what the document sa
       await browser.close();
     }
   },
-  120_000,
+  240_000,
 );
