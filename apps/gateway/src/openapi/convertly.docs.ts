@@ -33,6 +33,8 @@ const SUBMIT_ERRORS: readonly ErrorCode[] = [
   'file_too_large',
   'too_many_files',
   'unsupported_format',
+  'queue_full',
+  'insufficient_storage',
 ];
 
 const syncDescription = (what: string) =>

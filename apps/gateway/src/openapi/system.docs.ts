@@ -6,13 +6,23 @@ const check = z.object({ ok: z.boolean(), ms: z.number().optional(), error: z.st
 const readiness = z
   .object({
     status: z.enum(['ready', 'unavailable']),
-    checks: z.object({
-      database: check,
-      queue: check,
-      storage: check.extend({ driver: z.string() }).catchall(z.unknown()).describe('The driver, and for S3 which bucket answered.'),
-    }),
-    workers: z.array(z.object({ service: z.string(), lastSeenSeconds: z.number(), stale: z.boolean() })),
-    engines: z.record(z.string(), z.unknown()).nullable().describe('What the freshest worker resolved at start-up (ffmpeg, 7-Zip…).'),
+    checks: z
+      .object({
+        database: check,
+        queue: check,
+        storage: check.extend({ driver: z.string() }).catchall(z.unknown()).describe('The driver, and for S3 which bucket answered.'),
+      })
+      .optional()
+      .describe('Only with Authorization: Bearer <METRICS_TOKEN>.'),
+    workers: z
+      .array(z.object({ service: z.string(), lastSeenSeconds: z.number(), stale: z.boolean() }))
+      .optional()
+      .describe('Only with Authorization: Bearer <METRICS_TOKEN>.'),
+    engines: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .optional()
+      .describe('What the freshest worker resolved at start-up (ffmpeg, 7-Zip…). Only with Authorization: Bearer <METRICS_TOKEN>.'),
   })
   .meta({ id: 'Readiness' });
 
@@ -33,7 +43,8 @@ export const systemDocs: RouteDoc[] = [
     route: '/readyz',
     operationId: 'readiness',
     summary: 'Readiness',
-    description: 'Database, queue and storage checked (3 s each); workers and engines are informational. For load-balancer health checks.',
+    description:
+      'Database, queue and storage checked (3 s each). Anyone sees `status`; the checks, storage location, worker heartbeats and engines only a caller holding METRICS_TOKEN (as a bearer token). For load-balancer health checks.',
     responses: { 200: { description: 'Ready', schema: readiness }, 503: { description: 'A dependency is unreachable', schema: readiness } },
   },
   {

@@ -90,7 +90,7 @@ export const turbofilesDocs: RouteDoc[] = [
     query: signedQuery,
     body: { contentType: 'application/octet-stream', schema: z.string().meta({ format: 'binary' }) },
     responses: { 200: { description: 'The file, READY', contentType: J, schema: jsonApiDocument(fileResourceSchema) } },
-    errors: ['not_found', 'forbidden', 'conflict', 'size_mismatch', 'format_mismatch', 'file_too_large', 'invalid_request'],
+    errors: ['not_found', 'forbidden', 'conflict', 'size_mismatch', 'format_mismatch', 'file_too_large', 'invalid_request', 'insufficient_storage'],
   },
   {
     ...common,
@@ -133,7 +133,7 @@ export const turbofilesDocs: RouteDoc[] = [
       201: { description: 'The task, PENDING, with its input file in included', contentType: J, schema: jsonApiDocument(taskResourceSchema, { included: true }) },
       200: { description: 'A replayed Idempotency-Key: the existing task', contentType: J, schema: jsonApiDocument(taskResourceSchema, { included: true }) },
     },
-    errors: [...BODY, 'not_found', 'file_not_ready', 'unsupported_format', 'format_mismatch', 'format_not_allowed', 'quota_exceeded'],
+    errors: [...BODY, 'not_found', 'file_not_ready', 'unsupported_format', 'format_mismatch', 'format_not_allowed', 'quota_exceeded', 'queue_full'],
   },
   {
     ...keyed,
