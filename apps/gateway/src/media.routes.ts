@@ -195,10 +195,12 @@ async function submitTool(
       // An async request does not wait, so nothing listens for its job.
       ...(background ? {} : { beforeCommit }),
     });
-    if (!submitted.created) await deps.store.delete(stored);
+    // jobId is new and this request's alone: when no job took it, its whole folder goes (not only
+    // the parts, which would leave an empty jobs/<id>/src behind).
+    if (!submitted.created) await deps.store.delete([keys.job(jobId)]);
     return { ...submitted, save, background };
   } catch (err) {
-    await deps.store.delete(stored).catch(() => undefined);
+    await deps.store.delete([keys.job(jobId)]).catch(() => undefined);
     throw err;
   }
 }

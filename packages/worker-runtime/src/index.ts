@@ -7,3 +7,7 @@ export * from './file-queues.ts';
 export * from './archive-handler.ts';
 export * from './retention.ts';
 export * from './runtime.ts';
+export * from './lifecycle/instance.ts';
+export * from './lifecycle/engine-limits.ts';
+export * from './lifecycle/rss-recycle.ts';
+export * from './lifecycle/db-retry.ts';
