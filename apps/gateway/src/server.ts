@@ -10,6 +10,7 @@ import { createMetrics } from '@kiln/metrics';
 import { Queue } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
+import { eventContext } from '@kiln/webhooks';
 import { createApp } from './app.ts';
 import { bootstrapKeys } from './bootstrap-keys.ts';
 import type { GatewayDeps } from './deps.ts';
@@ -52,6 +53,13 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
     keyCache: new KeyCache(waiter),
     storedFiles: new StoredFileCache(),
     outbound,
+    events: eventContext({
+      signer,
+      publicUrl: config.PUBLIC_URL,
+      port: config.PORT,
+      ttlSeconds: config.DOWNLOAD_URL_TTL_SECONDS,
+      progressIntervalMs: config.WEBHOOK_PROGRESS_INTERVAL_MS,
+    }),
     close: async () => {
       await outbound.close();
       await waiter.close();

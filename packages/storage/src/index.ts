@@ -7,3 +7,4 @@ export * from './blob-store.ts';
 export * from './local-disk.ts';
 export * from './s3.ts';
 export * from './create-blob-store.ts';
+export * from './signed-urls.ts';

@@ -57,6 +57,7 @@ import {
 import type { Logger } from '@kiln/config';
 import type { Outbound } from '@kiln/outbound';
 import type { KilnMetrics } from '@kiln/metrics';
+import { recordJobEvents, type EventContext } from '@kiln/webhooks';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 import { SourceFetchError, fetchExtraSources, fetchUrlSource, type UrlFetchSettings } from './url-source.ts';
 
@@ -86,6 +87,8 @@ export interface WorkerDeps {
   outbound: Pick<Outbound, 'fetchToStream'>;
   /** Aborted when the worker stops and its grace period is over: running files are interrupted and queued again. */
   stopSignal?: AbortSignal;
+  /** Webhook events, recorded in the same transaction as each change (absent: none are recorded). */
+  events?: EventContext;
 }
 
 /** Permanent kinds are recorded on the file; transient ones are retried by pg-boss until the last attempt. */
@@ -130,24 +133,41 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
   /**
    * One statement records the outcome, settles the job and notifies waiters. A job with an archive
    * to build needs the archive message in the same transaction, or a crash between the two would leave
-   * the job waiting forever.
+   * the job waiting forever; the webhook events of the change are written in that transaction too.
    */
   async function record(claim: FileClaim, outcome: FileOutcome): Promise<void> {
-    const { id: jobId, createArchive } = claim.job;
-    const after = !createArchive
-      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL)
-      : await withTransaction(pool, async (tx) => {
-          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
-          if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
-          return after;
+    const { id: jobId } = claim.job;
+    const after = await withTransaction(pool, async (tx) => {
+      const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+      if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
+      if (after && deps.events) {
+        await recordJobEvents(tx, deps.events, jobId, {
+          kind: 'file_finished',
+          file: { index: claim.file.idx, filename: claim.file.filename },
+          output: outcome.ok ? outcome.output.filename : null,
+          jobFinal: after.jobFinal,
         });
+      }
+      return after;
+    });
     // Counted once, by the statement that settled the job: a duplicate message finds nothing to finish.
     if (after?.jobFinal) (after.status === 'completed' ? deps.metrics.jobsCompleted : deps.metrics.jobsFailed).inc({ type: claim.job.jobType, dialect: claim.job.dialect });
   }
 
+  /** Claims the file; the claim that starts the job records conversion.started in the same transaction. */
+  async function claimAndStart(fileId: string): Promise<FileClaim | undefined> {
+    if (!deps.events) return claimFile(pool, fileId);
+    const events = deps.events;
+    return withTransaction(pool, async (tx) => {
+      const c = await claimFile(tx, fileId);
+      if (c?.jobStarted) await recordJobEvents(tx, events, c.job.id, { kind: 'started' });
+      return c;
+    });
+  }
+
   return async function handle(payload: { jobId: string; fileId: string }, ctx: JobContext): Promise<void> {
     const log = deps.log.child({ jobId: payload.jobId, fileId: payload.fileId, attempt: ctx.retryCount + 1 });
-    const claim = await claimFile(pool, payload.fileId);
+    const claim = await claimAndStart(payload.fileId);
     if (!claim) {
       log.debug('file already final or job cancelled; nothing to do');
       return;
