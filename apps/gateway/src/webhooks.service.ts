@@ -1,39 +1,13 @@
 /**
- * Webhook endpoints as the API, the dashboard and `pnpm keys:webhooks` manage them, and the per-job
- * `webhookUrl` check. Every URL is checked by @kiln/outbound's guard when it is given (registration,
- * submission): a refusal is `400 url_not_allowed` naming the field, before anything is stored. The
- * workers check again at every delivery.
+ * The per-job `webhookUrl` (Kiln's extension) as the job-creating routes read it. Endpoint management
+ * itself is @kiln/webhooks' endpoints.ts, shared with the dashboard and `pnpm keys:webhooks`.
  */
-import {
-  AppError,
-  createWebhookRequestSchema,
-  WEBHOOK_URL_FIELD,
-  type CreateWebhookRequest,
-  type WebhookDelivery,
-  type WebhookEndpoint,
-  type WebhookEndpointWithSecret,
-} from '@kiln/contracts';
-import { countWebhookEndpoints, createWebhookEndpoint, jobWebhookSigner, type Queryable, type WebhookDeliveryRow, type WebhookEndpointRow } from '@kiln/db';
-import { isOutboundError, type Outbound } from '@kiln/outbound';
-import { newWebhookSecret } from '@kiln/webhooks';
+import { AppError, WEBHOOK_URL_FIELD } from '@kiln/contracts';
+import { jobWebhookSigner, type Queryable } from '@kiln/db';
+import type { Outbound } from '@kiln/outbound';
+import { checkWebhookUrl } from '@kiln/webhooks';
 
-const MAX_URL_LENGTH = 2048;
-const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : null);
-
-/** Checks a webhook URL with the SSRF guard; `field` names it in the refusal. */
-export async function checkWebhookUrl(deps: { outbound: Pick<Outbound, 'checkUrl'> }, value: unknown, field: string): Promise<string> {
-  if (typeof value !== 'string' || value.trim() === '')
-    throw new AppError('invalid_field', `${field} must be a URL (text), e.g. https://example.com/hooks/kiln.`, { detail: { field } });
-  if (value.length > MAX_URL_LENGTH) throw new AppError('invalid_field', `${field} is longer than ${MAX_URL_LENGTH} characters.`, { detail: { field } });
-  try {
-    return (await deps.outbound.checkUrl(value.trim())).url.href;
-  } catch (e) {
-    if (!isOutboundError(e)) throw e;
-    if (e.kind === 'url_not_allowed') throw new AppError('url_not_allowed', `${field}: ${e.message}`, { detail: { field, reason: e.reason ?? e.message } });
-    // Not resolvable right now: not a refusal (the workers check again at every delivery).
-    return new URL(value.trim()).href;
-  }
-}
+export { checkWebhookUrl, parseCreateWebhook, registerWebhook, toDelivery, toEndpoint } from '@kiln/webhooks';
 
 /**
  * The job's own webhookUrl from a request's fields (undefined when none was sent). It is signed with
@@ -56,66 +30,4 @@ export async function jobWebhookUrlOf(
     );
   }
   return url;
-}
-
-export function parseCreateWebhook(body: unknown): CreateWebhookRequest {
-  const parsed = createWebhookRequestSchema.safeParse(body ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = issue.path.map(String).join('.') || 'body';
-    throw new AppError('invalid_field', `${field}: ${issue.message}.`, { detail: { field } });
-  }
-  return parsed.data;
-}
-
-export async function registerWebhook(
-  deps: { outbound: Pick<Outbound, 'checkUrl'>; pool: Queryable; config: { WEBHOOK_MAX_ENDPOINTS: number } },
-  apiKeyId: string,
-  req: CreateWebhookRequest,
-): Promise<WebhookEndpointWithSecret> {
-  const url = await checkWebhookUrl(deps, req.url, 'url');
-  if ((await countWebhookEndpoints(deps.pool, apiKeyId)) >= deps.config.WEBHOOK_MAX_ENDPOINTS) {
-    throw new AppError(
-      'invalid_request',
-      `This API key already has ${deps.config.WEBHOOK_MAX_ENDPOINTS} webhook endpoints (WEBHOOK_MAX_ENDPOINTS); delete one first, or ask the operator to raise the limit.`,
-      { detail: { limit: 'WEBHOOK_MAX_ENDPOINTS', max: deps.config.WEBHOOK_MAX_ENDPOINTS } },
-    );
-  }
-  const row = await createWebhookEndpoint(deps.pool, { apiKeyId, url, eventTypes: req.event_types, format: req.format, secret: newWebhookSecret() });
-  return { ...toEndpoint(row), secret: row.secret };
-}
-
-export function toEndpoint(row: WebhookEndpointRow): WebhookEndpoint {
-  const overlap = row.previousExpiresAt && new Date(row.previousExpiresAt).getTime() > Date.now();
-  return {
-    id: row.id,
-    url: row.url,
-    event_types: row.eventTypes as WebhookEndpoint['event_types'],
-    format: row.format,
-    status: row.disabledAt ? 'disabled' : 'active',
-    disabled_reason: row.disabledReason,
-    created_at: iso(row.createdAt)!,
-    previous_secret_expires_at: overlap ? iso(row.previousExpiresAt) : null,
-  };
-}
-
-export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
-  return {
-    id: row.id,
-    endpoint_id: row.endpointId,
-    url: row.url,
-    event_id: `evt_${row.eventId}`,
-    event_type: row.eventType as WebhookDelivery['event_type'],
-    job_id: row.jobId,
-    status: row.status,
-    http_status: row.httpStatus,
-    response_preview: row.responsePreview,
-    error: row.lastError,
-    attempts: row.attempts,
-    created_at: iso(row.createdAt)!,
-    updated_at: iso(row.updatedAt)!,
-    last_attempt_at: iso(row.lastAttemptAt),
-    next_attempt_at: row.status === 'pending' ? iso(row.nextAttemptAt) : null,
-    completed_at: iso(row.completedAt),
-  };
 }

@@ -9,3 +9,4 @@ export * from './secrets.ts';
 export * from './signatures.ts';
 export * from './events.ts';
 export * from './delivery.ts';
+export * from './endpoints.ts';
