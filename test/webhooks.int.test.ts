@@ -6,7 +6,10 @@
  * Each scenario uses its own API key, so endpoints of one never receive another's events.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import sharp from 'sharp';
 import { Webhook } from 'standardwebhooks';
@@ -56,6 +59,7 @@ interface Delivery {
   endpoint_id: string | null;
 }
 
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let kiln: Kiln;
 const receiver = new WebhookReceiver();
 let png: Buffer;
@@ -350,3 +354,46 @@ test('bad registrations are refused with the field named', async () => {
   const bad = await kiln.api('/api/webhooks/deliveries?limit=500', { key });
   expect(bad.status).toBe(400);
 });
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { ...process.env, DATABASE_URL: kiln.db.url, URL_IMPORT_ALLOWED_HOSTS: 'localhost', LOG_LEVEL: 'error' };
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(ROOT, 'scripts', 'keys.ts'), 'webhooks', ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+const lastLine = (s: string) => s.trimEnd().split('\n').at(-1)!;
+
+test('pnpm keys:webhooks adds an endpoint whose secret verifies real deliveries, lists, rotates and deletes it', async () => {
+  const key = await newKey('cli');
+  const client = new pg.Client({ connectionString: kiln.db.url });
+  await client.connect();
+  const { rows } = await client.query<{ prefix: string }>(`SELECT prefix FROM api_keys WHERE name = 'cli'`);
+  await client.end();
+  const prefix = rows[0]!.prefix;
+  const refused = await cli(['add', prefix, `http://127.0.0.1:${receiver.port}/cli`]);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toMatch(/url: URL not allowed/);
+
+  const added = await cli(['add', prefix, receiver.url('/cli'), '--events', 'conversion.completed', '--format', 'standard']);
+  expect(added.code).toBe(0);
+  const secret = lastLine(added.stdout);
+  expect(secret).toMatch(/^whsec_/);
+  await submit(key, 1);
+  await until('the delivery', async () => receiver.on('/cli').length >= 1, 30_000);
+  expect(new Webhook(secret).verify(receiver.on('/cli')[0]!.body, receiver.on('/cli')[0]!.headers as Record<string, string>)).toMatchObject({ type: 'conversion.completed' });
+
+  const list = await cli(['list', '--key', prefix, '--json']);
+  expect(list.code).toBe(0);
+  const [ep] = JSON.parse(list.stdout) as Endpoint[];
+  expect(ep).toMatchObject({ url: receiver.url('/cli'), format: 'standard', event_types: ['conversion.completed'] });
+  const hist = await cli(['deliveries', '--key', prefix]);
+  expect(hist.stdout).toMatch(/conversion\.completed\s+succeeded\s+200/);
+  const rotated = await cli(['rotate', ep!.id]);
+  expect(rotated.code).toBe(0);
+  expect(lastLine(rotated.stdout)).toMatch(/^whsec_/);
+  expect(lastLine(rotated.stdout)).not.toBe(secret);
+  expect((await cli(['delete', ep!.id])).code).toBe(0);
+  expect((await cli(['delete', ep!.id])).code).toBe(1);
+}, 120_000);
