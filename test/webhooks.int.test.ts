@@ -16,6 +16,7 @@ import { Webhook } from 'standardwebhooks';
 import { createApiKey } from '@kiln/db';
 import { sniff } from '@kiln/formats';
 import { download, form, startKiln, until, type JobDetailJson, type Kiln } from './helpers/kiln.ts';
+import { seedTask, turbofiles } from './helpers/turbofiles.ts';
 import { WebhookReceiver, type Received } from './helpers/webhook-receiver.ts';
 
 /** docs.convertly.sh, "Verify signatures" — as the guide prints it. */
@@ -396,4 +397,51 @@ test('pnpm keys:webhooks adds an endpoint whose secret verifies real deliveries,
   expect(lastLine(rotated.stdout)).not.toBe(secret);
   expect((await cli(['delete', ep!.id])).code).toBe(0);
   expect((await cli(['delete', ep!.id])).code).toBe(1);
+}, 120_000);
+
+test('a TurboFiles task’s webhook_url and a media tool’s webhookUrl get their jobs’ events; a refused one names its pointer', async () => {
+  // The bootstrap key: the TurboFiles helper speaks with it.
+  const s = await kiln.api('/api/webhooks/secret', { method: 'POST' });
+  const { secret } = (await s.json()) as { secret: string };
+  const tf = turbofiles(kiln);
+  const file = await tf.declare('image/png', png.length);
+  expect((await tf.put(file.links.upload!, png)).status).toBeLessThan(300);
+  const task = seedTask(file.id) as { data: { attributes: Record<string, unknown> } };
+
+  const refused = await tf.task({ data: { ...task.data, attributes: { ...task.data.attributes, webhook_url: `http://127.0.0.1:${receiver.port}/tf` } } });
+  expect(refused.status).toBe(400);
+  expect(refused.doc.errors?.[0]).toMatchObject({ code: 'url_not_allowed', source: { pointer: '/data/attributes/webhook_url' } });
+
+  const created = await tf.task({ data: { ...task.data, attributes: { ...task.data.attributes, webhook_url: receiver.url('/tf') } } });
+  expect(created.status).toBe(201);
+  await until('the task’s 4 events', async () => receiver.on('/tf').length >= 4, 30_000);
+  expect(types(receiver.on('/tf'))).toEqual(['file.uploaded', 'conversion.started', 'file.uploaded', 'conversion.completed']);
+  for (const r of receiver.on('/tf')) expect(verifyConvertlyWebhook(r.body, String(r.headers['convertly-signature']), secret)).toBe(true);
+  expect(envelope(receiver.on('/tf')[3]!).data.jobId).toBe(created.doc.data.id);
+
+  const fd = form([{ data: png, filename: 'p.png', field: 'file' }], { width: '40', webhookUrl: receiver.url('/mt') });
+  const tool = await kiln.api('/api/media/thumbnail', { method: 'POST', body: fd });
+  expect(tool.status).toBe(200);
+  await until('the tool’s 3 events', async () => receiver.on('/mt').length >= 3, 30_000);
+  expect(types(receiver.on('/mt'))).toEqual(['file.uploaded', 'file.uploaded', 'media.tool.completed']);
+  expect(envelope(receiver.on('/mt')[2]!).data).toMatchObject({ status: 'completed', tool: 'thumbnail' });
+});
+
+test('the compress worker delivers too: a cancelled job’s conversion.failed arrives while no convert worker runs', async () => {
+  const key = await newKey('cancel');
+  const ep = await register(key, { url: receiver.url('/cancel'), event_types: ['conversion.failed'] });
+  await kiln.stopApp('convert-worker');
+  try {
+    await kiln.startApp('compress-worker');
+    const jobId = await submit(key, 1);
+    const del = await kiln.api(`/api/jobs/${jobId}`, { method: 'DELETE', key });
+    expect(del.status).toBe(200);
+    await until('conversion.failed', async () => receiver.on('/cancel').length >= 1, 30_000);
+    const [r] = receiver.on('/cancel');
+    expect(envelope(r!)).toMatchObject({ type: 'conversion.failed', data: { jobId, status: 'failed', errorMessage: 'Job was cancelled.' } });
+    expect(verifyConvertlyWebhook(r!.body, String(r!.headers['convertly-signature']), ep.secret)).toBe(true);
+  } finally {
+    await kiln.stopApp('compress-worker');
+    await kiln.startApp('convert-worker');
+  }
 }, 120_000);

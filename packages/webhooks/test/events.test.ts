@@ -54,7 +54,9 @@ test('a change that rolls back leaves no event; one that commits leaves it with 
     await claimFile(tx, fileIds[0]!);
     await recordJobEvents(tx, ctx, jobId, { kind: 'started' });
   });
-  const { rows } = await pool.query<{ type: string; data: { jobId: string; status: string; results: unknown[] } }>('SELECT type, data FROM webhook_events WHERE job_id = $1', [jobId]);
+  const { rows } = await pool.query<{ type: string; data: { jobId: string; status: string; results: unknown[] } }>('SELECT type, data FROM webhook_events WHERE job_id = $1', [
+    jobId,
+  ]);
   expect(rows).toHaveLength(1);
   // The job as the committing transaction left it: already processing.
   expect(rows[0]).toMatchObject({ type: 'conversion.started', data: { jobId, status: 'processing' } });
@@ -76,7 +78,11 @@ test("one receiver's deliveries of one job are claimed one at a time, in event o
   for (const [i, fileId] of fileIds.entries()) {
     await withTransaction(pool, async (tx) => {
       await claimFile(tx, fileId);
-      const ok = { ok: true as const, output: { storageKey: `jobs/${jobId}/out/${fileId}.webp`, filename: `f${i}.webp`, mimeType: 'image/webp', size: 5 }, result: { format: 'webp' } };
+      const ok = {
+        ok: true as const,
+        output: { storageKey: `jobs/${jobId}/out/${fileId}.webp`, filename: `f${i}.webp`, mimeType: 'image/webp', size: 5 },
+        result: { format: 'webp' },
+      };
       const after = await finishFile(tx, jobId, fileId, ok, 24);
       await recordJobEvents(tx, ctx, jobId, { kind: 'file_finished', file: { index: i, filename: `f${i}.png` }, output: `f${i}.webp`, jobFinal: after!.jobFinal });
     });
