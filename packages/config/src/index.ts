@@ -234,6 +234,11 @@ export const fragments = {
       .min(0)
       .default(24)
       .describe('After POST /api/webhooks/:id/rotate, the old secret keeps signing alongside the new one this long.'),
+    WEBHOOK_HISTORY_DAYS: z.coerce
+      .number()
+      .positive()
+      .default(30)
+      .describe('Webhook events and their delivery history are deleted this long after the event, once none of its deliveries is still pending.'),
     WEBHOOK_MAX_ENDPOINTS: int(10, 1).describe('Webhook endpoints one API key may register (400 above it).'),
   }),
   /** Logs and metrics: docs in README.md, "Metrics and logs". */

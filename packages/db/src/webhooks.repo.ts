@@ -312,3 +312,16 @@ export async function retryWebhookDelivery(db: Queryable, id: string, apiKeyId?:
   );
   return r.rowCount ? 'queued' : 'busy';
 }
+
+/** Deletes events (and, by cascade, their deliveries) older than `days` whose deliveries are all final. */
+export async function pruneWebhookHistory(db: Queryable, days: number, limit = 1000): Promise<number> {
+  const r = await db.query(
+    `DELETE FROM webhook_events WHERE id IN (
+       SELECT e.id FROM webhook_events e
+        WHERE e.created_at < now() - make_interval(secs => $1::float8 * 86400)
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status IN ('pending', 'delivering'))
+        ORDER BY e.created_at LIMIT $2)`,
+    [days, limit],
+  );
+  return r.rowCount ?? 0;
+}

@@ -18,6 +18,7 @@ import {
   finishWebhookDelivery,
   getWebhookEndpoint,
   jobWebhookSigner,
+  pruneWebhookHistory,
   type ClaimedDelivery,
   type DeliveryOutcome,
   type Pool,
@@ -37,6 +38,8 @@ export interface DeliverySettings {
   retryHours: number;
   /** WEBHOOK_TIMEOUT_SECONDS, in ms. */
   timeoutMs: number;
+  /** WEBHOOK_HISTORY_DAYS */
+  historyDays: number;
 }
 
 export function deliverySettings(c: {
@@ -45,6 +48,7 @@ export function deliverySettings(c: {
   WEBHOOK_RETRY_BASE_MS: number;
   WEBHOOK_RETRY_HOURS: number;
   WEBHOOK_TIMEOUT_SECONDS: number;
+  WEBHOOK_HISTORY_DAYS: number;
 }): DeliverySettings {
   return {
     concurrency: c.WEBHOOK_CONCURRENCY,
@@ -52,6 +56,7 @@ export function deliverySettings(c: {
     retryBaseMs: c.WEBHOOK_RETRY_BASE_MS,
     retryHours: c.WEBHOOK_RETRY_HOURS,
     timeoutMs: c.WEBHOOK_TIMEOUT_SECONDS * 1000,
+    historyDays: c.WEBHOOK_HISTORY_DAYS,
   };
 }
 
@@ -177,8 +182,17 @@ export function startWebhookDelivery(deps: DeliveryDeps): DeliveryLoop {
     if (outcome.status !== 'succeeded') dlog.info('webhook delivery not accepted', { url: d.url, status: outcome.status, httpStatus: outcome.httpStatus, error: outcome.error });
   }
 
+  // Old history goes now and then (any worker may do it; a DELETE of the same rows twice is harmless).
+  const PRUNE_EVERY_MS = 10 * 60_000;
+  let nextPrune = Date.now() + 60_000;
+  const prune = () => {
+    nextPrune = Date.now() + PRUNE_EVERY_MS;
+    pruneWebhookHistory(deps.pool, settings.historyDays).catch((err) => log.warn('webhook history prune failed', { err }));
+  };
+
   const loop = (async () => {
     while (running) {
+      if (Date.now() >= nextPrune) prune();
       const free = settings.concurrency - inflight.size;
       if (free <= 0) {
         await Promise.race([...inflight, nap(settings.pollMs)]);

@@ -3,7 +3,19 @@
  * commits, `data` is the job as that transaction left it, only subscribed recipients get a delivery,
  * and the claim hands out one receiver's deliveries of one job strictly in order.
  */
-import { claimWebhookDeliveries, claimFile, createApiKey, createPool, createWebhookEndpoint, finishFile, insertJob, withTransaction, type Pool } from '@kiln/db';
+import {
+  claimFile,
+  claimWebhookDeliveries,
+  createApiKey,
+  createPool,
+  createWebhookEndpoint,
+  finishFile,
+  insertJob,
+  insertWebhookEvent,
+  pruneWebhookHistory,
+  withTransaction,
+  type Pool,
+} from '@kiln/db';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 import { recordJobEvents, type EventContext } from '../src/index.ts';
 
@@ -96,4 +108,16 @@ test("one receiver's deliveries of one job are claimed one at a time, in event o
     await pool.query(`UPDATE webhook_deliveries SET status = 'succeeded' WHERE id = $1`, [claimed[0]!.id]);
   }
   expect(seen).toEqual(['file.uploaded', 'conversion.progress', 'file.uploaded', 'conversion.completed']);
+});
+
+test('history older than WEBHOOK_HISTORY_DAYS goes, unless a delivery of it is still pending', async () => {
+  const { key, jobId } = await setup(['conversion.completed']);
+  const done = await insertWebhookEvent(pool, { apiKeyId: key.id, jobId, type: 'conversion.completed', data: {} });
+  const open = await insertWebhookEvent(pool, { apiKeyId: key.id, jobId, type: 'conversion.completed', data: {} });
+  await pool.query(`UPDATE webhook_events SET created_at = now() - interval '31 days' WHERE id = ANY($1)`, [[done.eventId, open.eventId]]);
+  await pool.query(`UPDATE webhook_deliveries SET status = 'succeeded' WHERE event_id = $1`, [done.eventId]);
+  await pruneWebhookHistory(pool, 30);
+  const left = await pool.query<{ id: string }>('SELECT id FROM webhook_events WHERE id = ANY($1)', [[done.eventId, open.eventId]]);
+  expect(left.rows.map((r) => r.id)).toEqual([open.eventId]);
+  expect(await count('SELECT count(*)::int AS n FROM webhook_deliveries WHERE event_id = $1', [done.eventId])).toBe(0);
 });
