@@ -445,3 +445,17 @@ test('the compress worker delivers too: a cancelled job’s conversion.failed ar
     await kiln.startApp('convert-worker');
   }
 }, 120_000);
+
+test('a URL source is file.uploaded once a worker has fetched it', async () => {
+  const key = await newKey('url-source');
+  const ep = await register(key, { url: receiver.url('/src-hook') });
+  receiver.files.set('/img/source.png', png);
+  const r = await kiln.api('/api/jobs', { method: 'POST', body: form([], { format: 'webp', sourceUrl: receiver.url('/img/source.png') }), key });
+  expect(r.status).toBe(200);
+  await until('4 events', async () => receiver.on('/src-hook').length >= 4, 30_000);
+  const got = receiver.on('/src-hook');
+  expect(types(got)).toEqual(['conversion.started', 'file.uploaded', 'file.uploaded', 'conversion.completed']);
+  expect(envelope(got[1]!).data).toMatchObject({ filename: 'source.png', fileIndex: 0 });
+  expect(envelope(got[2]!).data).toMatchObject({ filename: 'source.webp', fileIndex: 0 });
+  for (const x of got) expect(verifyConvertlyWebhook(x.body, String(x.headers['convertly-signature']), ep.secret)).toBe(true);
+});

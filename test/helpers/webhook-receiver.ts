@@ -20,12 +20,19 @@ export type Answer = number | 'hang';
 export class WebhookReceiver {
   readonly received: Received[] = [];
   answer: (r: Received) => Answer = () => 200;
+  /** Files served to GET requests (a URL source for a job), by path; not recorded as deliveries. */
+  readonly files = new Map<string, Buffer>();
   port = 0;
   private server: http.Server | undefined;
   private readonly hanging = new Set<http.ServerResponse>();
 
   async start(): Promise<void> {
     const server = http.createServer((req, res) => {
+      const file = req.method === 'GET' ? this.files.get(req.url ?? '') : undefined;
+      if (file) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.length }).end(file);
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {

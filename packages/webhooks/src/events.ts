@@ -43,6 +43,8 @@ export type JobChange =
   | { kind: 'submitted'; uploads: FileRef[] }
   /** A worker took its first file. */
   | { kind: 'started' }
+  /** A worker fetched a URL source into storage. */
+  | { kind: 'source_fetched'; file: FileRef }
   /** A file finished; `output` is the stored result's name when it succeeded. */
   | { kind: 'file_finished'; file: FileRef; output: string | null; jobFinal: boolean }
   /** The job's archive was recorded and the job completed. */
@@ -67,6 +69,8 @@ function plan(job: JobRow, change: JobChange): PlannedEvent[] {
       return change.uploads.map((file) => ({ type: 'file.uploaded' as const, file }));
     case 'started':
       return job.tool ? [] : [{ type: 'conversion.started' }];
+    case 'source_fetched':
+      return [{ type: 'file.uploaded', file: change.file }];
     case 'file_finished': {
       const out: PlannedEvent[] = [];
       if (change.output) out.push({ type: 'file.uploaded', file: { index: change.file.index, filename: change.output } });

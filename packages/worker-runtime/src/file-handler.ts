@@ -363,7 +363,18 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       extras = await fetchExtraSources(fetchDeps, extras, file.sourceMaxBytes, signal);
       fetched = true;
     }
-    if (fetched) await recordFetchedSource(pool, file.id, { kind, size: size ?? 0, extraSources: extras.length ? extras : null });
+    if (fetched) {
+      const facts = { kind, size: size ?? 0, extraSources: extras.length ? extras : null };
+      const events = deps.events;
+      if (!events) await recordFetchedSource(pool, file.id, facts);
+      else {
+        // The fetched file is stored now: file.uploaded, with the row that says so.
+        await withTransaction(pool, async (tx) => {
+          await recordFetchedSource(tx, file.id, facts);
+          await recordJobEvents(tx, events, file.jobId, { kind: 'source_fetched', file: { index: file.idx, filename: file.filename } });
+        });
+      }
+    }
     return { kind, size: size ?? 0, extras };
   }
 }
