@@ -13,6 +13,15 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import sharp from 'sharp';
 import { Webhook } from 'standardwebhooks';
+import {
+  deleteWebhookResponseSchema,
+  listDeliveriesResponseSchema,
+  listWebhooksResponseSchema,
+  webhookDeliverySchema,
+  webhookEndpointWithSecretSchema,
+  webhookEnvelopeSchema,
+  webhookKeySecretResponseSchema,
+} from '@kiln/contracts';
 import { createApiKey } from '@kiln/db';
 import { sniff } from '@kiln/formats';
 import { download, form, startKiln, until, type JobDetailJson, type Kiln } from './helpers/kiln.ts';
@@ -88,7 +97,8 @@ function json(body: unknown): RequestInit {
 async function register(key: string, body: Record<string, unknown>): Promise<Endpoint> {
   const r = await kiln.api('/api/webhooks', { ...json(body), key });
   expect(r.status).toBe(201);
-  return (await r.json()) as Endpoint;
+  // What the route answers is what the contract (and so the OpenAPI document) says.
+  return webhookEndpointWithSecretSchema.parse(await r.json()) as Endpoint;
 }
 
 async function submit(key: string, files: number, fields: Record<string, string> = {}): Promise<string> {
@@ -114,7 +124,7 @@ function waitForJob(key: string, jobId: string): Promise<JobDetailJson> {
 async function deliveries(key: string): Promise<Delivery[]> {
   const r = await kiln.api('/api/webhooks/deliveries?limit=100', { key });
   expect(r.status).toBe(200);
-  return ((await r.json()) as { deliveries: Delivery[] }).deliveries;
+  return listDeliveriesResponseSchema.parse(await r.json()).deliveries as Delivery[];
 }
 
 beforeAll(async () => {
@@ -187,8 +197,9 @@ test('both formats verify with their own verifiers, and each receiver gets a job
     expect(sniff(await download(res.downloadUrl!))).toBe('webp');
   }
 
-  const list = (await (await kiln.api('/api/webhooks', { key })).json()) as { webhooks: Endpoint[] };
+  const list = listWebhooksResponseSchema.parse(await (await kiln.api('/api/webhooks', { key })).json());
   expect(list.webhooks.map((w) => w.id)).toEqual([convertly.id, standard.id]);
+  for (const r of receiver.on('/a/standard')) webhookEnvelopeSchema.parse(JSON.parse(r.body));
   for (const w of list.webhooks) expect(w).not.toHaveProperty('secret');
   const history = await deliveries(key);
   expect(history).toHaveLength(21);
@@ -273,7 +284,7 @@ test('a job webhookUrl needs a secret; POST /api/webhooks/secret makes the keyâ€
   expect(await refused.json()).toMatchObject({ code: 'invalid_field', detail: { field: 'webhookUrl' } });
   const s = await kiln.api('/api/webhooks/secret', { method: 'POST', key });
   expect(s.status).toBe(201);
-  const { secret } = (await s.json()) as { secret: string };
+  const { secret } = webhookKeySecretResponseSchema.parse(await s.json());
   expect(secret).toMatch(/^whsec_/);
   const jobId = await submit(key, 1, { webhookUrl: receiver.url('/e') });
   await until('4 events', async () => receiver.on('/e').length >= 4, 30_000);
@@ -313,7 +324,7 @@ test('rotation: the old secret signs alongside the new one; a replay sends the s
   const ep = await register(key, { url: receiver.url('/f'), events: ['conversion.completed'] });
   const rotated = await kiln.api(`/api/webhooks/${ep.id}/rotate`, { method: 'POST', key });
   expect(rotated.status).toBe(200);
-  const fresh = (await rotated.json()) as Endpoint;
+  const fresh = webhookEndpointWithSecretSchema.parse(await rotated.json()) as Endpoint;
   expect(fresh.secret).not.toBe(ep.secret);
   expect(fresh.previous_secret_expires_at).not.toBeNull();
   await submit(key, 1);
@@ -327,12 +338,14 @@ test('rotation: the old secret signs alongside the new one; a replay sends the s
   const [d] = await deliveries(key);
   const replay = await kiln.api(`/api/webhooks/deliveries/${d!.id}/retry`, { method: 'POST', key });
   expect(replay.status).toBe(202);
+  expect(webhookDeliverySchema.parse(await replay.json()).id).toBe(d!.id);
   await until('the replay', async () => receiver.on('/f').length >= 2, 30_000);
   expect(envelope(receiver.on('/f')[1]!).id).toBe(envelope(r).id);
   expect(receiver.on('/f')[1]!.body).toBe(r.body);
 
   const del = await kiln.api(`/api/webhooks/${ep.id}`, { method: 'DELETE', key });
   expect(del.status).toBe(200);
+  expect(deleteWebhookResponseSchema.parse(await del.json())).toEqual({ id: ep.id, deleted: true });
   expect(((await (await kiln.api('/api/webhooks', { key })).json()) as { webhooks: unknown[] }).webhooks).toHaveLength(0);
   await waitForJob(key, await submit(key, 1));
   expect(receiver.on('/f')).toHaveLength(2);

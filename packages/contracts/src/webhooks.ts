@@ -28,6 +28,14 @@ export interface WebhookEnvelope<D = unknown> {
   data: D;
 }
 
+/** The envelope as a schema (OpenAPI's `webhooks` section); `data` is the JobDetail of GET /api/jobs/:id. */
+export const webhookEnvelopeSchema = z.object({
+  id: z.string().regex(/^evt_/),
+  type: z.enum(WEBHOOK_EVENT_TYPES),
+  created: z.number().int(),
+  data: z.record(z.string(), z.unknown()),
+});
+
 export const WEBHOOK_EVENT_PREFIX = 'evt_';
 export const WEBHOOK_SECRET_PREFIX = 'whsec_';
 
@@ -65,6 +73,9 @@ export const webhookEndpointWithSecretSchema = webhookEndpointSchema.extend({ se
 export type WebhookEndpointWithSecret = z.infer<typeof webhookEndpointWithSecretSchema>;
 
 export const listWebhooksResponseSchema = z.object({ webhooks: z.array(webhookEndpointSchema) });
+
+/** DELETE /api/webhooks/:id */
+export const deleteWebhookResponseSchema = z.object({ id: z.string(), deleted: z.literal(true) });
 
 /** POST /api/webhooks/secret: the key's default secret for per-job webhookUrl deliveries (new each call). */
 export const webhookKeySecretResponseSchema = z.object({ secret: z.string(), created_at: z.string() });
