@@ -14,6 +14,7 @@ import { metricsRouter } from './metrics.routes.ts';
 import { requestContext } from './request-context.ts';
 import { syncRouter } from './sync.routes.ts';
 import { mediaCatalogRouter, mediaRouter } from './media.routes.ts';
+import { webhooksRouter } from './webhooks.routes.ts';
 import { rateLimitByKey } from './key-limits.ts';
 import { dashboardRouter } from './dashboard/dashboard.routes.ts';
 import { docsRouter } from './docs.routes.ts';
@@ -36,6 +37,7 @@ export function createApp(deps: GatewayDeps): Express {
   api.use(jobsRouter(deps));
   api.use(syncRouter(deps));
   api.use(mediaRouter(deps));
+  api.use(webhooksRouter(deps));
   app.use('/api', api);
   app.use('/v1', turbofilesRouter(deps));
   app.use('/dashboard', dashboardRouter(deps));

@@ -5,6 +5,7 @@ import type { Queue } from '@kiln/queue';
 import type { BlobStore } from '@kiln/storage';
 import type { Outbound } from '@kiln/outbound';
 import type { Backpressure } from './backpressure.ts';
+import type { EventContext } from '@kiln/webhooks';
 import type { KeyCache, StoredFileCache } from './caches.ts';
 import type { JobWaiter } from './job-waiter.ts';
 import type { Signer } from './signing.ts';
@@ -25,4 +26,6 @@ export interface GatewayDeps {
   outbound: Pick<Outbound, 'checkUrl'>;
   /** New work of a class whose queue is past its limits is refused with 429 queue_full. */
   backpressure: Backpressure;
+  /** Webhook events written with each change the gateway makes (submission, cancel); absent in tests that need none. */
+  events?: EventContext;
 }

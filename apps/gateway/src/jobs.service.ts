@@ -33,6 +33,7 @@ import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, typ
 import type { KilnMetrics } from '@kiln/metrics';
 import type { Queue } from '@kiln/queue';
 import type { Backpressure } from './backpressure.ts';
+import { recordJobEvents, type EventContext } from '@kiln/webhooks';
 import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
 
 export interface SubmitDeps {
@@ -43,6 +44,8 @@ export interface SubmitDeps {
   metrics?: Pick<KilnMetrics, 'jobsCreated'>;
   /** Refuses new work of a class whose queue is past its limits (429 queue_full); absent: never refuses. */
   backpressure?: Backpressure;
+  /** Webhook events (file.uploaded) are written in the job's transaction; absent, none are. */
+  events?: EventContext;
 }
 
 type SubmittingKey = Pick<ApiKeyRow, 'id' | 'limits'>;
@@ -102,6 +105,8 @@ export interface JobSubmission {
   files: SubmitFile[];
   /** The media tool the job runs (`POST /api/media/<tool>`); its options are each file's `options`. */
   tool?: ToolName;
+  /** Kiln's per-job webhook, already checked (webhooks.service.ts `jobWebhookUrlOf`): sent every event of the job. */
+  webhookUrl?: string;
   /**
    * Runs inside the job's transaction, just before it commits (not for replays): the sync routes start
    * listening here; a dialect writes its own rows with `tx`, and a throw rolls the whole job back.
@@ -156,6 +161,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         dialect: job.dialect ?? 'convertly',
         createArchive: job.createArchive,
         tool: job.tool ?? null,
+        webhookUrl: job.webhookUrl ?? null,
         files: job.files.map((f, idx) => ({
           id: f.fileId,
           idx,
@@ -175,6 +181,11 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         if (owner !== job.jobId) throw new ClaimedElsewhere(owner);
       }
       for (const [queue, payloads] of byQueue) await deps.queue.sendMany(queue, payloads, tx);
+      // The uploads this job stored; a URL source is not stored until a worker fetches it.
+      if (deps.events) {
+        const uploads = job.files.flatMap((f, index) => (f.size !== null ? [{ index, filename: f.filename }] : []));
+        await recordJobEvents(tx, deps.events, job.jobId, { kind: 'submitted', uploads });
+      }
       await job.beforeCommit?.(job.jobId, tx);
     });
   } catch (err) {

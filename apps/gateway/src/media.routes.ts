@@ -33,6 +33,7 @@ import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import { admitSubmission, checkReadable, submitJob, type SubmitFile, type Submitted } from './jobs.service.ts';
+import { jobWebhookUrlOf } from './webhooks.service.ts';
 import { idempotencyKeyOf } from './multipart-intake.ts';
 import { answerSync, submitAndWait } from './sync.routes.ts';
 import { receiveUpload, uploadLimitsFor, type FileFields, type UploadedFile } from './upload.ts';
@@ -138,6 +139,7 @@ async function submitTool(
     const save = parseSave(fields);
     const options = parseToolOptions(tool, fields);
     const urls = await urlSourcesOf(deps, fields);
+    const webhookUrl = await jobWebhookUrlOf(deps, key.id, fields.webhookUrl);
     const overlays = parts.filter((p) => OVERLAY_FIELD.test(p.fieldname));
     const inputs = chooseInputs(
       tool,
@@ -192,6 +194,7 @@ async function submitTool(
       createArchive: false,
       tool,
       files: [file],
+      ...(webhookUrl ? { webhookUrl } : {}),
       // An async request does not wait, so nothing listens for its job.
       ...(background ? {} : { beforeCommit }),
     });

@@ -14,6 +14,7 @@ import type { GatewayDeps } from './deps.ts';
 import { admitSubmission, checkPair, submitJob, type Submitted } from './jobs.service.ts';
 import { JOB_FILE_FIELDS, receiveUpload, uploadLimitsFor, type FileFields } from './upload.ts';
 import { urlSourcesOf } from './url-sources.ts';
+import { jobWebhookUrlOf } from './webhooks.service.ts';
 import { keys } from '@kiln/storage';
 
 /** The job routes' file fields, and Convertly's single-file name `file` (see submitMultipart). */
@@ -60,6 +61,7 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
     const fields = (req.body ?? {}) as Record<string, unknown>;
     opts.afterUpload?.(fields);
     const urls = await urlSourcesOf(deps, fields);
+    const webhookUrl = await jobWebhookUrlOf(deps, key.id, fields.webhookUrl);
     const total = files.length + urls.length;
     if (total === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field, or name one with sourceUrl.', { detail: { field: 'files' } });
     if (total > limits.maxFiles) {
@@ -89,6 +91,7 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
       createArchive: request.createArchive,
       files: [...files.map((f, i) => ({ fileId: f.fileId, sourceKey: f.key, filename: f.filename, kind: f.kind ?? null, size: f.size, options: request.files[i]! })), ...fromUrls],
       beforeCommit: opts.beforeCommit,
+      ...(webhookUrl ? { webhookUrl } : {}),
     });
     // A replay answers with the earlier job, which has its own copy of the files.
     // jobId is new and this request's alone: when no job took it, its whole folder goes (not only

@@ -10,6 +10,7 @@ import { createMetrics } from '@kiln/metrics';
 import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
+import { eventContext } from '@kiln/webhooks';
 import { createApp } from './app.ts';
 import { backpressureLimits, createBackpressure } from './backpressure.ts';
 import { bootstrapKeys } from './bootstrap-keys.ts';
@@ -57,6 +58,13 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
       read: () => queue.depths(),
       limits: backpressureLimits(config),
       onRefuse: (q, limit) => metrics.queueFullRefusals.inc({ queue: q, limit }),
+    }),
+    events: eventContext({
+      signer,
+      publicUrl: config.PUBLIC_URL,
+      port: config.PORT,
+      ttlSeconds: config.DOWNLOAD_URL_TTL_SECONDS,
+      progressIntervalMs: config.WEBHOOK_PROGRESS_INTERVAL_MS,
     }),
     close: async () => {
       await outbound.close();

@@ -247,6 +247,34 @@ export const fragments = {
     URL_IMPORT_TIMEOUT_SECONDS: int(300, 1).describe('Longest a whole URL fetch may take, redirects and body included.'),
     URL_IMPORT_MAX_REDIRECTS: int(5, 0).describe('Redirects followed when fetching a URL source; each target is checked again.'),
   }),
+  /** Webhook deliveries (docs/webhooks.md); they go out through @kiln/outbound like URL sources. */
+  webhooks: z.object({
+    WEBHOOK_RETRY_BASE_MS: int(5000, 10).describe(
+      'Wait before the first retry of a failed webhook delivery; each later retry waits twice as long (plus up to 20 % random jitter).',
+    ),
+    WEBHOOK_RETRY_HOURS: z.coerce
+      .number()
+      .positive()
+      .default(24)
+      .describe('A webhook delivery still failing this long after its event is marked failed (retry it by hand with POST /api/webhooks/deliveries/:id/retry).'),
+    WEBHOOK_TIMEOUT_SECONDS: int(10, 1).describe('Longest a webhook receiver may take to answer one delivery; a slower answer counts as a failed attempt.'),
+    WEBHOOK_CONCURRENCY: int(4, 0).describe('Webhook deliveries each worker process sends at once; 0 = this worker sends none.'),
+    WEBHOOK_POLL_MS: int(500, 50).describe('How often an idle worker looks for webhook deliveries that are due.'),
+    WEBHOOK_PROGRESS_INTERVAL_MS: int(1000, 0).describe(
+      'At most one conversion.progress event per job in this interval (a file finishing within it sends none; the final event still follows).',
+    ),
+    WEBHOOK_SECRET_OVERLAP_HOURS: z.coerce
+      .number()
+      .min(0)
+      .default(24)
+      .describe('After POST /api/webhooks/:id/rotate, the old secret keeps signing alongside the new one this long.'),
+    WEBHOOK_HISTORY_DAYS: z.coerce
+      .number()
+      .positive()
+      .default(30)
+      .describe('Webhook events and their delivery history are deleted this long after the event, once none of its deliveries is still pending.'),
+    WEBHOOK_MAX_ENDPOINTS: int(10, 1).describe('Webhook endpoints one API key may register (400 above it).'),
+  }),
   /** Logs and metrics: docs in README.md, "Metrics and logs". */
   observability: z.object({
     LOG_FORMAT: z
@@ -302,6 +330,7 @@ export const configSchema = fragments.core
   .and(fragments.turbofiles)
   .and(fragments.fairness)
   .and(fragments.urlImport)
+  .and(fragments.webhooks)
   .and(fragments.observability)
   .and(fragments.dashboard)
   .and(fragments.workerLifecycle);

@@ -14,3 +14,4 @@ export * from './key-limits.ts';
 export * from './turbofiles.ts';
 export * from './media-tools.ts';
 export * from './response-schemas.ts';
+export * from './webhooks.ts';

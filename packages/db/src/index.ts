@@ -15,3 +15,5 @@ export * from './turbofiles.repo.ts';
 export * from './job-totals.repo.ts';
 export * from './worker-holds.repo.ts';
 export * from './unavailable.ts';
+export * from './job-view.ts';
+export * from './webhooks.repo.ts';

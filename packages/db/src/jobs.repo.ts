@@ -53,6 +53,8 @@ export interface NewJob {
   dialect?: Dialect;
   /** The media tool the job runs; null for conversions. */
   tool?: string | null;
+  /** Kiln's per-job webhook (`webhookUrl`): sent every event of the job. */
+  webhookUrl?: string | null;
 }
 
 export interface JobRow {
@@ -122,7 +124,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
     named(
       'insert_job',
       `WITH j AS (
-       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect, tool) VALUES ($1, $2, $3, $4, $5, $6, $8, $9)
+       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect, tool, webhook_url) VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10)
        RETURNING id)
      INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options, source_url, source_max_bytes, extra_sources)
      SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options, f.source_url, f.source_max_bytes, f.extra_sources
@@ -151,6 +153,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
         ),
         job.dialect ?? 'convertly',
         job.tool ?? null,
+        job.webhookUrl ?? null,
       ],
     ),
   );
@@ -272,6 +275,8 @@ export async function getStoredFile(db: Queryable, id: string): Promise<StoredFi
 export interface FileClaim {
   file: JobFileRow;
   job: Pick<JobRow, 'id' | 'jobType' | 'dialect' | 'status' | 'cancelled' | 'createArchive' | 'tool'>;
+  /** This claim moved the job from pending to processing (exactly one claim per job does). */
+  jobStarted: boolean;
 }
 
 /**
@@ -280,7 +285,15 @@ export interface FileClaim {
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
   const r = await db.query<
-    JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; dialect: Dialect; cancelled: boolean; createArchive: boolean; tool: string | null }
+    JobFileRow & {
+      jobStatus: JobStatus;
+      jobType: 'convert' | 'compress';
+      dialect: Dialect;
+      cancelled: boolean;
+      createArchive: boolean;
+      tool: string | null;
+      jobStarted: boolean;
+    }
   >(
     named(
       'claim_file',
@@ -295,15 +308,15 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
      SELECT ${FILE_COLS.split(', ')
        .map((c) => 'f.' + c.trim())
        .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.dialect, jobs.cancelled,
-            jobs.create_archive AS "createArchive", jobs.tool
+            jobs.create_archive AS "createArchive", jobs.tool, EXISTS (SELECT 1 FROM j) AS "jobStarted"
        FROM f JOIN jobs ON jobs.id = f.job_id`,
       [fileId],
     ),
   );
   const row = r.rows[0];
   if (!row) return undefined;
-  const { jobStatus, jobType, dialect, cancelled, createArchive, tool, ...file } = row;
-  return { file, job: { id: file.jobId, jobType, dialect, status: jobStatus, cancelled, createArchive, tool } };
+  const { jobStatus, jobType, dialect, cancelled, createArchive, tool, jobStarted, ...file } = row;
+  return { file, job: { id: file.jobId, jobType, dialect, status: jobStatus, cancelled, createArchive, tool }, jobStarted };
 }
 
 /**

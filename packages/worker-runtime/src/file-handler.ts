@@ -58,6 +58,7 @@ import type { Logger } from '@kiln/config';
 import type { Outbound } from '@kiln/outbound';
 import type { KilnMetrics } from '@kiln/metrics';
 import { belongsElsewhere } from './class-queue-move.ts';
+import { recordJobEvents, type EventContext } from '@kiln/webhooks';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 import { SourceFetchError, fetchExtraSources, fetchUrlSource, type UrlFetchSettings } from './url-source.ts';
 import { retryWhileDatabaseIsDown } from './lifecycle/db-retry.ts';
@@ -94,6 +95,8 @@ export interface WorkerDeps {
   stopSignal?: AbortSignal;
   /** This process's registration: files are held in its name (lifecycle/instance.ts). */
   instance?: WorkerInstanceHandle;
+  /** Webhook events, recorded in the same transaction as each change (absent: none are recorded). */
+  events?: EventContext;
 }
 
 /** Permanent kinds are recorded on the file; transient ones are retried by pg-boss until the last attempt. */
@@ -139,7 +142,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
   /**
    * One statement records the outcome, settles the job and notifies waiters. A job with an archive
    * to build needs the archive message in the same transaction, or a crash between the two would leave
-   * the job waiting forever.
+   * the job waiting forever; the webhook events of the change are written in that transaction too.
    */
   async function record(claim: FileClaim, outcome: FileOutcome): Promise<void> {
     // The output is already in storage (its key is the file's own): while Postgres is briefly down,
@@ -151,16 +154,33 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
   }
 
   async function recordOnce(claim: FileClaim, outcome: FileOutcome): Promise<void> {
-    const { id: jobId, createArchive } = claim.job;
-    const after = !createArchive
-      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL)
-      : await withTransaction(pool, async (tx) => {
-          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
-          if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
-          return after;
+    const { id: jobId } = claim.job;
+    const after = await withTransaction(pool, async (tx) => {
+      const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+      if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
+      if (after && deps.events) {
+        await recordJobEvents(tx, deps.events, jobId, {
+          kind: 'file_finished',
+          file: { index: claim.file.idx, filename: claim.file.filename },
+          output: outcome.ok ? outcome.output.filename : null,
+          jobFinal: after.jobFinal,
         });
+      }
+      return after;
+    });
     // Counted once, by the statement that settled the job: a duplicate message finds nothing to finish.
     if (after?.jobFinal) (after.status === 'completed' ? deps.metrics.jobsCompleted : deps.metrics.jobsFailed).inc({ type: claim.job.jobType, dialect: claim.job.dialect });
+  }
+
+  /** Claims the file; the claim that starts the job records conversion.started in the same transaction. */
+  async function claimAndStart(fileId: string): Promise<FileClaim | undefined> {
+    if (!deps.events) return claimFile(pool, fileId);
+    const events = deps.events;
+    return withTransaction(pool, async (tx) => {
+      const c = await claimFile(tx, fileId);
+      if (c?.jobStarted) await recordJobEvents(tx, events, c.job.id, { kind: 'started' });
+      return c;
+    });
   }
 
   return async function handle(payload: { jobId: string; fileId: string }, ctx: JobContext): Promise<void> {
@@ -182,7 +202,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
 
   async function handleHeld(payload: { jobId: string; fileId: string }, ctx: JobContext, release: () => Promise<void>): Promise<void> {
     const log = deps.log.child({ jobId: payload.jobId, fileId: payload.fileId, attempt: ctx.retryCount + 1 });
-    const claim = await claimFile(pool, payload.fileId);
+    const claim = await claimAndStart(payload.fileId);
     if (!claim) {
       log.debug('file already final or job cancelled; nothing to do');
       return;
@@ -394,7 +414,18 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       extras = await fetchExtraSources(fetchDeps, extras, file.sourceMaxBytes, signal);
       fetched = true;
     }
-    if (fetched) await recordFetchedSource(pool, file.id, { kind, size: size ?? 0, extraSources: extras.length ? extras : null });
+    if (fetched) {
+      const facts = { kind, size: size ?? 0, extraSources: extras.length ? extras : null };
+      const events = deps.events;
+      if (!events) await recordFetchedSource(pool, file.id, facts);
+      else {
+        // The fetched file is stored now: file.uploaded, with the row that says so.
+        await withTransaction(pool, async (tx) => {
+          await recordFetchedSource(tx, file.id, facts);
+          await recordJobEvents(tx, events, file.jobId, { kind: 'source_fetched', file: { index: file.idx, filename: file.filename } });
+        });
+      }
+    }
     return { kind, size: size ?? 0, extras };
   }
 }

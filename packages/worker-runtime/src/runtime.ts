@@ -8,7 +8,8 @@ import { createMetrics, startMetricsServer, type MetricsServer } from '@kiln/met
 import { resolveFfmpeg, resolveFfprobe, toolOptions, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
 import { Queue, fileQueueTimings } from '@kiln/queue';
-import { createBlobStore } from '@kiln/storage';
+import { createBlobStore, createSigner, loadSigningSecret } from '@kiln/storage';
+import { deliverySettings, eventContext, startWebhookDelivery, type DeliveryLoop } from '@kiln/webhooks';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
 import sharp from 'sharp';
 import type { WorkerDeps, WorkerSettings } from './file-handler.ts';
@@ -132,6 +133,14 @@ export async function startWorker(opts: {
   metrics.watchPool(pool);
   metrics.initJobSeries(JOB_TYPES, DIALECTS);
   const outbound = createOutbound(outboundSettings(config));
+  // Webhook payloads carry signed download links, signed like the gateway's (SIGNING_SECRET).
+  const events = eventContext({
+    signer: createSigner(await loadSigningSecret(config.SIGNING_SECRET, config.dataDir).catch(abandon)),
+    publicUrl: config.PUBLIC_URL,
+    port: config.PORT,
+    ttlSeconds: config.DOWNLOAD_URL_TTL_SECONDS,
+    progressIntervalMs: config.WEBHOOK_PROGRESS_INTERVAL_MS,
+  });
   const engineLimits = configureEngineLimits(config);
   const instance = await startWorkerInstance({
     pool,
@@ -140,7 +149,7 @@ export async function startWorker(opts: {
     service: opts.service,
     settings: { orphanSeconds: config.WORKER_ORPHAN_SECONDS, retryLimit: config.JOB_RETRY_LIMIT, retentionHours: config.RETENTION_HOURS },
   }).catch(abandon);
-  const deps: WorkerDeps = { pool, queue, store, log, metrics, settings: settingsFrom(config), outbound, stopSignal: stopController.signal, instance };
+  const deps: WorkerDeps = { pool, queue, store, log, metrics, settings: settingsFrom(config), outbound, stopSignal: stopController.signal, instance, events };
   // Before any work is taken: a port that is already in use stops the start with the setting's name.
   let metricsServer: MetricsServer | undefined;
   if (config[opts.metricsPort]) {
@@ -153,6 +162,8 @@ export async function startWorker(opts: {
     }).catch(abandon);
   }
   await opts.register(deps, config);
+  // Both workers deliver webhooks from the outbox (docs/webhooks.md).
+  const webhooks: DeliveryLoop = startWebhookDelivery({ pool, outbound, log: log.child({ component: 'webhooks' }), metrics, settings: deliverySettings(config) });
   log.info('worker ready', {
     storage: { driver: store.kind, ...store.location },
     metrics: metricsServer ? `http://${config.HOST}:${metricsServer.port}/metrics` : `off (${opts.metricsPort}=0)`,
@@ -184,6 +195,7 @@ export async function startWorker(opts: {
       await queue.stop(graceMs + 15_000).catch((err) => log.error('queue stop failed', { err }));
       clearTimeout(abortTimer);
       await instance.stop();
+      await webhooks.stop().catch((err) => log.error('webhook delivery stop failed', { err }));
       await metricsServer?.close();
       await pool.end().catch(() => undefined);
       await outbound.close().catch(() => undefined);
