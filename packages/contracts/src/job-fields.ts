@@ -308,5 +308,11 @@ export function jobFormSchema(route: JobFormRoute): z.ZodObject {
     );
   shape.sourceUrl = z.string().optional().describe('An input by URL instead of an upload, fetched by a worker (repeat the field for several).');
   shape.sourceUrls = z.string().optional().describe('JSON array of input URLs, after the uploaded files and sourceUrl fields.');
+  shape.webhookUrl = z
+    .string()
+    .optional()
+    .describe(
+      "Kiln's extension: every webhook event of this job is also POSTed here, signed with the key's first endpoint secret or its default secret (POST /api/webhooks/secret).",
+    );
   return z.object(shape);
 }

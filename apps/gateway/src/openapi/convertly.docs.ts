@@ -99,6 +99,7 @@ function toolForm(name: ToolName): z.ZodObject {
     async: z.enum(['true', 'false']).optional().describe('true: answer at once with the job (202-style body, status 200) and poll GET /api/jobs/{id}.'),
     background: z.enum(['true', 'false']).optional().describe('Convertly’s name for async.'),
     saveToStorage: z.enum(['true', 'false']).optional().describe('true: results stay stored and come back as signed URLs; else inline data: URLs.'),
+    webhookUrl: z.string().optional().describe("Kiln's extension: this job's media.tool.* events are also POSTed here (docs/webhooks.md)."),
   });
 }
 

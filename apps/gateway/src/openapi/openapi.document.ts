@@ -15,15 +15,17 @@ import { dashboardDocs } from './dashboard.docs.ts';
 import { openApiPath, type RouteDoc } from './route-docs.ts';
 import { systemDocs } from './system.docs.ts';
 import { turbofilesDocs } from './turbofiles.docs.ts';
+import { webhooksDocs } from './webhooks.docs.ts';
 
 /** Every documented route, in the order the reference shows them. */
-export const ROUTE_DOCS: readonly RouteDoc[] = [...convertlyDocs, ...turbofilesDocs, ...systemDocs, ...dashboardDocs];
+export const ROUTE_DOCS: readonly RouteDoc[] = [...convertlyDocs, ...webhooksDocs, ...turbofilesDocs, ...systemDocs, ...dashboardDocs];
 
 const TAGS = [
   { name: 'Jobs', description: 'Convertly dialect: asynchronous jobs of one or more files (multipart/form-data).' },
   { name: 'Media', description: 'Convertly dialect: synchronous convert and compress, and the media tools.' },
   { name: 'Files', description: 'Convertly dialect: signed downloads (no API key).' },
   { name: 'Catalog', description: 'What Kiln converts, and the media tools with their options. No API key.' },
+  { name: 'Webhooks', description: 'Convertly dialect: signed event deliveries to your endpoints (docs/webhooks.md).' },
   { name: 'TurboFiles', description: 'TurboFiles dialect (JSON:API 1.1, application/vnd.api+json): declare a file, PUT its bytes, run a task.' },
   { name: 'Operations', description: 'Health, readiness, Prometheus metrics and this reference.' },
   { name: 'Dashboard', description: 'The operator dashboard (a browser UI behind ADMIN_PASSWORD), listed so the reference covers every route; not for API clients.' },
