@@ -27,6 +27,7 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
     expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60,
+    deleteAfterSeconds: config.QUEUE_HISTORY_SECONDS,
     supervise: false,
     onError: (err) => log.error('queue error', { err }),
   }).start();

@@ -9,6 +9,7 @@
  * a caller passes in are stored (a file's error, an archive that could not be built).
  */
 import type { Dialect } from '@kiln/contracts';
+import { countJobs, countJobsStatement } from './job-totals.repo.ts';
 import { named, type PoolClient, type Queryable } from './pool.ts';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
@@ -228,22 +229,46 @@ export interface ListJobsQuery {
   offset: number;
 }
 
+/**
+ * A page of jobs, newest first, and how many there are. The page's ids come from an index-only scan
+ * of jobs_by_key / jobs_by_key_status / jobs_by_created (migrations/0010): OFFSET skips index
+ * entries, and only the page's own rows are read. `total` is read from the job totals, not counted.
+ */
 export async function listJobs(db: Queryable, q: ListJobsQuery): Promise<{ jobs: JobRow[]; total: number }> {
+  const [rows, total] = await Promise.all([
+    db.query<JobRow>(listJobsStatement(q)),
+    countJobs(db, { ...(q.apiKeyId ? { apiKeyId: q.apiKeyId } : {}), ...(q.status ? { status: q.status } : {}) }),
+  ]);
+  return { jobs: rows.rows, total };
+}
+
+/** The statements behind listJobs, for EXPLAIN (the growth benchmark and its test check their plans). */
+export function listJobsStatements(q: ListJobsQuery): { text: string; values: unknown[] }[] {
+  const page = listJobsStatement(q);
+  return [{ text: page.text, values: page.values ?? [] }, countJobsStatement({ ...(q.apiKeyId ? { apiKeyId: q.apiKeyId } : {}), ...(q.status ? { status: q.status } : {}) })];
+}
+
+function listJobsStatement(q: ListJobsQuery) {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.apiKeyId) {
     args.push(q.apiKeyId);
-    where.push(`j.api_key_id = $${args.length}`);
+    where.push(`api_key_id = $${args.length}`);
   }
   if (q.status) {
     args.push(q.status);
-    where.push(`j.status = $${args.length}`);
+    where.push(`status = $${args.length}`);
   }
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-  const total = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs j ${w}`, args);
   args.push(q.limit, q.offset);
-  const rows = await db.query<JobRow>(`SELECT ${JOB_COLS} FROM jobs j ${w} ORDER BY j.created_at DESC, j.id LIMIT $${args.length - 1} OFFSET $${args.length}`, args);
-  return { jobs: rows.rows, total: total.rows[0]!.n };
+  return named(
+    `list_jobs_${q.apiKeyId ? 'k' : ''}${q.status ? 's' : ''}`,
+    `SELECT ${JOB_COLS}
+       FROM (SELECT id, created_at FROM jobs ${w} ORDER BY created_at DESC, id LIMIT $${args.length - 1} OFFSET $${args.length}) page
+       JOIN jobs j ON j.id = page.id
+      ORDER BY page.created_at DESC, page.id`,
+    args,
+  );
 }
 
 /** Cancels a pending job: it and its pending files end failed, the files with error code `cancelled`. */
@@ -457,6 +482,22 @@ export async function expiredJobs(db: Queryable, limit = 100): Promise<{ id: str
 
 /** After retention: the blobs are gone, so their rows go too; the job row stays as the record. */
 export async function markJobPurged(db: Queryable, jobId: string): Promise<void> {
-  await db.query(`UPDATE jobs SET archive_file_id = NULL, purged_at = now() WHERE id = $1`, [jobId]);
-  await db.query(`DELETE FROM stored_files WHERE job_id = $1`, [jobId]);
+  await markJobsPurged(db, [jobId]);
+}
+
+/**
+ * markJobPurged for a batch, in one statement: the jobs' rows are marked and their stored files
+ * deleted together. Each row is locked only for this statement (the foreign keys' lookups use
+ * job_files_by_output / jobs_by_archive, so nothing scans a table), never across a sweep.
+ */
+export async function markJobsPurged(db: Queryable, jobIds: string[]): Promise<void> {
+  if (!jobIds.length) return;
+  await db.query(
+    named(
+      'mark_jobs_purged',
+      `WITH j AS (UPDATE jobs SET archive_file_id = NULL, purged_at = now() WHERE id = ANY($1::uuid[]) RETURNING id)
+       DELETE FROM stored_files WHERE job_id IN (SELECT id FROM j)`,
+      [jobIds],
+    ),
+  );
 }

@@ -20,6 +20,8 @@ export interface QueueOptions {
   retryLimit: number;
   /** Longest a message may stay active before pg-boss gives it to another worker. */
   expireInSeconds: number;
+  /** How long pg-boss keeps a finished message (queue option deleteAfterSeconds); our tables are the record. */
+  deleteAfterSeconds?: number;
   poolMax?: number;
   /** Run pg-boss maintenance (expiry, retention) in this process. Workers do; the gateway needn't. */
   supervise?: boolean;
@@ -78,6 +80,8 @@ export class Queue {
         retryDelay: 2,
         retryDelayMax: 60,
         expireInSeconds: this.opts.expireInSeconds,
+        // pg-boss's default keeps finished messages 7 days; Kiln never reads them again.
+        deleteAfterSeconds: this.opts.deleteAfterSeconds ?? 3600,
       };
       const existing = await this.boss.getQueue(name);
       if (!existing) {

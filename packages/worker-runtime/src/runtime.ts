@@ -112,6 +112,7 @@ export async function startWorker(opts: {
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
     expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60,
+    deleteAfterSeconds: config.QUEUE_HISTORY_SECONDS,
     onError: (err) => log.error('queue error', { err }),
   });
   await queue.start();
