@@ -86,7 +86,7 @@ async function answerBytes(deps: GatewayDeps, res: Response, key: ApiKeyRow, job
   if (!found) throw new AppError('not_found', `No job ${jobId}.`);
   const { job, files: rows } = found;
   const f = rows[0];
-  if (!f || f.status !== 'completed' || !f.output) {
+  if (f?.status !== 'completed' || !f.output) {
     throw new AppError(requestCodeForFileError(f?.errorCode ?? null), f?.errorMessage ?? jobErrorMessage(job) ?? 'The conversion failed.', {
       detail: { jobId: job.id, fileErrorCode: f?.errorCode ?? null },
     });
