@@ -28,7 +28,7 @@ export interface GrowthOptions {
 }
 
 /** Seeds `total` finished jobs: `keyJobs` of them for `listKey`, the rest spread over `others` keys. */
-async function seed(db: pg.Client, listKey: string, keyJobs: number, total: number, otherKeys: string[]): Promise<{ seconds: number; triggersSkipped: boolean }> {
+export async function seed(db: pg.Client, listKey: string, keyJobs: number, total: number, otherKeys: string[]): Promise<{ seconds: number; triggersSkipped: boolean }> {
   const t0 = performance.now();
   // As superuser (the embedded server), skip the triggers and foreign-key checks while seeding and
   // write the job totals once at the end; otherwise the triggers run and the deltas are folded.
@@ -52,7 +52,9 @@ async function seed(db: pg.Client, listKey: string, keyJobs: number, total: numb
                 -- A year of history, newest first; one in ten failed.
                 now() - make_interval(secs => 60 + (s::float8 / $2) * 365 * 86400) AS at,
                 s % 10 = 0 AS failed
-           FROM generate_series($5::int, $6::int) s),
+           FROM generate_series($5::int, $6::int) s
+          -- In id order: each chunk walks the primary keys' pages once instead of at random.
+          ORDER BY job_id),
        j AS (
          INSERT INTO jobs (id, api_key_id, job_type, status, total_files, completed_files, failed_files, created_at, started_at, completed_at, expires_at, retention_hours, archive_file_id)
          SELECT job_id, key_id, 'convert', CASE WHEN failed THEN 'failed' ELSE 'completed' END, 1, (NOT failed)::int, failed::int,
@@ -80,11 +82,14 @@ async function seed(db: pg.Client, listKey: string, keyJobs: number, total: numb
   } else {
     await foldJobTotals(db);
   }
-  // A year-old database has been vacuumed and analysed by autovacuum many times over.
+  // A year-old database has been vacuumed and analysed by autovacuum many times over, and the
+  // seeding's dirty pages are written out before anything is timed (a checkpoint forced later by
+  // the seeding's WAL would fall on the measurements).
   await db.query(`VACUUM ANALYZE jobs`);
   await db.query(`VACUUM ANALYZE job_files`);
   await db.query(`VACUUM ANALYZE stored_files`);
   await db.query(`VACUUM ANALYZE job_totals`);
+  await db.query('CHECKPOINT').catch(() => undefined);
   return { seconds: (performance.now() - t0) / 1000, triggersSkipped };
 }
 

@@ -10,7 +10,7 @@ import { getJobWithFiles, markJobPurged, type ApiKeyRow, type JobFileWithOutput,
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
-import type { PendingJob } from './job-waiter.ts';
+import type { NotifiedJob, PendingJob } from './job-waiter.ts';
 import { jobErrorMessage, toFileResult, urlBuilder, type UrlFor } from './job-responses.ts';
 import { submitMultipart } from './multipart-intake.ts';
 import { contentDisposition } from './files.routes.ts';
@@ -29,7 +29,7 @@ export function syncRouter(deps: GatewayDeps): Router {
   const handle = (jobType: JobType) => async (req: Request, res: Response) => {
     const key = apiKeyOf(req);
     const bytes = wantsBytes(req);
-    const { created, final } = await submitAndWait(deps, res, (beforeCommit) =>
+    const { created, final, notified } = await submitAndWait(deps, res, (beforeCommit) =>
       submitMultipart(deps, req, res, key, {
         jobType,
         beforeCommit: async (jobId, tx) => {
@@ -39,8 +39,8 @@ export function syncRouter(deps: GatewayDeps): Router {
         },
       }),
     );
-    if (bytes && final) return void (await answerBytes(deps, res, key, created.jobId, created.request.saveToStorage === true));
-    await answerSync(deps, req, res, key, created.jobId, final, created.request.saveToStorage === true);
+    if (bytes && final) return void (await answerBytes(deps, res, key, created.jobId, created.request.saveToStorage === true, notified));
+    await answerSync(deps, req, res, key, created.jobId, final, created.request.saveToStorage === true, undefined, notified);
   };
   r.post('/convert', handle('convert'));
   r.post('/compress', handle('compress'));
@@ -81,8 +81,8 @@ async function refuseManyFiles(tx: Queryable, jobId: string): Promise<void> {
  * size and name in the headers, the job id in Kiln-Job-Id). A failed file gets the usual error
  * answer. Without saveToStorage nothing is kept once it is sent.
  */
-async function answerBytes(deps: GatewayDeps, res: Response, key: ApiKeyRow, jobId: string, save: boolean): Promise<void> {
-  const found = await getJobWithFiles(deps.pool, jobId, key.id);
+async function answerBytes(deps: GatewayDeps, res: Response, key: ApiKeyRow, jobId: string, save: boolean, notified?: NotifiedJob): Promise<void> {
+  const found = fromNotice(notified, jobId, key) ?? (await getJobWithFiles(deps.pool, jobId, key.id));
   if (!found) throw new AppError('not_found', `No job ${jobId}.`);
   const { job, files: rows } = found;
   const f = rows[0];
@@ -114,6 +114,12 @@ async function answerBytes(deps: GatewayDeps, res: Response, key: ApiKeyRow, job
   }
 }
 
+/** The notice's job when it is this key's job `jobId`, final (else the answer reads it). */
+function fromNotice(n: NotifiedJob | undefined, jobId: string, key: ApiKeyRow): NotifiedJob | undefined {
+  if (!n || n.job.id !== jobId || n.job.apiKeyId !== key.id) return undefined;
+  return n.job.status === 'completed' || n.job.status === 'failed' ? n : undefined;
+}
+
 /**
  * The answer of a request that waited for its job (sync convert/compress, a media tool without
  * async): 202 with the job id past SYNC_TIMEOUT_SECONDS; the error of the first file when every file
@@ -129,8 +135,10 @@ export async function answerSync(
   final: boolean,
   save: boolean,
   extra: (rows: JobFileWithOutput[]) => Record<string, unknown> = () => ({}),
+  /** The job as its NOTIFY carried it: the answer is built from it without reading the job again. */
+  notified?: NotifiedJob,
 ): Promise<void> {
-  const found = await getJobWithFiles(deps.pool, jobId, key.id);
+  const found = fromNotice(notified, jobId, key) ?? (await getJobWithFiles(deps.pool, jobId, key.id));
   if (!found) throw new AppError('not_found', `No job ${jobId}.`);
   const { job, files: rows } = found;
   if (!final) {
@@ -183,7 +191,7 @@ export async function submitAndWait<T extends Submitted>(
   submit: (beforeCommit: (jobId: string) => void) => Promise<T>,
   /** False for a submission that is answered at once (a media tool's async=true). */
   shouldWait: (created: T) => boolean = () => true,
-): Promise<{ created: T; final: boolean }> {
+): Promise<{ created: T; final: boolean; notified?: NotifiedJob }> {
   let pending: PendingJob | undefined;
   let created: T;
   try {
@@ -202,7 +210,8 @@ export async function submitAndWait<T extends Submitted>(
   res.on('close', () => abort.abort());
   const timeoutMs = deps.config.SYNC_TIMEOUT_SECONDS * 1000;
   const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal));
-  return { created, final };
+  const notified = final ? pending?.notified() : undefined;
+  return { created, final, ...(notified ? { notified } : {}) };
 }
 
 /**

@@ -394,7 +394,7 @@ export async function finishFile(
               output_file_id = (SELECT id FROM s), result = $8::jsonb, completed_at = now(),
               error_code = $9::text, error_message = $10::text
         WHERE id = $1 AND status IN ('pending', 'processing')
-        RETURNING job_id),
+        RETURNING *),
      j AS (
        UPDATE jobs SET
               completed_files = completed_files + $7::int,
@@ -415,12 +415,35 @@ export async function finishFile(
                 THEN now() + make_interval(secs => coalesce(retention_hours, $11) * 3600) ELSE expires_at END
         WHERE id = $2 AND EXISTS (SELECT 1 FROM f)
         -- now() is the statement's transaction time: completed_at equals it only if this statement set it.
-        RETURNING status, cancelled, completed_at IS NOT NULL AND completed_at = now() AS job_final,
+        RETURNING *, completed_at IS NOT NULL AND completed_at = now() AS job_final,
                   completed_files + failed_files >= total_files AS all_done,
                   NOT cancelled AND status = 'processing' AND create_archive AND completed_files > 0
-                    AND completed_files + failed_files >= total_files AS needs_archive)
+                    AND completed_files + failed_files >= total_files AS needs_archive),
+     -- The waiters' notice. A job of one file carries itself and its file (what getJobWithFiles
+     -- returns), so the sync answer needs no read; the file row is this statement's own. Jobs of
+     -- several files carry the id only: their other files may have been finished by statements that
+     -- committed after this one's snapshot. Payloads near pg_notify's 8000-byte limit fall back too.
+     n AS (
+       SELECT CASE WHEN j.total_files = 1 THEN json_build_object(
+                'id', j.id,
+                'job', json_build_object('id', j.id, 'apiKeyId', j.api_key_id, 'jobType', j.job_type, 'status', j.status,
+                  'createArchive', j.create_archive, 'totalFiles', j.total_files, 'completedFiles', j.completed_files,
+                  'failedFiles', j.failed_files, 'errorMessage', j.error_message, 'cancelled', j.cancelled, 'createdAt', j.created_at,
+                  'startedAt', j.started_at, 'completedAt', j.completed_at, 'expiresAt', j.expires_at, 'archiveFileId', j.archive_file_id,
+                  'dialect', j.dialect, 'tool', j.tool, 'progress', 100),
+                'files', json_build_array(json_build_object('id', f.id, 'jobId', f.job_id, 'idx', f.idx, 'filename', f.filename,
+                  'sourceKey', f.source_key, 'sourceKind', f.source_kind, 'originalSize', f.original_size, 'options', f.options,
+                  'status', f.status, 'progress', f.progress, 'attempts', f.attempts, 'result', f.result, 'outputFileId', f.output_file_id,
+                  'errorCode', f.error_code, 'errorMessage', f.error_message, 'sourceUrl', f.source_url,
+                  'sourceMaxBytes', f.source_max_bytes::float8, 'extraSources', f.extra_sources,
+                  'output', CASE WHEN f.output_file_id IS NULL THEN NULL ELSE json_build_object('id', f.output_file_id, 'jobId', j.id,
+                    'storageKey', $3::text, 'filename', $4::text, 'mimeType', $5::text, 'size', $6::bigint) END))
+              )::text END AS body
+         FROM j, f
+        WHERE j.job_final AND NOT j.cancelled AND $12::text IS NOT NULL)
      SELECT status, all_done, job_final AND NOT cancelled AS job_final, needs_archive,
-            CASE WHEN job_final AND NOT cancelled AND $12::text IS NOT NULL THEN pg_notify($12, $2::text) END AS notified
+            CASE WHEN job_final AND NOT cancelled AND $12::text IS NOT NULL THEN pg_notify($12,
+              coalesce((SELECT CASE WHEN octet_length(body) < 7900 THEN body END FROM n), $2::text)) END AS notified
        FROM j`,
       [
         fileId,
