@@ -28,8 +28,21 @@ export interface GrowthOptions {
 }
 
 /** Seeds `total` finished jobs: `keyJobs` of them for `listKey`, the rest spread over `others` keys. */
-export async function seed(db: pg.Client, listKey: string, keyJobs: number, total: number, otherKeys: string[]): Promise<{ seconds: number; triggersSkipped: boolean }> {
+export async function seed(
+  db: pg.Client,
+  listKey: string,
+  keyJobs: number,
+  total: number,
+  otherKeys: string[],
+): Promise<{ seconds: number; triggersSkipped: boolean; stepSeconds: Record<string, number> }> {
   const t0 = performance.now();
+  const steps: Record<string, number> = {};
+  let last = t0;
+  const step = (name: string) => {
+    const now = performance.now();
+    steps[name] = round((now - last) / 1000, 1);
+    last = now;
+  };
   // As superuser (the embedded server), skip the triggers and foreign-key checks while seeding and
   // write the job totals once at the end; otherwise the triggers run and the deltas are folded.
   let triggersSkipped = true;
@@ -49,8 +62,8 @@ export async function seed(db: pg.Client, listKey: string, keyJobs: number, tota
       `WITH ids AS (SELECT s, gen_random_uuid() AS job_id FROM generate_series($5::int, $6::int) s),
        g AS (
          -- The file and its stored result share the job's id (each table's own primary key), so that
-         -- in id order every primary key is written in order: a random id per table made the seeding
-         -- a random walk over indexes larger than shared_buffers (120 s at load 12–16 against ~60 s).
+         -- in id order every primary key is written in order, not at random over indexes larger than
+         -- shared_buffers.
          SELECT s, job_id, job_id AS file_id, job_id AS stored_id,
                 CASE WHEN s <= $3 THEN $1::uuid ELSE (SELECT id FROM seed_keys WHERE n = s % $4) END AS key_id,
                 -- A year of history, newest first; one in ten failed.
@@ -76,6 +89,7 @@ export async function seed(db: pg.Client, listKey: string, keyJobs: number, tota
       [listKey, total, keyJobs, Math.max(1, otherKeys.length), from, to],
     );
   }
+  step('insert');
   if (triggersSkipped) {
     await db.query(`SET session_replication_role = DEFAULT`);
     await db.query(
@@ -86,15 +100,20 @@ export async function seed(db: pg.Client, listKey: string, keyJobs: number, tota
   } else {
     await foldJobTotals(db);
   }
-  // A year-old database has been vacuumed and analysed by autovacuum many times over, and the
-  // seeding's dirty pages are written out before anything is timed (a checkpoint forced later by
-  // the seeding's WAL would fall on the measurements).
+  step('totals');
+  // A year-old database has been vacuumed and analysed by autovacuum many times over (jobs' visibility
+  // map is what lets the listings scan indexes only). Left to autovacuum, the insert-triggered vacuum
+  // of the file tables ran during the measurements (submit ratio 1.30 in one such run). The seeding's
+  // dirty pages are written out before anything is timed, for the same reason.
   await db.query(`VACUUM ANALYZE jobs`);
+  step('vacuum jobs');
   await db.query(`VACUUM ANALYZE job_files`);
   await db.query(`VACUUM ANALYZE stored_files`);
   await db.query(`VACUUM ANALYZE job_totals`);
+  step('vacuum files');
   await db.query('CHECKPOINT').catch(() => undefined);
-  return { seconds: (performance.now() - t0) / 1000, triggersSkipped };
+  step('checkpoint');
+  return { seconds: (performance.now() - t0) / 1000, triggersSkipped, stepSeconds: steps };
 }
 
 /** The tables that grow with every job: a plan must never read them whole. */
@@ -206,6 +225,7 @@ export async function measureGrowth(mainKiln: RunningKiln, o: GrowthOptions) {
         storedFiles: rows.rows[0]!.stored,
         listKeyJobs: o.keyJobs,
         seconds: round(seeded.seconds, 1),
+        stepSeconds: seeded.stepSeconds,
         triggersSkipped: seeded.triggersSkipped,
       },
       plans,
