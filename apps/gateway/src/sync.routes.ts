@@ -103,12 +103,22 @@ async function answerBytes(deps: GatewayDeps, res: Response, key: ApiKeyRow, job
     'Kiln-Job-Id': job.id,
     ...(save ? { 'Kiln-Stored-File-Id': out.id } : {}),
   });
+  if (!save && stat.size <= deps.config.SYNC_INLINE_MAX_BYTES) {
+    // Nothing is kept: as for the inline answer, the job is purged before the answer goes, so a
+    // client that reads the job next finds it so. Up to SYNC_INLINE_MAX_BYTES is held to do that.
+    const bytes = await readAll(await deps.store.open(out.storageKey));
+    await deps.store.delete([keys.job(job.id)]);
+    await markJobPurged(deps.pool, job.id);
+    res.end(bytes);
+    return;
+  }
   try {
     await pipeline(await deps.store.open(out.storageKey), res);
   } catch (err) {
     if (!((err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed)) throw err;
   }
   if (!save) {
+    // Larger than SYNC_INLINE_MAX_BYTES: streamed, then deleted.
     await deps.store.delete([keys.job(job.id)]);
     await markJobPurged(deps.pool, job.id);
   }

@@ -13,3 +13,5 @@ export * from './heartbeats.repo.ts';
 export * from './rate-limits.repo.ts';
 export * from './turbofiles.repo.ts';
 export * from './job-totals.repo.ts';
+export * from './worker-holds.repo.ts';
+export * from './unavailable.ts';
