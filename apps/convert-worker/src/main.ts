@@ -8,6 +8,6 @@ await runWorkerProcess({
   register: async (deps, config) => {
     await workFileQueues(deps, config, 'convert');
     await deps.queue.work(QUEUES.archiveBuild, 1, createArchiveHandler(deps));
-    startRetentionSweeper(deps.pool, deps.store, deps.log, config.RETENTION_SWEEP_SECONDS * 1000);
+    startRetentionSweeper(deps.pool, deps.store, deps.log, config.RETENTION_SWEEP_SECONDS * 1000, config.RETENTION_SWEEP_BATCH);
   },
 });

@@ -72,7 +72,7 @@ export function mediaRouter(deps: GatewayDeps): Router {
       throw new AppError('not_implemented', spec.unavailable, { detail: { tool: name } });
     }
     const key = apiKeyOf(req);
-    const { created, final } = await submitAndWait(
+    const { created, final, notified } = await submitAndWait(
       deps,
       res,
       (beforeCommit) => submitTool(deps, req, res, key, name, beforeCommit),
@@ -84,10 +84,20 @@ export function mediaRouter(deps: GatewayDeps): Router {
       res.json({ jobId: created.jobId, status: job?.status ?? 'pending', tool: name });
       return;
     }
-    await answerSync(deps, req, res, key, created.jobId, final, created.save, (rows) => {
-      const r = rows[0] ? readFileResult(rows[0].result) : {};
-      return { tool: name, ...(r.metadata ? { metadata: r.metadata } : {}), ...(r.storyboard ? { storyboard: r.storyboard } : {}) };
-    });
+    await answerSync(
+      deps,
+      req,
+      res,
+      key,
+      created.jobId,
+      final,
+      created.save,
+      (rows) => {
+        const r = rows[0] ? readFileResult(rows[0].result) : {};
+        return { tool: name, ...(r.metadata ? { metadata: r.metadata } : {}), ...(r.storyboard ? { storyboard: r.storyboard } : {}) };
+      },
+      notified,
+    );
   });
   return r;
 }

@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AppError, parseJobFields, type JobRequest, type JobType } from '@kiln/contracts';
-import type { ApiKeyRow } from '@kiln/db';
+import type { ApiKeyRow, Queryable } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { admitSubmission, checkPair, submitJob, type Submitted } from './jobs.service.ts';
 import { JOB_FILE_FIELDS, receiveUpload, uploadLimitsFor, type FileFields } from './upload.ts';
@@ -33,7 +33,7 @@ export interface MultipartOptions {
   /** Runs once the body (fields included) is read, before anything is validated or created; a throw discards the upload. */
   afterUpload?: (fields: Record<string, unknown>) => void;
   /** Passed to submitJob: runs just before the new job's transaction commits. */
-  beforeCommit?: (jobId: string) => void | Promise<void>;
+  beforeCommit?: (jobId: string, tx: Queryable) => void | Promise<void>;
 }
 
 export interface SubmittedUpload extends Submitted {

@@ -60,6 +60,9 @@ export const fragments = {
     ),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Log verbosity; `debug` adds one access line per HTTP request.'),
     RETENTION_HOURS: z.coerce.number().positive().default(24).describe('Results and sources are deleted this long after a job ends.'),
+    QUEUE_HISTORY_SECONDS: int(3600, 60).describe(
+      "How long pg-boss keeps a finished queue message before its maintenance deletes it (Kiln's own tables are the record of every job; this only bounds pg-boss's table).",
+    ),
     EMBEDDED_PG_PORT: int(54329, 1).describe('Port of the embedded Postgres server (127.0.0.1; Kiln itself connects through a unix socket in DATA_DIR/postgres).'),
     KILN_ROLES: z
       .string()
@@ -178,6 +181,9 @@ export const fragments = {
     RESIZE_PRESETS: z.string().optional().describe('JSON overriding resize presets, e.g. {"email":{"width":640,"fit":"inside"}}.'),
     SHARP_CONCURRENCY: int(0, 0).describe('libvips threads per image (0 = sharp default, one per core).'),
     RETENTION_SWEEP_SECONDS: int(60, 1).describe('How often the convert worker deletes the blobs of expired jobs.'),
+    RETENTION_SWEEP_BATCH: int(200, 1).describe(
+      'Expired jobs purged per batch; a sweep runs batches (each its own short statements, no long lock) until none is left or RETENTION_SWEEP_SECONDS have passed.',
+    ),
     STORAGE_RETRY_MAX_SECONDS: int(3600, 0).describe(
       'While storage is unavailable a worker puts its file back in the queue (no retry spent) for at most this long before counting failures.',
     ),

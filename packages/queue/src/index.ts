@@ -20,6 +20,8 @@ export interface QueueOptions {
   retryLimit: number;
   /** Longest a message may stay active before pg-boss gives it to another worker. */
   expireInSeconds: number;
+  /** How long pg-boss keeps a finished message (queue option deleteAfterSeconds); our tables are the record. */
+  deleteAfterSeconds?: number;
   /**
    * A running message's heartbeat (pg-boss `heartbeatSeconds`, at least 10): pg-boss refreshes it at
    * half this while the handler runs, and a message whose heartbeat is older than this (its worker
@@ -114,6 +116,8 @@ export class Queue {
         retryDelay: 2,
         retryDelayMax: 60,
         expireInSeconds: this.opts.expireInSeconds,
+        // pg-boss's default keeps finished messages 7 days; Kiln never reads them again.
+        deleteAfterSeconds: this.opts.deleteAfterSeconds ?? 3600,
         ...(this.opts.heartbeatSeconds ? { heartbeatSeconds: this.opts.heartbeatSeconds } : {}),
       };
       const existing = await this.boss.getQueue(name);

@@ -115,6 +115,7 @@ export async function startWorker(opts: {
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
     ...fileQueueTimings({ fileTimeoutSeconds: config.FILE_TIMEOUT_SECONDS, recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS, orphanSeconds: config.WORKER_ORPHAN_SECONDS }),
+    deleteAfterSeconds: config.QUEUE_HISTORY_SECONDS,
     onError: (err) => log.error('queue error', { err }),
   });
   await queue.start();

@@ -38,7 +38,15 @@ const SUBMIT_ERRORS: readonly ErrorCode[] = [
 ];
 
 const syncDescription = (what: string) =>
-  `${what} The request is queued exactly like a job and held until the job ends (SYNC_TIMEOUT_SECONDS, default 60 s); past that the answer is 202 with the job id to poll. When every file fails, the call fails with the first file's error (detail.results lists them all).`;
+  `${what} The request is queued exactly like a job and held until the job ends (SYNC_TIMEOUT_SECONDS, default 60 s); past that the answer is 202 with the job id to poll. When every file fails, the call fails with the first file's error (detail.results lists them all). With ?download=1 (or Accept: application/octet-stream and not JSON) a request of one file is answered with the result's bytes instead (its Content-Type, Content-Disposition, and Kiln-Job-Id); several files are then refused with 400 invalid_field.`;
+
+/** `?download=1` on the sync endpoints: the result's bytes as the answer (docs/api.md). */
+const downloadQuery = z.object({
+  download: z
+    .enum(['1', 'true', '0', 'false'])
+    .optional()
+    .describe("1 or true: answer a request of one file with the result's bytes (one request instead of the JSON answer and a download)."),
+});
 
 const formatsBody = z
   .object({
@@ -200,6 +208,7 @@ export const convertlyDocs: RouteDoc[] = [
     tag: 'Media',
     auth: 'apiKey',
     errorBody: 'convertly',
+    query: downloadQuery,
     headers: idempotency,
     body: { contentType: 'multipart/form-data', schema: jobFormSchema('convert').meta({ id: 'ConvertRequest' }) },
     responses: {
@@ -217,6 +226,7 @@ export const convertlyDocs: RouteDoc[] = [
     tag: 'Media',
     auth: 'apiKey',
     errorBody: 'convertly',
+    query: downloadQuery,
     headers: idempotency,
     body: { contentType: 'multipart/form-data', schema: jobFormSchema('compress').meta({ id: 'CompressRequest' }) },
     responses: {
