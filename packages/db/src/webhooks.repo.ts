@@ -1,5 +1,5 @@
 /**
- * Webhook endpoints, the event outbox and its deliveries (migration 0008). Events are inserted by the
+ * Webhook endpoints, the event outbox and its deliveries (migration 0011). Events are inserted by the
  * same transaction as the job change they describe, together with one delivery row per recipient; the
  * workers claim due deliveries with SKIP LOCKED, one recipient's deliveries of one job strictly in
  * event order, and a claim is a lease: a worker that dies mid-send leaves a row another one takes

@@ -1,5 +1,5 @@
 /**
- * Worker processes and the files they hold (migration 0007). A process registers itself, refreshes
+ * Worker processes and the files they hold (migration 0010). A process registers itself, refreshes
  * `seen_at` while it lives and removes itself on a clean stop; one that died without stopping is
  * found by its stale `seen_at`. A hold is taken right after a file is claimed and released when the
  * attempt ends: at most one live process holds a file, so a duplicate or retried message for a file
