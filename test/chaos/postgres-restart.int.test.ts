@@ -25,6 +25,9 @@ let kiln: Kiln;
 let db: ReturnType<typeof sql>;
 let video: Awaited<ReturnType<typeof longVideo>>;
 let png: Buffer;
+/** The submission loop: stopped by the test, or by afterAll when the test failed half-way. */
+let submitting = false;
+let loop: Promise<void> | undefined;
 
 async function startPostgres(): Promise<EmbeddedServer> {
   const s = await startEmbedded({ dataDir: pgDir, port: pgPort });
@@ -54,6 +57,8 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  submitting = false;
+  await loop;
   await db?.end();
   if (kiln) await keepLogs('postgres-restart', kiln.logs());
   await kiln?.stop();
@@ -83,8 +88,8 @@ test('Postgres restarted under load: 503 with Retry-After during the gap, every 
 
   // A steady stream of small jobs for the whole test, each request bounded.
   const answers: Answer[] = [];
-  let submitting = true;
-  const loop = (async () => {
+  submitting = true;
+  loop = (async () => {
     for (let i = 0; submitting; i++) {
       const started = Date.now();
       try {
