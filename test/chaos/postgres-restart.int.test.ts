@@ -77,6 +77,14 @@ interface Answer {
   error?: string;
 }
 
+/** Fails at once, with the reason, when the gateway or the worker has died (rather than timing out later). */
+function assertAlive(): void {
+  for (const app of ['gateway', 'convert-worker'] as const) {
+    const p = kiln.procs.get(app);
+    if (!p || p.exitCode !== null || p.signalCode !== null) throw new Error(`${app} exited (${p?.exitCode ?? p?.signalCode}) during the outage:\n${kiln.logs().slice(-4000)}`);
+  }
+}
+
 async function job(jobId: string): Promise<JobDetailJson | undefined> {
   const r = await kiln.api(`/api/jobs/${jobId}`, { signal: AbortSignal.timeout(REQUEST_DEADLINE_MS) });
   return r.status === 200 ? ((await r.json()) as JobDetailJson) : undefined;
@@ -135,7 +143,15 @@ test('Postgres restarted under load: 503 with Retry-After during the gap, every 
 
   // Outage 2: a plain 3 s restart under the same load.
   const after1 = back;
-  await until('a submission accepted after outage 1', async () => answers.some((a) => a.status === 200 && a.at > after1), 60_000, 100);
+  await until(
+    'a submission accepted after outage 1',
+    async () => {
+      assertAlive();
+      return answers.some((a) => a.status === 200 && a.at > after1);
+    },
+    60_000,
+    100,
+  );
   await server.stop();
   await new Promise((r) => setTimeout(r, 3000));
   server = await startPostgres();
@@ -143,7 +159,15 @@ test('Postgres restarted under load: 503 with Retry-After during the gap, every 
 
   // More load after the last return, then stop submitting.
   const after2 = back;
-  await until('a submission accepted after outage 2', async () => answers.some((a) => a.status === 200 && a.at > after2), 60_000, 100);
+  await until(
+    'a submission accepted after outage 2',
+    async () => {
+      assertAlive();
+      return answers.some((a) => a.status === 200 && a.at > after2);
+    },
+    60_000,
+    100,
+  );
   await new Promise((r) => setTimeout(r, 2000));
   submitting = false;
   await loop;
