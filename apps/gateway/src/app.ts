@@ -16,6 +16,7 @@ import { syncRouter } from './sync.routes.ts';
 import { mediaCatalogRouter, mediaRouter } from './media.routes.ts';
 import { rateLimitByKey } from './key-limits.ts';
 import { dashboardRouter } from './dashboard/dashboard.routes.ts';
+import { docsRouter } from './docs.routes.ts';
 import { turbofilesRouter } from './turbofiles/turbofiles.routes.ts';
 
 export function createApp(deps: GatewayDeps): Express {
@@ -25,6 +26,7 @@ export function createApp(deps: GatewayDeps): Express {
   app.use(requestContext(deps));
   app.use(healthRouter(deps));
   app.use(metricsRouter(deps));
+  app.use(docsRouter());
   app.use('/api', formatsRouter());
   app.use('/api', mediaCatalogRouter());
   app.use('/api', filesRouter(deps));

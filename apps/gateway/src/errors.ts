@@ -10,6 +10,19 @@ function isUnavailable(err: unknown): boolean {
   return isDatabaseUnavailable(err);
 }
 
+/** A full disk (or quota) under the store: the server's problem, and one an operator must fix. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export function storageFull(cause?: unknown): AppError {
+  return new AppError('insufficient_storage', 'Kiln has no room left to store this upload; retry later, or ask the operator to free space in its storage (DATA_DIR).', {
+    cause,
+    detail: { reason: 'storage_full' },
+  });
+}
+
 /**
  * Anything thrown, as the AppError a client gets: ours as they are, framework and infrastructure
  * failures classified, anything else a 500 whose sentence quotes the request id (the cause is logged
@@ -31,6 +44,10 @@ export function toAppError(err: unknown, req: Request, log: Logger): AppError {
       headers: { 'Retry-After': '5' },
       detail: { reason: 'storage_unavailable' },
     });
+  }
+  if (isDiskFull(err)) {
+    log.error('storage full', { method: req.method, path: req.path, err });
+    return storageFull(err);
   }
   if (isUnavailable(err)) {
     log.error('database unavailable', { method: req.method, path: req.path, err });
@@ -56,5 +73,5 @@ export function errorHandler() {
 }
 
 export function notFound(req: Request, res: Response) {
-  res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; see GET /api/formats and the README for the API.`).toBody());
+  res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; GET /docs (or GET /openapi.json) lists every route.`).toBody());
 }

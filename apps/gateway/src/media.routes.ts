@@ -15,7 +15,19 @@
  */
 import crypto from 'node:crypto';
 import { Router, type Request } from 'express';
-import { AppError, isToolName, parseToolOptions, readFileResult, toolCatalog, toolInputRefusal, toolInputsInWords, TOOLS, type ToolName } from '@kiln/contracts';
+import {
+  AppError,
+  FILE_QUEUES,
+  isToolName,
+  parseToolOptions,
+  readFileResult,
+  toolCatalog,
+  toolInputRefusal,
+  toolInputsInWords,
+  TOOLS,
+  workClassOfTool,
+  type ToolName,
+} from '@kiln/contracts';
 import { getJob, type ApiKeyRow, type ExtraSource } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
@@ -113,7 +125,9 @@ async function submitTool(
   beforeCommit: (jobId: string) => void,
 ): Promise<ToolSubmission> {
   const spec = TOOLS[tool];
-  const admission = await admitSubmission(deps, key, idempotencyKeyOf(req));
+  // A tool that takes one class of input (gif: video) is refused for a full class before its upload is read.
+  const toolClass = workClassOfTool(tool);
+  const admission = await admitSubmission(deps, key, idempotencyKeyOf(req), { queue: toolClass ? FILE_QUEUES.convert[toolClass] : undefined });
   const jobId = crypto.randomUUID();
   const limits = uploadLimitsFor(deps.config, key);
   const parts = await receiveUpload(deps.store, req, res, jobId, limits, fileFieldsFor(tool));
@@ -181,10 +195,12 @@ async function submitTool(
       // An async request does not wait, so nothing listens for its job.
       ...(background ? {} : { beforeCommit }),
     });
-    if (!submitted.created) await deps.store.delete(stored);
+    // jobId is new and this request's alone: when no job took it, its whole folder goes (not only
+    // the parts, which would leave an empty jobs/<id>/src behind).
+    if (!submitted.created) await deps.store.delete([keys.job(jobId)]);
     return { ...submitted, save, background };
   } catch (err) {
-    await deps.store.delete(stored).catch(() => undefined);
+    await deps.store.delete([keys.job(jobId)]).catch(() => undefined);
     throw err;
   }
 }

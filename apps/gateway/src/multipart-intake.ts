@@ -50,7 +50,6 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
     { dialect: 'convertly' },
     parts.reduce((n, f) => n + f.size, 0),
   );
-  const stored = parts.map((f) => f.key);
   try {
     // Convertly's own MCP client sends every file twice, as `files` and as `file` ("each route reads
     // whichever it expects"): the job routes read `files`, and `file` only when no `files` came.
@@ -92,10 +91,12 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
       beforeCommit: opts.beforeCommit,
     });
     // A replay answers with the earlier job, which has its own copy of the files.
-    if (!submitted.created) await deps.store.delete(stored);
+    // jobId is new and this request's alone: when no job took it, its whole folder goes (not only
+    // the parts, which would leave an empty jobs/<id>/src behind).
+    if (!submitted.created) await deps.store.delete([keys.job(jobId)]);
     return { ...submitted, request };
   } catch (err) {
-    await deps.store.delete(stored).catch(() => undefined);
+    await deps.store.delete([keys.job(jobId)]).catch(() => undefined);
     throw err;
   }
 }

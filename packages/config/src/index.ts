@@ -147,8 +147,12 @@ export const fragments = {
     BOOTSTRAP_API_KEY: optStr.describe('Makes sure this API key exists at start-up (for automation).'),
   }),
   worker: z.object({
-    CONVERT_CONCURRENCY: int(cores, 1).describe('Files the convert worker processes at once.'),
-    COMPRESS_CONCURRENCY: int(cores, 1).describe('Files the compress worker processes at once.'),
+    CONVERT_CONCURRENCY: int(cores, 1).describe(
+      'Image files (raster and SVG) the convert worker processes at once; video/audio and documents/archives have slots of their own (CONVERT_MEDIA_CONCURRENCY, CONVERT_DOCUMENT_CONCURRENCY).',
+    ),
+    COMPRESS_CONCURRENCY: int(cores, 1).describe(
+      'Image files the compress worker processes at once; video/audio and documents/archives have slots of their own (COMPRESS_MEDIA_CONCURRENCY, COMPRESS_DOCUMENT_CONCURRENCY).',
+    ),
     FILE_TIMEOUT_SECONDS: int(600, 1).describe('Longest a single file conversion may run.'),
     WORKER_STOP_GRACE_SECONDS: int(25, 0).describe('On SIGTERM, how long running files may finish before they are aborted (their engines killed) and queued again.'),
     JOB_RETRY_LIMIT: int(2, 0).describe('Retries (with backoff) for engine failures and timeouts; bad input is never retried.'),
@@ -165,8 +169,10 @@ export const fragments = {
     TRACE_MAX_PIXELS: int(2_000_000, 1).describe('Largest image traced to SVG, in pixels (larger ones are downscaled to it first).'),
     PDF_MAX_PAGES: int(50, 1).describe('Most pages read from a PDF.'),
     SVG_MAX_DENSITY: int(600, 1).describe('Highest density (DPI) used to rasterise SVG input.'),
-    FFMPEG_PATH: optStr.describe('ffmpeg binary to use; else ffmpeg-static when its binary exists, else @ffmpeg-installer.'),
-    FFPROBE_PATH: optStr.describe('ffprobe binary to use; else @ffprobe-installer.'),
+    FFMPEG_PATH: optStr.describe(
+      'ffmpeg binary to use; else ffmpeg-static when its binary exists, else a system ffmpeg ≥ 5 on PATH, else the 2018 build in @ffmpeg-installer (with a start-up warning).',
+    ),
+    FFPROBE_PATH: optStr.describe('ffprobe binary to use; else the ffprobe beside FFMPEG_PATH, else a system ffprobe ≥ 5 on PATH, else @ffprobe-installer (with a warning).'),
     SEVENZIP_PATH: optStr.describe("7-Zip binary to use; else 7zip-bin's 7za."),
     HEIF_ENC_PATH: optStr.describe("libheif's heif-enc, for real HEVC HEIC output (else HEIF is AV1-coded)."),
     RESIZE_PRESETS: z.string().optional().describe('JSON overriding resize presets, e.g. {"email":{"width":640,"fit":"inside"}}.'),
@@ -206,6 +212,31 @@ export const fragments = {
     TURBOFILES_MAX_BODY_BYTES: int(64 * 1024, 1024).describe('Largest JSON:API request body under /v1, in bytes (413 above it). Uploads go to the upload link, not here.'),
   }),
   /** URL sources (`sourceUrl`) and every other outbound request (webhooks): see docs/outbound-requests.md. */
+  /**
+   * Fairness and backpressure: each class of work (media, image, document) has its own queues and its
+   * own worker slots, and new work of a class is refused with 429 while its backlog is past a limit.
+   */
+  fairness: z.object({
+    CONVERT_MEDIA_CONCURRENCY: int(1, 1).describe('Video and audio files (ffmpeg) the convert worker processes at once, in slots images never wait behind.'),
+    CONVERT_DOCUMENT_CONCURRENCY: int(1, 1).describe(
+      'PDFs, archives and compressed files (and URL sources until their type is known) the convert worker processes at once, in slots of their own.',
+    ),
+    COMPRESS_MEDIA_CONCURRENCY: int(1, 1).describe('Video and audio files the compress worker processes at once, in slots images never wait behind.'),
+    COMPRESS_DOCUMENT_CONCURRENCY: int(1, 1).describe('PDFs, archives and compressed files the compress worker processes at once, in slots of their own.'),
+    QUEUE_MAX_DEPTH_MEDIA: int(100, 0).describe(
+      'Video/audio files waiting in a queue (convert or compress) above which new video/audio work is refused with 429 queue_full and Retry-After (0 = no limit).',
+    ),
+    QUEUE_MAX_DEPTH_IMAGE: int(5000, 0).describe('Image files waiting in a queue above which new image work is refused with 429 queue_full (0 = no limit).'),
+    QUEUE_MAX_DEPTH_DOCUMENT: int(500, 0).describe('Documents/archives waiting in a queue above which new work of that class is refused with 429 queue_full (0 = no limit).'),
+    QUEUE_MAX_WAIT_SECONDS_MEDIA: int(1800, 0).describe(
+      'Seconds the oldest waiting video/audio file may have waited for a worker before new video/audio work is refused with 429 queue_full (0 = no limit).',
+    ),
+    QUEUE_MAX_WAIT_SECONDS_IMAGE: int(300, 0).describe('Seconds the oldest waiting image may have waited before new image work is refused with 429 queue_full (0 = no limit).'),
+    QUEUE_MAX_WAIT_SECONDS_DOCUMENT: int(900, 0).describe(
+      'Seconds the oldest waiting document/archive may have waited before new work of that class is refused with 429 queue_full (0 = no limit).',
+    ),
+    QUEUE_RETRY_AFTER_SECONDS: int(15, 1).describe('The Retry-After a 429 queue_full answers with.'),
+  }),
   urlImport: z.object({
     URL_IMPORT: flag(true).describe('Lets requests name an input by URL (`sourceUrl`), fetched by the workers. false refuses such requests.'),
     URL_IMPORT_ALLOWED_HOSTS: hostList.describe(
@@ -226,7 +257,9 @@ export const fragments = {
       .string()
       .min(16, 'must be at least 16 characters (e.g. the output of `openssl rand -hex 32`)')
       .optional()
-      .describe('Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`). Unset = /metrics is open to anyone who can reach it.'),
+      .describe(
+        'Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`), and that GET /readyz wants before it shows its checks, workers and engines. Unset = /metrics is open to anyone who can reach it, and /readyz shows only its status.',
+      ),
     CONVERT_METRICS_PORT: int(0, 0).describe('Port the convert worker serves GET /metrics on (Prometheus text format); 0 = off. Two convert workers on one host need two ports.'),
     COMPRESS_METRICS_PORT: int(0, 0).describe('Port the compress worker serves GET /metrics on; 0 = off.'),
   }),
@@ -267,6 +300,7 @@ export const configSchema = fragments.core
   .and(fragments.worker)
   .and(fragments.keys)
   .and(fragments.turbofiles)
+  .and(fragments.fairness)
   .and(fragments.urlImport)
   .and(fragments.observability)
   .and(fragments.dashboard)

@@ -71,6 +71,8 @@ export interface QueueDepthRow {
 
 export interface JobContext {
   id: string;
+  /** The queue the message came from (a handler that finds the file belongs elsewhere can move it). */
+  queue: QueueName;
   /** Retries already made; the attempt is the last one when `retryCount >= retryLimit`. */
   retryCount: number;
   retryLimit: number;
@@ -166,7 +168,7 @@ export class Queue {
               console.error(JSON.stringify({ level: 'error', msg: 'dropping malformed queue message', queue: name, id: job.id, issues: parsed.error.issues }));
               continue;
             }
-            await handler(parsed.data as PayloadOf<Q>, { id: job.id, retryCount: job.retryCount, retryLimit: this.opts.retryLimit, signal: job.signal });
+            await handler(parsed.data as PayloadOf<Q>, { id: job.id, queue: name, retryCount: job.retryCount, retryLimit: this.opts.retryLimit, signal: job.signal });
           }
         } finally {
           if (workerId) this.boss.notifyWorker(workerId);

@@ -57,6 +57,7 @@ import {
 import type { Logger } from '@kiln/config';
 import type { Outbound } from '@kiln/outbound';
 import type { KilnMetrics } from '@kiln/metrics';
+import { belongsElsewhere } from './class-queue-move.ts';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 import { SourceFetchError, fetchExtraSources, fetchUrlSource, type UrlFetchSettings } from './url-source.ts';
 import { retryWhileDatabaseIsDown } from './lifecycle/db-retry.ts';
@@ -236,6 +237,15 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         ? toolInputRefusal(work.tool, subject.charAt(0).toLowerCase() + subject.slice(1), kind)
         : pairRefusal(subject, kind, work.options.format, mode === 'compress');
       if (refusal) return fail('unsupported_format', refusal);
+      // A URL source is queued before its kind is known; once fetched, it runs in its own class's slots.
+      // The hold goes first, so whoever takes the new message (this worker's other slots too) may start.
+      const home = queueFor(claim.job.jobType, { kind, tool });
+      if (belongsElsewhere(ctx.queue, home)) {
+        await release();
+        await deps.queue.send(home, { jobId: payload.jobId, fileId: payload.fileId });
+        log.info('URL source fetched; moved to the queue of its class', { kind, from: ctx.queue, to: home });
+        return;
+      }
       if (!work.tool) engine = engineNameFor(mode, kind, work.options.format ?? compressTargetFor(kind));
       const extras: ToolInput[] = [];
       for (const e of src.extras) {

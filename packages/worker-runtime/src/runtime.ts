@@ -5,7 +5,7 @@
 import { DEFAULT_RESIZE_PRESETS, DIALECTS, JOB_TYPES, presetOverridesSchema, type PresetTable } from '@kiln/contracts';
 import { loadConfig, loggerFor, type Config, type Logger } from '@kiln/config';
 import { createMetrics, startMetricsServer, type MetricsServer } from '@kiln/metrics';
-import { resolveFfmpeg, resolveFfprobe, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
+import { resolveFfmpeg, resolveFfprobe, toolOptions, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
 import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
@@ -72,13 +72,11 @@ export function settingsFrom(config: Config): WorkerSettings {
 export async function engineReport(settings: WorkerSettings): Promise<Record<string, unknown>> {
   const describe = (p: Promise<ResolvedBinary>) =>
     p.then(
-      (b) => ({ path: b.path, source: b.source, version: b.version }),
+      (b) => ({ path: b.path, source: b.source, version: b.version, ...(b.warning ? { warning: b.warning } : {}) }),
       (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }),
     );
-  const [ffmpeg, ffprobe] = await Promise.all([
-    describe(resolveFfmpeg(settings.engines.ffmpegPath ? { configuredPath: settings.engines.ffmpegPath } : {})),
-    describe(resolveFfprobe(settings.engines.ffprobePath ? { configuredPath: settings.engines.ffprobePath } : {})),
-  ]);
+  const o = toolOptions(settings.engines);
+  const [ffmpeg, ffprobe] = await Promise.all([describe(resolveFfmpeg(o.ffmpeg)), describe(resolveFfprobe(o.ffprobe))]);
   return { ffmpeg, ffprobe, sharp: { version: sharp.versions.sharp ?? null, libvips: sharp.versions.vips } };
 }
 
@@ -159,8 +157,13 @@ export async function startWorker(opts: {
     storage: { driver: store.kind, ...store.location },
     metrics: metricsServer ? `http://${config.HOST}:${metricsServer.port}/metrics` : `off (${opts.metricsPort}=0)`,
   });
-  const engines = { ...(await engineReport(deps.settings)), engineLimits };
+  const engines: Record<string, unknown> = { ...(await engineReport(deps.settings)), engineLimits };
   log.info('engines', engines);
+  // The bundled 2018 ffmpeg parses hostile uploads with years of known bugs: say so, loudly, with the fix.
+  for (const tool of ['ffmpeg', 'ffprobe'] as const) {
+    const warning = (engines[tool] as { warning?: string } | undefined)?.warning;
+    if (warning) log.warn(`outdated ${tool}: ${warning}`, { engine: tool });
+  }
   if (engineLimits.warning) log.warn(`engine limits: ${engineLimits.warning}`, { engineLimits });
   const beat = () => upsertWorkerHeartbeat(pool, opts.service, engines).catch((err) => log.warn('heartbeat failed', { err }));
   await beat();
