@@ -25,6 +25,9 @@ let kiln: Kiln;
 let db: ReturnType<typeof sql>;
 let video: Awaited<ReturnType<typeof longVideo>>;
 let png: Buffer;
+/** The submission loop: stopped by the test, or by afterAll when the test failed half-way. */
+let submitting = false;
+let loop: Promise<void> | undefined;
 
 async function startPostgres(): Promise<EmbeddedServer> {
   const s = await startEmbedded({ dataDir: pgDir, port: pgPort });
@@ -54,6 +57,8 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  submitting = false;
+  await loop;
   await db?.end();
   if (kiln) await keepLogs('postgres-restart', kiln.logs());
   await kiln?.stop();
@@ -72,6 +77,14 @@ interface Answer {
   error?: string;
 }
 
+/** Fails at once, with the reason, when the gateway or the worker has died (rather than timing out later). */
+function assertAlive(): void {
+  for (const app of ['gateway', 'convert-worker'] as const) {
+    const p = kiln.procs.get(app);
+    if (!p || p.exitCode !== null || p.signalCode !== null) throw new Error(`${app} exited (${p?.exitCode ?? p?.signalCode}) during the outage:\n${kiln.logs().slice(-4000)}`);
+  }
+}
+
 async function job(jobId: string): Promise<JobDetailJson | undefined> {
   const r = await kiln.api(`/api/jobs/${jobId}`, { signal: AbortSignal.timeout(REQUEST_DEADLINE_MS) });
   return r.status === 200 ? ((await r.json()) as JobDetailJson) : undefined;
@@ -83,8 +96,8 @@ test('Postgres restarted under load: 503 with Retry-After during the gap, every 
 
   // A steady stream of small jobs for the whole test, each request bounded.
   const answers: Answer[] = [];
-  let submitting = true;
-  const loop = (async () => {
+  submitting = true;
+  loop = (async () => {
     for (let i = 0; submitting; i++) {
       const started = Date.now();
       try {
@@ -130,7 +143,15 @@ test('Postgres restarted under load: 503 with Retry-After during the gap, every 
 
   // Outage 2: a plain 3 s restart under the same load.
   const after1 = back;
-  await until('a submission accepted after outage 1', async () => answers.some((a) => a.status === 200 && a.at > after1), 60_000, 100);
+  await until(
+    'a submission accepted after outage 1',
+    async () => {
+      assertAlive();
+      return answers.some((a) => a.status === 200 && a.at > after1);
+    },
+    60_000,
+    100,
+  );
   await server.stop();
   await new Promise((r) => setTimeout(r, 3000));
   server = await startPostgres();
@@ -138,7 +159,15 @@ test('Postgres restarted under load: 503 with Retry-After during the gap, every 
 
   // More load after the last return, then stop submitting.
   const after2 = back;
-  await until('a submission accepted after outage 2', async () => answers.some((a) => a.status === 200 && a.at > after2), 60_000, 100);
+  await until(
+    'a submission accepted after outage 2',
+    async () => {
+      assertAlive();
+      return answers.some((a) => a.status === 200 && a.at > after2);
+    },
+    60_000,
+    100,
+  );
   await new Promise((r) => setTimeout(r, 2000));
   submitting = false;
   await loop;

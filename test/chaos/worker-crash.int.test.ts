@@ -20,7 +20,7 @@ beforeAll(async () => {
   video = await longVideo(40);
   kiln = await startKiln({
     apps: ['gateway', 'convert-worker'],
-    env: { WORKER_ORPHAN_SECONDS: String(ORPHAN_SECONDS), CONVERT_CONCURRENCY: '2', JOB_RETRY_LIMIT: '2' },
+    env: { WORKER_ORPHAN_SECONDS: String(ORPHAN_SECONDS), CONVERT_CONCURRENCY: '2', CONVERT_MEDIA_CONCURRENCY: '2', JOB_RETRY_LIMIT: '2' },
   });
   db = sql(kiln.db.url);
 }, 180_000);
@@ -44,7 +44,7 @@ test('kill -9 of a worker mid-file: every job completes once, its engines die wi
     jobIds.push(((await r.json()) as { jobId: string }).jobId);
   }
   const worker = kiln.procs.get('convert-worker')!;
-  // Mid-file: two ffmpegs of this worker running (CONVERT_CONCURRENCY=2), and their scratch recorded.
+  // Mid-file: two ffmpegs of this worker running (CONVERT_MEDIA_CONCURRENCY=2), and their scratch recorded.
   const engines = await until(
     'two ffmpeg conversions to be running',
     async () => {

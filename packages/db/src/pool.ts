@@ -31,6 +31,13 @@ export function createPool(connectionString: string, max = 10, opts: { preparedS
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', (err) => console.error(JSON.stringify({ level: 'error', msg: 'idle postgres client error', err: err.message })));
+  // Nor may a checked-out one: pg-pool takes its own error listener off a client while it is lent
+  // out, and a client whose server goes away between two queries (a transaction's, when Postgres
+  // restarts) then emits an 'error' nobody handles, which kills the process. The query in flight
+  // fails on its own and the broken client is dropped when released; this only keeps us alive.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => console.error(JSON.stringify({ level: 'warn', msg: 'postgres connection lost while in use', err: err.message })));
+  });
   return pool;
 }
 
