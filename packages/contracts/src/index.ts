@@ -13,3 +13,4 @@ export * from './resize-presets.ts';
 export * from './key-limits.ts';
 export * from './turbofiles.ts';
 export * from './media-tools.ts';
+export * from './job-events.ts';

@@ -110,6 +110,9 @@ function classify(kind: CodecErrorKind): { permanent: boolean; code: FileErrorCo
   }
 }
 
+/** The least time between two progress writes of one file. */
+export const PROGRESS_MIN_INTERVAL_MS = 500;
+
 export function outputFilename(original: string, ext: string): string {
   const base = path.basename(original).replace(/\.[^.]*$/, '') || 'file';
   return `${base}.${ext}`;
@@ -183,6 +186,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       codecStarted = undefined;
     };
     let lastProgress = 0;
+    let lastProgressAt = -Infinity;
     const signal = deps.stopSignal ? AbortSignal.any([ctx.signal, deps.stopSignal]) : ctx.signal;
     // Taken inside the try: with remote storage, fetching the source can fail like any other step.
     let scratch: { dir: string; release: () => Promise<void> } | undefined;
@@ -212,10 +216,14 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       scratch = await store.scratch();
       const source = await store.localPath(file.sourceKey);
       held.push(source);
+      // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0012): at most
+      // one per PROGRESS_MIN_INTERVAL_MS per file, and only when the percentage moved.
       const onProgress = (f: number) => {
         const pct = Math.floor(f * 100);
-        if (pct >= lastProgress + 5) {
+        const now = performance.now();
+        if (pct > lastProgress && now - lastProgressAt >= PROGRESS_MIN_INTERVAL_MS) {
           lastProgress = pct;
+          lastProgressAt = now;
           void setFileProgress(pool, file.id, pct).catch(() => undefined);
         }
       };
