@@ -127,6 +127,7 @@ maybe(
     await kiln.startApp('convert-worker');
     await page.locator('[data-live-job][data-status="completed"]').waitFor({ timeout: 60_000 });
     expect(await page.evaluate('window.__notReloaded')).toBe(true);
+    await shot(page, 'job-live-1280');
     expect(await page.locator('tr[data-file-index="0"]').textContent()).toMatch(/sunset\.jpg[\s\S]*completed[\s\S]*jpg 300×200/);
     expect(await page.locator('[data-live-job] [data-field=progress]').textContent()).toBe('100%');
     expect(await page.locator('[data-live-job] [data-field=completedAt]').textContent()).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d UTC$/);

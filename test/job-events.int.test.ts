@@ -8,6 +8,7 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 import { sniff } from '@kiln/formats';
 import { resolveFfmpeg } from '@kiln/codec';
 import { parseEventId } from '@kiln/contracts';
@@ -19,6 +20,7 @@ import { makeClip, makeTempDir } from '../packages/codec/test/helpers/media-fixt
 let kiln: Kiln;
 let gatewayB: ChildProcess;
 let urlB: string;
+let logB = '';
 let media: { dir: string; cleanup: () => Promise<void> };
 let clip: Buffer;
 const opened: SseStream[] = [];
@@ -47,12 +49,15 @@ beforeAll(async () => {
       DB_POOL_MAX: '3',
       EVENTS_MAX_STREAMS: '1',
     },
-    () => undefined,
+    (text) => {
+      logB = (logB + text).slice(-50_000);
+    },
     'gateway-b',
   );
 }, 120_000);
 
 afterAll(async () => {
+  if (process.env.KILN_TEST_DUMP_LOGS) await fs.writeFile(process.env.KILN_TEST_DUMP_LOGS, `${kiln?.logs()}\n${logB}`);
   for (const s of opened) s.close();
   if (gatewayB) await stopProcess(gatewayB);
   await kiln?.stop();
@@ -95,6 +100,23 @@ describe('while no worker runs', () => {
     await s.ended;
     expect(names(s.events)).toEqual(['snapshot', 'file', 'progress', 'failed']);
     expect(s.events[1]!.data).toMatchObject({ index: 0, status: 'failed', error: { code: 'cancelled' } });
+  });
+
+  it("a change made by any statement reaches the stream, even an operator's own SQL", async () => {
+    const jobId = await submit([{ data: await photo(64, 48, { format: 'png' }), filename: 'a.png' }], 'webp');
+    const s = await events(kiln.url, jobId);
+    await s.next('the snapshot', (e) => e.event === 'snapshot');
+    const sql = new pg.Client({ connectionString: kiln.db.url });
+    await sql.connect();
+    try {
+      await sql.query(`UPDATE jobs SET status = 'failed', cancelled = true, completed_at = now() WHERE id = $1`, [jobId]);
+    } finally {
+      await sql.end();
+    }
+    const failed = await s.next('the failed event', (e) => e.event === 'failed');
+    expect(failed.data).toMatchObject({ jobId, status: 'failed', errorMessage: 'Job was cancelled.' });
+    await s.ended;
+    expect(names(s.events)).toEqual(['snapshot', 'progress', 'failed']);
   });
 
   it("refuses a stream past the gateway's EVENTS_MAX_STREAMS with 503 and the setting's name", async () => {
@@ -198,3 +220,31 @@ it('a stream on one gateway follows a video job submitted on the other: snapshot
   const out = Buffer.from(await (await fetch(result.downloadUrl)).arrayBuffer());
   expect(out.subarray(0, 4)).toEqual(Buffer.from([0x1a, 0x45, 0xdf, 0xa3])); // EBML: WebM/Matroska
 }, 240_000);
+
+it('a job with an archive ends with completed only once the zip is built, its link in the final event', async () => {
+  const jobId = await (async () => {
+    const r = await kiln.api('/api/jobs', {
+      method: 'POST',
+      body: form(
+        [
+          { data: await photo(100, 80, { format: 'png' }), filename: 'p.png' },
+          { data: await photo(80, 100, { format: 'png' }), filename: 'q.png' },
+        ],
+        { format: 'jpg', createArchive: 'true' },
+      ),
+    });
+    return ((await r.json()) as { jobId: string }).jobId;
+  })();
+  const s = await events(kiln.url, jobId);
+  const done = await s.next('the completed event', (e) => e.event === 'completed', 120_000);
+  await s.ended;
+  // Each file is reported once: in the snapshot if it was final already, else by its own file event.
+  expect(s.events[0]!.event).toBe('snapshot');
+  const finalInSnapshot = (s.events[0]!.data as { results: { status: string }[] }).results.filter((r) => r.status === 'completed').length;
+  expect(names(s.events).filter((n) => n === 'file')).toHaveLength(2 - finalInSnapshot);
+  expect(nonDecreasing(versions(s.events))).toBe(true);
+  const archive = (done.data as { archive: { downloadUrl: string; filename: string } | null }).archive;
+  expect(archive?.filename).toMatch(/\.zip$/);
+  const zip = Buffer.from(await (await fetch(archive!.downloadUrl)).arrayBuffer());
+  expect(zip.subarray(0, 4)).toEqual(Buffer.from('PK\x03\x04', 'latin1'));
+}, 180_000);

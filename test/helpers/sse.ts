@@ -29,21 +29,43 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   const parser = createParser({
     onEvent: (m: EventSourceMessage) => events.push({ event: m.event ?? 'message', id: m.id, data: JSON.parse(m.data) }),
   });
+  let failure: Error | undefined;
+  let done = false;
   const ended = (async () => {
     if (!res.body) return;
     const decoder = new TextDecoder();
     try {
       for await (const chunk of res.body) parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
     } catch (err) {
-      if (!ac.signal.aborted) throw err;
+      if (!ac.signal.aborted) failure = err as Error;
+    } finally {
+      done = true;
     }
   })();
   return {
     status: res.status,
     headers: res.headers,
     events,
-    ended,
-    next: (what, pred, timeoutMs = 60_000) => until(what, async () => events.find(pred), timeoutMs, 20),
+    ended: ended.then(() => {
+      if (failure) throw failure;
+    }),
+    next: (what, pred, timeoutMs = 60_000) =>
+      until(
+        what,
+        async () => {
+          const found = events.find(pred);
+          if (found) return found;
+          // A stream that broke or ended cannot bring the event any more: say so at once.
+          if (done)
+            throw Object.assign(
+              new Error(`the stream ${failure ? `broke (${String(failure)}; cause: ${String(failure.cause)})` : 'ended'} after ${JSON.stringify(events.map((e) => e.event))}`),
+              { final: true },
+            );
+          return undefined;
+        },
+        timeoutMs,
+        20,
+      ),
     close: () => ac.abort(),
   };
 }

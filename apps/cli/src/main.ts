@@ -73,7 +73,7 @@ function bar(label: string, total: number, unit: 'bytes' | 'percent') {
     {
       stream: process.stderr,
       hideCursor: true,
-      format: `${label.padEnd(9)} {bar} {percentage}% | {detail}`,
+      format: `${label.padEnd(10)} {bar} {percentage}% | {detail}`,
       formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? (unit === 'bytes' ? fmtBytes(v) : String(v)) : String(v)),
     },
     cliProgress.Presets.shades_classic,

@@ -55,6 +55,8 @@ export async function streamJobEvents(
   let closed = false;
   let dirty = false;
   let reading = false;
+  // Until the first pass is done, a notification only marks the stream dirty: that pass reads again.
+  let started = false;
   let heartbeat: NodeJS.Timeout | undefined;
   function end(): void {
     if (closed) return;
@@ -68,7 +70,7 @@ export async function streamJobEvents(
     jobId,
     () => {
       dirty = true;
-      void pump();
+      if (started) void pump();
     },
     () => end(),
   );
@@ -155,8 +157,13 @@ export async function streamJobEvents(
       send('snapshot', await toJobDetail(deps, first.job, urlFor, first.files), cursor);
     }
     await catchUp(first);
+  } catch (err) {
+    // The response has begun: end it, and the client resumes with its last id.
+    deps.log.warn('job event stream failed to start', { jobId, err });
+    end();
   } finally {
     reading = false;
+    started = true;
   }
   if (dirty) void pump();
 }

@@ -59,7 +59,15 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
   let eventSubscriberCount = 0;
   const wakeEvents = (jobId: string) => {
     const set = eventSubscribers.get(jobId);
-    if (set) for (const fn of set) fn();
+    if (!set) return;
+    // One subscriber's fault must not stop the others, nor escape into pg's notification handler.
+    for (const fn of set) {
+      try {
+        fn();
+      } catch (err) {
+        log.error('a job event subscriber failed', { jobId, err });
+      }
+    }
   };
 
   const connection = await listen(connectionString, log, {
