@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { sniff } from '@kiln/formats';
-import { freePort, startKiln, type Kiln } from './helpers/kiln.ts';
+import { freePort, startKiln, until, type Kiln } from './helpers/kiln.ts';
 import { photo } from './helpers/images.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,7 +35,7 @@ interface Run {
 }
 
 /** Runs the CLI in `dir` (as INIT_CWD, the way `pnpm kiln` passes the caller's folder), bounded by a deadline. */
-function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+function cli(args: string[], env: Record<string, string | undefined> = {}, onStderr?: (all: string) => void): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: ROOT,
@@ -45,7 +45,10 @@ function cli(args: string[], env: Record<string, string | undefined> = {}): Prom
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      onStderr?.(stderr);
+    });
     const t = setTimeout(() => child.kill('SIGKILL'), 150_000);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -98,6 +101,27 @@ it('status and wait read a job by id; --no-wait returns after the upload', async
   const status = await cli(['status', jobId]);
   expect(status.code).toBe(0);
   expect(status.stderr).toMatch(new RegExp(`Job ${jobId}: completed, 100%`));
+}, 180_000);
+
+it('wait outlives a gateway restart: the gateway closes its streams as it stops, the CLI resumes with Last-Event-ID', async () => {
+  await kiln.stopApp('convert-worker');
+  await fs.writeFile(path.join(dir, 'e.png'), await photo(160, 120, { format: 'png' }));
+  const created = await cli(['convert', 'e.png', '--to', 'webp', '--no-wait']);
+  const jobId = created.stdout.trim();
+  let following = false;
+  const waiting = cli(['wait', jobId, '--out', 'resumed'], {}, (err) => {
+    following ||= err.includes(`job ${jobId}: pending 0%`);
+  });
+  // The CLI has the job's snapshot when the gateway stops: a stopping gateway must not wait on its
+  // open streams (it exits 0, not killed), and the CLI must not give up while it is away.
+  await until('the CLI to follow the job', async () => following);
+  expect(await kiln.stopApp('gateway')).toBe(0);
+  await kiln.startApp('gateway');
+  await kiln.startApp('convert-worker');
+  const r = await waiting;
+  expect(r.stderr).toMatch(/Job [0-9a-f-]{36} completed/);
+  expect(r.code).toBe(0);
+  expect(sniff(await fs.readFile(path.join(dir, 'resumed', 'e.webp')))).toBe('webp');
 }, 180_000);
 
 it('exits 1 when the job fails, naming the file and the reason', async () => {
