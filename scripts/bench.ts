@@ -18,7 +18,8 @@ import { loadConfig } from '@kiln/config';
 import { findRunningEmbedded } from '@kiln/db';
 import { convertImage, createDeadline, resolveFfmpeg, resolveFfprobe, runProcess, transcodeMedia, type ImageConvertOptions, type ImageLimits } from '@kiln/codec';
 import { codecLimits, limitFrom } from '@kiln/worker-runtime';
-import { ApiError, convertViaApi, multipart, request, streamUpload } from './bench/client.ts';
+import { ApiError, convertBytesViaApi, convertManyViaApi, convertViaApi, multipart, multipartFiles, request, streamUpload } from './bench/client.ts';
+import { measureGrowth } from './bench/growth.ts';
 import { defaultCorpus, readCorpus, tinyImage, type CorpusImage } from './bench/corpus.ts';
 import { cpuByRole, kilnTree, rssMb, startKiln, ROLES, type Role, type RunningKiln } from './bench/kiln-process.ts';
 import { closedLoop, median, Progress, quantile, round, spread, type Spread } from './bench/stats.ts';
@@ -36,10 +37,11 @@ const { values: args } = parseArgs({
     'in-flight': { type: 'string' },
     'no-progress': { type: 'boolean', default: false },
     only: { type: 'string' },
+    'growth-jobs': { type: 'string' },
   },
 });
 /** The figures, by the names issues and docs use; `--only image.medium,latency` runs just those. */
-const FIGURES = ['image.heavy', 'image.medium', 'overhead', 'latency', 'upload', 'video'] as const;
+const FIGURES = ['image.heavy', 'image.medium', 'small', 'overhead', 'batch', 'latency', 'growth', 'upload', 'video'] as const;
 type Figure = (typeof FIGURES)[number];
 const only = args.only
   ?.split(',')
@@ -55,6 +57,13 @@ const S3_UPLOAD_BYTES = Math.round(Number(args['s3-upload-mb'] ?? (QUICK ? 50 : 
 const VIDEO_SECONDS = QUICK ? 2 : 10;
 const LATENCY_JOBS = QUICK ? 10 : 60;
 const OVERHEAD_JOBS = QUICK ? 12 : 100;
+const SMALL_JOBS = QUICK ? 40 : 400;
+/** Files of the batch figure's big job (MAX_FILES_PER_JOB's default), and how many of each job per round. */
+const BATCH_FILES = 50;
+const BATCH_SINGLE_JOBS = QUICK ? 20 : 100;
+const BATCH_BIG_JOBS = QUICK ? 1 : 4;
+const GROWTH_JOBS = Math.round(Number(args['growth-jobs'] ?? (QUICK ? 20_000 : 1_000_000)));
+const GROWTH_REQUESTS = QUICK ? 30 : 200;
 const progress = new Progress(!args['no-progress']);
 
 type Op = 'heavy' | 'medium';
@@ -94,6 +103,28 @@ async function rawBatch(jobs: CorpusImage[], op: Op, concurrency: number, thread
   sharp.concurrency(threads);
   const ms = await closedLoop(jobs, concurrency, (img) => rawConvert(img, op, limits), tick);
   return (jobs.length / ms) * 1000;
+}
+
+/** Tiny conversions per second (the small figure's raw side): `concurrency` pipelines of `threads` libvips threads. */
+async function rawTinyBatch(img: CorpusImage, n: number, concurrency: number, threads: number, limits: ImageLimits, tick: (d: number) => void): Promise<number> {
+  sharp.cache(false);
+  sharp.concurrency(threads);
+  const ms = await closedLoop(
+    Array.from({ length: n }, () => img),
+    concurrency,
+    (i) => rawConvert(i, 'tiny', limits),
+    tick,
+  );
+  return (n / ms) * 1000;
+}
+
+/** The codec's own CPU for one tiny conversion, in this process (subtracted from Kiln's CPU). */
+async function codecMsPerTiny(img: CorpusImage, n: number, threads: number, limits: ImageLimits): Promise<number> {
+  sharp.concurrency(threads);
+  const u0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) await rawConvert(img, 'tiny', limits);
+  const u = process.cpuUsage(u0);
+  return (u.user + u.system) / 1000 / n;
 }
 
 // ---- API runs --------------------------------------------------------------------------------------
@@ -237,7 +268,13 @@ async function measure(
     );
   }
   const jobsOf = (op: Op) => batchOf(images, OPS[op].minJobs);
-  const tinyForm = multipart({ format: 'webp', saveToStorage: 'true' }, { data: await fs.readFile(tiny.path), filename: tiny.name });
+  const tinyData = await fs.readFile(tiny.path);
+  const tinyForm = multipart({ format: 'webp', saveToStorage: 'true' }, { data: tinyData, filename: tiny.name });
+  const batchForm = multipartFiles(
+    { format: 'webp', saveToStorage: 'true' },
+    Array.from({ length: BATCH_FILES }, (_, i) => ({ data: tinyData, filename: `tiny-${i}.png` })),
+  );
+  const smallInFlight = 2 * inFlight;
 
   // Warm-up: JIT, connections, libvips, first-query plans on both sides.
   progress.update('warming up');
@@ -277,7 +314,20 @@ async function measure(
     chosen[op] = { concurrency: best.concurrency, threads: best.threads };
   }
 
+  // The small figure's raw side, tuned the same way (pipelines × 1 libvips thread: a 64×64 image
+  // gives a thread pool nothing to share).
+  const smallTuning: { concurrency: number; threads: number; perSec: number }[] = [];
+  if (want('small')) {
+    for (const c of QUICK ? [2, 4] : [1, 2, 4, 8]) {
+      progress.update('tuning raw small', `${c} pipelines × 1 thread`);
+      smallTuning.push({ concurrency: c, threads: 1, perSec: round(await rawTinyBatch(tiny, SMALL_JOBS, c, 1, limits, () => undefined)) });
+    }
+  }
+  const smallChosen = smallTuning.length ? smallTuning.reduce((a, b) => (b.perSec > a.perSec ? b : a)) : { concurrency: 0, threads: 0, perSec: 0 };
+
   const runs = {
+    small: { raw: [] as number[], api: [] as number[], api1: [] as number[], ratio: [] as number[], ratio1: [] as number[], kilnCpu: [] as number[], kilnCpu1: [] as number[] },
+    batch: [] as { oneFile: number; fiftyFiles: number; codecMsPerFile: number }[],
     heavy: { raw: [] as number[], api: [] as number[], ratio: [] as number[], rawCpu: [] as number[], kilnCpu: [] as number[], clientCpu: [] as number[] },
     medium: { raw: [] as number[], api: [] as number[], ratio: [] as number[], rawCpu: [] as number[], kilnCpu: [] as number[], clientCpu: [] as number[] },
     overhead: [] as { perJob: number; kilnMs: number; codecMsPerJob: number; byRole: Record<Role, number>; jobsPerSec: number }[],
@@ -349,6 +399,67 @@ async function measure(
       runs[op].ratio.push(runs[op].api.at(-1)! / runs[op].raw.at(-1)!);
     }
 
+    // small: 64×64 PNG → webp at saturation. API as the SDK does it (POST + GET of the link) and in
+    // one request (?download=1); raw is the codec in this process at its best pipeline count.
+    if (want('small')) {
+      const forms = Array.from({ length: SMALL_JOBS }, () => tinyForm);
+      const doRaw = async () => {
+        runs.small.raw.push(
+          await rawTinyBatch(tiny, SMALL_JOBS, smallChosen.concurrency, smallChosen.threads, limits, (d) => progress.update(`${tag}: raw small`, `${d}/${SMALL_JOBS}`)),
+        );
+      };
+      const doApi = async (oneRequest: boolean) => {
+        const c0 = cpuByRole(kiln.supervisorPid);
+        const ms = await closedLoop(
+          forms,
+          smallInFlight,
+          async (f) => {
+            await (oneRequest ? convertBytesViaApi : convertViaApi)(kiln.url, kiln.key, f);
+          },
+          (d) => progress.update(`${tag}: API small${oneRequest ? ' (download=1)' : ''}`, `${d}/${SMALL_JOBS}`),
+        );
+        const c1 = cpuByRole(kiln.supervisorPid);
+        (oneRequest ? runs.small.api1 : runs.small.api).push((SMALL_JOBS / ms) * 1000);
+        (oneRequest ? runs.small.kilnCpu1 : runs.small.kilnCpu).push(ROLES.reduce((sum, k) => sum + (c1[k] - c0[k]), 0) / SMALL_JOBS);
+      };
+      if (rawFirst) {
+        await doRaw();
+        await doApi(false);
+        await doApi(true);
+      } else {
+        await doApi(true);
+        await doApi(false);
+        await doRaw();
+      }
+      runs.small.ratio.push(runs.small.api.at(-1)! / runs.small.raw.at(-1)!);
+      runs.small.ratio1.push(runs.small.api1.at(-1)! / runs.small.raw.at(-1)!);
+    }
+
+    // batch: Kiln's CPU per file (minus the codec's) of 50-file jobs against 1-file jobs, both at
+    // saturation: 1-file jobs `inFlight` at a time, 50-file jobs one at a time (each fills every slot).
+    if (want('batch')) {
+      const codec = await codecMsPerTiny(tiny, 30, cfg.SHARP_CONCURRENCY, limits);
+      const c0 = cpuByRole(kiln.supervisorPid);
+      await closedLoop(
+        Array.from({ length: BATCH_SINGLE_JOBS }, () => tinyForm),
+        inFlight,
+        (f) => convertManyViaApi(kiln.url, kiln.key, f, 1),
+        (d) => progress.update(`${tag}: batch`, `1-file jobs ${d}/${BATCH_SINGLE_JOBS}`),
+      );
+      const c1 = cpuByRole(kiln.supervisorPid);
+      for (let j = 0; j < BATCH_BIG_JOBS; j++) {
+        progress.update(`${tag}: batch`, `${BATCH_FILES}-file jobs ${j + 1}/${BATCH_BIG_JOBS}`);
+        await convertManyViaApi(kiln.url, kiln.key, batchForm, BATCH_FILES);
+      }
+      const c2 = cpuByRole(kiln.supervisorPid);
+      const sum = (a: Record<Role, number>, b: Record<Role, number>) => ROLES.reduce((x, k) => x + (b[k] - a[k]), 0);
+      runs.batch.push({
+        oneFile: sum(c0, c1) / BATCH_SINGLE_JOBS - codec,
+        fiftyFiles: sum(c1, c2) / (BATCH_BIG_JOBS * BATCH_FILES) - codec,
+        codecMsPerFile: codec,
+      });
+    }
+
     // Kiln's own CPU per job: every process of the tree, before/after a batch of tiny jobs, minus
     // what the same conversions cost the codec alone (measured here with process.cpuUsage()).
     if (want('overhead')) {
@@ -416,6 +527,18 @@ async function measure(
   const rawTinyMedian = median(rawTiny);
   const overheads = apiTiny.map((a) => a - rawTinyMedian);
 
+  // Growth: submit and list latency with a year of history in the tables against an empty database.
+  const growth = want('growth')
+    ? await measureGrowth(kiln, {
+        jobs: GROWTH_JOBS,
+        keyJobs: Math.round(GROWTH_JOBS / 5),
+        requests: GROWTH_REQUESTS,
+        tinyPng: tinyData,
+        scratchDir,
+        progress: (w, d) => progress.update(w, d),
+      })
+    : null;
+
   // Upload: one huge file streamed through HTTP while the gateway's RSS is sampled every 50 ms.
   const uploadFigure = {
     bytes: UPLOAD_BYTES,
@@ -476,8 +599,42 @@ async function measure(
   const lastOverhead = runs.overhead.at(-1) ?? { byRole: {} as Record<Role, number> };
   const vRaw = spread(runs.video.raw);
   const vApi = runs.video.api.length ? spread(runs.video.api) : undefined;
+  const smallRaw = spread(runs.small.raw);
+  const smallApi = spread(runs.small.api);
+  const smallApi1 = spread(runs.small.api1);
+  const batchOne = spread(
+    runs.batch.map((b) => b.oneFile),
+    2,
+  );
+  const batchFifty = spread(
+    runs.batch.map((b) => b.fiftyFiles),
+    2,
+  );
   const result = {
     image: { heavy: img('heavy'), medium: img('medium') },
+    small: {
+      op: '64×64 PNG → webp q82',
+      rawPerSec: smallRaw.median,
+      apiPerSec: smallApi.median,
+      ratio: spread(runs.small.ratio).median,
+      apiOneRequestPerSec: smallApi1.median,
+      oneRequestRatio: spread(runs.small.ratio1).median,
+      raw: { ...smallRaw, concurrency: smallChosen.concurrency, sharpThreads: smallChosen.threads, tuning: smallTuning },
+      api: { ...smallApi, inFlight: smallInFlight, jobsPerRun: SMALL_JOBS },
+      apiOneRequest: smallApi1,
+      kilnCpuMsPerJob: { sdkPath: round(median(runs.small.kilnCpu), 2), oneRequest: round(median(runs.small.kilnCpu1), 2) },
+      measuredAs: `closed loop, ${smallInFlight} in flight: apiPerSec = POST /api/convert (saveToStorage=true) + GET of the downloadUrl (the SDK's path); apiOneRequestPerSec = POST /api/convert?download=1 (saveToStorage=true), the bytes in the answer`,
+    },
+    batch: {
+      perFileOverheadMs: batchFifty.median,
+      oneFileOverheadMs: batchOne.median,
+      ratio: round(batchFifty.median / batchOne.median, 3),
+      fiftyFileRuns: batchFifty,
+      oneFileRuns: batchOne,
+      codecCpuMsPerFile: round(median(runs.batch.map((b) => b.codecMsPerFile)), 2),
+      measuredAs: `Kiln+Postgres CPU per file minus the codec's: ${BATCH_BIG_JOBS} job(s) of ${BATCH_FILES} 64×64 PNGs one at a time vs ${BATCH_SINGLE_JOBS} one-file jobs ${inFlight} in flight, POST /api/convert (saveToStorage=true), no downloads`,
+    },
+    growth,
     overhead: {
       cpuMsPerJob: perJob.median,
       runs: perJob,
@@ -635,7 +792,28 @@ function table(r: Result): string {
     lines.push(
       `${pad(`video: ${VIDEO_SECONDS} s 720p → mp4 (seconds)`, 44)}${lpad(s(v.raw, ' s'), 26)}${lpad(v.api ? s(v.api, ' s') : 'n/a', 26)}${lpad(v.ratio === null ? 'n/a' : String(v.ratio), 8)}  ≥ 0.95${v.ratio === null ? '  (not yet measurable)' : mark(v.ratio >= 0.95)}`,
     );
+  if (want('small'))
+    lines.push(
+      `${pad('small: 64×64 PNG → webp (POST + GET)', 44)}${lpad(s(r.small.raw, '/s'), 26)}${lpad(s(r.small.api, '/s'), 26)}${lpad(String(r.small.ratio), 8)}  ≥ 200/s${mark(r.small.apiPerSec >= 200)}`,
+      `${pad('   in one request (?download=1)', 44)}${lpad('', 26)}${lpad(s(r.small.apiOneRequest, '/s'), 26)}${lpad(String(r.small.oneRequestRatio), 8)}  ≥ 200/s${mark(r.small.apiOneRequestPerSec >= 200)}`,
+      `   raw: ${r.small.raw.concurrency} pipelines; API: ${r.small.api.inFlight} in flight; Kiln CPU per job ${r.small.kilnCpuMsPerJob.sdkPath} ms (one request: ${r.small.kilnCpuMsPerJob.oneRequest} ms)`,
+    );
   lines.push('');
+  if (want('batch'))
+    lines.push(
+      `${pad('batch.perFileOverheadMs (50-file job)', 44)}${lpad(`${r.batch.perFileOverheadMs} ms`, 26)}${lpad(`1-file job ${r.batch.oneFileOverheadMs} ms`, 34)}  ≤ 0.5×: ${r.batch.ratio}${mark(r.batch.ratio <= 0.5)}`,
+    );
+  if (want('growth') && r.growth)
+    lines.push(
+      `${pad(`growth.submitP50Ratio (${r.growth.seed.jobs.toLocaleString('en')} jobs vs empty)`, 44)}${lpad(String(r.growth.submitP50Ratio), 26)}${lpad(`${r.growth.submitMs.full.p50} vs ${r.growth.submitMs.empty.p50} ms`, 34)}  ≤ 1.15${mark(r.growth.submitP50Ratio <= 1.15)}`,
+      `${pad(`growth.listP50Ratio (${r.growth.seed.listKeyJobs.toLocaleString('en')} of one key's vs 20)`, 44)}${lpad(String(r.growth.listP50Ratio), 26)}${lpad('', 34)}  ≤ 1.5${mark(r.growth.listP50Ratio <= 1.5 && r.growth.listSeqScansOnHistory.length === 0)}`,
+      `   by query: ${Object.entries(r.growth.listP50Ratios)
+        .map(([k, v]) => `${k} ${v} (${r.growth!.listMs[k]!.fullP50} vs ${r.growth!.listMs[k]!.emptyP50} ms)`)
+        .join('; ')}`,
+      `   sequential scans on history tables in the listing's plans: ${r.growth.listSeqScansOnHistory.length ? r.growth.listSeqScansOnHistory.join(', ') : 'none'}${
+        r.growth.listSeqScans.length ? ` (others: ${[...new Set(r.growth.listSeqScans.map((x) => `${x.table}, ${x.rows} rows`))].join('; ')})` : ''
+      }; seeded in ${r.growth.seed.seconds} s`,
+    );
   if (want('overhead'))
     lines.push(
       `${pad('overhead.cpuMsPerJob (Kiln+Postgres − codec)', 44)}${lpad(`${r.overhead.cpuMsPerJob} ms (${r.overhead.runs.min}–${r.overhead.runs.max})`, 26)}${lpad('', 34)}  ≤ 5${mark(r.overhead.cpuMsPerJob <= 5)}`,
@@ -668,7 +846,7 @@ function onlyWanted(r: Result): Partial<Result> {
   if (!only) return r;
   const out: Record<string, unknown> = { ...r };
   out.image = Object.fromEntries(OPS_WANTED.map((op) => [op, r.image[op]]));
-  for (const f of ['overhead', 'latency', 'upload', 'video'] as const) if (!want(f)) delete out[f];
+  for (const f of ['small', 'overhead', 'batch', 'latency', 'growth', 'upload', 'video'] as const) if (!want(f)) delete out[f];
   return out as Partial<Result>;
 }
 

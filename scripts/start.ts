@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ALL_ROLES, ConfigError, loadConfig, type Config, type Role } from '@kiln/config';
 import { migrate, startEmbedded, type EmbeddedServer } from '@kiln/db';
-import { Queue } from '@kiln/queue';
+import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore, StorageConfigError } from '@kiln/storage';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -66,7 +66,12 @@ if (!url) {
 }
 await migrate(url, { log: (m) => say(m) });
 // Create pg-boss's schema and our queues once, before this host's processes race to do it.
-await (await new Queue({ connectionString: url, retryLimit: config.JOB_RETRY_LIMIT, expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60, supervise: false }).start()).stop();
+const timings = fileQueueTimings({
+  fileTimeoutSeconds: config.FILE_TIMEOUT_SECONDS,
+  recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS,
+  orphanSeconds: config.WORKER_ORPHAN_SECONDS,
+});
+await (await new Queue({ connectionString: url, retryLimit: config.JOB_RETRY_LIMIT, ...timings, supervise: false }).start()).stop();
 
 const children = new Map<string, ChildProcess>();
 let shuttingDown = false;

@@ -14,7 +14,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REQUIRED: Record<string, string[]> = {
   'image.heavy': ['rawPerSec', 'apiPerSec', 'ratio'],
   'image.medium': ['rawPerSec', 'apiPerSec', 'ratio'],
+  small: ['rawPerSec', 'apiPerSec', 'apiOneRequestPerSec', 'ratio'],
   overhead: ['cpuMsPerJob'],
+  batch: ['perFileOverheadMs', 'oneFileOverheadMs', 'ratio'],
+  growth: ['submitP50Ratio', 'listP50Ratio', 'seed.jobs', 'seed.seconds'],
   latency: ['p50OverheadMs', 'p95OverheadMs'],
   upload: ['bytes', 'gatewayPeakRssMb', 's3Bytes', 's3GatewayPeakRssMb'],
   video: ['rawSeconds', 'apiSeconds', 'ratio'],
@@ -59,7 +62,10 @@ test('pnpm bench --quick writes every figure as a finite number', async () => {
     expect(bad).toEqual([]);
     expect(log).toMatch(/image\.heavy: full-size jpeg→webp q82/);
     expect(at(json, 'upload.bytes')).toBe(50 * 1024 * 1024);
+    // The growth figure seeded its own database (dropped afterwards) and checked the listing's plans.
+    expect(at(json, 'growth.seed.jobs')).toBe(20_000);
+    expect(at(json, 'growth.listSeqScansOnHistory')).toEqual([]);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
-}, 90_000);
+}, 240_000);

@@ -168,6 +168,52 @@ test('the sync endpoint with saveToStorage=true returns a signed URL', async () 
   expect(sniff(await download(body.files[0]!.downloadUrl))).toBe('webp');
 });
 
+test('the sync endpoint returns the file itself with download=1 or Accept: application/octet-stream', async () => {
+  const src = await photo(300, 200);
+  const r = await kiln.api('/api/convert?download=1', { method: 'POST', body: form([{ data: src }], { format: 'webp', resize: 'width', resizeWidth: '120' }) });
+  expect(r.status).toBe(200);
+  expect(r.headers.get('content-type')).toBe('image/webp');
+  expect(r.headers.get('content-disposition')).toContain('.webp');
+  const jobId = r.headers.get('kiln-job-id')!;
+  const bytes = Buffer.from(await r.arrayBuffer());
+  expect(bytes.length).toBe(Number(r.headers.get('content-length')));
+  expect(sniff(bytes)).toBe('webp');
+  expect((await sharp(bytes).metadata()).width).toBe(120);
+  // Without saveToStorage nothing is kept, as for the inline answer.
+  const job = (await (await kiln.api(`/api/jobs/${jobId}`)).json()) as { status: string; results: { downloadUrl: string | null }[] };
+  expect(job.status).toBe('completed');
+  expect(job.results[0]!.downloadUrl).toBeNull();
+
+  const saved = await kiln.api('/api/convert', {
+    method: 'POST',
+    headers: { accept: 'application/octet-stream' },
+    body: form([{ data: src }], { format: 'png', saveToStorage: 'true' }),
+  });
+  expect(saved.status).toBe(200);
+  expect(sniff(Buffer.from(await saved.arrayBuffer()))).toBe('png');
+  expect(saved.headers.get('kiln-stored-file-id')).toMatch(/^[0-9a-f-]{36}$/);
+  const kept = (await (await kiln.api(`/api/jobs/${saved.headers.get('kiln-job-id')}`)).json()) as { results: { downloadUrl: string | null }[] };
+  expect(sniff(await download(kept.results[0]!.downloadUrl!))).toBe('png');
+
+  // A bad input gets the usual JSON error, not bytes.
+  const bad = await kiln.api('/api/convert?download=1', { method: 'POST', body: form([{ data: Buffer.from('not an image at all'), filename: 'x.png' }], { format: 'webp' }) });
+  expect(bad.status).toBeGreaterThanOrEqual(400);
+  expect(bad.headers.get('content-type')).toContain('application/json');
+});
+
+test('download=1 with several files, or a bad download value, is refused before any job exists', async () => {
+  const before = ((await (await kiln.api('/api/jobs?limit=1')).json()) as { pagination: { total: number } }).pagination.total;
+  const many = await kiln.api('/api/convert?download=1', { method: 'POST', body: form([{ data: await photo(20, 20) }, { data: await photo(20, 20) }], { format: 'png' }) });
+  expect(many.status).toBe(400);
+  const body = (await many.json()) as { code: string; error: string };
+  expect(body.code).toBe('invalid_field');
+  expect(body.error).toContain('has 2');
+  const odd = await kiln.api('/api/convert?download=yes', { method: 'POST', body: form([{ data: await photo(20, 20) }], { format: 'png' }) });
+  expect(odd.status).toBe(400);
+  const after = ((await (await kiln.api('/api/jobs?limit=1')).json()) as { pagination: { total: number } }).pagination.total;
+  expect(after).toBe(before);
+});
+
 test('a tampered or expired download signature is refused', async () => {
   const job = await waitForJob(kiln, await submit(form([{ data: await photo(50, 50) }], { format: 'png' })));
   const url = new URL(job.results[0]!.downloadUrl!);

@@ -18,6 +18,8 @@ const exec = promisify(execFile);
 const ANIMATION_MAX_WIDTH = 160;
 
 let kiln: Kiln;
+/** /readyz shows its detail only to a caller holding this. */
+const METRICS_TOKEN = 'media-test-metrics-token-0123456789';
 let ffmpeg: ResolvedBinary;
 let ffprobe: ResolvedBinary;
 let dir: string;
@@ -56,7 +58,7 @@ beforeAll(async () => {
   ];
   kiln = await startKiln({
     apps: ['gateway', 'convert-worker'],
-    env: { MEDIA_MAX_DURATION_SECONDS: '50', WORKER_STOP_GRACE_SECONDS: '1', ANIMATION_MAX_WIDTH: String(ANIMATION_MAX_WIDTH) },
+    env: { METRICS_TOKEN, MEDIA_MAX_DURATION_SECONDS: '50', WORKER_STOP_GRACE_SECONDS: '1', ANIMATION_MAX_WIDTH: String(ANIMATION_MAX_WIDTH) },
   });
 }, 120_000);
 
@@ -231,7 +233,10 @@ test('audio to PNG is refused with 415 naming the pair and the formats that woul
 
 test('the worker logs its ffmpeg at start-up and /readyz reports engines and worker heartbeats', async () => {
   expect(kiln.logs()).toMatch(/\[convert-worker\] .*"ffmpeg":\{"path":"[^"]+","source":"[^"]+","version":"[^"]+"\}.*"msg":"engines"/);
-  const r = await kiln.api('/readyz', { key: null });
+  // Strangers learn only that it is ready; the engines and heartbeats are for the metrics token.
+  const open = await kiln.api('/readyz', { key: null });
+  expect({ status: open.status, body: await open.json() }).toEqual({ status: 200, body: { status: 'ready' } });
+  const r = await kiln.api('/readyz', { key: METRICS_TOKEN });
   expect(r.status).toBe(200);
   const body = (await r.json()) as {
     workers: { service: string; lastSeenSeconds: number; stale: boolean }[];

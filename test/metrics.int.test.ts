@@ -92,7 +92,7 @@ test('a backlog no worker takes shows as queue depth and age on the gateway, and
     'the gateway to show the waiting messages',
     async () => {
       const p = await gatewayPage();
-      return p.value('kiln_queue_jobs', { queue: 'convert.file', state: 'ready' }) === 2 && (p.value('kiln_queue_oldest_ready_seconds', { queue: 'convert.file' }) ?? 0) >= 1
+      return p.value('kiln_queue_jobs', { queue: 'convert.image', state: 'ready' }) === 2 && (p.value('kiln_queue_oldest_ready_seconds', { queue: 'convert.image' }) ?? 0) >= 1
         ? p
         : undefined;
     },
@@ -100,7 +100,7 @@ test('a backlog no worker takes shows as queue depth and age on the gateway, and
     250,
   );
   expect(backlog.value('kiln_jobs', { type: 'convert', dialect: 'convertly', status: 'pending' })).toBe(2);
-  expect(backlog.value('kiln_queue_jobs', { queue: 'convert.file', state: 'active' })).toBe(0);
+  expect(backlog.value('kiln_queue_jobs', { queue: 'convert.image', state: 'active' })).toBe(0);
 
   await kiln.startApp('convert-worker');
   await Promise.all(ids.map((id) => waitForJob(kiln, id)));
@@ -108,7 +108,7 @@ test('a backlog no worker takes shows as queue depth and age on the gateway, and
     'the backlog to drain on the gateway page',
     async () => {
       const p = await gatewayPage();
-      return p.value('kiln_queue_jobs', { queue: 'convert.file', state: 'ready' }) === 0 && p.value('kiln_queue_oldest_ready_seconds', { queue: 'convert.file' }) === 0;
+      return p.value('kiln_queue_jobs', { queue: 'convert.image', state: 'ready' }) === 0 && p.value('kiln_queue_oldest_ready_seconds', { queue: 'convert.image' }) === 0;
     },
     30_000,
     250,

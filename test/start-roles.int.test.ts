@@ -79,12 +79,15 @@ describe('two hosts started at once on one empty database', () => {
   let workerHost: Started;
   let port: number;
   const key = `kiln_test_${crypto.randomBytes(24).toString('base64url')}`;
+  /** /readyz shows its detail only to a caller holding this. */
+  const METRICS_TOKEN = crypto.randomBytes(24).toString('hex');
 
   beforeAll(async () => {
     // Empty: both hosts race to migrate and to create pg-boss's schema and queues.
     db = await createTestDatabase({ empty: true });
     port = await freePort();
     const shared = {
+      METRICS_TOKEN: METRICS_TOKEN,
       ...baseEnv(),
       ...s3.env,
       DATABASE_URL: db.url,
@@ -142,7 +145,10 @@ describe('two hosts started at once on one empty database', () => {
     expect(job.status).toBe('completed');
     expect(sniff(await download(job.results[0]!.downloadUrl!))).toBe('jpg');
 
-    const ready = (await (await fetch(`${base}/readyz`)).json()) as { checks: { storage: { driver: string; ok: boolean } }; workers: { service: string }[] };
+    const ready = (await (await fetch(`${base}/readyz`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })).json()) as {
+      checks: { storage: { driver: string; ok: boolean } };
+      workers: { service: string }[];
+    };
     expect(ready.checks.storage).toMatchObject({ driver: 's3', ok: true });
     expect(ready.workers.map((w) => w.service).sort()).toEqual(['compress-worker', 'convert-worker']);
   }, 90_000);

@@ -18,6 +18,8 @@ import { startS3Server, type S3Server } from '../scripts/s3-server.ts';
 
 let s3: S3Server;
 let kiln: Kiln;
+/** /readyz shows its detail only to a caller holding this. */
+const METRICS_TOKEN = 's3-test-metrics-token-0123456789';
 let redirecting: { url: string; child: ChildProcess };
 let media: { dir: string; cleanup: () => Promise<void> };
 let clip: Buffer;
@@ -25,7 +27,7 @@ let result: { url: string; bytes: Buffer; filename: string };
 
 beforeAll(async () => {
   s3 = await startS3Server();
-  const env = s3.env;
+  const env = { ...s3.env, METRICS_TOKEN };
   kiln = await startKiln({ apps: ['gateway', 'convert-worker'], env });
   // A second gateway on the same database, bucket and DATA_DIR (so the same signing secret) whose
   // downloads redirect to the bucket instead of streaming.
@@ -137,7 +139,7 @@ test('an upload streams into a multipart upload as it arrives, and a client that
 }, 60_000);
 
 test('/readyz names the storage driver and bucket, and says whether the bucket answers', async () => {
-  const r = await fetch(`${kiln.url}/readyz`);
+  const r = await fetch(`${kiln.url}/readyz`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });
   expect(r.status).toBe(200);
   const body = (await r.json()) as { checks: { storage: Record<string, unknown> } };
   expect(body.checks.storage).toMatchObject({ driver: 's3', bucket: s3.bucket, endpoint: s3.endpoint, ok: true });
@@ -158,7 +160,7 @@ test('the S3 server killed mid-job: 503 with Retry-After meanwhile, the file ret
 
     const dl = await fetch(result.url);
     expect({ status: dl.status, retryAfter: dl.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: '5' });
-    const ready = await fetch(`${kiln.url}/readyz`);
+    const ready = await fetch(`${kiln.url}/readyz`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { checks: { storage: { ok: boolean; driver: string } } }).checks.storage).toMatchObject({ ok: false, driver: 's3' });
 

@@ -159,3 +159,39 @@ function drainOrClose(req: http.ClientRequest): Promise<void> {
     req.on('close', done);
   });
 }
+
+/** A multipart body of several files (the same field name, `files`, for each). */
+export function multipartFiles(fields: Record<string, string>, files: { data: Buffer; filename: string }[]): { body: Buffer; contentType: string } {
+  const boundary = `----kilnbench${crypto.randomBytes(12).toString('hex')}`;
+  const parts: Buffer[] = [];
+  for (const [k, v] of Object.entries(fields)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
+  for (const f of files) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="${f.filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`));
+    parts.push(f.data, Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** POST /api/convert?download=1: the result's bytes as the answer, one request instead of two. */
+export async function convertBytesViaApi(base: string, key: string, form: { body: Buffer; contentType: string }): Promise<SyncConvert> {
+  const t0 = performance.now();
+  const r = await request(`${base}/api/convert?download=1`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': form.contentType },
+    body: form.body,
+    discardBody: true,
+  });
+  if (r.status !== 200 || String(r.headers['content-type']).startsWith('application/json'))
+    throw new ApiError(r.status, `download=1 did not answer with the file (content-type ${r.headers['content-type']})`);
+  const ms = performance.now() - t0;
+  return { completedMs: ms, totalMs: ms, resultBytes: r.bytes };
+}
+
+/** A sync job of several files (saveToStorage=true): the answer's JSON, every file checked. */
+export async function convertManyViaApi(base: string, key: string, form: { body: Buffer; contentType: string }, files: number): Promise<void> {
+  const r = await request(`${base}/api/convert`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': form.contentType }, body: form.body });
+  if (r.status !== 200) throw new ApiError(r.status, r.body.toString('utf8').slice(0, 2000));
+  const j = JSON.parse(r.body.toString('utf8')) as { files: { downloadUrl: string }[] };
+  if (j.files.length !== files || j.files.some((f) => !f.downloadUrl)) throw new ApiError(r.status, `expected ${files} results: ${r.body.toString('utf8').slice(0, 2000)}`);
+}

@@ -14,8 +14,10 @@ import { metricsRouter } from './metrics.routes.ts';
 import { requestContext } from './request-context.ts';
 import { syncRouter } from './sync.routes.ts';
 import { mediaCatalogRouter, mediaRouter } from './media.routes.ts';
+import { webhooksRouter } from './webhooks.routes.ts';
 import { rateLimitByKey } from './key-limits.ts';
 import { dashboardRouter } from './dashboard/dashboard.routes.ts';
+import { docsRouter } from './docs.routes.ts';
 import { turbofilesRouter } from './turbofiles/turbofiles.routes.ts';
 
 export function createApp(deps: GatewayDeps): Express {
@@ -25,6 +27,7 @@ export function createApp(deps: GatewayDeps): Express {
   app.use(requestContext(deps));
   app.use(healthRouter(deps));
   app.use(metricsRouter(deps));
+  app.use(docsRouter());
   app.use('/api', formatsRouter());
   app.use('/api', mediaCatalogRouter());
   app.use('/api', filesRouter(deps));
@@ -34,6 +37,7 @@ export function createApp(deps: GatewayDeps): Express {
   api.use(jobsRouter(deps));
   api.use(syncRouter(deps));
   api.use(mediaRouter(deps));
+  api.use(webhooksRouter(deps));
   app.use('/api', api);
   app.use('/v1', turbofilesRouter(deps));
   app.use('/dashboard', dashboardRouter(deps));

@@ -4,6 +4,8 @@ import type { KilnMetrics } from '@kiln/metrics';
 import type { Queue } from '@kiln/queue';
 import type { BlobStore } from '@kiln/storage';
 import type { Outbound } from '@kiln/outbound';
+import type { Backpressure } from './backpressure.ts';
+import type { EventContext } from '@kiln/webhooks';
 import type { KeyCache, StoredFileCache } from './caches.ts';
 import type { JobWaiter } from './job-waiter.ts';
 import type { Signer } from './signing.ts';
@@ -22,4 +24,8 @@ export interface GatewayDeps {
   storedFiles: StoredFileCache;
   /** URL sources are checked (never fetched) at submission with it. */
   outbound: Pick<Outbound, 'checkUrl'>;
+  /** New work of a class whose queue is past its limits is refused with 429 queue_full. */
+  backpressure: Backpressure;
+  /** Webhook events written with each change the gateway makes (submission, cancel); absent in tests that need none. */
+  events?: EventContext;
 }

@@ -2,13 +2,25 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, isAppError } from '@kiln/contracts';
 import { isStorageUnavailable } from '@kiln/storage';
+import { isDatabaseUnavailable } from '@kiln/db';
 import type { Logger } from '@kiln/config';
 
-/** Postgres or the network to it is down or refusing: the client should retry, not give up. */
+/** Postgres or the network to it is down or refusing (a TCP refusal, a missing unix socket, a server shutting down): the client should retry, not give up. */
 function isUnavailable(err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code;
-  if (code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006'].includes(code)) return true;
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(String((err as Error | null)?.message ?? ''));
+  return isDatabaseUnavailable(err);
+}
+
+/** A full disk (or quota) under the store: the server's problem, and one an operator must fix. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export function storageFull(cause?: unknown): AppError {
+  return new AppError('insufficient_storage', 'Kiln has no room left to store this upload; retry later, or ask the operator to free space in its storage (DATA_DIR).', {
+    cause,
+    detail: { reason: 'storage_full' },
+  });
 }
 
 /**
@@ -32,6 +44,10 @@ export function toAppError(err: unknown, req: Request, log: Logger): AppError {
       headers: { 'Retry-After': '5' },
       detail: { reason: 'storage_unavailable' },
     });
+  }
+  if (isDiskFull(err)) {
+    log.error('storage full', { method: req.method, path: req.path, err });
+    return storageFull(err);
   }
   if (isUnavailable(err)) {
     log.error('database unavailable', { method: req.method, path: req.path, err });
@@ -57,5 +73,5 @@ export function errorHandler() {
 }
 
 export function notFound(req: Request, res: Response) {
-  res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; see GET /api/formats and the README for the API.`).toBody());
+  res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; GET /docs (or GET /openapi.json) lists every route.`).toBody());
 }

@@ -7,12 +7,20 @@
  */
 import pg from 'pg';
 import { JOB_DONE_CHANNEL, JOB_EVENTS_CHANNEL, KEYS_CHANGED_CHANNEL } from '@kiln/contracts';
-import { getJob, type Pool } from '@kiln/db';
+import { getJob, type JobFileWithOutput, type JobRow, type Pool } from '@kiln/db';
 import type { Logger } from '@kiln/config';
+
+/** A final job as its NOTIFY carried it (jobs of one file, see finishFile): what getJobWithFiles returns. */
+export interface NotifiedJob {
+  job: JobRow;
+  files: JobFileWithOutput[];
+}
 
 export interface PendingJob {
   /** Resolves true when the job is final, false when `timeoutMs` passed first. */
   wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** The job and its files, when the notice that ended the wait carried them. */
+  notified(): NotifiedJob | undefined;
   /** Gives up on the job without waiting (its creation failed). */
   cancel(): void;
 }
@@ -44,15 +52,15 @@ export interface JobWaiter {
 export async function createJobWaiter(connectionString: string, pool: Pool, log: Logger): Promise<JobWaiter> {
   // Each waiter is called with final=true on a NOTIFY (workers send it only from the transaction
   // that makes the job final, so it arrives after the commit) and without it when it must look.
-  const waiters = new Map<string, Set<(final?: boolean) => void>>();
+  const waiters = new Map<string, Set<(final?: boolean, data?: NotifiedJob) => void>>();
   const keyListeners: (() => void)[] = [];
   const keysChanged = () => {
     for (const fn of keyListeners) fn();
   };
 
-  const wake = (jobId: string, final = false) => {
+  const wake = (jobId: string, final = false, data?: NotifiedJob) => {
     const set = waiters.get(jobId);
-    if (set) for (const fn of set) fn(final);
+    if (set) for (const fn of set) fn(final, data);
   };
   const eventSubscribers = new Map<string, Set<() => void>>();
   const eventEnders = new Set<() => void>();
@@ -75,6 +83,12 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
       if (channel === KEYS_CHANGED_CHANNEL) keysChanged();
       else if (channel === JOB_EVENTS_CHANNEL) {
         if (payload) wakeEvents(payload);
+      } else if (payload?.startsWith('{')) {
+        const n = parseNotice(payload);
+        if (n) {
+          wake(n.id, true, n.data);
+          wakeEvents(n.id);
+        }
       } else if (payload) {
         wake(payload, true);
         wakeEvents(payload);
@@ -101,6 +115,7 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
    */
   const watch = (jobId: string, firstLook: boolean): PendingJob => {
     let final = false;
+    let data: NotifiedJob | undefined;
     let needLook = firstLook || !connection.listening();
     let settle: ((v: boolean) => void) | undefined;
     const set = waiters.get(jobId) ?? new Set();
@@ -115,9 +130,10 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
         },
         () => undefined,
       );
-    const check = (notice?: boolean) => {
+    const check = (notice?: boolean, notified?: NotifiedJob) => {
       if (notice) {
         final = true;
+        data = notified;
         settle?.(true);
       } else if (settle) {
         look();
@@ -132,6 +148,7 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     };
     return {
       cancel: remove,
+      notified: () => data,
       wait(timeoutMs, signal) {
         return new Promise<boolean>((resolve, reject) => {
           let done = false;
@@ -199,6 +216,29 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     jobEventSubscribers: () => eventSubscriberCount,
     close: connection.close,
   };
+}
+
+/**
+ * A notice's JSON (finishFile): `{id, job, files}`, the job's dates as ISO strings. Anything else is
+ * read as no data: the waiter is still woken by the id when there is one, and the answer reads the job.
+ */
+function parseNotice(payload: string): { id: string; data?: NotifiedJob } | undefined {
+  try {
+    const o = JSON.parse(payload) as { id?: unknown; job?: Record<string, unknown>; files?: unknown };
+    if (typeof o.id !== 'string') return undefined;
+    if (!o.job || typeof o.job !== 'object' || !Array.isArray(o.files)) return { id: o.id };
+    const date = (v: unknown) => (typeof v === 'string' ? new Date(v) : null);
+    const job = {
+      ...o.job,
+      createdAt: date(o.job.createdAt) ?? new Date(0),
+      startedAt: date(o.job.startedAt),
+      completedAt: date(o.job.completedAt),
+      expiresAt: date(o.job.expiresAt),
+    } as unknown as JobRow;
+    return { id: o.id, data: { job, files: o.files as JobFileWithOutput[] } };
+  } catch {
+    return undefined;
+  }
 }
 
 interface ListenEvents {

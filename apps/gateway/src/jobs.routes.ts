@@ -1,7 +1,8 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { AppError, isUuid } from '@kiln/contracts';
-import { cancelJob, getJob, getJobWithFiles, listJobs } from '@kiln/db';
+import { cancelJob, getJob, getJobWithFiles, listJobs, withTransaction } from '@kiln/db';
+import { recordJobEvents } from '@kiln/webhooks';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import { toJobDetail, toSummary, urlBuilder } from './job-responses.ts';
@@ -66,7 +67,12 @@ export function jobsRouter(deps: GatewayDeps): Router {
 
   r.delete('/jobs/:id', async (req, res) => {
     const id = jobIdParam(req);
-    const outcome = await cancelJob(deps.pool, id, apiKeyOf(req).id, deps.config.RETENTION_HOURS);
+    // The cancel and its webhook event (conversion.failed) commit together.
+    const outcome = await withTransaction(deps.pool, async (tx) => {
+      const o = await cancelJob(tx, id, apiKeyOf(req).id, deps.config.RETENTION_HOURS);
+      if (o === 'cancelled' && deps.events) await recordJobEvents(tx, deps.events, id, { kind: 'cancelled' });
+      return o;
+    });
     if (outcome === 'not_found') throw new AppError('not_found', `No job ${id}.`);
     if (outcome !== 'cancelled') throw new AppError('job_not_cancellable', `Job ${id} is ${outcome}; only pending jobs can be cancelled.`, { detail: { status: outcome } });
     const job = (await getJob(deps.pool, id, apiKeyOf(req).id))!;

@@ -4,10 +4,12 @@
  *
  *   1. admitSubmission — before any bytes are read: the job an earlier request with this
  *      Idempotency-Key created (the request is then a replay), else the key's admission (concurrent
- *      jobs, monthly quota), so a refused request is refused before its upload.
+ *      jobs, monthly quota) and, when the caller knows its queue already, that queue's backpressure,
+ *      so a refused request is refused before its upload.
  *   2. The caller gets its files' bytes somewhere (a multipart upload, an already-uploaded file, or
  *      nothing yet: a URL a worker fetches later), and checks what it can (checkPair, for bytes it has).
- *   3. submitJob — the key's allowed formats, then one transaction: admission again under the key's
+ *   3. submitJob — the key's allowed formats, the backpressure of each class of work it queues
+ *      (429 queue_full while a class's backlog is past its limits, backpressure.ts), then one transaction: admission again under the key's
  *      lock, the job and file rows, the Idempotency-Key claim, one queue message per file (queueFor).
  *      A replay, or a lost race for the same Idempotency-Key, creates nothing and answers with the
  *      earlier job.
@@ -30,6 +32,8 @@ import { compressTargetFor, pairRefusal, targetsFor, UNRECOGNISED_INPUT, type In
 import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type ExtraSource, type Pool, type Queryable } from '@kiln/db';
 import type { KilnMetrics } from '@kiln/metrics';
 import type { Queue } from '@kiln/queue';
+import type { Backpressure } from './backpressure.ts';
+import { recordJobEvents, type EventContext } from '@kiln/webhooks';
 import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
 
 export interface SubmitDeps {
@@ -38,6 +42,10 @@ export interface SubmitDeps {
   config: LimitsConfig;
   /** Counts each job created, by type and dialect (absent in tests that do not look). */
   metrics?: Pick<KilnMetrics, 'jobsCreated'>;
+  /** Refuses new work of a class whose queue is past its limits (429 queue_full); absent: never refuses. */
+  backpressure?: Backpressure;
+  /** Webhook events (file.uploaded) are written in the job's transaction; absent, none are. */
+  events?: EventContext;
 }
 
 type SubmittingKey = Pick<ApiKeyRow, 'id' | 'limits'>;
@@ -51,11 +59,21 @@ export interface Admission {
   replayOf: string | undefined;
 }
 
-export async function admitSubmission(deps: Pick<SubmitDeps, 'pool' | 'config'>, key: SubmittingKey, idempotencyKey?: string): Promise<Admission> {
+export async function admitSubmission(
+  deps: Pick<SubmitDeps, 'pool' | 'config' | 'backpressure'>,
+  key: SubmittingKey,
+  idempotencyKey?: string,
+  opts: {
+    /** The queue the request's files will go to, when it is known before they are read (a media tool that takes one class): a full class is refused before the upload. */
+    queue?: FileQueueName | undefined;
+  } = {},
+): Promise<Admission> {
   const limits = effectiveLimits(deps.config, key);
   const replayOf = idempotencyKey ? await findIdempotentJob(deps.pool, key.id, idempotencyKey) : undefined;
   // A replay is not a new job, so it is never refused for the key's limits.
   if (!replayOf) await admitJob(deps.pool, key, limits);
+  // Counts nothing yet (0 files): submitJob counts the files it queues.
+  if (!replayOf && opts.queue) await deps.backpressure?.check(new Map([[opts.queue, 0]]));
   return { key, limits, idempotencyKey, replayOf };
 }
 
@@ -87,6 +105,8 @@ export interface JobSubmission {
   files: SubmitFile[];
   /** The media tool the job runs (`POST /api/media/<tool>`); its options are each file's `options`. */
   tool?: ToolName;
+  /** Kiln's per-job webhook, already checked (webhooks.service.ts `jobWebhookUrlOf`): sent every event of the job. */
+  webhookUrl?: string;
   /**
    * Runs inside the job's transaction, just before it commits (not for replays): the sync routes start
    * listening here; a dialect writes its own rows with `tx`, and a throw rolls the whole job back.
@@ -128,6 +148,8 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
     const queue = queueFor(job.jobType, { kind: f.kind, tool: job.tool ?? null });
     byQueue.set(queue, [...(byQueue.get(queue) ?? []), { jobId: job.jobId, fileId: f.fileId }]);
   }
+  // After the replay check (a replay queues nothing), before anything is written.
+  await deps.backpressure?.check(new Map([...byQueue].map(([queue, payloads]) => [queue, payloads.length])));
   try {
     await withTransaction(deps.pool, async (tx) => {
       await admitJob(tx, key, limits, { lock: true });
@@ -139,6 +161,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         dialect: job.dialect ?? 'convertly',
         createArchive: job.createArchive,
         tool: job.tool ?? null,
+        webhookUrl: job.webhookUrl ?? null,
         files: job.files.map((f, idx) => ({
           id: f.fileId,
           idx,
@@ -158,6 +181,11 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
         if (owner !== job.jobId) throw new ClaimedElsewhere(owner);
       }
       for (const [queue, payloads] of byQueue) await deps.queue.sendMany(queue, payloads, tx);
+      // The uploads this job stored; a URL source is not stored until a worker fetches it.
+      if (deps.events) {
+        const uploads = job.files.flatMap((f, index) => (f.size !== null ? [{ index, filename: f.filename }] : []));
+        await recordJobEvents(tx, deps.events, job.jobId, { kind: 'submitted', uploads });
+      }
       await job.beforeCommit?.(job.jobId, tx);
     });
   } catch (err) {

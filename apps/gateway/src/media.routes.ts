@@ -15,12 +15,25 @@
  */
 import crypto from 'node:crypto';
 import { Router, type Request } from 'express';
-import { AppError, isToolName, parseToolOptions, readFileResult, toolCatalog, toolInputRefusal, toolInputsInWords, TOOLS, type ToolName } from '@kiln/contracts';
+import {
+  AppError,
+  FILE_QUEUES,
+  isToolName,
+  parseToolOptions,
+  readFileResult,
+  toolCatalog,
+  toolInputRefusal,
+  toolInputsInWords,
+  TOOLS,
+  workClassOfTool,
+  type ToolName,
+} from '@kiln/contracts';
 import { getJob, type ApiKeyRow, type ExtraSource } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import { admitSubmission, checkReadable, submitJob, type SubmitFile, type Submitted } from './jobs.service.ts';
+import { jobWebhookUrlOf } from './webhooks.service.ts';
 import { idempotencyKeyOf } from './multipart-intake.ts';
 import { answerSync, submitAndWait } from './sync.routes.ts';
 import { receiveUpload, uploadLimitsFor, type FileFields, type UploadedFile } from './upload.ts';
@@ -59,7 +72,7 @@ export function mediaRouter(deps: GatewayDeps): Router {
       throw new AppError('not_implemented', spec.unavailable, { detail: { tool: name } });
     }
     const key = apiKeyOf(req);
-    const { created, final } = await submitAndWait(
+    const { created, final, notified } = await submitAndWait(
       deps,
       res,
       (beforeCommit) => submitTool(deps, req, res, key, name, beforeCommit),
@@ -71,10 +84,20 @@ export function mediaRouter(deps: GatewayDeps): Router {
       res.json({ jobId: created.jobId, status: job?.status ?? 'pending', tool: name });
       return;
     }
-    await answerSync(deps, req, res, key, created.jobId, final, created.save, (rows) => {
-      const r = rows[0] ? readFileResult(rows[0].result) : {};
-      return { tool: name, ...(r.metadata ? { metadata: r.metadata } : {}), ...(r.storyboard ? { storyboard: r.storyboard } : {}) };
-    });
+    await answerSync(
+      deps,
+      req,
+      res,
+      key,
+      created.jobId,
+      final,
+      created.save,
+      (rows) => {
+        const r = rows[0] ? readFileResult(rows[0].result) : {};
+        return { tool: name, ...(r.metadata ? { metadata: r.metadata } : {}), ...(r.storyboard ? { storyboard: r.storyboard } : {}) };
+      },
+      notified,
+    );
   });
   return r;
 }
@@ -113,7 +136,9 @@ async function submitTool(
   beforeCommit: (jobId: string) => void,
 ): Promise<ToolSubmission> {
   const spec = TOOLS[tool];
-  const admission = await admitSubmission(deps, key, idempotencyKeyOf(req));
+  // A tool that takes one class of input (gif: video) is refused for a full class before its upload is read.
+  const toolClass = workClassOfTool(tool);
+  const admission = await admitSubmission(deps, key, idempotencyKeyOf(req), { queue: toolClass ? FILE_QUEUES.convert[toolClass] : undefined });
   const jobId = crypto.randomUUID();
   const limits = uploadLimitsFor(deps.config, key);
   const parts = await receiveUpload(deps.store, req, res, jobId, limits, fileFieldsFor(tool));
@@ -124,6 +149,7 @@ async function submitTool(
     const save = parseSave(fields);
     const options = parseToolOptions(tool, fields);
     const urls = await urlSourcesOf(deps, fields);
+    const webhookUrl = await jobWebhookUrlOf(deps, key.id, fields.webhookUrl);
     const overlays = parts.filter((p) => OVERLAY_FIELD.test(p.fieldname));
     const inputs = chooseInputs(
       tool,
@@ -178,13 +204,16 @@ async function submitTool(
       createArchive: false,
       tool,
       files: [file],
+      ...(webhookUrl ? { webhookUrl } : {}),
       // An async request does not wait, so nothing listens for its job.
       ...(background ? {} : { beforeCommit }),
     });
-    if (!submitted.created) await deps.store.delete(stored);
+    // jobId is new and this request's alone: when no job took it, its whole folder goes (not only
+    // the parts, which would leave an empty jobs/<id>/src behind).
+    if (!submitted.created) await deps.store.delete([keys.job(jobId)]);
     return { ...submitted, save, background };
   } catch (err) {
-    await deps.store.delete(stored).catch(() => undefined);
+    await deps.store.delete([keys.job(jobId)]).catch(() => undefined);
     throw err;
   }
 }

@@ -9,11 +9,12 @@
 import crypto from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AppError, parseJobFields, type JobRequest, type JobType } from '@kiln/contracts';
-import type { ApiKeyRow } from '@kiln/db';
+import type { ApiKeyRow, Queryable } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { admitSubmission, checkPair, submitJob, type Submitted } from './jobs.service.ts';
 import { JOB_FILE_FIELDS, receiveUpload, uploadLimitsFor, type FileFields } from './upload.ts';
 import { urlSourcesOf } from './url-sources.ts';
+import { jobWebhookUrlOf } from './webhooks.service.ts';
 import { keys } from '@kiln/storage';
 
 /** The job routes' file fields, and Convertly's single-file name `file` (see submitMultipart). */
@@ -32,7 +33,7 @@ export interface MultipartOptions {
   /** Runs once the body (fields included) is read, before anything is validated or created; a throw discards the upload. */
   afterUpload?: (fields: Record<string, unknown>) => void;
   /** Passed to submitJob: runs just before the new job's transaction commits. */
-  beforeCommit?: (jobId: string) => void | Promise<void>;
+  beforeCommit?: (jobId: string, tx: Queryable) => void | Promise<void>;
 }
 
 export interface SubmittedUpload extends Submitted {
@@ -50,7 +51,6 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
     { dialect: 'convertly' },
     parts.reduce((n, f) => n + f.size, 0),
   );
-  const stored = parts.map((f) => f.key);
   try {
     // Convertly's own MCP client sends every file twice, as `files` and as `file` ("each route reads
     // whichever it expects"): the job routes read `files`, and `file` only when no `files` came.
@@ -61,6 +61,7 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
     const fields = (req.body ?? {}) as Record<string, unknown>;
     opts.afterUpload?.(fields);
     const urls = await urlSourcesOf(deps, fields);
+    const webhookUrl = await jobWebhookUrlOf(deps, key.id, fields.webhookUrl);
     const total = files.length + urls.length;
     if (total === 0) throw new AppError('invalid_field', 'Upload at least one file in the "files" field, or name one with sourceUrl.', { detail: { field: 'files' } });
     if (total > limits.maxFiles) {
@@ -90,12 +91,15 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
       createArchive: request.createArchive,
       files: [...files.map((f, i) => ({ fileId: f.fileId, sourceKey: f.key, filename: f.filename, kind: f.kind ?? null, size: f.size, options: request.files[i]! })), ...fromUrls],
       beforeCommit: opts.beforeCommit,
+      ...(webhookUrl ? { webhookUrl } : {}),
     });
     // A replay answers with the earlier job, which has its own copy of the files.
-    if (!submitted.created) await deps.store.delete(stored);
+    // jobId is new and this request's alone: when no job took it, its whole folder goes (not only
+    // the parts, which would leave an empty jobs/<id>/src behind).
+    if (!submitted.created) await deps.store.delete([keys.job(jobId)]);
     return { ...submitted, request };
   } catch (err) {
-    await deps.store.delete(stored).catch(() => undefined);
+    await deps.store.delete([keys.job(jobId)]).catch(() => undefined);
     throw err;
   }
 }

@@ -7,10 +7,12 @@ import { loggerFor, type Config } from '@kiln/config';
 import { DIALECTS, JOB_TYPES } from '@kiln/contracts';
 import { createPool, findRunningEmbedded, migrate, readJobTotals } from '@kiln/db';
 import { createMetrics } from '@kiln/metrics';
-import { Queue } from '@kiln/queue';
+import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
+import { eventContext } from '@kiln/webhooks';
 import { createApp } from './app.ts';
+import { backpressureLimits, createBackpressure } from './backpressure.ts';
 import { bootstrapKeys } from './bootstrap-keys.ts';
 import type { GatewayDeps } from './deps.ts';
 import { KeyCache, StoredFileCache } from './caches.ts';
@@ -22,11 +24,12 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   const url = config.DATABASE_URL ?? (await findRunningEmbedded(config.dataDir));
   if (!url) throw new Error('No database: set DATABASE_URL, or run `pnpm start` (which starts an embedded Postgres in DATA_DIR).');
   await migrate(url);
-  const pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS });
+  const pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS, connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS });
   const queue = await new Queue({
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
-    expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60,
+    ...fileQueueTimings({ fileTimeoutSeconds: config.FILE_TIMEOUT_SECONDS, recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS, orphanSeconds: config.WORKER_ORPHAN_SECONDS }),
+    deleteAfterSeconds: config.QUEUE_HISTORY_SECONDS,
     supervise: false,
     onError: (err) => log.error('queue error', { err }),
   }).start();
@@ -52,6 +55,18 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
     keyCache: new KeyCache(waiter),
     storedFiles: new StoredFileCache(),
     outbound,
+    backpressure: createBackpressure({
+      read: () => queue.depths(),
+      limits: backpressureLimits(config),
+      onRefuse: (q, limit) => metrics.queueFullRefusals.inc({ queue: q, limit }),
+    }),
+    events: eventContext({
+      signer,
+      publicUrl: config.PUBLIC_URL,
+      port: config.PORT,
+      ttlSeconds: config.DOWNLOAD_URL_TTL_SECONDS,
+      progressIntervalMs: config.WEBHOOK_PROGRESS_INTERVAL_MS,
+    }),
     close: async () => {
       await outbound.close();
       await waiter.close();
@@ -59,6 +74,28 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
       await pool.end().catch(() => undefined);
     },
   };
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+/**
+ * A request Node's HTTP parser refuses before Express sees it (a header with bytes no header may
+ * hold, a malformed request line, headers past the size limit): answered in the house's error shape
+ * instead of Node's bare "400 Bad Request", so even this refusal carries a code and a sentence.
+ */
+export function answerClientError(err: NodeJS.ErrnoException & { code?: string }, socket: import('node:stream').Duplex): void {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request headers are too large; send fewer or shorter headers.']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'The request headers did not arrive in time; send the request again.']
+        : [400, 'Bad Request', 'The request is not valid HTTP/1.1 (a malformed request line or header); check its headers for characters headers may not hold.'];
+  const body = JSON.stringify({ error: message, code: 'invalid_request', detail: { reason: String(err.code ?? 'malformed_http').toLowerCase() } });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 export async function startGateway(config: Config): Promise<{ server: http.Server; url: string; deps: GatewayDeps; stop: () => Promise<void> }> {
@@ -69,6 +106,7 @@ export async function startGateway(config: Config): Promise<{ server: http.Serve
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.PORT, config.HOST, resolve));
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
@@ -79,6 +117,12 @@ export async function startGateway(config: Config): Promise<{ server: http.Serve
     storage: { driver: deps.store.kind, ...deps.store.location },
     downloads: config.DOWNLOAD_REDIRECT === 's3' ? 'redirect to presigned S3 GET' : 'streamed by the gateway',
   });
+  if (!config.METRICS_TOKEN && !isLoopback(config.HOST)) {
+    deps.log.warn(
+      `METRICS_TOKEN is unset, so GET /metrics (queue depths, job totals, the Node.js version) is open to anyone who can reach ${config.HOST}:${port}: set METRICS_TOKEN, or bind HOST=127.0.0.1 behind a proxy.`,
+      { setting: 'METRICS_TOKEN' },
+    );
+  }
   let stopping: Promise<void> | undefined;
   return {
     server,

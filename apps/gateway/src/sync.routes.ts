@@ -3,15 +3,17 @@
  * with the request held until the job ends. Past SYNC_TIMEOUT_SECONDS the answer is 202 with the job
  * id to poll. Without saveToStorage=true results come back inline as data: URLs and nothing is kept.
  */
+import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import { AppError, fileResultExtras, requestCodeForFileError, type FileResult, type JobType, type SyncFile } from '@kiln/contracts';
-import { getJobWithFiles, markJobPurged, type ApiKeyRow, type JobFileWithOutput } from '@kiln/db';
+import { getJobWithFiles, markJobPurged, type ApiKeyRow, type JobFileWithOutput, type Queryable } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
-import type { PendingJob } from './job-waiter.ts';
+import type { NotifiedJob, PendingJob } from './job-waiter.ts';
 import { jobErrorMessage, toFileResult, urlBuilder, type UrlFor } from './job-responses.ts';
 import { submitMultipart } from './multipart-intake.ts';
+import { contentDisposition } from './files.routes.ts';
 import type { Submitted } from './jobs.service.ts';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
@@ -26,12 +28,106 @@ export function syncRouter(deps: GatewayDeps): Router {
   const r = Router();
   const handle = (jobType: JobType) => async (req: Request, res: Response) => {
     const key = apiKeyOf(req);
-    const { created, final } = await submitAndWait(deps, res, (beforeCommit) => submitMultipart(deps, req, res, key, { jobType, beforeCommit }));
-    await answerSync(deps, req, res, key, created.jobId, final, created.request.saveToStorage === true);
+    const bytes = wantsBytes(req);
+    const { created, final, notified } = await submitAndWait(deps, res, (beforeCommit) =>
+      submitMultipart(deps, req, res, key, {
+        jobType,
+        beforeCommit: async (jobId, tx) => {
+          // The bytes answer carries one file: refuse more before the job exists (the throw rolls it back).
+          if (bytes) await refuseManyFiles(tx, jobId);
+          beforeCommit(jobId);
+        },
+      }),
+    );
+    if (bytes && final) return void (await answerBytes(deps, res, key, created.jobId, created.request.saveToStorage === true, notified));
+    await answerSync(deps, req, res, key, created.jobId, final, created.request.saveToStorage === true, undefined, notified);
   };
   r.post('/convert', handle('convert'));
   r.post('/compress', handle('compress'));
   return r;
+}
+
+/**
+ * The client asked for the result's bytes rather than JSON: `?download=1` (or `true`), or an Accept
+ * header that names application/octet-stream and not JSON. One response instead of the JSON answer
+ * plus a GET of its link.
+ */
+function wantsBytes(req: Request): boolean {
+  const q = req.query.download;
+  if (q !== undefined) {
+    if (q === '1' || q === 'true') return true;
+    if (q === '0' || q === 'false') return false;
+    throw new AppError('invalid_field', 'download: use 1 or true to receive the result file itself as the response body, 0 or false (the default) for the JSON answer.', {
+      detail: { field: 'download' },
+    });
+  }
+  const accept = req.get('accept') ?? '';
+  return /application\/octet-stream/i.test(accept) && !/application\/json|\*\/\*/i.test(accept);
+}
+
+async function refuseManyFiles(tx: Queryable, jobId: string): Promise<void> {
+  const r = await tx.query<{ n: number }>('SELECT total_files AS n FROM jobs WHERE id = $1', [jobId]);
+  const n = r.rows[0]?.n ?? 0;
+  if (n > 1)
+    throw new AppError(
+      'invalid_field',
+      `download: the file itself can be returned for a request of one file; this one has ${n}. Leave download off (and Accept on JSON) for the JSON answer with one link per file.`,
+      { detail: { field: 'download', files: n } },
+    );
+}
+
+/**
+ * The bytes answer of a finished sync job of one file: the result streamed as the body (its type,
+ * size and name in the headers, the job id in Kiln-Job-Id). A failed file gets the usual error
+ * answer. Without saveToStorage nothing is kept once it is sent.
+ */
+async function answerBytes(deps: GatewayDeps, res: Response, key: ApiKeyRow, jobId: string, save: boolean, notified?: NotifiedJob): Promise<void> {
+  const found = fromNotice(notified, jobId, key) ?? (await getJobWithFiles(deps.pool, jobId, key.id));
+  if (!found) throw new AppError('not_found', `No job ${jobId}.`);
+  const { job, files: rows } = found;
+  const f = rows[0];
+  if (f?.status !== 'completed' || !f.output) {
+    throw new AppError(requestCodeForFileError(f?.errorCode ?? null), f?.errorMessage ?? jobErrorMessage(job) ?? 'The conversion failed.', {
+      detail: { jobId: job.id, fileErrorCode: f?.errorCode ?? null },
+    });
+  }
+  const out = f.output;
+  const stat = await deps.store.stat(out.storageKey);
+  if (!stat) throw new AppError('not_found', `The result of job ${job.id} is no longer stored.`);
+  res.set({
+    'Content-Type': out.mimeType,
+    'Content-Length': String(stat.size),
+    'Content-Disposition': contentDisposition(out.filename),
+    'X-Content-Type-Options': 'nosniff',
+    'Cache-Control': 'no-store',
+    'Kiln-Job-Id': job.id,
+    ...(save ? { 'Kiln-Stored-File-Id': out.id } : {}),
+  });
+  if (!save && stat.size <= deps.config.SYNC_INLINE_MAX_BYTES) {
+    // Nothing is kept: as for the inline answer, the job is purged before the answer goes, so a
+    // client that reads the job next finds it so. Up to SYNC_INLINE_MAX_BYTES is held to do that.
+    const bytes = await readAll(await deps.store.open(out.storageKey));
+    await deps.store.delete([keys.job(job.id)]);
+    await markJobPurged(deps.pool, job.id);
+    res.end(bytes);
+    return;
+  }
+  try {
+    await pipeline(await deps.store.open(out.storageKey), res);
+  } catch (err) {
+    if (!((err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed)) throw err;
+  }
+  if (!save) {
+    // Larger than SYNC_INLINE_MAX_BYTES: streamed, then deleted.
+    await deps.store.delete([keys.job(job.id)]);
+    await markJobPurged(deps.pool, job.id);
+  }
+}
+
+/** The notice's job when it is this key's job `jobId`, final (else the answer reads it). */
+function fromNotice(n: NotifiedJob | undefined, jobId: string, key: ApiKeyRow): NotifiedJob | undefined {
+  if (!n || n.job.id !== jobId || n.job.apiKeyId !== key.id) return undefined;
+  return n.job.status === 'completed' || n.job.status === 'failed' ? n : undefined;
 }
 
 /**
@@ -49,8 +145,10 @@ export async function answerSync(
   final: boolean,
   save: boolean,
   extra: (rows: JobFileWithOutput[]) => Record<string, unknown> = () => ({}),
+  /** The job as its NOTIFY carried it: the answer is built from it without reading the job again. */
+  notified?: NotifiedJob,
 ): Promise<void> {
-  const found = await getJobWithFiles(deps.pool, jobId, key.id);
+  const found = fromNotice(notified, jobId, key) ?? (await getJobWithFiles(deps.pool, jobId, key.id));
   if (!found) throw new AppError('not_found', `No job ${jobId}.`);
   const { job, files: rows } = found;
   if (!final) {
@@ -103,7 +201,7 @@ export async function submitAndWait<T extends Submitted>(
   submit: (beforeCommit: (jobId: string) => void) => Promise<T>,
   /** False for a submission that is answered at once (a media tool's async=true). */
   shouldWait: (created: T) => boolean = () => true,
-): Promise<{ created: T; final: boolean }> {
+): Promise<{ created: T; final: boolean; notified?: NotifiedJob }> {
   let pending: PendingJob | undefined;
   let created: T;
   try {
@@ -122,7 +220,8 @@ export async function submitAndWait<T extends Submitted>(
   res.on('close', () => abort.abort());
   const timeoutMs = deps.config.SYNC_TIMEOUT_SECONDS * 1000;
   const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal));
-  return { created, final };
+  const notified = final ? pending?.notified() : undefined;
+  return { created, final, ...(notified ? { notified } : {}) };
 }
 
 /**

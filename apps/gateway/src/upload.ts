@@ -13,7 +13,8 @@ import { AppError } from '@kiln/contracts';
 import type { Config } from '@kiln/config';
 import type { ApiKeyRow } from '@kiln/db';
 import { SNIFF_BYTES, sniff, type InputKind } from '@kiln/formats';
-import { keys, type BlobStore } from '@kiln/storage';
+import { isStorageUnavailable, keys, type BlobStore } from '@kiln/storage';
+import { isDiskFull, storageFull } from './errors.ts';
 
 export interface UploadedFile {
   /** Position among the request's files, after ordering `files[N]` parts by N. */
@@ -79,7 +80,29 @@ interface StoredPart {
   kind: InputKind | undefined;
 }
 
-function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string, fields: FileFields): multer.StorageEngine {
+/** One request's parts still being written: so a refused request can stop them and wait before it answers. */
+class PartsInFlight {
+  readonly #parts = new Map<HeadCapture, Promise<unknown>>();
+  add(capture: HeadCapture, writing: Promise<unknown>): void {
+    this.#parts.set(capture, writing);
+    void writing.finally(() => this.#parts.delete(capture)).catch(() => undefined);
+  }
+  /**
+   * Ends every part still being written with `reason` and waits until the store has settled each
+   * one (dropped its temporary file or aborted its multipart upload, or finished it). multer does not
+   * always wait for its storage engine before reporting an error — a request that broke is reported
+   * at once — so without this the job folder could be deleted before a part still being written
+   * lands in it, and a part whose stream nobody ends would hold its descriptor and temporary file
+   * for as long as the process lives.
+   */
+  async abort(reason: Error): Promise<void> {
+    const pending = [...this.#parts.entries()];
+    for (const [capture] of pending) if (!capture.destroyed) capture.destroy(reason);
+    await Promise.allSettled(pending.map(([, p]) => p));
+  }
+}
+
+function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string, fields: FileFields, inFlight: PartsInFlight): multer.StorageEngine {
   return {
     _handleFile(req, file, cb) {
       if (!fields.accepts(file.fieldname)) {
@@ -98,13 +121,14 @@ function blobStorage(store: BlobStore, jobIdOf: (req: Request) => string, fields
       // error must reach the store so it drops the partial blob (or aborts its multipart upload)
       // instead of waiting forever for an end that never comes.
       pipeline(file.stream, capture).catch(() => undefined);
-      store.put(key, capture).then(
+      const writing = store.put(key, capture).then(
         ({ size }) => cb(null, { fileId, key, size, kind: sniff(capture.head) } satisfies StoredPart as unknown as Partial<Express.Multer.File>),
-        (err: unknown) => {
-          void store.delete([key]).catch(() => undefined);
+        async (err: unknown) => {
+          await store.delete([key]).catch(() => undefined);
           cb(err as Error);
         },
       );
+      inFlight.add(capture, writing);
     },
     _removeFile(_req, file, cb) {
       const key = (file as unknown as StoredPart).key;
@@ -181,54 +205,92 @@ function multerError(err: multer.MulterError, limits: UploadLimits): AppError {
   }
 }
 
+/** busboy's own messages, as the reason a client gets (they are stable: busboy 1.x). */
+const BODY_REASONS: [RegExp, string, string][] = [
+  [/Unexpected end of (form|file)/i, 'body_incomplete', 'the body ended before the closing boundary: send the whole multipart body (its Content-Length must match what is sent)'],
+  [/Malformed part header/i, 'malformed_part_header', 'a part has a malformed header: each part needs a Content-Disposition: form-data; name="…" header'],
+  [/Boundary not found/i, 'missing_boundary', 'the Content-Type has no boundary: send Content-Type: multipart/form-data; boundary=…'],
+  [/Unsupported content type|Missing Content-Type/i, 'unsupported_content_type', 'send Content-Type: multipart/form-data; boundary=…'],
+  [/Malformed urlencoded form/i, 'malformed_body', 'the body could not be parsed'],
+];
+
+/** The client hung up (or its connection broke) before the body arrived: nobody is left to answer. */
+function isClientGone(err: unknown): boolean {
+  const e = err as { message?: unknown; code?: unknown } | null;
+  return /^(Request (aborted|closed|error)|aborted)$/.test(String(e?.message ?? '')) || e?.code === 'ECONNRESET' || e?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
 /**
- * Runs multer for one request and returns the stored parts in file order. On any error every blob
- * this request stored is removed before the error propagates, so a refused upload leaves nothing.
+ * What a failed multipart read becomes. Ours (AppError), multer's limits and storage's own failures
+ * keep their meaning; anything else came from reading the client's body (busboy's parse errors, a
+ * connection that broke), which is a 400 naming what was wrong — never a 500.
+ */
+export function bodyError(err: unknown, limits: UploadLimits): unknown {
+  if (err instanceof AppError) return err;
+  if (err instanceof multer.MulterError) return multerError(err, limits);
+  if (isDiskFull(err)) return storageFull(err);
+  if (isStorageUnavailable(err)) return err;
+  // A file-system error (EACCES, EIO, EMFILE, …) is the server's: let it be logged as one.
+  if (err && typeof err === 'object' && 'syscall' in err && !isClientGone(err)) return err;
+  const message = String((err as { message?: unknown } | null)?.message ?? '');
+  const known = BODY_REASONS.find(([re]) => re.test(message));
+  if (!known && isClientGone(err)) {
+    return new AppError('invalid_request', 'The upload was interrupted before its body arrived; send the request again.', { cause: err, detail: { reason: 'client_aborted' } });
+  }
+  const [reason, why] = known ? [known[1], known[2]] : ['malformed_body', 'it is not valid multipart/form-data'];
+  return new AppError('invalid_request', `The multipart body could not be read: ${why}.`, { cause: err, detail: { reason } });
+}
+
+/**
+ * Runs multer for one request and returns the stored parts in file order. On any error every part
+ * still being written is stopped, and everything this request stored (the job's folder: `jobId` is
+ * new and owned by this request alone) is removed before the error propagates, so a refused upload
+ * leaves nothing — no blob, no temporary file, no open descriptor, no empty folder.
  */
 export function receiveUpload(store: BlobStore, req: Request, res: Response, jobId: string, limits: UploadLimits, fields: FileFields = JOB_FILE_FIELDS): Promise<UploadedFile[]> {
   const ct = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data/i.test(ct)) {
     return Promise.reject(new AppError('invalid_request', 'Send the request as multipart/form-data with the files in the "files" field.', { detail: { contentType: ct || null } }));
   }
+  const inFlight = new PartsInFlight();
   const mw = multer({
-    storage: blobStorage(store, () => jobId, fields),
+    storage: blobStorage(store, () => jobId, fields, inFlight),
     limits: { fileSize: limits.maxFileBytes, files: limits.maxFiles, fieldSize: limits.maxFieldBytes, fields: 200, parts: limits.maxFiles + 200 },
   }).any();
   return new Promise((resolve, reject) => {
-    mw(req, res, (err?: unknown) => {
-      const raw = (req.files as unknown as (Express.Multer.File & StoredPart)[] | undefined) ?? [];
-      if (err) {
-        const mapped = (() => {
-          if (err instanceof multer.MulterError) return multerError(err, limits);
-          if (err instanceof AppError) return err;
-          const e = err as { status?: number; message?: string };
-          if (e.status && e.status < 500) return new AppError('invalid_request', `The multipart body could not be read: ${e.message ?? 'malformed'}.`);
-          return err;
-        })();
-        // Answer only once nothing of this request is left in storage.
-        void store
-          .delete(raw.map((f) => f.key).filter(Boolean))
-          .catch(() => undefined)
-          .then(() => reject(mapped));
-        return;
-      }
-      const withIndex = raw.map((f, arrival) => {
-        const m = FILE_FIELD.exec(f.fieldname);
-        const explicit = m?.[1] ?? m?.[2];
-        return { f, order: explicit !== undefined ? Number(explicit) : arrival, arrival };
+    const fail = (err: unknown) => {
+      const mapped = bodyError(err, limits);
+      // Answer only once nothing of this request is left in storage.
+      void inFlight
+        .abort(mapped instanceof Error ? mapped : new Error(String(mapped)))
+        .then(() => store.delete([keys.job(jobId)]))
+        .catch(() => undefined)
+        .then(() => reject(mapped));
+    };
+    try {
+      mw(req, res, (err?: unknown) => {
+        if (err) return fail(err);
+        const raw = (req.files as unknown as (Express.Multer.File & StoredPart)[] | undefined) ?? [];
+        const withIndex = raw.map((f, arrival) => {
+          const m = FILE_FIELD.exec(f.fieldname);
+          const explicit = m?.[1] ?? m?.[2];
+          return { f, order: explicit !== undefined ? Number(explicit) : arrival, arrival };
+        });
+        withIndex.sort((a, b) => a.order - b.order || a.arrival - b.arrival);
+        resolve(
+          withIndex.map(({ f }, index) => ({
+            index,
+            fileId: f.fileId,
+            fieldname: f.fieldname,
+            filename: (f.originalname || 'upload').slice(0, 255),
+            key: f.key,
+            size: f.size,
+            kind: f.kind,
+          })),
+        );
       });
-      withIndex.sort((a, b) => a.order - b.order || a.arrival - b.arrival);
-      resolve(
-        withIndex.map(({ f }, index) => ({
-          index,
-          fileId: f.fileId,
-          fieldname: f.fieldname,
-          filename: (f.originalname || 'upload').slice(0, 255),
-          key: f.key,
-          size: f.size,
-          kind: f.kind,
-        })),
-      );
-    });
+    } catch (err) {
+      fail(err);
+    }
   });
 }

@@ -126,7 +126,7 @@ test('valid singular and array forms are accepted: jpeg alias, string booleans, 
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
   const files = (await c.query(`SELECT idx, filename, options FROM job_files WHERE job_id = $1 ORDER BY idx`, [res.body.jobId])).rows;
-  const msgs = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'convert.file'`)).rows[0]!.n;
+  const msgs = (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'convert.image'`)).rows[0]!.n;
   await c.end();
   expect(files.map((f) => f.filename)).toEqual(['first.png', 'second.png']);
   expect(files[0].options).toMatchObject({ format: 'jpg', resize: 'width', resizeWidth: 4, autoOrient: false, quality: 70 });

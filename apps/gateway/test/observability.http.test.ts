@@ -168,9 +168,9 @@ test('job totals and queue depths come from Postgres; uploads and creations are 
   );
   expect(page.value('kiln_jobs', { type: 'convert', dialect: 'convertly', status: 'failed' })).toBe(1);
   // No worker runs here: the two live jobs' messages wait, the cancelled one's too (its handler will skip it).
-  expect(page.value('kiln_queue_jobs', { queue: 'convert.file', state: 'ready' })).toBe(3);
-  expect(page.value('kiln_queue_jobs', { queue: 'compress.file', state: 'ready' })).toBe(0);
-  expect(page.value('kiln_queue_oldest_ready_seconds', { queue: 'convert.file' })).toBeGreaterThanOrEqual(0);
+  expect(page.value('kiln_queue_jobs', { queue: 'convert.image', state: 'ready' })).toBe(3);
+  expect(page.value('kiln_queue_jobs', { queue: 'compress.image', state: 'ready' })).toBe(0);
+  expect(page.value('kiln_queue_oldest_ready_seconds', { queue: 'convert.image' })).toBeGreaterThanOrEqual(0);
   expect(page.value('kiln_metrics_source_up', { source: 'jobs' })).toBe(1);
   expect(page.value('kiln_metrics_source_up', { source: 'queues' })).toBe(1);
   expect(page.value('kiln_jobs_created_total', { type: 'convert', dialect: 'convertly' })).toBe(3);

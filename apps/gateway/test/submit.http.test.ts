@@ -70,7 +70,8 @@ test('submitJob writes the job and its files and queues one message per file on 
     expect(messages).toEqual(
       j.files.map((f) => ({ name: queueFor(jobType, f), data: { jobId: j.jobId, fileId: f.fileId } })).sort((a, b) => a.data.fileId.localeCompare(b.data.fileId)),
     );
-    expect(messages[0].name).toBe(jobType === 'compress' ? 'compress.file' : 'convert.file');
+    // JPEGs: the image class's queue of the job type.
+    expect(messages[0].name).toBe(jobType === 'compress' ? 'compress.image' : 'convert.image');
   }
 });
 

@@ -298,7 +298,7 @@ describe('tasks', () => {
     expect(file.source_key).toMatch(new RegExp(`^uploads/${input}/`));
     expect(file.source_kind).toBe('png');
     expect(file.options).toMatchObject({ format: 'webp', resize: 'box', resizeWidth: 640, resizeHeight: 640 });
-    expect(await count(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'convert.file' AND data->>'jobId' = $1`, [t.id])).toBe(1);
+    expect(await count(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'convert.image' AND data->>'jobId' = $1`, [t.id])).toBe(1);
 
     // The same task read back, and through the Convertly dialect: one job, two views.
     const again = await get(key, `/v1/tasks/${t.id}`);

@@ -18,6 +18,7 @@ export * from './image/image.ts';
 export * from './image/resize.ts';
 export * from './archive/zip.ts';
 export * from './process/run.ts';
+export * from './process/sandbox.ts';
 export * from './media/binaries.ts';
 export * from './media/probe.ts';
 export * from './media/transcode.ts';

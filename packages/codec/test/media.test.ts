@@ -1,9 +1,10 @@
 /**
  * Codec tier: the media engine against the real ffmpeg/ffprobe on small clips generated at test time.
  */
-import { readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { resolveFfmpeg, resolveFfprobe } from '../src/media/binaries.ts';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { majorVersion, resolveFfmpeg, resolveFfprobe, toolOptions } from '../src/media/binaries.ts';
 import type { ResolvedBinary } from '../src/media/binaries.ts';
 import { DEFAULT_ALLOWED_DEMUXERS, probeMedia } from '../src/media/probe.ts';
 import type { MediaInfo } from '../src/media/probe.ts';
@@ -79,6 +80,63 @@ describe('binaries', () => {
     const configured = await resolveFfmpeg({ configuredPath: ffmpeg.path });
     expect(configured).toMatchObject({ path: ffmpeg.path, source: 'configured', version: ffmpeg.version });
     expect(resolveFfmpeg({ configuredPath: ffmpeg.path })).toBe(resolveFfmpeg({ configuredPath: ffmpeg.path }));
+  });
+
+  // The order (FFMPEG_PATH, ffmpeg-static, a system ffmpeg ≥ 5, the bundled 2018 build) is checked with
+  // real binaries: Debian's ffmpeg when it is on PATH (.ci/run installs it), the bundled one, and a
+  // script that claims to be ffmpeg 4 to stand for an old system build.
+  const systemFfmpeg = (name: string) => ['/usr/bin', '/usr/local/bin'].map((d) => join(d, name)).find((p) => existsSync(p));
+
+  test('a system ffmpeg ≥ 5 on PATH is preferred to the bundled 2018 build, and ffprobe matches it', async () => {
+    const sys = systemFfmpeg('ffmpeg');
+    if (!sys) return void console.warn('no system ffmpeg in /usr/bin or /usr/local/bin: apt-get install ffmpeg to run this test');
+    const searchPath = dirname(sys);
+    const [f, p] = await Promise.all([resolveFfmpeg({ searchPath }), resolveFfprobe({ searchPath })]);
+    expect(f).toMatchObject({ path: sys, source: 'system' });
+    expect(majorVersion(f.version)).toBeGreaterThanOrEqual(5);
+    expect(f.warning).toBeUndefined();
+    expect(p).toMatchObject({ path: join(searchPath, 'ffprobe'), source: 'system', version: f.version });
+    // Nothing configured on a machine like this one: the default is the system build too.
+    expect(ffmpeg.source).toBe('system');
+  });
+
+  test('with nothing current found, the bundled 2018 build is used with a warning that names the fix', async () => {
+    const empty = join(dir, 'empty-path');
+    await mkdir(empty, { recursive: true });
+    const [f, p] = await Promise.all([resolveFfmpeg({ searchPath: empty }), resolveFfprobe({ searchPath: empty })]);
+    expect(f.source).toBe('@ffmpeg-installer');
+    expect(p.source).toBe('@ffprobe-installer');
+    for (const b of [f, p]) {
+      expect(b.warning).toMatch(/2018 static build/);
+      expect(b.warning).toMatch(/apt-get install ffmpeg/);
+      expect(b.warning).toMatch(/FF(MPEG|PROBE)_PATH/);
+    }
+  });
+
+  test('an old system ffmpeg is passed over, unless FFMPEG_PATH names it', async () => {
+    const old = join(dir, 'old-path');
+    await mkdir(old, { recursive: true });
+    const fake = join(old, 'ffmpeg');
+    await writeFile(fake, '#!/bin/sh\necho "ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright (c) 2000-2021 the FFmpeg developers"\n', { mode: 0o755 });
+    expect((await resolveFfmpeg({ searchPath: old })).source).toBe('@ffmpeg-installer');
+    expect(await resolveFfmpeg({ configuredPath: fake })).toMatchObject({ source: 'configured', version: '4.4.2-0ubuntu0.22.04.1' });
+  });
+
+  test('ffprobe is looked for beside a configured FFMPEG_PATH first', async () => {
+    const sys = systemFfmpeg('ffmpeg');
+    if (!sys) return void console.warn('no system ffmpeg: apt-get install ffmpeg to run this test');
+    const empty = join(dir, 'empty-path');
+    await mkdir(empty, { recursive: true });
+    const p = await resolveFfprobe(toolOptions({ ffmpegPath: sys }).ffprobe);
+    expect(p).toMatchObject({ path: join(dirname(sys), 'ffprobe'), source: 'beside-ffmpeg' });
+    expect(await resolveFfprobe({ ffmpegPath: sys, searchPath: empty })).toMatchObject({ source: 'beside-ffmpeg' });
+  });
+
+  test('version numbers: releases have a major, git snapshots do not', () => {
+    expect(majorVersion('5.1.9-0+deb12u1')).toBe(5);
+    expect(majorVersion('n7.1')).toBe(7);
+    expect(majorVersion('6.1.1')).toBe(6);
+    expect(majorVersion('N-47683-g0e8eb07980-static')).toBeUndefined();
   });
 
   test('a configured path that does not exist is an error naming the setting', async () => {

@@ -52,11 +52,17 @@ export const fragments = {
       .describe("This host's own files: blobs (STORAGE=local), scratch copies (STORAGE=s3), the embedded Postgres cluster and a generated signing secret."),
     DATABASE_URL: z.string().url().optional().describe('External Postgres. When unset, `pnpm start` runs an embedded server in DATA_DIR/postgres.'),
     DB_POOL_MAX: int(10, 1).describe('Connections per process in our own pool (pg-boss keeps its own).'),
+    DB_CONNECT_TIMEOUT_SECONDS: int(10, 1).describe(
+      'Longest a request waits for a database connection (a new one, or a free one from the pool) before it is answered 503 with Retry-After.',
+    ),
     DB_PREPARED_STATEMENTS: flag(true).describe(
       "Name Kiln's frequent queries so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).",
     ),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Log verbosity; `debug` adds one access line per HTTP request.'),
     RETENTION_HOURS: z.coerce.number().positive().default(24).describe('Results and sources are deleted this long after a job ends.'),
+    QUEUE_HISTORY_SECONDS: int(3600, 60).describe(
+      "How long pg-boss keeps a finished queue message before its maintenance deletes it (Kiln's own tables are the record of every job; this only bounds pg-boss's table).",
+    ),
     EMBEDDED_PG_PORT: int(54329, 1).describe('Port of the embedded Postgres server (127.0.0.1; Kiln itself connects through a unix socket in DATA_DIR/postgres).'),
     KILN_ROLES: z
       .string()
@@ -144,8 +150,12 @@ export const fragments = {
     BOOTSTRAP_API_KEY: optStr.describe('Makes sure this API key exists at start-up (for automation).'),
   }),
   worker: z.object({
-    CONVERT_CONCURRENCY: int(cores, 1).describe('Files the convert worker processes at once.'),
-    COMPRESS_CONCURRENCY: int(cores, 1).describe('Files the compress worker processes at once.'),
+    CONVERT_CONCURRENCY: int(cores, 1).describe(
+      'Image files (raster and SVG) the convert worker processes at once; video/audio and documents/archives have slots of their own (CONVERT_MEDIA_CONCURRENCY, CONVERT_DOCUMENT_CONCURRENCY).',
+    ),
+    COMPRESS_CONCURRENCY: int(cores, 1).describe(
+      'Image files the compress worker processes at once; video/audio and documents/archives have slots of their own (COMPRESS_MEDIA_CONCURRENCY, COMPRESS_DOCUMENT_CONCURRENCY).',
+    ),
     FILE_TIMEOUT_SECONDS: int(600, 1).describe('Longest a single file conversion may run.'),
     WORKER_STOP_GRACE_SECONDS: int(25, 0).describe('On SIGTERM, how long running files may finish before they are aborted (their engines killed) and queued again.'),
     JOB_RETRY_LIMIT: int(2, 0).describe('Retries (with backoff) for engine failures and timeouts; bad input is never retried.'),
@@ -162,13 +172,18 @@ export const fragments = {
     TRACE_MAX_PIXELS: int(2_000_000, 1).describe('Largest image traced to SVG, in pixels (larger ones are downscaled to it first).'),
     PDF_MAX_PAGES: int(50, 1).describe('Most pages read from a PDF.'),
     SVG_MAX_DENSITY: int(600, 1).describe('Highest density (DPI) used to rasterise SVG input.'),
-    FFMPEG_PATH: optStr.describe('ffmpeg binary to use; else ffmpeg-static when its binary exists, else @ffmpeg-installer.'),
-    FFPROBE_PATH: optStr.describe('ffprobe binary to use; else @ffprobe-installer.'),
+    FFMPEG_PATH: optStr.describe(
+      'ffmpeg binary to use; else ffmpeg-static when its binary exists, else a system ffmpeg ≥ 5 on PATH, else the 2018 build in @ffmpeg-installer (with a start-up warning).',
+    ),
+    FFPROBE_PATH: optStr.describe('ffprobe binary to use; else the ffprobe beside FFMPEG_PATH, else a system ffprobe ≥ 5 on PATH, else @ffprobe-installer (with a warning).'),
     SEVENZIP_PATH: optStr.describe("7-Zip binary to use; else 7zip-bin's 7za."),
     HEIF_ENC_PATH: optStr.describe("libheif's heif-enc, for real HEVC HEIC output (else HEIF is AV1-coded)."),
     RESIZE_PRESETS: z.string().optional().describe('JSON overriding resize presets, e.g. {"email":{"width":640,"fit":"inside"}}.'),
     SHARP_CONCURRENCY: int(0, 0).describe('libvips threads per image (0 = sharp default, one per core).'),
     RETENTION_SWEEP_SECONDS: int(60, 1).describe('How often the convert worker deletes the blobs of expired jobs.'),
+    RETENTION_SWEEP_BATCH: int(200, 1).describe(
+      'Expired jobs purged per batch; a sweep runs batches (each its own short statements, no long lock) until none is left or RETENTION_SWEEP_SECONDS have passed.',
+    ),
     STORAGE_RETRY_MAX_SECONDS: int(3600, 0).describe(
       'While storage is unavailable a worker puts its file back in the queue (no retry spent) for at most this long before counting failures.',
     ),
@@ -203,6 +218,31 @@ export const fragments = {
     TURBOFILES_MAX_BODY_BYTES: int(64 * 1024, 1024).describe('Largest JSON:API request body under /v1, in bytes (413 above it). Uploads go to the upload link, not here.'),
   }),
   /** URL sources (`sourceUrl`) and every other outbound request (webhooks): see docs/outbound-requests.md. */
+  /**
+   * Fairness and backpressure: each class of work (media, image, document) has its own queues and its
+   * own worker slots, and new work of a class is refused with 429 while its backlog is past a limit.
+   */
+  fairness: z.object({
+    CONVERT_MEDIA_CONCURRENCY: int(1, 1).describe('Video and audio files (ffmpeg) the convert worker processes at once, in slots images never wait behind.'),
+    CONVERT_DOCUMENT_CONCURRENCY: int(1, 1).describe(
+      'PDFs, archives and compressed files (and URL sources until their type is known) the convert worker processes at once, in slots of their own.',
+    ),
+    COMPRESS_MEDIA_CONCURRENCY: int(1, 1).describe('Video and audio files the compress worker processes at once, in slots images never wait behind.'),
+    COMPRESS_DOCUMENT_CONCURRENCY: int(1, 1).describe('PDFs, archives and compressed files the compress worker processes at once, in slots of their own.'),
+    QUEUE_MAX_DEPTH_MEDIA: int(100, 0).describe(
+      'Video/audio files waiting in a queue (convert or compress) above which new video/audio work is refused with 429 queue_full and Retry-After (0 = no limit).',
+    ),
+    QUEUE_MAX_DEPTH_IMAGE: int(5000, 0).describe('Image files waiting in a queue above which new image work is refused with 429 queue_full (0 = no limit).'),
+    QUEUE_MAX_DEPTH_DOCUMENT: int(500, 0).describe('Documents/archives waiting in a queue above which new work of that class is refused with 429 queue_full (0 = no limit).'),
+    QUEUE_MAX_WAIT_SECONDS_MEDIA: int(1800, 0).describe(
+      'Seconds the oldest waiting video/audio file may have waited for a worker before new video/audio work is refused with 429 queue_full (0 = no limit).',
+    ),
+    QUEUE_MAX_WAIT_SECONDS_IMAGE: int(300, 0).describe('Seconds the oldest waiting image may have waited before new image work is refused with 429 queue_full (0 = no limit).'),
+    QUEUE_MAX_WAIT_SECONDS_DOCUMENT: int(900, 0).describe(
+      'Seconds the oldest waiting document/archive may have waited before new work of that class is refused with 429 queue_full (0 = no limit).',
+    ),
+    QUEUE_RETRY_AFTER_SECONDS: int(15, 1).describe('The Retry-After a 429 queue_full answers with.'),
+  }),
   urlImport: z.object({
     URL_IMPORT: flag(true).describe('Lets requests name an input by URL (`sourceUrl`), fetched by the workers. false refuses such requests.'),
     URL_IMPORT_ALLOWED_HOSTS: hostList.describe(
@@ -212,6 +252,34 @@ export const fragments = {
     URL_IMPORT_IDLE_TIMEOUT_SECONDS: int(30, 1).describe('Longest wait for a response to start, or for the next chunk of its body.'),
     URL_IMPORT_TIMEOUT_SECONDS: int(300, 1).describe('Longest a whole URL fetch may take, redirects and body included.'),
     URL_IMPORT_MAX_REDIRECTS: int(5, 0).describe('Redirects followed when fetching a URL source; each target is checked again.'),
+  }),
+  /** Webhook deliveries (docs/webhooks.md); they go out through @kiln/outbound like URL sources. */
+  webhooks: z.object({
+    WEBHOOK_RETRY_BASE_MS: int(5000, 10).describe(
+      'Wait before the first retry of a failed webhook delivery; each later retry waits twice as long (plus up to 20 % random jitter).',
+    ),
+    WEBHOOK_RETRY_HOURS: z.coerce
+      .number()
+      .positive()
+      .default(24)
+      .describe('A webhook delivery still failing this long after its event is marked failed (retry it by hand with POST /api/webhooks/deliveries/:id/retry).'),
+    WEBHOOK_TIMEOUT_SECONDS: int(10, 1).describe('Longest a webhook receiver may take to answer one delivery; a slower answer counts as a failed attempt.'),
+    WEBHOOK_CONCURRENCY: int(4, 0).describe('Webhook deliveries each worker process sends at once; 0 = this worker sends none.'),
+    WEBHOOK_POLL_MS: int(500, 50).describe('How often an idle worker looks for webhook deliveries that are due.'),
+    WEBHOOK_PROGRESS_INTERVAL_MS: int(1000, 0).describe(
+      'At most one conversion.progress event per job in this interval (a file finishing within it sends none; the final event still follows).',
+    ),
+    WEBHOOK_SECRET_OVERLAP_HOURS: z.coerce
+      .number()
+      .min(0)
+      .default(24)
+      .describe('After POST /api/webhooks/:id/rotate, the old secret keeps signing alongside the new one this long.'),
+    WEBHOOK_HISTORY_DAYS: z.coerce
+      .number()
+      .positive()
+      .default(30)
+      .describe('Webhook events and their delivery history are deleted this long after the event, once none of its deliveries is still pending.'),
+    WEBHOOK_MAX_ENDPOINTS: int(10, 1).describe('Webhook endpoints one API key may register (400 above it).'),
   }),
   /** Logs and metrics: docs in README.md, "Metrics and logs". */
   observability: z.object({
@@ -223,7 +291,9 @@ export const fragments = {
       .string()
       .min(16, 'must be at least 16 characters (e.g. the output of `openssl rand -hex 32`)')
       .optional()
-      .describe('Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`). Unset = /metrics is open to anyone who can reach it.'),
+      .describe(
+        'Bearer token GET /metrics requires, on the gateway and the workers (`Authorization: Bearer <token>`), and that GET /readyz wants before it shows its checks, workers and engines. Unset = /metrics is open to anyone who can reach it, and /readyz shows only its status.',
+      ),
     CONVERT_METRICS_PORT: int(0, 0).describe('Port the convert worker serves GET /metrics on (Prometheus text format); 0 = off. Two convert workers on one host need two ports.'),
     COMPRESS_METRICS_PORT: int(0, 0).describe('Port the compress worker serves GET /metrics on; 0 = off.'),
   }),
@@ -247,6 +317,21 @@ export const fragments = {
     ),
     EVENTS_HEARTBEAT_SECONDS: int(15, 1).describe('How often an idle live event stream gets a comment line, so proxies and load balancers keep it open.'),
   }),
+  /** Worker processes' lifecycle: crash recovery, recycling, and the resource limits of engine child processes (docs/reliability.md). */
+  workerLifecycle: z.object({
+    WORKER_ORPHAN_SECONDS: int(30, 20).describe(
+      'A worker not heard from for this long is taken for dead: the files it held go back to the queue and its scratch folders are removed (pg-boss heartbeats at half this; at least 20).',
+    ),
+    WORKER_RECORD_RETRY_SECONDS: int(120, 0).describe(
+      "How long a worker keeps retrying (with backoff) the write of a finished file's outcome while Postgres is unreachable, before it releases the file to be done again.",
+    ),
+    WORKER_MAX_RSS_MB: int(2048, 0).describe(
+      'A worker whose resident memory passes this drains (finishes its running files, takes no more) and exits so its supervisor restarts it fresh (0 = never).',
+    ),
+    ENGINE_MAX_CPU_SECONDS: int(3600, 0).describe('CPU seconds one engine child process (ffmpeg, 7-Zip, …) may use, set with prlimit where available (0 = no limit).'),
+    ENGINE_MAX_MEMORY_MB: int(8192, 0).describe('Address space of one engine child process, in MiB, set with prlimit where available (0 = no limit).'),
+    ENGINE_MAX_FILE_MB: int(16384, 0).describe('Largest file one engine child process may write, in MiB, set with prlimit where available (0 = no limit).'),
+  }),
 };
 
 export const configSchema = fragments.core
@@ -255,10 +340,13 @@ export const configSchema = fragments.core
   .and(fragments.worker)
   .and(fragments.keys)
   .and(fragments.turbofiles)
+  .and(fragments.fairness)
   .and(fragments.urlImport)
+  .and(fragments.webhooks)
   .and(fragments.observability)
   .and(fragments.dashboard)
-  .and(fragments.events);
+  .and(fragments.events)
+  .and(fragments.workerLifecycle);
 export type RawConfig = z.infer<typeof configSchema>;
 export interface Config extends RawConfig {
   /** DATA_DIR resolved to an absolute path. */

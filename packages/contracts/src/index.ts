@@ -13,4 +13,6 @@ export * from './resize-presets.ts';
 export * from './key-limits.ts';
 export * from './turbofiles.ts';
 export * from './media-tools.ts';
+export * from './response-schemas.ts';
+export * from './webhooks.ts';
 export * from './job-events.ts';

@@ -16,53 +16,9 @@
  * set, a `progress` event if the version moved, and the final event if the job is over.
  */
 import { z } from 'zod';
-import { FILE_ERROR_CODES } from './errors.ts';
-import { fileResultSchema } from './file-result.ts';
-import type { FileResult, JobDetail } from './dto.ts';
+import { fileResultResponseSchema, jobDetailSchema, jobStatusSchema } from './response-schemas.ts';
 
-const jobStatus = z.enum(['pending', 'processing', 'completed', 'failed']);
-
-export const fileResultDtoSchema = z
-  .object({
-    index: z.number().int().nonnegative(),
-    filename: z.string(),
-    status: jobStatus,
-    mimeType: z.string().nullable(),
-    format: z.string().nullable(),
-    originalSize: z.number().int().nonnegative(),
-    finalSize: z.number().int().nonnegative().nullable(),
-    savedPercent: z.number().nullable(),
-    appliedQuality: z.number().nullable(),
-    storedFileId: z.string().nullable(),
-    downloadUrl: z.string().nullable(),
-    progress: z.number().int().min(0).max(100),
-    error: z.object({ code: z.enum(FILE_ERROR_CODES), message: z.string() }).optional(),
-  })
-  .extend(
-    fileResultSchema.pick({ width: true, height: true, durationSeconds: true, notes: true, targetMet: true, targetReason: true, encodes: true, metadata: true, storyboard: true })
-      .shape,
-  )
-  .describe('One file of a job, as in `results[]` of GET /api/jobs/:id.');
-
-export const jobDetailSchema = z
-  .object({
-    jobId: z.uuid(),
-    jobType: z.enum(['convert', 'compress']),
-    tool: z.string().optional(),
-    status: jobStatus,
-    totalFiles: z.number().int().nonnegative(),
-    completedFiles: z.number().int().nonnegative(),
-    failedFiles: z.number().int().nonnegative(),
-    progress: z.number().int().min(0).max(100),
-    errorMessage: z.string().nullable(),
-    createdAt: z.string(),
-    startedAt: z.string().nullable(),
-    completedAt: z.string().nullable(),
-    expiresAt: z.string().nullable(),
-    results: z.array(fileResultDtoSchema),
-    archive: z.object({ filename: z.string(), size: z.number().int().nonnegative(), downloadUrl: z.string() }).nullable(),
-  })
-  .describe('A job as GET /api/jobs/:id answers it.');
+const jobStatus = jobStatusSchema;
 
 /** `progress`: where the job stands, sent after every change. */
 export const jobProgressEventSchema = z
@@ -75,26 +31,24 @@ export const jobProgressEventSchema = z
     failedFiles: z.number().int().nonnegative(),
     files: z.array(z.object({ index: z.number().int().nonnegative(), status: jobStatus, progress: z.number().int().min(0).max(100) })),
   })
-  .describe('Where the job stands: its counters and percentage, and each file by index.');
+  .meta({ id: 'JobProgressEvent', description: 'Where the job stands: its counters and percentage, and each file by index.' });
 
-/** Every event a job's stream sends, by SSE event name, with its `data` (JSON). */
+/**
+ * Every event a job's stream sends, by SSE event name, with the schema of its `data` (JSON):
+ * `snapshot` first on a new stream (the job as it is), `progress` after every change, `file` when a
+ * file reaches a final state (its result), and last `completed` or `failed` (the final job; the
+ * stream closes after it). The job and result schemas are the ones GET /api/jobs/:id answers with.
+ */
 export const JOB_EVENT_SCHEMAS = {
-  snapshot: jobDetailSchema.describe('First on a new stream: the job as it is.'),
+  snapshot: jobDetailSchema,
   progress: jobProgressEventSchema,
-  file: fileResultDtoSchema.describe('A file reached a final state (completed or failed): its result.'),
-  completed: jobDetailSchema.describe('Last: the job completed. The stream closes after it.'),
-  failed: jobDetailSchema.describe('Last: the job failed (every file failed, or it was cancelled). The stream closes after it.'),
+  file: fileResultResponseSchema,
+  completed: jobDetailSchema,
+  failed: jobDetailSchema,
 } as const;
 export type JobEventName = keyof typeof JOB_EVENT_SCHEMAS;
 export const JOB_EVENT_NAMES = Object.keys(JOB_EVENT_SCHEMAS) as JobEventName[];
 export type JobProgressEvent = z.infer<typeof jobProgressEventSchema>;
-
-// The schemas describe the very shapes the gateway builds (dto.ts); a drift fails the typecheck.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const _fileSame: Same<z.infer<typeof fileResultDtoSchema>, FileResult> = true;
-const _detailSame: Same<z.infer<typeof jobDetailSchema>, JobDetail> = true;
-void _fileSame;
-void _detailSame;
 
 /** What a client has been told, as carried in an event id. */
 export interface JobEventCursor {

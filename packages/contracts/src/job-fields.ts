@@ -5,7 +5,7 @@
  * the accepted values; nothing is queued when any field is wrong.
  */
 import { z } from 'zod';
-import { OUTPUT_FORMATS, parseOutputFormat, type OutputFormat } from '@kiln/formats';
+import { FORMAT_ALIASES, OUTPUT_FORMATS, parseOutputFormat, type OutputFormat } from '@kiln/formats';
 import { AppError } from './errors.ts';
 
 export const RESIZE_PRESETS = ['original', 'website', 'email', 'instagram', 'linkedin', 'ecommerce', 'square', 'width', 'height'] as const;
@@ -86,20 +86,89 @@ interface FieldSpec<T> {
   singular: readonly string[];
   plural: string;
   parse: ValueParser<T>;
+  /** What the singular field accepts, for the OpenAPI document (the parser above is what decides). */
+  doc: z.ZodType;
+  /** Only compress jobs read it. */
+  compressOnly?: boolean;
 }
 
+const boolDoc = (dflt: boolean, what: string) =>
+  z
+    .enum(['true', 'false'])
+    .default(dflt ? 'true' : 'false')
+    .describe(what);
+const intDoc = (min: number, max: number | undefined, what: string) => {
+  const n = z.int().min(min);
+  return (max === undefined ? n : n.max(max)).describe(what);
+};
+
 const FIELDS: FieldSpec<unknown>[] = [
-  { key: 'format', singular: ['format'], plural: 'formats', parse: formatParser },
-  { key: 'resize', singular: ['resize'], plural: 'resizes', parse: enumParser(RESIZE_PRESETS) },
-  { key: 'resizeWidth', singular: ['resizeWidth'], plural: 'resizeWidths', parse: intParser(1, undefined, true) },
-  { key: 'resizeHeight', singular: ['resizeHeight'], plural: 'resizeHeights', parse: intParser(1, undefined, true) },
-  { key: 'quality', singular: ['compression', 'quality'], plural: 'compressions', parse: intParser(1, 100) },
-  { key: 'autoOrient', singular: ['autoOrient'], plural: 'autoOrients', parse: boolParser },
-  { key: 'mono', singular: ['mono'], plural: 'monos', parse: boolParser },
-  { key: 'mode', singular: ['mode'], plural: 'modes', parse: enumParser(COMPRESS_MODES) },
-  { key: 'targetBytes', singular: ['targetBytes'], plural: 'targetByteValues', parse: intParser(1, undefined, true) },
-  { key: 'lossless', singular: ['lossless'], plural: 'losslessValues', parse: boolParser },
-  { key: 'stripMetadata', singular: ['stripMetadata'], plural: 'stripMetadataValues', parse: boolParser },
+  {
+    key: 'format',
+    singular: ['format'],
+    plural: 'formats',
+    parse: formatParser,
+    doc: z.enum([...OUTPUT_FORMATS, ...Object.keys(FORMAT_ALIASES)]).describe(
+      `Output format (${Object.entries(FORMAT_ALIASES)
+        .map(([a, f]) => `${a} = ${f}`)
+        .join(', ')}). Required for convert jobs unless formats is sent.`,
+    ),
+  },
+  {
+    key: 'resize',
+    singular: ['resize'],
+    plural: 'resizes',
+    parse: enumParser(RESIZE_PRESETS),
+    doc: z.enum(RESIZE_PRESETS).default('original').describe('Resize preset; never upscales.'),
+  },
+  {
+    key: 'resizeWidth',
+    singular: ['resizeWidth'],
+    plural: 'resizeWidths',
+    parse: intParser(1, undefined, true),
+    doc: intDoc(1, undefined, 'Width in pixels for resize=width and square (or "null").'),
+  },
+  {
+    key: 'resizeHeight',
+    singular: ['resizeHeight'],
+    plural: 'resizeHeights',
+    parse: intParser(1, undefined, true),
+    doc: intDoc(1, undefined, 'Height in pixels for resize=height (or "null").'),
+  },
+  {
+    key: 'quality',
+    singular: ['compression', 'quality'],
+    plural: 'compressions',
+    parse: intParser(1, 100),
+    doc: intDoc(1, 100, 'Quality to aim for, reported back as appliedQuality.').default(DEFAULT_QUALITY),
+  },
+  { key: 'autoOrient', singular: ['autoOrient'], plural: 'autoOrients', parse: boolParser, doc: boolDoc(true, 'Apply EXIF orientation before anything else.') },
+  { key: 'mono', singular: ['mono'], plural: 'monos', parse: boolParser, doc: boolDoc(false, 'SVG output: trace one colour instead of colour layers.') },
+  {
+    key: 'mode',
+    singular: ['mode'],
+    plural: 'modes',
+    parse: enumParser(COMPRESS_MODES),
+    doc: z.enum(COMPRESS_MODES).default('quality').describe('Compress: encode at a quality, or search for targetBytes.'),
+    compressOnly: true,
+  },
+  {
+    key: 'targetBytes',
+    singular: ['targetBytes'],
+    plural: 'targetByteValues',
+    parse: intParser(1, undefined, true),
+    doc: intDoc(1, undefined, 'Compress, mode=target-size: the size to stay at or under.'),
+    compressOnly: true,
+  },
+  { key: 'lossless', singular: ['lossless'], plural: 'losslessValues', parse: boolParser, doc: boolDoc(false, 'Compress: no pixel changes.'), compressOnly: true },
+  {
+    key: 'stripMetadata',
+    singular: ['stripMetadata'],
+    plural: 'stripMetadataValues',
+    parse: boolParser,
+    doc: boolDoc(true, 'Compress: drop EXIF/GPS/XMP (ICC colour is kept, converted to sRGB).'),
+    compressOnly: true,
+  },
 ];
 
 const DEFAULTS: Omit<FileOptions, 'format'> = {
@@ -199,4 +268,51 @@ export function parseJobFields(raw: Raw, fileCount: number, forced?: { jobType?:
     saveToStorage: parseTopBool(raw, 'saveToStorage', null),
     files,
   };
+}
+
+/** Where a multipart form is sent: the job route reads every field, the sync routes their own. */
+export type JobFormRoute = 'jobs' | 'convert' | 'compress';
+
+/**
+ * The multipart form of POST /api/jobs, /api/convert and /api/compress as a zod object, for the
+ * OpenAPI document: built from the same field table parseJobFields reads (singular names, the
+ * plural JSON-array names, defaults), plus the file parts and the job-level fields. Documentation
+ * only — every value arrives as a string and parseJobFields decides.
+ */
+export function jobFormSchema(route: JobFormRoute): z.ZodObject {
+  const shape: Record<string, z.ZodType> = {
+    files: z
+      .array(z.string().meta({ format: 'binary' }))
+      .optional()
+      .describe('One or more file parts (also accepted as files[0], files[1]… and files.items). Types are detected from the bytes, never from names.'),
+  };
+  for (const f of FIELDS) {
+    if (f.compressOnly && route === 'convert') continue;
+    for (const name of f.singular) shape[name] = f.doc.optional();
+    shape[f.plural] = z
+      .string()
+      .optional()
+      .describe(`JSON array with exactly one entry per file, instead of ${f.singular.join(' / ')}.`);
+  }
+  if (route === 'jobs') {
+    shape.jobType = z.enum(JOB_TYPES).default('convert').optional().describe('compress keeps a compatible format.');
+    shape.createArchive = boolDoc(false, 'Also build one zip of all outputs when the job ends.').optional();
+  }
+  shape.saveToStorage = z
+    .enum(['true', 'false'])
+    .optional()
+    .describe(
+      route === 'jobs'
+        ? 'Accepted for compatibility: jobs always store their results.'
+        : 'true: results stay stored and come back as signed URLs; else inline data: URLs and nothing is kept.',
+    );
+  shape.sourceUrl = z.string().optional().describe('An input by URL instead of an upload, fetched by a worker (repeat the field for several).');
+  shape.sourceUrls = z.string().optional().describe('JSON array of input URLs, after the uploaded files and sourceUrl fields.');
+  shape.webhookUrl = z
+    .string()
+    .optional()
+    .describe(
+      "Kiln's extension: every webhook event of this job is also POSTed here, signed with the key's first endpoint secret or its default secret (POST /api/webhooks/secret).",
+    );
+  return z.object(shape);
 }

@@ -97,6 +97,8 @@ export const createTaskDocument = object({
         settings: taskSettings.optional(),
         // Shown on every hosted task; accepted so a client that echoes attributes back is not refused.
         public: z.boolean({ error: expected('a boolean') }).optional(),
+        // Kiln's extension: the task's own webhook (docs/webhooks.md), sent every event of the task.
+        webhook_url: z.string({ error: expected('a URL, such as "https://example.com/hooks/kiln"') }).optional(),
       }),
       relationships: inputRelationship.optional(),
       // The hosted service's own page (the seed) spells it in the singular.

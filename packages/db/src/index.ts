@@ -13,3 +13,7 @@ export * from './heartbeats.repo.ts';
 export * from './rate-limits.repo.ts';
 export * from './turbofiles.repo.ts';
 export * from './job-totals.repo.ts';
+export * from './worker-holds.repo.ts';
+export * from './unavailable.ts';
+export * from './job-view.ts';
+export * from './webhooks.repo.ts';

@@ -9,6 +9,7 @@
  * a caller passes in are stored (a file's error, an archive that could not be built).
  */
 import type { Dialect } from '@kiln/contracts';
+import { countJobs, countJobsStatement } from './job-totals.repo.ts';
 import { named, type PoolClient, type Queryable } from './pool.ts';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
@@ -53,6 +54,8 @@ export interface NewJob {
   dialect?: Dialect;
   /** The media tool the job runs; null for conversions. */
   tool?: string | null;
+  /** Kiln's per-job webhook (`webhookUrl`): sent every event of the job. */
+  webhookUrl?: string | null;
 }
 
 export interface JobRow {
@@ -122,7 +125,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
     named(
       'insert_job',
       `WITH j AS (
-       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect, tool) VALUES ($1, $2, $3, $4, $5, $6, $8, $9)
+       INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect, tool, webhook_url) VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10)
        RETURNING id)
      INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options, source_url, source_max_bytes, extra_sources)
      SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options, f.source_url, f.source_max_bytes, f.extra_sources
@@ -151,6 +154,7 @@ export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
         ),
         job.dialect ?? 'convertly',
         job.tool ?? null,
+        job.webhookUrl ?? null,
       ],
     ),
   );
@@ -228,22 +232,46 @@ export interface ListJobsQuery {
   offset: number;
 }
 
+/**
+ * A page of jobs, newest first, and how many there are. The page's ids come from an index-only scan
+ * of jobs_by_key / jobs_by_key_status / jobs_by_created (migrations/0010): OFFSET skips index
+ * entries, and only the page's own rows are read. `total` is read from the job totals, not counted.
+ */
 export async function listJobs(db: Queryable, q: ListJobsQuery): Promise<{ jobs: JobRow[]; total: number }> {
+  const [rows, total] = await Promise.all([
+    db.query<JobRow>(listJobsStatement(q)),
+    countJobs(db, { ...(q.apiKeyId ? { apiKeyId: q.apiKeyId } : {}), ...(q.status ? { status: q.status } : {}) }),
+  ]);
+  return { jobs: rows.rows, total };
+}
+
+/** The statements behind listJobs, for EXPLAIN (the growth benchmark and its test check their plans). */
+export function listJobsStatements(q: ListJobsQuery): { text: string; values: unknown[] }[] {
+  const page = listJobsStatement(q);
+  return [{ text: page.text, values: page.values ?? [] }, countJobsStatement({ ...(q.apiKeyId ? { apiKeyId: q.apiKeyId } : {}), ...(q.status ? { status: q.status } : {}) })];
+}
+
+function listJobsStatement(q: ListJobsQuery) {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.apiKeyId) {
     args.push(q.apiKeyId);
-    where.push(`j.api_key_id = $${args.length}`);
+    where.push(`api_key_id = $${args.length}`);
   }
   if (q.status) {
     args.push(q.status);
-    where.push(`j.status = $${args.length}`);
+    where.push(`status = $${args.length}`);
   }
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-  const total = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs j ${w}`, args);
   args.push(q.limit, q.offset);
-  const rows = await db.query<JobRow>(`SELECT ${JOB_COLS} FROM jobs j ${w} ORDER BY j.created_at DESC, j.id LIMIT $${args.length - 1} OFFSET $${args.length}`, args);
-  return { jobs: rows.rows, total: total.rows[0]!.n };
+  return named(
+    `list_jobs_${q.apiKeyId ? 'k' : ''}${q.status ? 's' : ''}`,
+    `SELECT ${JOB_COLS}
+       FROM (SELECT id, created_at FROM jobs ${w} ORDER BY created_at DESC, id LIMIT $${args.length - 1} OFFSET $${args.length}) page
+       JOIN jobs j ON j.id = page.id
+      ORDER BY page.created_at DESC, page.id`,
+    args,
+  );
 }
 
 /** Cancels a pending job: it and its pending files end failed, the files with error code `cancelled`. */
@@ -275,6 +303,8 @@ export async function getStoredFile(db: Queryable, id: string): Promise<StoredFi
 export interface FileClaim {
   file: JobFileRow;
   job: Pick<JobRow, 'id' | 'jobType' | 'dialect' | 'status' | 'cancelled' | 'createArchive' | 'tool'>;
+  /** This claim moved the job from pending to processing (exactly one claim per job does). */
+  jobStarted: boolean;
 }
 
 /**
@@ -283,7 +313,15 @@ export interface FileClaim {
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
   const r = await db.query<
-    JobFileRow & { jobStatus: JobStatus; jobType: 'convert' | 'compress'; dialect: Dialect; cancelled: boolean; createArchive: boolean; tool: string | null }
+    JobFileRow & {
+      jobStatus: JobStatus;
+      jobType: 'convert' | 'compress';
+      dialect: Dialect;
+      cancelled: boolean;
+      createArchive: boolean;
+      tool: string | null;
+      jobStarted: boolean;
+    }
   >(
     named(
       'claim_file',
@@ -298,15 +336,15 @@ export async function claimFile(db: Queryable, fileId: string): Promise<FileClai
      SELECT ${FILE_COLS.split(', ')
        .map((c) => 'f.' + c.trim())
        .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.dialect, jobs.cancelled,
-            jobs.create_archive AS "createArchive", jobs.tool
+            jobs.create_archive AS "createArchive", jobs.tool, EXISTS (SELECT 1 FROM j) AS "jobStarted"
        FROM f JOIN jobs ON jobs.id = f.job_id`,
       [fileId],
     ),
   );
   const row = r.rows[0];
   if (!row) return undefined;
-  const { jobStatus, jobType, dialect, cancelled, createArchive, tool, ...file } = row;
-  return { file, job: { id: file.jobId, jobType, dialect, status: jobStatus, cancelled, createArchive, tool } };
+  const { jobStatus, jobType, dialect, cancelled, createArchive, tool, jobStarted, ...file } = row;
+  return { file, job: { id: file.jobId, jobType, dialect, status: jobStatus, cancelled, createArchive, tool }, jobStarted };
 }
 
 /**
@@ -372,7 +410,7 @@ export async function finishFile(
               output_file_id = (SELECT id FROM s), result = $8::jsonb, completed_at = now(),
               error_code = $9::text, error_message = $10::text
         WHERE id = $1 AND status IN ('pending', 'processing')
-        RETURNING job_id),
+        RETURNING *),
      j AS (
        UPDATE jobs SET
               completed_files = completed_files + $7::int,
@@ -393,12 +431,35 @@ export async function finishFile(
                 THEN now() + make_interval(secs => coalesce(retention_hours, $11) * 3600) ELSE expires_at END
         WHERE id = $2 AND EXISTS (SELECT 1 FROM f)
         -- now() is the statement's transaction time: completed_at equals it only if this statement set it.
-        RETURNING status, cancelled, completed_at IS NOT NULL AND completed_at = now() AS job_final,
+        RETURNING *, completed_at IS NOT NULL AND completed_at = now() AS job_final,
                   completed_files + failed_files >= total_files AS all_done,
                   NOT cancelled AND status = 'processing' AND create_archive AND completed_files > 0
-                    AND completed_files + failed_files >= total_files AS needs_archive)
+                    AND completed_files + failed_files >= total_files AS needs_archive),
+     -- The waiters' notice. A job of one file carries itself and its file (what getJobWithFiles
+     -- returns), so the sync answer needs no read; the file row is this statement's own. Jobs of
+     -- several files carry the id only: their other files may have been finished by statements that
+     -- committed after this one's snapshot. Payloads near pg_notify's 8000-byte limit fall back too.
+     n AS (
+       SELECT CASE WHEN j.total_files = 1 THEN json_build_object(
+                'id', j.id,
+                'job', json_build_object('id', j.id, 'apiKeyId', j.api_key_id, 'jobType', j.job_type, 'status', j.status,
+                  'createArchive', j.create_archive, 'totalFiles', j.total_files, 'completedFiles', j.completed_files,
+                  'failedFiles', j.failed_files, 'errorMessage', j.error_message, 'cancelled', j.cancelled, 'createdAt', j.created_at,
+                  'startedAt', j.started_at, 'completedAt', j.completed_at, 'expiresAt', j.expires_at, 'archiveFileId', j.archive_file_id,
+                  'dialect', j.dialect, 'tool', j.tool, 'progress', 100),
+                'files', json_build_array(json_build_object('id', f.id, 'jobId', f.job_id, 'idx', f.idx, 'filename', f.filename,
+                  'sourceKey', f.source_key, 'sourceKind', f.source_kind, 'originalSize', f.original_size, 'options', f.options,
+                  'status', f.status, 'progress', f.progress, 'attempts', f.attempts, 'result', f.result, 'outputFileId', f.output_file_id,
+                  'errorCode', f.error_code, 'errorMessage', f.error_message, 'sourceUrl', f.source_url,
+                  'sourceMaxBytes', f.source_max_bytes::float8, 'extraSources', f.extra_sources,
+                  'output', CASE WHEN f.output_file_id IS NULL THEN NULL ELSE json_build_object('id', f.output_file_id, 'jobId', j.id,
+                    'storageKey', $3::text, 'filename', $4::text, 'mimeType', $5::text, 'size', $6::bigint) END))
+              )::text END AS body
+         FROM j, f
+        WHERE j.job_final AND NOT j.cancelled AND $12::text IS NOT NULL)
      SELECT status, all_done, job_final AND NOT cancelled AS job_final, needs_archive,
-            CASE WHEN job_final AND NOT cancelled AND $12::text IS NOT NULL THEN pg_notify($12, $2::text) END AS notified
+            CASE WHEN job_final AND NOT cancelled AND $12::text IS NOT NULL THEN pg_notify($12,
+              coalesce((SELECT CASE WHEN octet_length(body) < 7900 THEN body END FROM n), $2::text)) END AS notified
        FROM j`,
       [
         fileId,
@@ -460,6 +521,22 @@ export async function expiredJobs(db: Queryable, limit = 100): Promise<{ id: str
 
 /** After retention: the blobs are gone, so their rows go too; the job row stays as the record. */
 export async function markJobPurged(db: Queryable, jobId: string): Promise<void> {
-  await db.query(`UPDATE jobs SET archive_file_id = NULL, purged_at = now() WHERE id = $1`, [jobId]);
-  await db.query(`DELETE FROM stored_files WHERE job_id = $1`, [jobId]);
+  await markJobsPurged(db, [jobId]);
+}
+
+/**
+ * markJobPurged for a batch, in one statement: the jobs' rows are marked and their stored files
+ * deleted together. Each row is locked only for this statement (the foreign keys' lookups use
+ * job_files_by_output / jobs_by_archive, so nothing scans a table), never across a sweep.
+ */
+export async function markJobsPurged(db: Queryable, jobIds: string[]): Promise<void> {
+  if (!jobIds.length) return;
+  await db.query(
+    named(
+      'mark_jobs_purged',
+      `WITH j AS (UPDATE jobs SET archive_file_id = NULL, purged_at = now() WHERE id = ANY($1::uuid[]) RETURNING id)
+       DELETE FROM stored_files WHERE job_id IN (SELECT id FROM j)`,
+      [jobIds],
+    ),
+  );
 }

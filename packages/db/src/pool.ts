@@ -19,11 +19,25 @@ export function named(name: string, text: string, values: unknown[]): pg.QueryCo
   return preparedStatements ? { name: `kiln_${name}`, text, values } : { text, values };
 }
 
-export function createPool(connectionString: string, max = 10, opts: { preparedStatements?: boolean } = {}): pg.Pool {
+export function createPool(connectionString: string, max = 10, opts: { preparedStatements?: boolean; connectTimeoutSeconds?: number } = {}): pg.Pool {
   if (opts.preparedStatements !== undefined) preparedStatements = opts.preparedStatements;
-  const pool = new pg.Pool({ connectionString, max, application_name: 'kiln' });
+  // Without a connection timeout a query waits for a connection for as long as Postgres takes to come
+  // back (or the pool to free one): DB_CONNECT_TIMEOUT_SECONDS bounds it, and the gateway answers 503.
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    application_name: 'kiln',
+    ...(opts.connectTimeoutSeconds ? { connectionTimeoutMillis: opts.connectTimeoutSeconds * 1000 } : {}),
+  });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', (err) => console.error(JSON.stringify({ level: 'error', msg: 'idle postgres client error', err: err.message })));
+  // Nor may a checked-out one: pg-pool takes its own error listener off a client while it is lent
+  // out, and a client whose server goes away between two queries (a transaction's, when Postgres
+  // restarts) then emits an 'error' nobody handles, which kills the process. The query in flight
+  // fails on its own and the broken client is dropped when released; this only keeps us alive.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => console.error(JSON.stringify({ level: 'warn', msg: 'postgres connection lost while in use', err: err.message })));
+  });
   return pool;
 }
 

@@ -96,3 +96,60 @@ test('getJobWithFiles answers in one query exactly what getJob and getJobFiles a
   const other = await newJob(1);
   expect(await getJobWithFiles(pool, jobId, other.apiKeyId)).toBeUndefined();
 });
+
+describe('the final notice carries a one-file job, so the sync answer needs no read', () => {
+  /** Listens on a channel of its own and returns the payloads heard. */
+  async function listening(): Promise<{ channel: string; heard: string[]; end: () => Promise<void> }> {
+    const channel = `t_${crypto.randomUUID().replace(/-/g, '')}`;
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    const heard: string[] = [];
+    c.on('notification', (n) => heard.push(n.payload ?? ''));
+    await c.query(`LISTEN ${channel}`);
+    return { channel, heard, end: () => c.end() };
+  }
+  const until = async (cond: () => boolean) => {
+    const deadline = Date.now() + 10_000;
+    while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  };
+  /** What getJobWithFiles returns, as JSON would carry it. */
+  const asJson = (v: unknown) => JSON.parse(JSON.stringify(v)) as unknown;
+
+  test.each([
+    ['completed', true],
+    ['failed', false],
+  ])('%s: the payload is exactly getJobWithFiles', async (_s, succeeds) => {
+    const l = await listening();
+    try {
+      const { jobId, fileIds, apiKeyId } = await newJob(1);
+      await claimFile(pool, fileIds[0]!);
+      await finishFile(pool, jobId, fileIds[0]!, succeeds ? ok(jobId, fileIds[0]!) : bad, 24, l.channel);
+      await until(() => l.heard.length > 0);
+      expect(l.heard).toHaveLength(1);
+      const payload = JSON.parse(l.heard[0]!) as { id: string; job: unknown; files: unknown };
+      expect(payload.id).toBe(jobId);
+      const read = (await getJobWithFiles(pool, jobId, apiKeyId))!;
+      // Dates travel as Postgres's ISO strings (µs); the gateway reads them with new Date(), as pg does.
+      const job = payload.job as Record<string, unknown>;
+      for (const k of ['createdAt', 'startedAt', 'completedAt', 'expiresAt']) job[k] = job[k] === null ? null : new Date(job[k] as string);
+      expect(asJson(job)).toEqual(asJson(read.job));
+      expect(asJson(payload.files)).toEqual(asJson(read.files));
+    } finally {
+      await l.end();
+    }
+  });
+
+  test('a job of several files, or a payload near the 8000-byte limit, carries the id only', async () => {
+    const l = await listening();
+    try {
+      const many = await newJob(2);
+      for (const f of many.fileIds) await finishFile(pool, many.jobId, f, ok(many.jobId, f), 24, l.channel);
+      const big = await newJob(1);
+      await finishFile(pool, big.jobId, big.fileIds[0]!, { ...ok(big.jobId, big.fileIds[0]!), result: { notes: ['x'.repeat(9000)] } } as FileOutcome, 24, l.channel);
+      await until(() => l.heard.length >= 2);
+      expect(l.heard).toEqual([many.jobId, big.jobId]);
+    } finally {
+      await l.end();
+    }
+  });
+});

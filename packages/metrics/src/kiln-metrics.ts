@@ -158,6 +158,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       labelNames: ['engine', 'mode', 'code'] as const,
       registers,
     }),
+    queueFullRefusals: new Counter({
+      name: 'kiln_queue_full_refusals_total',
+      help: 'Requests refused with 429 queue_full because a class of work was past a backlog limit, by queue and the setting of the limit passed (QUEUE_MAX_*).',
+      labelNames: ['queue', 'limit'] as const,
+      registers,
+    }),
     webhookDeliveries: new Counter({
       name: 'kiln_webhook_deliveries_total',
       help: `Webhook delivery attempts by outcome: ${WEBHOOK_OUTCOMES.join(', ')}.`,

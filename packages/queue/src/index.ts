@@ -20,10 +20,43 @@ export interface QueueOptions {
   retryLimit: number;
   /** Longest a message may stay active before pg-boss gives it to another worker. */
   expireInSeconds: number;
+  /** How long pg-boss keeps a finished message (queue option deleteAfterSeconds); our tables are the record. */
+  deleteAfterSeconds?: number;
+  /**
+   * A running message's heartbeat (pg-boss `heartbeatSeconds`, at least 10): pg-boss refreshes it at
+   * half this while the handler runs, and a message whose heartbeat is older than this (its worker
+   * died) is retried at once instead of waiting for `expireInSeconds`. Unset: no heartbeat.
+   */
+  heartbeatSeconds?: number;
+  /** How often this process's pg-boss supervisor looks for expired and heartbeat-lost messages (default 60; also its monitoring interval, which gates them). */
+  superviseIntervalSeconds?: number;
   poolMax?: number;
   /** Run pg-boss maintenance (expiry, retention) in this process. Workers do; the gateway needn't. */
   supervise?: boolean;
   onError?: (err: Error) => void;
+}
+
+/**
+ * How long a message may run, its heartbeat, and how often expiry is checked, from the settings that
+ * decide them. Every process that creates or updates the queues (gateway, workers, `pnpm start`)
+ * passes the same numbers, so none of them undoes another's.
+ * - expiry: a file's conversion (FILE_TIMEOUT_SECONDS), then its outcome's write retried through a
+ *   Postgres outage (WORKER_RECORD_RETRY_SECONDS), plus a minute;
+ * - heartbeat: half of WORKER_ORPHAN_SECONDS (pg-boss's minimum is 10 s): a dead worker's message is
+ *   retried once it is that stale;
+ * - supervision: pg-boss checks expiry and heartbeats only when it monitors a queue, so both run a few
+ *   times per orphan window (pg-boss's default is once a minute).
+ */
+export function fileQueueTimings(s: {
+  fileTimeoutSeconds: number;
+  recordRetrySeconds: number;
+  orphanSeconds: number;
+}): Pick<QueueOptions, 'expireInSeconds' | 'heartbeatSeconds' | 'superviseIntervalSeconds'> {
+  return {
+    expireInSeconds: s.fileTimeoutSeconds + s.recordRetrySeconds + 60,
+    heartbeatSeconds: Math.max(10, Math.floor(s.orphanSeconds / 2)),
+    superviseIntervalSeconds: Math.max(2, Math.floor(s.orphanSeconds / 6)),
+  };
 }
 
 /** One queue's backlog (Queue.depths). */
@@ -40,6 +73,8 @@ export interface QueueDepthRow {
 
 export interface JobContext {
   id: string;
+  /** The queue the message came from (a handler that finds the file belongs elsewhere can move it). */
+  queue: QueueName;
   /** Retries already made; the attempt is the last one when `retryCount >= retryLimit`. */
   retryCount: number;
   retryLimit: number;
@@ -62,6 +97,9 @@ export class Queue {
       // Kiln has no cron jobs; skipping the scheduler saves a poll loop per process.
       schedule: false,
       supervise: opts.supervise ?? true,
+      // Expiry runs inside pg-boss's queue monitoring, which is claimed every monitorIntervalSeconds:
+      // both must be short for a heartbeat to be noticed within the orphan window.
+      ...(opts.superviseIntervalSeconds ? { superviseIntervalSeconds: opts.superviseIntervalSeconds, monitorIntervalSeconds: opts.superviseIntervalSeconds } : {}),
     });
     this.boss.on('error', (err) => (opts.onError ?? ((e) => console.error(e)))(err));
   }
@@ -78,6 +116,9 @@ export class Queue {
         retryDelay: 2,
         retryDelayMax: 60,
         expireInSeconds: this.opts.expireInSeconds,
+        // pg-boss's default keeps finished messages 7 days; Kiln never reads them again.
+        deleteAfterSeconds: this.opts.deleteAfterSeconds ?? 3600,
+        ...(this.opts.heartbeatSeconds ? { heartbeatSeconds: this.opts.heartbeatSeconds } : {}),
       };
       const existing = await this.boss.getQueue(name);
       if (!existing) {
@@ -131,7 +172,7 @@ export class Queue {
               console.error(JSON.stringify({ level: 'error', msg: 'dropping malformed queue message', queue: name, id: job.id, issues: parsed.error.issues }));
               continue;
             }
-            await handler(parsed.data as PayloadOf<Q>, { id: job.id, retryCount: job.retryCount, retryLimit: this.opts.retryLimit, signal: job.signal });
+            await handler(parsed.data as PayloadOf<Q>, { id: job.id, queue: name, retryCount: job.retryCount, retryLimit: this.opts.retryLimit, signal: job.signal });
           }
         } finally {
           if (workerId) this.boss.notifyWorker(workerId);
@@ -159,6 +200,20 @@ export class Queue {
       [Object.values(QUEUES)],
     );
     return r.rows as QueueDepthRow[];
+  }
+
+  /**
+   * Of these file ids, the ones a message still carries (queued, waiting for a retry, or running):
+   * the reconcile sweep re-queues a file left 'processing' only when nothing will deliver it again.
+   */
+  async liveFileIds(fileIds: string[]): Promise<Set<string>> {
+    if (!fileIds.length) return new Set();
+    const r = await this.boss.getDb().executeSql(
+      `SELECT DISTINCT j.data->>'fileId' AS "fileId" FROM pgboss.job j
+        WHERE j.name = ANY($1::text[]) AND j.state IN ('created', 'retry', 'active') AND j.data->>'fileId' = ANY($2::text[])`,
+      [Object.values(QUEUES), fileIds],
+    );
+    return new Set((r.rows as { fileId: string }[]).map((row) => row.fileId));
   }
 
   /** Cheap liveness check for /readyz: pg-boss's own pool can reach its schema. */

@@ -77,7 +77,14 @@ export class LocalDiskStore implements BlobStore {
       await fsp.rename(localPath, dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-      await fsp.copyFile(localPath, dest);
+      // Copied beside the blobs first and renamed into place, so a partial copy is never visible under `key`.
+      const tmp = this.tmpName();
+      try {
+        await fsp.copyFile(localPath, tmp);
+        await fsp.rename(tmp, dest);
+      } finally {
+        await fsp.rm(tmp, { force: true });
+      }
       await fsp.rm(localPath, { force: true });
     }
     return { size: (await fsp.stat(dest)).size };

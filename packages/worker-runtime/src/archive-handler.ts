@@ -4,6 +4,7 @@ import { finishArchive, getJob, getJobFiles, withTransaction } from '@kiln/db';
 import { isStorageUnavailable, keys } from '@kiln/storage';
 import { zipFiles } from '@kiln/codec';
 import type { JobContext } from '@kiln/queue';
+import { recordJobEvents } from '@kiln/webhooks';
 import { notifyJobDone, type WorkerDeps } from './file-handler.ts';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 
@@ -48,6 +49,7 @@ export function createArchiveHandler(deps: WorkerDeps) {
       const settled = await withTransaction(deps.pool, async (tx) => {
         const done = await finishArchive(tx, job.id, outcome, deps.settings.retentionHours);
         if (done) await notifyJobDone(tx, job.id);
+        if (done && deps.events) await recordJobEvents(tx, deps.events, job.id, { kind: 'archive_done' });
         return done;
       });
       if (settled) deps.metrics.jobsCompleted.inc({ type: job.jobType, dialect: job.dialect });

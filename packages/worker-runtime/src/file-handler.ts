@@ -57,8 +57,13 @@ import {
 import type { Logger } from '@kiln/config';
 import type { Outbound } from '@kiln/outbound';
 import type { KilnMetrics } from '@kiln/metrics';
+import { belongsElsewhere } from './class-queue-move.ts';
+import { recordJobEvents, type EventContext } from '@kiln/webhooks';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 import { SourceFetchError, fetchExtraSources, fetchUrlSource, type UrlFetchSettings } from './url-source.ts';
+import { retryWhileDatabaseIsDown } from './lifecycle/db-retry.ts';
+import { fileHolds } from './lifecycle/holds.ts';
+import type { WorkerInstanceHandle } from './lifecycle/instance.ts';
 
 export interface WorkerSettings {
   retentionHours: number;
@@ -73,6 +78,8 @@ export interface WorkerSettings {
   storageRetryMaxSeconds: number;
   /** URL_IMPORT and MAX_UPLOAD_BYTES, for fetching URL sources. */
   urlFetch: UrlFetchSettings;
+  /** WORKER_RECORD_RETRY_SECONDS: how long a finished file's outcome is retried while Postgres is down (0 or unset: not). */
+  recordRetrySeconds?: number;
 }
 
 export interface WorkerDeps {
@@ -86,6 +93,10 @@ export interface WorkerDeps {
   outbound: Pick<Outbound, 'fetchToStream'>;
   /** Aborted when the worker stops and its grace period is over: running files are interrupted and queued again. */
   stopSignal?: AbortSignal;
+  /** This process's registration: files are held in its name (lifecycle/instance.ts). */
+  instance?: WorkerInstanceHandle;
+  /** Webhook events, recorded in the same transaction as each change (absent: none are recorded). */
+  events?: EventContext;
 }
 
 /** Permanent kinds are recorded on the file; transient ones are retried by pg-boss until the last attempt. */
@@ -129,28 +140,72 @@ export async function notifyJobDone(db: { query: (text: string, values?: unknown
 
 export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress') {
   const { pool, store, settings } = deps;
+  const holds = fileHolds(pool, deps.instance, deps.log);
 
   /**
    * One statement records the outcome, settles the job and notifies waiters. A job with an archive
    * to build needs the archive message in the same transaction, or a crash between the two would leave
-   * the job waiting forever.
+   * the job waiting forever; the webhook events of the change are written in that transaction too.
    */
   async function record(claim: FileClaim, outcome: FileOutcome): Promise<void> {
-    const { id: jobId, createArchive } = claim.job;
-    const after = !createArchive
-      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL)
-      : await withTransaction(pool, async (tx) => {
-          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
-          if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
-          return after;
+    // The output is already in storage (its key is the file's own): while Postgres is briefly down,
+    // retrying this write costs nothing, and finishFile is a no-op when an earlier try did commit.
+    await retryWhileDatabaseIsDown('recording the file outcome', () => recordOnce(claim, outcome), {
+      maxSeconds: settings.recordRetrySeconds ?? 0,
+      log: deps.log.child({ jobId: claim.job.id, fileId: claim.file.id }),
+    });
+  }
+
+  async function recordOnce(claim: FileClaim, outcome: FileOutcome): Promise<void> {
+    const { id: jobId } = claim.job;
+    const after = await withTransaction(pool, async (tx) => {
+      const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+      if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
+      if (after && deps.events) {
+        await recordJobEvents(tx, deps.events, jobId, {
+          kind: 'file_finished',
+          file: { index: claim.file.idx, filename: claim.file.filename },
+          output: outcome.ok ? outcome.output.filename : null,
+          jobFinal: after.jobFinal,
         });
+      }
+      return after;
+    });
     // Counted once, by the statement that settled the job: a duplicate message finds nothing to finish.
     if (after?.jobFinal) (after.status === 'completed' ? deps.metrics.jobsCompleted : deps.metrics.jobsFailed).inc({ type: claim.job.jobType, dialect: claim.job.dialect });
   }
 
+  /** Claims the file; the claim that starts the job records conversion.started in the same transaction. */
+  async function claimAndStart(fileId: string): Promise<FileClaim | undefined> {
+    if (!deps.events) return claimFile(pool, fileId);
+    const events = deps.events;
+    return withTransaction(pool, async (tx) => {
+      const c = await claimFile(tx, fileId);
+      if (c?.jobStarted) await recordJobEvents(tx, events, c.job.id, { kind: 'started' });
+      return c;
+    });
+  }
+
   return async function handle(payload: { jobId: string; fileId: string }, ctx: JobContext): Promise<void> {
+    // At most one live worker works on a file: a duplicate message (a retry pg-boss made while the
+    // first attempt still runs, a reconcile re-queue) is dropped here, before anything is claimed.
+    if (!(await holds.take(payload.fileId))) return;
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      await holds.release(payload.fileId);
+    };
+    try {
+      await handleHeld(payload, ctx, release);
+    } finally {
+      await release();
+    }
+  };
+
+  async function handleHeld(payload: { jobId: string; fileId: string }, ctx: JobContext, release: () => Promise<void>): Promise<void> {
     const log = deps.log.child({ jobId: payload.jobId, fileId: payload.fileId, attempt: ctx.retryCount + 1 });
-    const claim = await claimFile(pool, payload.fileId);
+    const claim = await claimAndStart(payload.fileId);
     if (!claim) {
       log.debug('file already final or job cancelled; nothing to do');
       return;
@@ -187,7 +242,12 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     };
     let lastProgress = 0;
     let lastProgressAt = -Infinity;
-    const signal = deps.stopSignal ? AbortSignal.any([ctx.signal, deps.stopSignal]) : ctx.signal;
+    // With holds, pg-boss's signal is left out: it fires when the message's heartbeat was missed (a
+    // Postgres outage longer than the heartbeat), and the file is still ours to finish: the hold keeps
+    // the retried message off it. The codec's own deadline (FILE_TIMEOUT_SECONDS) bounds the work.
+    const pgBossSignal = deps.instance ? undefined : ctx.signal;
+    const signals = [pgBossSignal, deps.stopSignal].filter((x): x is AbortSignal => x !== undefined);
+    const signal = signals.length === 1 ? signals[0]! : AbortSignal.any(signals);
     // Taken inside the try: with remote storage, fetching the source can fail like any other step.
     let scratch: { dir: string; release: () => Promise<void> } | undefined;
     const held: { path: string; release: () => Promise<void> }[] = [];
@@ -201,6 +261,15 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         ? toolInputRefusal(work.tool, subject.charAt(0).toLowerCase() + subject.slice(1), kind)
         : pairRefusal(subject, kind, work.options.format, mode === 'compress');
       if (refusal) return fail('unsupported_format', refusal);
+      // A URL source is queued before its kind is known; once fetched, it runs in its own class's slots.
+      // The hold goes first, so whoever takes the new message (this worker's other slots too) may start.
+      const home = queueFor(claim.job.jobType, { kind, tool });
+      if (belongsElsewhere(ctx.queue, home)) {
+        await release();
+        await deps.queue.send(home, { jobId: payload.jobId, fileId: payload.fileId });
+        log.info('URL source fetched; moved to the queue of its class', { kind, from: ctx.queue, to: home });
+        return;
+      }
       if (!work.tool) engine = engineNameFor(mode, kind, work.options.format ?? compressTargetFor(kind));
       const extras: ToolInput[] = [];
       for (const e of src.extras) {
@@ -214,6 +283,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       }
 
       scratch = await store.scratch();
+      await holds.scratch(file.id, scratch.dir);
       const source = await store.localPath(file.sourceKey);
       held.push(source);
       // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0012): at most
@@ -273,7 +343,8 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       if (deps.stopSignal?.aborted) {
         // Interrupted by our own shutdown, not the file's fault: queue it again as a fresh message
         // (no retry spent; claimFile takes a file still 'processing'). If that fails, throwing lets
-        // pg-boss retry it instead.
+        // pg-boss retry it instead. The hold goes first, so whoever takes the new message may start.
+        await release();
         await deps.queue.send(queueName, payload);
         log.info('file interrupted by shutdown; queued again', { ms: Date.now() - started });
         return;
@@ -301,7 +372,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       for (const h of held) await h.release();
       await scratch?.release();
     }
-  };
+  }
 
   /** A conversion or compression of one file, as before tools existed. */
   async function runConversion(o: FileOptions, kind: InputKind, input: string, outputDir: string, filename: string, originalSize: number, common: Common): Promise<Produced> {
@@ -351,7 +422,18 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       extras = await fetchExtraSources(fetchDeps, extras, file.sourceMaxBytes, signal);
       fetched = true;
     }
-    if (fetched) await recordFetchedSource(pool, file.id, { kind, size: size ?? 0, extraSources: extras.length ? extras : null });
+    if (fetched) {
+      const facts = { kind, size: size ?? 0, extraSources: extras.length ? extras : null };
+      const events = deps.events;
+      if (!events) await recordFetchedSource(pool, file.id, facts);
+      else {
+        // The fetched file is stored now: file.uploaded, with the row that says so.
+        await withTransaction(pool, async (tx) => {
+          await recordFetchedSource(tx, file.id, facts);
+          await recordJobEvents(tx, events, file.jobId, { kind: 'source_fetched', file: { index: file.idx, filename: file.filename } });
+        });
+      }
+    }
     return { kind, size: size ?? 0, extras };
   }
 }

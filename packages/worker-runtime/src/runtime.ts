@@ -5,13 +5,17 @@
 import { DEFAULT_RESIZE_PRESETS, DIALECTS, JOB_TYPES, presetOverridesSchema, type PresetTable } from '@kiln/contracts';
 import { loadConfig, loggerFor, type Config, type Logger } from '@kiln/config';
 import { createMetrics, startMetricsServer, type MetricsServer } from '@kiln/metrics';
-import { resolveFfmpeg, resolveFfprobe, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
+import { resolveFfmpeg, resolveFfprobe, toolOptions, type Limit, type Limits, type ResolvedBinary } from '@kiln/codec';
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
-import { Queue } from '@kiln/queue';
-import { createBlobStore } from '@kiln/storage';
+import { Queue, fileQueueTimings } from '@kiln/queue';
+import { createBlobStore, createSigner, loadSigningSecret } from '@kiln/storage';
+import { deliverySettings, eventContext, startWebhookDelivery, type DeliveryLoop } from '@kiln/webhooks';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
 import sharp from 'sharp';
 import type { WorkerDeps, WorkerSettings } from './file-handler.ts';
+import { configureEngineLimits } from './lifecycle/engine-limits.ts';
+import { startWorkerInstance } from './lifecycle/instance.ts';
+import { RECYCLE_EXIT_CODE, watchRss } from './lifecycle/rss-recycle.ts';
 
 export function presetsFrom(config: Config): PresetTable {
   if (!config.RESIZE_PRESETS) return DEFAULT_RESIZE_PRESETS;
@@ -61,6 +65,7 @@ export function settingsFrom(config: Config): WorkerSettings {
     presets: presetsFrom(config),
     storageRetryMaxSeconds: config.STORAGE_RETRY_MAX_SECONDS,
     urlFetch: { enabled: config.URL_IMPORT, maxUploadBytes: config.MAX_UPLOAD_BYTES },
+    recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS,
   };
 }
 
@@ -68,13 +73,11 @@ export function settingsFrom(config: Config): WorkerSettings {
 export async function engineReport(settings: WorkerSettings): Promise<Record<string, unknown>> {
   const describe = (p: Promise<ResolvedBinary>) =>
     p.then(
-      (b) => ({ path: b.path, source: b.source, version: b.version }),
+      (b) => ({ path: b.path, source: b.source, version: b.version, ...(b.warning ? { warning: b.warning } : {}) }),
       (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }),
     );
-  const [ffmpeg, ffprobe] = await Promise.all([
-    describe(resolveFfmpeg(settings.engines.ffmpegPath ? { configuredPath: settings.engines.ffmpegPath } : {})),
-    describe(resolveFfprobe(settings.engines.ffprobePath ? { configuredPath: settings.engines.ffprobePath } : {})),
-  ]);
+  const o = toolOptions(settings.engines);
+  const [ffmpeg, ffprobe] = await Promise.all([describe(resolveFfmpeg(o.ffmpeg)), describe(resolveFfprobe(o.ffprobe))]);
   return { ffmpeg, ffprobe, sharp: { version: sharp.versions.sharp ?? null, libvips: sharp.versions.vips } };
 }
 
@@ -107,11 +110,12 @@ export async function startWorker(opts: {
   sharp.cache(false);
   const url = await resolveDatabaseUrl(config);
   await migrate(url);
-  const pool: Pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS });
+  const pool: Pool = createPool(url, config.DB_POOL_MAX, { preparedStatements: config.DB_PREPARED_STATEMENTS, connectTimeoutSeconds: config.DB_CONNECT_TIMEOUT_SECONDS });
   const queue = new Queue({
     connectionString: url,
     retryLimit: config.JOB_RETRY_LIMIT,
-    expireInSeconds: config.FILE_TIMEOUT_SECONDS + 60,
+    ...fileQueueTimings({ fileTimeoutSeconds: config.FILE_TIMEOUT_SECONDS, recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS, orphanSeconds: config.WORKER_ORPHAN_SECONDS }),
+    deleteAfterSeconds: config.QUEUE_HISTORY_SECONDS,
     onError: (err) => log.error('queue error', { err }),
   });
   await queue.start();
@@ -130,7 +134,23 @@ export async function startWorker(opts: {
   metrics.watchPool(pool);
   metrics.initJobSeries(JOB_TYPES, DIALECTS);
   const outbound = createOutbound(outboundSettings(config));
-  const deps: WorkerDeps = { pool, queue, store, log, metrics, settings: settingsFrom(config), outbound, stopSignal: stopController.signal };
+  // Webhook payloads carry signed download links, signed like the gateway's (SIGNING_SECRET).
+  const events = eventContext({
+    signer: createSigner(await loadSigningSecret(config.SIGNING_SECRET, config.dataDir).catch(abandon)),
+    publicUrl: config.PUBLIC_URL,
+    port: config.PORT,
+    ttlSeconds: config.DOWNLOAD_URL_TTL_SECONDS,
+    progressIntervalMs: config.WEBHOOK_PROGRESS_INTERVAL_MS,
+  });
+  const engineLimits = configureEngineLimits(config);
+  const instance = await startWorkerInstance({
+    pool,
+    queue,
+    log,
+    service: opts.service,
+    settings: { orphanSeconds: config.WORKER_ORPHAN_SECONDS, retryLimit: config.JOB_RETRY_LIMIT, retentionHours: config.RETENTION_HOURS },
+  }).catch(abandon);
+  const deps: WorkerDeps = { pool, queue, store, log, metrics, settings: settingsFrom(config), outbound, stopSignal: stopController.signal, instance, events };
   // Before any work is taken: a port that is already in use stops the start with the setting's name.
   let metricsServer: MetricsServer | undefined;
   if (config[opts.metricsPort]) {
@@ -143,12 +163,20 @@ export async function startWorker(opts: {
     }).catch(abandon);
   }
   await opts.register(deps, config);
+  // Both workers deliver webhooks from the outbox (docs/webhooks.md).
+  const webhooks: DeliveryLoop = startWebhookDelivery({ pool, outbound, log: log.child({ component: 'webhooks' }), metrics, settings: deliverySettings(config) });
   log.info('worker ready', {
     storage: { driver: store.kind, ...store.location },
     metrics: metricsServer ? `http://${config.HOST}:${metricsServer.port}/metrics` : `off (${opts.metricsPort}=0)`,
   });
-  const engines = await engineReport(deps.settings);
+  const engines: Record<string, unknown> = { ...(await engineReport(deps.settings)), engineLimits };
   log.info('engines', engines);
+  // The bundled 2018 ffmpeg parses hostile uploads with years of known bugs: say so, loudly, with the fix.
+  for (const tool of ['ffmpeg', 'ffprobe'] as const) {
+    const warning = (engines[tool] as { warning?: string } | undefined)?.warning;
+    if (warning) log.warn(`outdated ${tool}: ${warning}`, { engine: tool });
+  }
+  if (engineLimits.warning) log.warn(`engine limits: ${engineLimits.warning}`, { engineLimits });
   const beat = () => upsertWorkerHeartbeat(pool, opts.service, engines).catch((err) => log.warn('heartbeat failed', { err }));
   await beat();
   const heartbeat = setInterval(beat, HEARTBEAT_MS);
@@ -167,6 +195,8 @@ export async function startWorker(opts: {
       // to kill their engines and re-queue their files.
       await queue.stop(graceMs + 15_000).catch((err) => log.error('queue stop failed', { err }));
       clearTimeout(abortTimer);
+      await instance.stop();
+      await webhooks.stop().catch((err) => log.error('webhook delivery stop failed', { err }));
       await metricsServer?.close();
       await pool.end().catch(() => undefined);
       await outbound.close().catch(() => undefined);
@@ -185,6 +215,12 @@ export async function runWorkerProcess(opts: Parameters<typeof startWorker>[0]):
     process.exit(1);
   }
   const onSignal = () => void worker.stop().then(() => process.exit(0));
+  const config = loadConfig(opts.env ?? process.env);
+  watchRss({
+    maxMb: config.WORKER_MAX_RSS_MB,
+    log: worker.deps.log,
+    onOver: () => void worker.stop().then(() => process.exit(RECYCLE_EXIT_CODE)),
+  });
   // `on`, not `once`: the codec's process runner re-raises a signal nobody else listens for (killing
   // its engines at once), and a `once` listener has already removed itself when that check runs.
   // stop() is idempotent, so a second signal changes nothing.

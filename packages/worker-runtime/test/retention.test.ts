@@ -117,3 +117,35 @@ describe('TurboFiles uploads', () => {
     expect(await store.stat(readByPending.key)).toBeUndefined();
   });
 });
+
+test('a backlog is purged in batches within one sweep, each batch a short statement, and a time budget stops it', async () => {
+  const { row: key } = await createApiKey(pool, 'backlog');
+  // 23 expired jobs with an output row each: batches of 5 take five rounds (5+5+5+5+3) in one sweep.
+  const ids: string[] = [];
+  for (let i = 0; i < 23; i++) {
+    const jobId = crypto.randomUUID();
+    const fileId = crypto.randomUUID();
+    ids.push(jobId);
+    await insertJob(pool, {
+      id: jobId,
+      apiKeyId: key.id,
+      jobType: 'convert',
+      createArchive: false,
+      files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey: keys.source(jobId, fileId), sourceKind: 'png', originalSize: 1, options: {} }],
+    });
+    const outKey = keys.output(jobId, fileId, 'webp');
+    await store.put(outKey, Readable.from([Buffer.from('out')]));
+    await finishFile(pool, jobId, fileId, { ok: true, output: { storageKey: outKey, filename: 'a.webp', mimeType: 'image/webp', size: 3 }, result: {} }, 0);
+  }
+  const log = createLogger('test', 'error');
+  // A spent budget: one batch, then the sweep stops and leaves the rest to the next one.
+  expect(await sweepExpired(pool, store, log, { batch: 5, budgetMs: 0 })).toBe(5);
+  expect(await sweepExpired(pool, store, log, { batch: 5, budgetMs: 60_000 })).toBe(18);
+  const left = await pool.query(`SELECT count(*)::int AS n FROM jobs WHERE id = ANY($1::uuid[]) AND purged_at IS NULL`, [ids]);
+  expect(left.rows[0].n).toBe(0);
+  const stored = await pool.query(`SELECT count(*)::int AS n FROM stored_files WHERE job_id = ANY($1::uuid[])`, [ids]);
+  expect(stored.rows[0].n).toBe(0);
+  // The output link on each file went with its stored row (ON DELETE SET NULL, through job_files_by_output).
+  const linked = await pool.query(`SELECT count(*)::int AS n FROM job_files WHERE job_id = ANY($1::uuid[]) AND output_file_id IS NOT NULL`, [ids]);
+  expect(linked.rows[0].n).toBe(0);
+});

@@ -1,6 +1,6 @@
 /**
  * The operator dashboard at /dashboard: API keys (create with limits, shown once; revoke), jobs across
- * keys with live progress, and a "try it" upload. Server-rendered; the operator's session (signed
+ * keys with live progress, a "try it" upload, and webhook endpoints (webhooks.pages.ts). Server-rendered; the operator's session (signed
  * cookie, see session.ts) is the authentication, every form carries a CSRF token, and nothing secret
  * ever goes into a URL: a new key is shown in the POST response itself, never behind a redirect.
  */
@@ -14,6 +14,7 @@ import { streamJobEvents } from '../job-events.ts';
 import { countLoginAttempt } from '../key-limits.ts';
 import { CSS, JS } from './assets.ts';
 import { LOGIN_COOKIE, SESSION_COOKIE, checkCsrf, clearCookie, createSessionCodec, passwordMatches, readCookies, setCookie, type Session, type SessionCodec } from './session.ts';
+import { webhookPages } from './webhooks.pages.ts';
 import { bytes, disabledPage, errorPage, jobPage, jobsPage, keysPage, loginPage, revokePage, tryPage } from './views.ts';
 
 const STATUSES: readonly JobStatus[] = ['pending', 'processing', 'completed', 'failed'];
@@ -102,6 +103,7 @@ export function dashboardRouter(deps: GatewayDeps): Router {
   keyPages(r, deps);
   jobPages(r, deps);
   tryPages(r, deps);
+  webhookPages(r, deps, { signedIn: () => signedIn('page'), csrfOf: (req) => sessionOf(req).csrf, page });
 
   r.use((req, res) => {
     page(res, 404, errorPage({ status: 404, message: `There is no dashboard page ${req.path}.`, csrf: req.dashboardSession?.csrf }));

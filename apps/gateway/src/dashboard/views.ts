@@ -4,7 +4,7 @@ import type { ApiKeyRow, JobRow } from '@kiln/db';
 import { OUTPUT_FORMATS } from '@kiln/formats';
 import { html, raw, type Html } from './html.ts';
 
-export type Tab = 'keys' | 'jobs' | 'try';
+export type Tab = 'keys' | 'jobs' | 'try' | 'webhooks';
 
 export interface PageOpts {
   title: string;
@@ -31,7 +31,7 @@ export function layout(o: PageOpts): string {
   <a class="brand" href="/dashboard">Kiln<span>.</span></a>
   ${
     o.csrf
-      ? html`<nav aria-label="Dashboard">${link('keys', '/dashboard/keys', 'API keys')}${link('jobs', '/dashboard/jobs', 'Jobs')}${link('try', '/dashboard/try', 'Try it')}</nav>
+      ? html`<nav aria-label="Dashboard">${link('keys', '/dashboard/keys', 'API keys')}${link('jobs', '/dashboard/jobs', 'Jobs')}${link('try', '/dashboard/try', 'Try it')}${link('webhooks', '/dashboard/webhooks', 'Webhooks')}</nav>
   <form method="post" action="/dashboard/logout"><input type="hidden" name="_csrf" value="${o.csrf}"><button type="submit">Sign out</button></form>`
       : ''
   }

@@ -160,7 +160,7 @@ export function jsonApiErrors(config: Pick<Config, 'TURBOFILES_MAX_BODY_BYTES'>)
 }
 
 export function jsonApiNotFound(req: Request): never {
-  throw new AppError('not_found', `No route ${req.method} ${req.path} in the TurboFiles dialect; see docs/api.md for /v1/files, /v1/tasks and /v1/users/me.`);
+  throw new AppError('not_found', `No route ${req.method} ${req.path} in the TurboFiles dialect; GET /docs (or GET /openapi.json) lists /v1/files, /v1/tasks and /v1/users/me.`);
 }
 
 /**

@@ -23,6 +23,7 @@ import { getTask, getTurbofilesFile, getTurbofilesFilesById, insertTask, type Ap
 import type { GatewayDeps } from '../deps.ts';
 import { fileErrorMessage, publicBaseUrl } from '../job-responses.ts';
 import { admitSubmission, checkPair, submitJob } from '../jobs.service.ts';
+import { jobWebhookUrlOf } from '../webhooks.service.ts';
 import { declaredFilename, fileResource, fileStatus, outputResource, settleIfUploadedDirectly } from './files.service.ts';
 
 const OUTPUT_POINTER = '/data/attributes/format/output';
@@ -106,6 +107,12 @@ export async function createTask(deps: GatewayDeps, key: ApiKeyRow, doc: CreateT
   }
 
   const settings = attributes.settings ?? {};
+  let webhookUrl: string | undefined;
+  try {
+    webhookUrl = await jobWebhookUrlOf(deps, key.id, attributes.webhook_url, 'webhook_url');
+  } catch (err) {
+    throw pointAt(err, '/data/attributes/webhook_url');
+  }
   const options = fileOptionsFor({ format: output, ...resizeOptionsFor(settings.resize) });
   let submitted: Awaited<ReturnType<typeof submitJob>>;
   // Read inside the job's transaction: the task as created (PENDING), before a worker can claim it.
@@ -117,6 +124,7 @@ export async function createTask(deps: GatewayDeps, key: ApiKeyRow, doc: CreateT
       jobType: 'convert',
       createArchive: false,
       dialect: 'turbofiles',
+      ...(webhookUrl ? { webhookUrl } : {}),
       files: [{ fileId: crypto.randomUUID(), sourceKey: file.storageKey!, filename: declaredFilename(file), kind, size: file.size, options }],
       beforeCommit: async (jobId, tx) => {
         const ok = await insertTask(tx, { jobId, apiKeyId: key.id, inputFileId: file.id, format: attributes.format, settings });

@@ -1,16 +1,25 @@
 /**
- * Finds the ffmpeg and ffprobe binaries. Order: the configured path (a file, or a bare command name
- * looked up on PATH such as `ffmpeg` for Debian's build) → `ffmpeg-static` when its binary was
- * downloaded → the binaries inside `@ffmpeg-installer/ffmpeg` / `@ffprobe-installer/ffprobe`.
+ * Finds the ffmpeg and ffprobe binaries. ffmpeg parses hostile uploads, so a current build wins:
+ *  1. the configured path (FFMPEG_PATH: a file, or a bare command name looked up on PATH);
+ *  2. `ffmpeg-static`'s binary, when its install script could download it;
+ *  3. a system `ffmpeg` on PATH whose version is at least 5 (Debian's is security-maintained);
+ *  4. only then the 2018 static build inside `@ffmpeg-installer/ffmpeg`, with a `warning` that
+ *     callers must log loudly at start-up (it names the fix).
+ * ffprobe follows: FFPROBE_PATH, the ffprobe beside a configured FFMPEG_PATH, a system `ffprobe` ≥ 5
+ * on PATH, then `@ffprobe-installer/ffprobe` (same 2018 build, same warning).
  * A configured path that does not work is an error, never silently skipped: the operator asked for it.
- * Results are cached per configured path; callers should log `source` and `version` at start-up.
+ * Results are cached per configured path; callers log `source`, `version` and any `warning`.
  */
+import { access, constants } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { CodecError } from '../errors.ts';
 import { ensureExecutable, fileExists, isBareCommand, readFirstLine } from '../process/executable.ts';
 
-export type BinarySource = 'configured' | 'ffmpeg-static' | '@ffmpeg-installer' | '@ffprobe-installer';
+export type BinarySource = 'configured' | 'ffmpeg-static' | 'system' | 'beside-ffmpeg' | '@ffmpeg-installer' | '@ffprobe-installer';
+
+/** The oldest major version taken from PATH without being asked for: older ones lack years of parser fixes. */
+export const MIN_SYSTEM_MAJOR = 5;
 
 export interface ResolvedBinary {
   path: string;
@@ -19,6 +28,8 @@ export interface ResolvedBinary {
   version: string;
   /** That whole first line. */
   banner: string;
+  /** Set when the binary is one Kiln should not be running on (the 2018 bundled build): log it loudly. */
+  warning?: string;
 }
 
 export interface ResolveBinaryOptions {
@@ -28,12 +39,18 @@ export interface ResolveBinaryOptions {
   setting?: string;
   /** Limit for running `-version`. Default 10 s. */
   timeoutMs?: number;
+  /** ffprobe only: the configured ffmpeg, whose folder is looked in for a matching ffprobe. */
+  ffmpegPath?: string;
+  /** Where to look for a system binary. Default: process.env.PATH. */
+  searchPath?: string;
 }
 
 interface Candidate {
   source: BinarySource;
   /** Returns the path, or undefined when this source is not installed. */
-  locate: () => Promise<string | undefined>;
+  locate: (opts: ResolveBinaryOptions) => Promise<string | undefined>;
+  /** Refuses a found binary by its version (a reason), or accepts it (undefined). */
+  accept?: (version: string) => string | undefined;
 }
 
 const require = createRequire(import.meta.url);
@@ -64,11 +81,63 @@ function locateInstaller(pkg: string): () => Promise<string | undefined> {
   };
 }
 
+async function isExecutable(p: string): Promise<boolean> {
+  if (!(await fileExists(p))) return false;
+  return access(p, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The first `name` on PATH (as a shell would find it), skipping node_modules/.bin shims. */
+function locateOnPath(name: string): (opts: ResolveBinaryOptions) => Promise<string | undefined> {
+  return async (opts) => {
+    for (const dir of (opts.searchPath ?? process.env.PATH ?? '').split(delimiter)) {
+      if (!dir || /node_modules[\\/]\.bin/.test(dir)) continue;
+      const p = join(dir, `${name}${exe}`);
+      if (await isExecutable(p)) return p;
+    }
+    return undefined;
+  };
+}
+
+/** The major version of a release (`5.1.9-0+deb12u1` → 5); undefined for git snapshots (`N-47683-g…`). */
+export function majorVersion(version: string): number | undefined {
+  const m = /^n?(\d+)\.\d+/.exec(version);
+  return m ? Number(m[1]) : undefined;
+}
+
+const currentEnough = (version: string): string | undefined => {
+  const major = majorVersion(version);
+  return major !== undefined && major >= MIN_SYSTEM_MAJOR
+    ? undefined
+    : `version ${version} is older than ${MIN_SYSTEM_MAJOR} (or not a release), so it is not used unless configured`;
+};
+
+const besideFfmpeg = async (opts: ResolveBinaryOptions): Promise<string | undefined> => {
+  if (!opts.ffmpegPath || isBareCommand(opts.ffmpegPath)) return undefined;
+  const p = join(dirname(opts.ffmpegPath), `ffprobe${exe}`);
+  return (await isExecutable(p)) ? p : undefined;
+};
+
 const FFMPEG_CANDIDATES: Candidate[] = [
   { source: 'ffmpeg-static', locate: locateFfmpegStatic },
+  { source: 'system', locate: locateOnPath('ffmpeg'), accept: currentEnough },
   { source: '@ffmpeg-installer', locate: locateInstaller('@ffmpeg-installer/ffmpeg') },
 ];
-const FFPROBE_CANDIDATES: Candidate[] = [{ source: '@ffprobe-installer', locate: locateInstaller('@ffprobe-installer/ffprobe') }];
+const FFPROBE_CANDIDATES: Candidate[] = [
+  { source: 'beside-ffmpeg', locate: besideFfmpeg },
+  { source: 'system', locate: locateOnPath('ffprobe'), accept: currentEnough },
+  { source: '@ffprobe-installer', locate: locateInstaller('@ffprobe-installer/ffprobe') },
+];
+
+/** What start-up must shout about when only the bundled 2018 build was found. */
+function bundledWarning(tool: 'ffmpeg' | 'ffprobe', setting: string, version: string): string {
+  return (
+    `${tool} is the 2018 static build bundled in @${tool}-installer/${tool} (version ${version}), which has years of unfixed parser CVEs and parses every uploaded file: ` +
+    `install a current ${tool} (Debian/Ubuntu: apt-get install ffmpeg — version ${MIN_SYSTEM_MAJOR} or later on PATH is picked up) or set ${setting} to one.`
+  );
+}
 
 function parseVersion(banner: string): string {
   return /\bversion\s+(\S+)/.exec(banner)?.[1] ?? banner;
@@ -99,13 +168,20 @@ async function resolve(tool: 'ffmpeg' | 'ffprobe', candidates: Candidate[], opts
   }
   const tried: string[] = [];
   for (const c of candidates) {
-    const p = await c.locate();
+    const p = await c.locate(opts);
     if (!p) {
       tried.push(`${c.source}: not installed`);
       continue;
     }
     try {
-      return await check(p, c.source, setting, timeoutMs);
+      const found = await check(p, c.source, setting, timeoutMs);
+      const refused = c.accept?.(found.version);
+      if (refused) {
+        tried.push(`${c.source} (${p}): ${refused}`);
+        continue;
+      }
+      if (c.source === '@ffmpeg-installer' || c.source === '@ffprobe-installer') return { ...found, warning: bundledWarning(tool, setting, found.version) };
+      return found;
     } catch (e) {
       tried.push(`${c.source} (${p}): ${(e as Error).message}`);
     }
@@ -129,9 +205,17 @@ function cached(key: string, make: () => Promise<ResolvedBinary>): Promise<Resol
 }
 
 export function resolveFfmpeg(opts: ResolveBinaryOptions = {}): Promise<ResolvedBinary> {
-  return cached(`ffmpeg\0${opts.configuredPath ?? ''}`, () => resolve('ffmpeg', FFMPEG_CANDIDATES, opts, 'FFMPEG_PATH'));
+  return cached(`ffmpeg\0${opts.configuredPath ?? ''}\0${opts.searchPath ?? ''}`, () => resolve('ffmpeg', FFMPEG_CANDIDATES, opts, 'FFMPEG_PATH'));
 }
 
 export function resolveFfprobe(opts: ResolveBinaryOptions = {}): Promise<ResolvedBinary> {
-  return cached(`ffprobe\0${opts.configuredPath ?? ''}`, () => resolve('ffprobe', FFPROBE_CANDIDATES, opts, 'FFPROBE_PATH'));
+  return cached(`ffprobe\0${opts.configuredPath ?? ''}\0${opts.ffmpegPath ?? ''}\0${opts.searchPath ?? ''}`, () => resolve('ffprobe', FFPROBE_CANDIDATES, opts, 'FFPROBE_PATH'));
+}
+
+/** The resolve options for an installation's configured paths (FFMPEG_PATH / FFPROBE_PATH, either unset). */
+export function toolOptions(engines: { ffmpegPath?: string | undefined; ffprobePath?: string | undefined }): { ffmpeg: ResolveBinaryOptions; ffprobe: ResolveBinaryOptions } {
+  return {
+    ffmpeg: engines.ffmpegPath ? { configuredPath: engines.ffmpegPath } : {},
+    ffprobe: { ...(engines.ffprobePath ? { configuredPath: engines.ffprobePath } : {}), ...(engines.ffmpegPath ? { ffmpegPath: engines.ffmpegPath } : {}) },
+  };
 }

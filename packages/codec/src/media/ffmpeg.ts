@@ -9,7 +9,7 @@ import type { MediaFormat } from '@kiln/formats';
 import type { EnginePaths } from '../engine.ts';
 import { CodecError } from '../errors.ts';
 import { runWithin } from '../process/run.ts';
-import { resolveFfmpeg, resolveFfprobe } from './binaries.ts';
+import { resolveFfmpeg, resolveFfprobe, toolOptions } from './binaries.ts';
 import { createProgressParser, type ProgressParserOptions } from './progress.ts';
 import { fileUrl, inputGuards, probeMedia, type MediaInfo, type MediaStream, type ProbeOptions } from './probe.ts';
 
@@ -20,12 +20,10 @@ export interface FfmpegContext extends ProbeOptions {
   onSpawn?: ((pid: number, command: 'ffmpeg' | 'ffprobe') => void) | undefined;
 }
 
-/** The configured (else bundled) ffmpeg and ffprobe, resolved together. */
+/** The configured (else the most current found) ffmpeg and ffprobe, resolved together: see binaries.ts. */
 export async function resolveMediaTools(engines: EnginePaths): Promise<{ ffmpegPath: string; ffprobePath: string }> {
-  const [ffmpeg, ffprobe] = await Promise.all([
-    resolveFfmpeg(engines.ffmpegPath ? { configuredPath: engines.ffmpegPath } : {}),
-    resolveFfprobe(engines.ffprobePath ? { configuredPath: engines.ffprobePath } : {}),
-  ]);
+  const o = toolOptions(engines);
+  const [ffmpeg, ffprobe] = await Promise.all([resolveFfmpeg(o.ffmpeg), resolveFfprobe(o.ffprobe)]);
   return { ffmpegPath: ffmpeg.path, ffprobePath: ffprobe.path };
 }
 

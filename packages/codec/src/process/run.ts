@@ -9,6 +9,7 @@
  *   so a caller that sees a rejection can rely on the process being gone.
  * - If this Node process exits (normally or on an unhandled SIGTERM/SIGINT/SIGHUP) while children are
  *   running, their groups are killed: a detached group would otherwise outlive us as orphans.
+ * - Every child runs under the resource limits and parent-death signal of `sandbox.ts`, when configured.
  * A non-zero exit code is returned, not thrown: only the caller knows what it means.
  */
 import { spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { Deadline } from '../engine.ts';
 import { CodecError } from '../errors.ts';
+import { crossedLimit, sandboxCommand } from './sandbox.ts';
 
 export interface RunProcessOptions {
   /** Wall-clock limit for the process. */
@@ -197,7 +199,9 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
 
     let child: ChildProcessByStdio<null, Readable, Readable>;
     try {
-      child = spawn(cmd, args, {
+      // Under the configured resource limits and parent-death signal (sandbox.ts); `name` stays the engine's.
+      const run = sandboxCommand(cmd, args);
+      child = spawn(run.cmd, run.args, {
         cwd: opts.cwd,
         detached: true,
         shell: false,
@@ -296,6 +300,13 @@ export function runProcess(cmd: string, args: string[], opts: RunProcessOptions)
       if (stopReason) {
         const reason = stopReason;
         settle(() => reject(reason));
+        return;
+      }
+      const crossed = crossedLimit(sig);
+      if (crossed) {
+        settle(() =>
+          reject(new CodecError('limit_exceeded', `${name} needed ${crossed.what}, the limit set by ${crossed.setting}; raise it to allow more.`, { internal: stderr.toString() })),
+        );
         return;
       }
       const result: RunProcessResult = {

@@ -1,0 +1,141 @@
+/** The operator dashboard's routes (HTML pages and the JSON its pages poll), for the OpenAPI document. */
+import { z } from 'zod';
+import { jobDetailSchema, jobSummarySchema } from '@kiln/contracts';
+import type { RouteDoc } from './route-docs.ts';
+
+const html = { 200: { description: 'An HTML page', contentType: 'text/html', schema: z.string() } };
+const seeOther = { 303: { description: 'Redirect (See Other) to the next page', headers: { Location: { description: 'Where to go next.' } } } };
+const form = (fields: Record<string, z.ZodType>) => ({
+  contentType: 'application/x-www-form-urlencoded',
+  schema: z.object({ _csrf: z.string().describe("The page's CSRF token."), ...fields }),
+});
+const page = { tag: 'Dashboard', auth: 'dashboard' as const, errorBody: 'html' as const };
+const keyId = z.object({ id: z.uuid() });
+
+export const dashboardDocs: RouteDoc[] = [
+  {
+    ...page,
+    auth: 'none',
+    method: 'get',
+    route: '/dashboard/assets/app.css',
+    operationId: 'dashboardCss',
+    summary: "The dashboard's stylesheet",
+    responses: { 200: { description: 'CSS', contentType: 'text/css', schema: z.string() } },
+    errors: [],
+  },
+  {
+    ...page,
+    auth: 'none',
+    method: 'get',
+    route: '/dashboard/assets/app.js',
+    operationId: 'dashboardJs',
+    summary: "The dashboard's script",
+    responses: { 200: { description: 'JavaScript', contentType: 'text/javascript', schema: z.string() } },
+    errors: [],
+  },
+  { ...page, auth: 'none', method: 'get', route: '/dashboard', operationId: 'dashboardHome', summary: 'To the keys page, or sign-in', responses: seeOther, errors: [] },
+  { ...page, auth: 'none', method: 'get', route: '/dashboard/login', operationId: 'dashboardLoginPage', summary: 'Sign-in page', responses: { ...html, ...seeOther }, errors: [] },
+  {
+    ...page,
+    auth: 'none',
+    method: 'post',
+    route: '/dashboard/login',
+    operationId: 'dashboardLogin',
+    summary: 'Sign in with ADMIN_PASSWORD',
+    body: form({ password: z.string() }),
+    responses: { ...seeOther, 401: { description: 'Wrong password: the sign-in page again', contentType: 'text/html', schema: z.string() } },
+    errors: ['rate_limited', 'forbidden'],
+  },
+  {
+    ...page,
+    method: 'post',
+    route: '/dashboard/logout',
+    operationId: 'dashboardLogout',
+    summary: 'Sign out',
+    body: form({}),
+    responses: seeOther,
+    errors: ['unauthorized', 'forbidden'],
+  },
+  { ...page, method: 'get', route: '/dashboard/keys', operationId: 'dashboardKeys', summary: 'API keys', responses: html, errors: [] },
+  {
+    ...page,
+    method: 'post',
+    route: '/dashboard/keys',
+    operationId: 'dashboardCreateKey',
+    summary: 'Create an API key (shown once, in this answer)',
+    body: { ...form({ name: z.string() }), schema: form({ name: z.string() }).schema.catchall(z.string()).describe('name, plus the limit fields (blank = the server default).') },
+    responses: {
+      201: { description: 'The keys page, with the new key shown once', contentType: 'text/html', schema: z.string() },
+      400: { description: 'The keys page, naming each bad limit', contentType: 'text/html', schema: z.string() },
+    },
+    errors: ['invalid_field', 'unauthorized', 'forbidden'],
+  },
+  {
+    ...page,
+    method: 'get',
+    route: '/dashboard/keys/:id/revoke',
+    operationId: 'dashboardRevokeKeyPage',
+    summary: 'Confirm revoking a key',
+    params: keyId,
+    responses: html,
+    errors: ['not_found'],
+  },
+  {
+    ...page,
+    method: 'post',
+    route: '/dashboard/keys/:id/revoke',
+    operationId: 'dashboardRevokeKey',
+    summary: 'Revoke a key',
+    params: keyId,
+    body: form({}),
+    responses: seeOther,
+    errors: ['not_found', 'unauthorized', 'forbidden'],
+  },
+  { ...page, method: 'get', route: '/dashboard/jobs', operationId: 'dashboardJobs', summary: 'Jobs across keys', responses: html, errors: ['invalid_field'] },
+  {
+    ...page,
+    method: 'get',
+    route: '/dashboard/jobs/:id',
+    operationId: 'dashboardJob',
+    summary: 'One job',
+    params: z.object({ id: z.uuid() }),
+    responses: html,
+    errors: ['not_found'],
+  },
+  {
+    ...page,
+    errorBody: 'convertly',
+    method: 'get',
+    route: '/dashboard/api/jobs',
+    operationId: 'dashboardJobSummaries',
+    summary: "Jobs' live progress (for the pages)",
+    query: z.object({ ids: z.string().describe('Comma-separated job ids, at most 100.') }),
+    responses: { 200: { description: 'The jobs found', schema: z.object({ jobs: z.array(jobSummarySchema) }) } },
+    errors: ['unauthorized'],
+  },
+  {
+    ...page,
+    errorBody: 'convertly',
+    method: 'get',
+    route: '/dashboard/api/jobs/:id',
+    operationId: 'dashboardJobDetail',
+    summary: "One job's live detail (for the pages)",
+    params: z.object({ id: z.uuid() }),
+    responses: { 200: { description: 'The job', schema: jobDetailSchema } },
+    errors: ['unauthorized', 'not_found'],
+  },
+  { ...page, method: 'get', route: '/dashboard/try', operationId: 'dashboardTryPage', summary: '"Try it": upload as a chosen key', responses: html, errors: [] },
+  {
+    ...page,
+    method: 'post',
+    route: '/dashboard/try',
+    operationId: 'dashboardTry',
+    summary: 'Submit a "try it" upload as a job',
+    body: {
+      contentType: 'multipart/form-data',
+      schema: z.object({ _csrf: z.string(), key: z.uuid().describe('The key to run as.'), files: z.array(z.string().meta({ format: 'binary' })) }).catchall(z.unknown()),
+    },
+    responses: seeOther,
+    errors: ['unauthorized', 'forbidden', 'invalid_field', 'invalid_request', 'file_too_large', 'too_many_files', 'unsupported_format', 'quota_exceeded', 'format_not_allowed'],
+  },
+];

@@ -1,0 +1,194 @@
+/**
+ * The worker lifecycle's pieces on a real Postgres (and pg-boss): file holds, the reconcile sweep
+ * after a worker died, the outcome write retried through an outage, and RSS recycling.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createLogger } from '@kiln/config';
+import { claimFile, createApiKey, createPool, insertJob, takeFileHold, type Pool } from '@kiln/db';
+import { Queue } from '@kiln/queue';
+import { retryWhileDatabaseIsDown } from '../src/lifecycle/db-retry.ts';
+import { fileHolds } from '../src/lifecycle/holds.ts';
+import { startWorkerInstance, type RunningInstance } from '../src/lifecycle/instance.ts';
+import { watchRss } from '../src/lifecycle/rss-recycle.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+
+const log = createLogger('test', 'error');
+let db: TestDatabase;
+let pool: Pool;
+let queue: Queue;
+let apiKeyId: string;
+const instances: RunningInstance[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  pool = createPool(db.url, 4);
+  queue = await new Queue({ connectionString: db.url, retryLimit: 1, expireInSeconds: 120, supervise: false }).start();
+  apiKeyId = (await createApiKey(pool, 'lifecycle')).row.id;
+});
+afterAll(async () => {
+  for (const i of instances) await i.stop();
+  await queue?.stop();
+  await pool?.end();
+  await db?.drop();
+});
+
+async function instance(): Promise<RunningInstance> {
+  const i = await startWorkerInstance({ pool, queue, log, service: 'test-worker', settings: { orphanSeconds: 20, retryLimit: 1, retentionHours: 1 } });
+  instances.push(i);
+  return i;
+}
+
+async function newFile(): Promise<{ jobId: string; fileId: string }> {
+  const jobId = crypto.randomUUID();
+  const fileId = crypto.randomUUID();
+  await insertJob(pool, {
+    id: jobId,
+    apiKeyId,
+    jobType: 'convert',
+    createArchive: false,
+    files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey: `jobs/${jobId}/src/${fileId}`, sourceKind: 'png', originalSize: 10, options: { format: 'webp' } }],
+  });
+  return { jobId, fileId };
+}
+
+/** Makes an instance look dead: not seen for longer than the orphan window. */
+async function age(id: string): Promise<void> {
+  await pool.query("UPDATE worker_instances SET seen_at = now() - interval '1 hour' WHERE id = $1", [id]);
+}
+
+async function liveMessages(fileId: string): Promise<number> {
+  return (await queue.liveFileIds([fileId])).has(fileId) ? 1 : 0;
+}
+
+test('a file has one live holder: a second worker is refused, and takes it over once the first is dead', async () => {
+  const [a, b] = [await instance(), await instance()];
+  const { fileId } = await newFile();
+  expect(await takeFileHold(pool, fileId, a.id, 20)).toEqual({ taken: true });
+  expect(await takeFileHold(pool, fileId, a.id, 20)).toEqual({ taken: true });
+  expect(await takeFileHold(pool, fileId, b.id, 20)).toEqual({ taken: false, holder: a.id });
+  await age(a.id);
+  expect(await takeFileHold(pool, fileId, b.id, 20)).toEqual({ taken: true });
+  // Out of the way of the next tests' sweeps.
+  await a.stop();
+  await b.stop();
+});
+
+test('the handler side: a duplicate message is dropped whether the holder is another worker or this one', async () => {
+  const [a, b] = [await instance(), await instance()];
+  const { fileId } = await newFile();
+  const inA = fileHolds(pool, a, log);
+  const inB = fileHolds(pool, b, log);
+  expect(await inA.take(fileId)).toBe(true);
+  expect(await inA.take(fileId)).toBe(false);
+  expect(await inB.take(fileId)).toBe(false);
+  await inA.release(fileId);
+  expect(a.active.has(fileId)).toBe(false);
+  expect(await inB.take(fileId)).toBe(true);
+  await inB.release(fileId);
+  await a.stop();
+  await b.stop();
+});
+
+test("the sweep removes a dead worker's scratch folders and re-queues the file it held, once", async () => {
+  const dead = await instance();
+  const sweeper = await instance();
+  const { fileId } = await newFile();
+  // What a handler does: hold, claim (the file is 'processing'), record its scratch folder.
+  expect((await takeFileHold(pool, fileId, dead.id, 20)).taken).toBe(true);
+  expect(await claimFile(pool, fileId)).toBeDefined();
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'w-'));
+  await pool.query('UPDATE worker_holds SET scratch_dir = $2 WHERE file_id = $1', [fileId, scratch]);
+  // It dies (its row goes stale; its timers stop with it).
+  await dead.stop().catch(() => undefined);
+  await pool.query(
+    "INSERT INTO worker_instances (id, service, host, pid, seen_at) VALUES ($1, $2, $3, 1, now() - interval '1 hour') ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+    [dead.id, 'test-worker', os.hostname()],
+  );
+  await pool.query('INSERT INTO worker_holds (file_id, instance_id, scratch_dir) VALUES ($1, $2, $3) ON CONFLICT (file_id) DO NOTHING', [fileId, dead.id, scratch]);
+  expect(await liveMessages(fileId)).toBe(0);
+
+  const report = await sweeper.reconcile();
+  expect(report).toMatchObject({ deadInstances: 1, scratchRemoved: 1, requeued: 1, failed: 0 });
+  await expect(fs.stat(scratch)).rejects.toThrow();
+  expect(await liveMessages(fileId)).toBe(1);
+  expect((await pool.query('SELECT 1 FROM worker_instances WHERE id = $1', [dead.id])).rowCount).toBe(0);
+  // A message carries it now: the next pass leaves it alone.
+  expect(await sweeper.reconcile()).toMatchObject({ deadInstances: 0, requeued: 0 });
+});
+
+test('a file abandoned more than JOB_RETRY_LIMIT + 3 times is recorded as failed, not re-queued again', async () => {
+  const sweeper = await instance();
+  const { jobId, fileId } = await newFile();
+  for (let i = 0; i < 5; i++) await claimFile(pool, fileId);
+  const report = await sweeper.reconcile();
+  expect(report).toMatchObject({ requeued: 0, failed: 1 });
+  const row = (await pool.query('SELECT status, error_code, error_message FROM job_files WHERE id = $1', [fileId])).rows[0];
+  expect(row).toMatchObject({ status: 'failed', error_code: 'engine_failed' });
+  expect(row.error_message).toMatch(/stopped before finishing 5 times/);
+  expect((await pool.query('SELECT status FROM jobs WHERE id = $1', [jobId])).rows[0].status).toBe('failed');
+});
+
+describe('retryWhileDatabaseIsDown', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+
+  test('retries while Postgres is unreachable and returns what the write returned', async () => {
+    let calls = 0;
+    const out = await retryWhileDatabaseIsDown(
+      'a write',
+      async () => {
+        if (++calls < 3) throw refused;
+        return 'ok';
+      },
+      { maxSeconds: 10, log },
+    );
+    expect(out).toBe('ok');
+    expect(calls).toBe(3);
+  });
+
+  test('gives up after WORKER_RECORD_RETRY_SECONDS, and never retries an error that is not an outage', async () => {
+    let calls = 0;
+    await expect(
+      retryWhileDatabaseIsDown(
+        'a write',
+        async () => {
+          calls++;
+          throw refused;
+        },
+        { maxSeconds: 1, log },
+      ),
+    ).rejects.toThrow('ECONNREFUSED');
+    expect(calls).toBeGreaterThan(1);
+    calls = 0;
+    const bad = Object.assign(new Error('syntax error'), { code: '42601' });
+    await expect(
+      retryWhileDatabaseIsDown(
+        'a write',
+        async () => {
+          calls++;
+          throw bad;
+        },
+        { maxSeconds: 10, log },
+      ),
+    ).rejects.toThrow('syntax error');
+    expect(calls).toBe(1);
+  });
+});
+
+test('watchRss fires once past WORKER_MAX_RSS_MB, with the reason, and never when it is 0', async () => {
+  const reasons: string[] = [];
+  let mb = 100;
+  const stop = watchRss({ maxMb: 200, log, onOver: (r) => reasons.push(r), everyMs: 5, rss: () => mb * 1024 * 1024 });
+  await new Promise((r) => setTimeout(r, 30));
+  expect(reasons).toEqual([]);
+  mb = 300;
+  await new Promise((r) => setTimeout(r, 60));
+  expect(reasons).toEqual(['resident memory 300 MiB is over WORKER_MAX_RSS_MB=200']);
+  stop();
+  const off = watchRss({ maxMb: 0, log, onOver: (r) => reasons.push(r), everyMs: 5, rss: () => 1e12 });
+  await new Promise((r) => setTimeout(r, 30));
+  expect(reasons).toHaveLength(1);
+  off();
+});
