@@ -46,6 +46,19 @@ export const JOB_EVENT_SCHEMAS = {
   completed: jobDetailSchema,
   failed: jobDetailSchema,
 } as const;
+/** One frame of the stream, for the OpenAPI document: its `event` name, its `id` and its `data`. */
+export const jobEventFrameSchema = z
+  .discriminatedUnion(
+    'event',
+    (Object.keys(JOB_EVENT_SCHEMAS) as (keyof typeof JOB_EVENT_SCHEMAS)[]).map((name) =>
+      z.object({ event: z.literal(name), id: z.string().describe('`<version>-<files>`: send the last one back as Last-Event-ID to resume.'), data: JOB_EVENT_SCHEMAS[name] }),
+    ) as unknown as [z.ZodObject, ...z.ZodObject[]],
+  )
+  .meta({
+    id: 'JobEvent',
+    description:
+      'One Server-Sent Event (`event:`, `id:`, `data:` lines; data is one line of JSON): snapshot first, then progress and file events, last completed or failed, after which the server closes the stream.',
+  });
 export type JobEventName = keyof typeof JOB_EVENT_SCHEMAS;
 export const JOB_EVENT_NAMES = Object.keys(JOB_EVENT_SCHEMAS) as JobEventName[];
 export type JobProgressEvent = z.infer<typeof jobProgressEventSchema>;
