@@ -116,10 +116,25 @@ maybe(
     await until('the curl command to follow the form', async () => /-F files=@sunset\.png -F format=jpg/.test((await page.locator('#curl').textContent()) ?? ''), 5000);
     expect(await page.locator('#curl').textContent()).toContain(`KEY=${key.slice(0, 11)}…`);
     await shot(page, 'try-1280');
+    // With no worker the job waits, pending; the page then follows it over its event stream (no
+    // reload: a mark left on the window survives) as a worker starts and converts it.
+    await kiln.stopApp('convert-worker');
     await page.getByRole('button', { name: 'Convert' }).click();
     await page.waitForURL(/\/dashboard\/jobs\/[0-9a-f-]{36}\?created=1$/);
-    await page.locator('[data-live-job][data-status="completed"]').waitFor({ timeout: 30_000 });
+    await page.locator('[data-live-job][data-status="pending"]').waitFor();
+    expect(await page.locator('tr[data-file-index="0"] [data-field=status]').textContent()).toBe('pending');
+    await page.evaluate('window.__notReloaded = true');
+    await kiln.startApp('convert-worker');
+    await page.locator('[data-live-job][data-status="completed"]').waitFor({ timeout: 60_000 });
+    expect(await page.evaluate('window.__notReloaded')).toBe(true);
+    await shot(page, 'job-live-1280');
     expect(await page.locator('tr[data-file-index="0"]').textContent()).toMatch(/sunset\.jpg[\s\S]*completed[\s\S]*jpg 300×200/);
+    expect(await page.locator('[data-live-job] [data-field=progress]').textContent()).toBe('100%');
+    expect(await page.locator('[data-live-job] [data-field=completedAt]').textContent()).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
+    const live = await page.getByRole('link', { name: 'Download' }).getAttribute('href');
+    const converted = await fetch(live!);
+    expect(converted.headers.get('content-type')).toBe('image/jpeg');
+    expect(Buffer.from(await converted.arrayBuffer()).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
 
     // Phone width.
     const phone = await browser.newContext({

@@ -37,6 +37,8 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
       const v = await fn();
       if (v) return v;
     } catch (err) {
+      // An error marked final says waiting longer cannot help.
+      if ((err as { final?: boolean } | undefined)?.final) throw err;
       lastErr = err;
     }
     await new Promise((r) => setTimeout(r, everyMs));

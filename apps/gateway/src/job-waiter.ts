@@ -2,10 +2,11 @@
  * Lets a request wait for a job to reach a final state. Workers `pg_notify` on JOB_DONE_CHANNEL; one
  * LISTEN connection per gateway wakes the waiters. A slow poll backs it up, so a notification lost
  * during a reconnect delays an answer by at most a second instead of hanging it. The same connection
- * hears KEYS_CHANGED_CHANNEL for the API-key cache (auth.ts).
+ * hears KEYS_CHANGED_CHANNEL for the API-key cache (auth.ts) and JOB_EVENTS_CHANNEL for the live event
+ * streams (job-events.ts), which read the job's rows when woken and never poll.
  */
 import pg from 'pg';
-import { JOB_DONE_CHANNEL, KEYS_CHANGED_CHANNEL } from '@kiln/contracts';
+import { JOB_DONE_CHANNEL, JOB_EVENTS_CHANNEL, KEYS_CHANGED_CHANNEL } from '@kiln/contracts';
 import { getJob, type JobFileWithOutput, type JobRow, type Pool } from '@kiln/db';
 import type { Logger } from '@kiln/config';
 
@@ -36,6 +37,15 @@ export interface JobWaiter {
   listening(): boolean;
   /** `fn` runs on every key change, and whenever the connection is (re)made or lost. */
   onKeysChanged(fn: () => void): void;
+  /**
+   * `fn` runs whenever the job or one of its files changes (JOB_EVENTS_CHANNEL), and whenever the
+   * connection is remade (changes may have been missed meanwhile). Returns the unsubscribe.
+   */
+  onJobEvent(jobId: string, fn: () => void, onEnd?: () => void): () => void;
+  /** Calls every job-event subscription's `onEnd` (the gateway is stopping: streams close, clients reconnect elsewhere). */
+  endJobEvents(): void;
+  /** How many job-event subscriptions are open on this gateway (live streams). */
+  jobEventSubscribers(): number;
   close(): Promise<void>;
 }
 
@@ -52,19 +62,43 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     const set = waiters.get(jobId);
     if (set) for (const fn of set) fn(final, data);
   };
+  const eventSubscribers = new Map<string, Set<() => void>>();
+  const eventEnders = new Set<() => void>();
+  let eventSubscriberCount = 0;
+  const wakeEvents = (jobId: string) => {
+    const set = eventSubscribers.get(jobId);
+    if (!set) return;
+    // One subscriber's fault must not stop the others, nor escape into pg's notification handler.
+    for (const fn of set) {
+      try {
+        fn();
+      } catch (err) {
+        log.error('a job event subscriber failed', { jobId, err });
+      }
+    }
+  };
 
   const connection = await listen(connectionString, log, {
     notice: (channel, payload) => {
       if (channel === KEYS_CHANGED_CHANNEL) keysChanged();
-      else if (payload?.startsWith('{')) {
+      else if (channel === JOB_EVENTS_CHANNEL) {
+        if (payload) wakeEvents(payload);
+      } else if (payload?.startsWith('{')) {
         const n = parseNotice(payload);
-        if (n) wake(n.id, true, n.data);
-      } else if (payload) wake(payload, true);
+        if (n) {
+          wake(n.id, true, n.data);
+          wakeEvents(n.id);
+        }
+      } else if (payload) {
+        wake(payload, true);
+        wakeEvents(payload);
+      }
     },
     up: () => {
       keysChanged();
       // Anything that finished while we were away: let every waiter re-check.
       for (const id of waiters.keys()) wake(id);
+      for (const id of eventSubscribers.keys()) wakeEvents(id);
     },
     down: keysChanged,
   });
@@ -158,6 +192,28 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     onKeysChanged(fn) {
       keyListeners.push(fn);
     },
+    onJobEvent(jobId, fn, onEnd) {
+      const set = eventSubscribers.get(jobId) ?? new Set();
+      eventSubscribers.set(jobId, set);
+      const own = () => fn();
+      const ender = () => onEnd?.();
+      set.add(own);
+      eventEnders.add(ender);
+      eventSubscriberCount++;
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        eventSubscriberCount--;
+        set.delete(own);
+        eventEnders.delete(ender);
+        if (!set.size && eventSubscribers.get(jobId) === set) eventSubscribers.delete(jobId);
+      };
+    },
+    endJobEvents() {
+      for (const end of [...eventEnders]) end();
+    },
+    jobEventSubscribers: () => eventSubscriberCount,
     close: connection.close,
   };
 }
@@ -194,7 +250,7 @@ interface ListenEvents {
 }
 
 /**
- * One LISTEN connection on both channels. When it is lost it is remade a second later, and again
+ * One LISTEN connection on all three channels. When it is lost it is remade a second later, and again
  * every second while the database is down, for as long as it takes; `close` ends that.
  */
 async function listen(connectionString: string, log: Logger, events: ListenEvents): Promise<{ listening(): boolean; close(): Promise<void> }> {
@@ -227,7 +283,7 @@ async function listen(connectionString: string, log: Logger, events: ListenEvent
     c.on('end', () => onLost('connection ended'));
     try {
       await c.connect();
-      await c.query(`LISTEN ${JOB_DONE_CHANNEL}; LISTEN ${KEYS_CHANGED_CHANNEL}`);
+      await c.query(`LISTEN ${JOB_DONE_CHANNEL}; LISTEN ${KEYS_CHANGED_CHANNEL}; LISTEN ${JOB_EVENTS_CHANNEL}`);
     } catch (err) {
       lost = true; // the caller retries; this client's own events must not start a second chain
       await c.end().catch(() => undefined);

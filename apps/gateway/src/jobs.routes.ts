@@ -7,6 +7,7 @@ import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
 import { toJobDetail, toSummary, urlBuilder } from './job-responses.ts';
 import { submitMultipart } from './multipart-intake.ts';
+import { streamJobEvents } from './job-events.ts';
 
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -55,6 +56,13 @@ export function jobsRouter(deps: GatewayDeps): Router {
     const found = await getJobWithFiles(deps.pool, id, apiKeyOf(req).id);
     if (!found) throw new AppError('not_found', `No job ${id}.`);
     res.json(await toJobDetail(deps, found.job, urlBuilder(deps, req), found.files));
+  });
+
+  // Live progress as Server-Sent Events (job-events.ts; the events are in @kiln/contracts).
+  r.get('/jobs/:id/events', async (req, res) => {
+    const id = jobIdParam(req);
+    const keyId = apiKeyOf(req).id;
+    await streamJobEvents(deps, req, res, id, () => getJobWithFiles(deps.pool, id, keyId));
   });
 
   r.delete('/jobs/:id', async (req, res) => {

@@ -132,6 +132,8 @@ export async function startGateway(config: Config): Promise<{ server: http.Serve
       (stopping ??= (async () => {
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
+          // Live event streams never end by themselves: close them, and their clients resume elsewhere.
+          deps.waiter.endJobEvents();
           server.closeIdleConnections();
         });
         await deps.close();

@@ -311,6 +311,12 @@ export const fragments = {
       .describe('How long a dashboard sign-in lasts.'),
     DASHBOARD_LOGIN_ATTEMPTS_PER_MINUTE: int(5, 1).describe('Dashboard sign-in attempts allowed per client IP per minute (429 above it).'),
   }),
+  events: z.object({
+    EVENTS_MAX_STREAMS: int(1000, 1).describe(
+      'Most live event streams (GET /api/jobs/:id/events and the dashboard job page) one gateway holds open at once; one more is answered 503 with Retry-After.',
+    ),
+    EVENTS_HEARTBEAT_SECONDS: int(15, 1).describe('How often an idle live event stream gets a comment line, so proxies and load balancers keep it open.'),
+  }),
   /** Worker processes' lifecycle: crash recovery, recycling, and the resource limits of engine child processes (docs/reliability.md). */
   workerLifecycle: z.object({
     WORKER_ORPHAN_SECONDS: int(30, 20).describe(
@@ -339,6 +345,7 @@ export const configSchema = fragments.core
   .and(fragments.webhooks)
   .and(fragments.observability)
   .and(fragments.dashboard)
+  .and(fragments.events)
   .and(fragments.workerLifecycle);
 export type RawConfig = z.infer<typeof configSchema>;
 export interface Config extends RawConfig {

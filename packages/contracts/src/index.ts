@@ -15,3 +15,4 @@ export * from './turbofiles.ts';
 export * from './media-tools.ts';
 export * from './response-schemas.ts';
 export * from './webhooks.ts';
+export * from './job-events.ts';

@@ -276,16 +276,19 @@ function listJobsStatement(q: ListJobsQuery) {
 
 /** Cancels a pending job: it and its pending files end failed, the files with error code `cancelled`. */
 export async function cancelJob(db: Queryable, jobId: string, apiKeyId: string, retentionHours: number): Promise<'cancelled' | 'not_found' | JobStatus> {
+  // One statement: a live stream (or anyone) never sees the job cancelled with its files still pending.
   const r = await db.query<{ id: string }>(
-    `UPDATE jobs SET status = 'failed', cancelled = true, completed_at = now(),
-            expires_at = now() + make_interval(secs => coalesce(retention_hours, $3) * 3600)
-      WHERE id = $1 AND api_key_id = $2 AND status = 'pending' RETURNING id`,
+    `WITH j AS (
+       UPDATE jobs SET status = 'failed', cancelled = true, completed_at = now(),
+              expires_at = now() + make_interval(secs => coalesce(retention_hours, $3) * 3600)
+        WHERE id = $1 AND api_key_id = $2 AND status = 'pending' RETURNING id),
+     f AS (
+       UPDATE job_files SET status = 'failed', error_code = 'cancelled', completed_at = now()
+        WHERE job_id = (SELECT id FROM j) AND status = 'pending')
+     SELECT id FROM j`,
     [jobId, apiKeyId, retentionHours],
   );
-  if (r.rowCount) {
-    await db.query(`UPDATE job_files SET status = 'failed', error_code = 'cancelled', completed_at = now() WHERE job_id = $1 AND status = 'pending'`, [jobId]);
-    return 'cancelled';
-  }
+  if (r.rowCount) return 'cancelled';
   const existing = await getJob(db, jobId, apiKeyId);
   return existing ? existing.status : 'not_found';
 }

@@ -121,6 +121,9 @@ function classify(kind: CodecErrorKind): { permanent: boolean; code: FileErrorCo
   }
 }
 
+/** The least time between two progress writes of one file. */
+export const PROGRESS_MIN_INTERVAL_MS = 500;
+
 export function outputFilename(original: string, ext: string): string {
   const base = path.basename(original).replace(/\.[^.]*$/, '') || 'file';
   return `${base}.${ext}`;
@@ -238,6 +241,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       codecStarted = undefined;
     };
     let lastProgress = 0;
+    let lastProgressAt = -Infinity;
     // With holds, pg-boss's signal is left out: it fires when the message's heartbeat was missed (a
     // Postgres outage longer than the heartbeat), and the file is still ours to finish: the hold keeps
     // the retried message off it. The codec's own deadline (FILE_TIMEOUT_SECONDS) bounds the work.
@@ -282,10 +286,14 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       await holds.scratch(file.id, scratch.dir);
       const source = await store.localPath(file.sourceKey);
       held.push(source);
+      // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0012_job_events_notify.sql): at most
+      // one per PROGRESS_MIN_INTERVAL_MS per file, and only when the percentage moved.
       const onProgress = (f: number) => {
         const pct = Math.floor(f * 100);
-        if (pct >= lastProgress + 5) {
+        const now = performance.now();
+        if (pct > lastProgress && now - lastProgressAt >= PROGRESS_MIN_INTERVAL_MS) {
           lastProgress = pct;
+          lastProgressAt = now;
           void setFileProgress(pool, file.id, pct).catch(() => undefined);
         }
       };

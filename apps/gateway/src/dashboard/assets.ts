@@ -130,24 +130,60 @@ export const JS = `
     setTimeout(tickList, 1000);
   }
 
+  // One job's page follows the job over Server-Sent Events (GET /dashboard/jobs/:id/events): the
+  // browser reconnects by itself with Last-Event-ID, and the page is updated in place, never reloaded.
   var one = document.querySelector('[data-live-job]');
-  if (one && !FINAL[one.getAttribute('data-status')]) {
+  if (one && !FINAL[one.getAttribute('data-status')] && window.EventSource) {
     var id = one.getAttribute('data-live-job');
-    var tickOne = function () {
-      fetch('/dashboard/api/jobs/' + encodeURIComponent(id), { credentials: 'same-origin', headers: { accept: 'application/json' } })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (j) {
-          if (!j) return;
-          paint(one, j);
-          (j.results || []).forEach(function (f) {
-            var row = document.querySelector('tr[data-file-index="' + f.index + '"]');
-            if (row) paint(row, { status: f.status, progress: f.progress === undefined ? 0 : f.progress });
-          });
-          if (FINAL[j.status]) { location.reload(); return; }
-          setTimeout(tickOne, 1000);
-        }, function () { setTimeout(tickOne, 3000); });
+    var field = function (root, name) { return root.querySelector('[data-field=' + name + ']'); };
+    var text = function (el, value) { if (el) el.textContent = value; };
+    var bytes = function (n) {
+      if (n === null || n === undefined) return '\u2014';
+      if (n < 1024) return n + ' B';
+      if (n < 1048576) return (n / 1024).toFixed(1) + ' KB';
+      if (n < 1073741824) return (n / 1048576).toFixed(1) + ' MB';
+      return (n / 1073741824).toFixed(2) + ' GB';
     };
-    setTimeout(tickOne, 800);
+    var when = function (iso) { return iso ? new Date(iso).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : ''; };
+    var show = function (el, on) { if (!el) return; el.hidden = !on; if (el.previousElementSibling && el.previousElementSibling.tagName === 'DT') el.previousElementSibling.hidden = !on; };
+    var paintFile = function (f) {
+      var row = document.querySelector('tr[data-file-index="' + f.index + '"]');
+      if (!row) return;
+      var st = field(row, 'status'); if (st) { st.textContent = f.status; st.className = 'badge ' + f.status; }
+      var pr = field(row, 'progress'); if (pr) { pr.textContent = f.progress + '%'; pr.hidden = f.status !== 'processing'; }
+      if (!FINAL[f.status]) return;
+      text(field(row, 'filename'), f.filename);
+      var out = field(row, 'output');
+      if (out) { out.textContent = f.format || '\u2014'; if (f.width) { var dim = document.createElement('span'); dim.className = 'muted'; dim.textContent = f.width + '\u00d7' + f.height; out.append(' ', dim); } }
+      var size = field(row, 'size');
+      if (size) { size.textContent = bytes(f.originalSize) + ' \u2192 ' + bytes(f.finalSize); if (f.savedPercent) { var sv = document.createElement('span'); sv.className = 'muted'; sv.textContent = '(\u2212' + f.savedPercent + '%)'; size.append(' ', sv); } }
+      var res = field(row, 'result');
+      if (res) {
+        res.textContent = '';
+        if (f.downloadUrl) { var a = document.createElement('a'); a.href = f.downloadUrl; a.setAttribute('download', ''); a.textContent = 'Download'; res.append(a); }
+        if (f.error) { var b = document.createElement('span'); b.className = 'badge failed'; b.textContent = f.error.code; res.append(b, ' ' + f.error.message); }
+      }
+    };
+    var paintJob = function (j) {
+      paint(one, j);
+      if (j.results) j.results.forEach(paintFile);
+      if (j.files) j.files.forEach(function (f) { var row = document.querySelector('tr[data-file-index="' + f.index + '"]'); if (row && !FINAL[f.status]) paintFile(f); });
+      if (j.completedAt) text(field(one, 'completedAt'), when(j.completedAt));
+      if (j.expiresAt) text(field(one, 'expiresAt'), when(j.expiresAt));
+      if (j.errorMessage !== undefined) { var em = field(one, 'errorMessage'); text(em, j.errorMessage || ''); show(em, !!j.errorMessage); }
+      if (j.archive) {
+        var ar = field(one, 'archive');
+        if (ar) { ar.textContent = ''; var l = document.createElement('a'); l.href = j.archive.downloadUrl; l.setAttribute('download', ''); l.textContent = j.archive.filename; ar.append(l, ' (' + bytes(j.archive.size) + ')'); show(ar, true); }
+      }
+    };
+    var es = new EventSource('/dashboard/jobs/' + encodeURIComponent(id) + '/events');
+    var on = function (name, fn) { es.addEventListener(name, function (e) { fn(JSON.parse(e.data)); }); };
+    on('snapshot', paintJob);
+    on('progress', paintJob);
+    on('file', paintFile);
+    ['completed', 'failed'].forEach(function (name) {
+      on(name, function (j) { es.close(); paintJob(j); one.setAttribute('data-status', j.status); });
+    });
   }
 
   var tryForm = document.querySelector('form[data-try]');

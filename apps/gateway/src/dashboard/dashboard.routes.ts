@@ -6,10 +6,11 @@
  */
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError, isAppError, isUuid, parseKeyLimits, type KeyLimitName } from '@kiln/contracts';
-import { createApiKey, getApiKey, getJob, listApiKeys, listJobs, revokeApiKey, type JobStatus } from '@kiln/db';
+import { createApiKey, getApiKey, getJob, getJobFiles, listApiKeys, listJobs, revokeApiKey, type JobStatus } from '@kiln/db';
 import type { GatewayDeps } from '../deps.ts';
 import { publicBaseUrl, toJobDetail, toSummary, urlBuilder } from '../job-responses.ts';
 import { submitMultipart } from '../multipart-intake.ts';
+import { streamJobEvents } from '../job-events.ts';
 import { countLoginAttempt } from '../key-limits.ts';
 import { CSS, JS } from './assets.ts';
 import { LOGIN_COOKIE, SESSION_COOKIE, checkCsrf, clearCookie, createSessionCodec, passwordMatches, readCookies, setCookie, type Session, type SessionCodec } from './session.ts';
@@ -267,6 +268,15 @@ function jobPages(r: Router, deps: GatewayDeps): void {
     const ids = str(req.query.ids).split(',').filter(isUuid).slice(0, 100);
     const jobs = (await Promise.all(ids.map((id) => getJob(pool, id)))).filter((j) => !!j);
     res.json({ jobs: jobs.map(toSummary) });
+  });
+
+  // The job page's live progress (EventSource; the session cookie authenticates).
+  r.get('/jobs/:id/events', signedIn('json'), async (req, res) => {
+    const job = await jobParam(req);
+    await streamJobEvents(deps, req, res, job.id, async () => {
+      const j = await getJob(pool, job.id);
+      return j && { job: j, files: await getJobFiles(pool, job.id) };
+    });
   });
 
   r.get('/api/jobs/:id', signedIn('json'), async (req, res) => {

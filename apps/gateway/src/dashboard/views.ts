@@ -273,10 +273,10 @@ ${o.notice ? html`<p class="notice" role="status">${o.notice}</p>` : ''}
     <dt>Type</dt><dd>${j.jobType}${o.dialect === 'turbofiles' ? html` <span class="muted">(a TurboFiles task: GET /v1/tasks/${j.jobId})</span>` : ''}</dd>
     <dt>Job id</dt><dd><code>${j.jobId}</code></dd>
     <dt>Created</dt><dd>${when(j.createdAt)}</dd>
-    <dt>Finished</dt><dd>${j.completedAt ? when(j.completedAt) : html`<span class="muted">not yet</span>`}</dd>
-    <dt>Results kept until</dt><dd>${j.expiresAt ? when(j.expiresAt) : html`<span class="muted">set when the job ends</span>`}</dd>
-    ${j.errorMessage ? html`<dt>Error</dt><dd class="error">${j.errorMessage}</dd>` : ''}
-    ${j.archive ? html`<dt>Archive</dt><dd><a href="${j.archive.downloadUrl}" download>${j.archive.filename}</a> (${bytes(j.archive.size)})</dd>` : ''}
+    <dt>Finished</dt><dd data-field="completedAt">${j.completedAt ? when(j.completedAt) : html`<span class="muted">not yet</span>`}</dd>
+    <dt>Results kept until</dt><dd data-field="expiresAt">${j.expiresAt ? when(j.expiresAt) : html`<span class="muted">set when the job ends</span>`}</dd>
+    <dt${j.errorMessage ? '' : raw(' hidden')}>Error</dt><dd class="error" data-field="errorMessage"${j.errorMessage ? '' : raw(' hidden')}>${j.errorMessage ?? ''}</dd>
+    <dt${j.archive ? '' : raw(' hidden')}>Archive</dt><dd data-field="archive"${j.archive ? '' : raw(' hidden')}>${j.archive ? html`<a href="${j.archive.downloadUrl}" download>${j.archive.filename}</a> (${bytes(j.archive.size)})` : ''}</dd>
   </dl>
 </section>
 <section class="card">
@@ -286,14 +286,14 @@ ${o.notice ? html`<p class="notice" role="status">${o.notice}</p>` : ''}
     <tbody>${j.results.map(
       (f) => html`<tr data-file-index="${f.index}">
       <td data-label="#">${f.index}</td>
-      <td data-label="File">${f.filename}</td>
-      <td data-label="Status"><span class="badge ${f.status}" data-field="status">${f.status}</span>${f.status === 'processing' ? html` <span data-field="progress">${f.progress ?? 0}%</span>` : ''}</td>
-      <td data-label="Output">${f.format ?? '—'}${f.width ? html` <span class="muted">${f.width}×${f.height}</span>` : ''}</td>
-      <td data-label="Size">${bytes(f.originalSize)} → ${bytes(f.finalSize)}${f.savedPercent ? html` <span class="muted">(−${f.savedPercent}%)</span>` : ''}</td>
-      <td data-label="Result">${f.downloadUrl ? html`<a href="${f.downloadUrl}" download>Download</a>` : ''}${f.error ? html`<span class="badge failed">${f.error.code}</span> ${f.error.message}` : ''}</td>
+      <td data-label="File" data-field="filename">${f.filename}</td>
+      <td data-label="Status"><span class="badge ${f.status}" data-field="status">${f.status}</span> <span data-field="progress"${f.status === 'processing' ? '' : raw(' hidden')}>${f.progress ?? 0}%</span></td>
+      <td data-label="Output" data-field="output">${f.format ?? '—'}${f.width ? html` <span class="muted">${f.width}×${f.height}</span>` : ''}</td>
+      <td data-label="Size" data-field="size">${bytes(f.originalSize)} → ${bytes(f.finalSize)}${f.savedPercent ? html` <span class="muted">(−${f.savedPercent}%)</span>` : ''}</td>
+      <td data-label="Result" data-field="result">${f.downloadUrl ? html`<a href="${f.downloadUrl}" download>Download</a>` : ''}${f.error ? html`<span class="badge failed">${f.error.code}</span> ${f.error.message}` : ''}</td>
     </tr>`,
     )}</tbody></table></div>
-  <p class="small muted">Download links are signed and expire; reload the page for fresh ones.</p>
+  <p class="small muted">This page follows the job live. Download links are signed and expire; reload the page for fresh ones.</p>
 </section>`;
   return layout({ title: `Job ${j.jobId.slice(0, 8)}`, tab: 'jobs', csrf: o.csrf, body });
 }

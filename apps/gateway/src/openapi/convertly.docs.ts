@@ -1,6 +1,7 @@
 /** The Convertly dialect's routes (`/api/*`) for the OpenAPI document: one entry per route. */
 import { z } from 'zod';
 import {
+  jobEventFrameSchema,
   jobAcceptedSchema,
   jobCreatedSchema,
   jobDetailSchema,
@@ -185,6 +186,22 @@ export const convertlyDocs: RouteDoc[] = [
     params: jobId,
     responses: { 200: { description: 'Job detail', schema: jobDetailSchema } },
     errors: ['not_found'],
+  },
+  {
+    method: 'get',
+    route: '/api/jobs/:id/events',
+    operationId: 'getJobEvents',
+    summary: "Follow a job's progress live (Server-Sent Events)",
+    description:
+      'A text/event-stream of the job: snapshot, then progress and file events, then completed or failed, after which the stream closes. Fed by Postgres NOTIFY on any gateway; reconnect with Last-Event-ID (or ?lastEventId=) to get exactly what was missed.',
+    tag: 'Jobs',
+    auth: 'apiKey',
+    errorBody: 'convertly',
+    params: jobId,
+    query: z.object({ lastEventId: z.string().optional().describe('The same as the Last-Event-ID header, for clients that cannot set headers.') }),
+    headers: z.object({ 'Last-Event-ID': z.string().optional().describe('The id of the last event received: resume after it instead of starting with a snapshot.') }),
+    responses: { 200: { description: 'The event stream', contentType: 'text/event-stream', schema: jobEventFrameSchema } },
+    errors: ['not_found', 'unavailable'],
   },
   {
     method: 'delete',

@@ -1,6 +1,6 @@
 /** The operator dashboard's routes (HTML pages and the JSON its pages poll), for the OpenAPI document. */
 import { z } from 'zod';
-import { jobDetailSchema, jobSummarySchema } from '@kiln/contracts';
+import { jobDetailSchema, jobEventFrameSchema, jobSummarySchema } from '@kiln/contracts';
 import type { RouteDoc } from './route-docs.ts';
 
 const html = { 200: { description: 'An HTML page', contentType: 'text/html', schema: z.string() } };
@@ -123,6 +123,17 @@ export const dashboardDocs: RouteDoc[] = [
     params: z.object({ id: z.uuid() }),
     responses: { 200: { description: 'The job', schema: jobDetailSchema } },
     errors: ['unauthorized', 'not_found'],
+  },
+  {
+    ...page,
+    errorBody: 'convertly',
+    method: 'get',
+    route: '/dashboard/jobs/:id/events',
+    operationId: 'dashboardJobEvents',
+    summary: "One job's live event stream (the job page's EventSource)",
+    params: z.object({ id: z.uuid() }),
+    responses: { 200: { description: 'The same stream as GET /api/jobs/{id}/events', contentType: 'text/event-stream', schema: jobEventFrameSchema } },
+    errors: ['unauthorized', 'not_found', 'unavailable'],
   },
   { ...page, method: 'get', route: '/dashboard/try', operationId: 'dashboardTryPage', summary: '"Try it": upload as a chosen key', responses: html, errors: [] },
   {
