@@ -119,7 +119,7 @@ export type PayloadOf<Q extends QueueName> = z.infer<(typeof PAYLOADS)[Q]>;
 /** Postgres NOTIFY channel a worker signals when a job reaches a final state (payload: job id). */
 export const JOB_DONE_CHANNEL = 'kiln_job_done';
 /**
- * Sent by triggers (migrations/0012_job_events_notify.sql) whenever a job's or one of its files' status or progress changes
+ * Sent by triggers (migrations/0013_job_events_notify.sql) whenever a job's or one of its files' status or progress changes
  * (payload: job id). The gateways' live event streams (GET /api/jobs/:id/events) wake on it.
  */
 export const JOB_EVENTS_CHANNEL = 'kiln_job_events';

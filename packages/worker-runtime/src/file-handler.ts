@@ -286,7 +286,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       await holds.scratch(file.id, scratch.dir);
       const source = await store.localPath(file.sourceKey);
       held.push(source);
-      // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0012_job_events_notify.sql): at most
+      // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0013_job_events_notify.sql): at most
       // one per PROGRESS_MIN_INTERVAL_MS per file, and only when the percentage moved.
       const onProgress = (f: number) => {
         const pct = Math.floor(f * 100);
