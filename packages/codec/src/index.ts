@@ -19,6 +19,7 @@ export * from './image/resize.ts';
 export * from './archive/zip.ts';
 export * from './process/run.ts';
 export * from './process/sandbox.ts';
+export { findOnPath } from './process/executable.ts';
 export * from './media/binaries.ts';
 export * from './media/probe.ts';
 export * from './media/transcode.ts';

@@ -12,9 +12,9 @@
  */
 import { access, constants } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CodecError } from '../errors.ts';
-import { ensureExecutable, fileExists, isBareCommand, readFirstLine } from '../process/executable.ts';
+import { ensureExecutable, fileExists, findOnPath, isBareCommand, readFirstLine } from '../process/executable.ts';
 
 export type BinarySource = 'configured' | 'ffmpeg-static' | 'system' | 'beside-ffmpeg' | '@ffmpeg-installer' | '@ffprobe-installer';
 
@@ -90,16 +90,10 @@ async function isExecutable(p: string): Promise<boolean> {
 }
 
 /** The first `name` on PATH (as a shell would find it), skipping node_modules/.bin shims. */
-function locateOnPath(name: string): (opts: ResolveBinaryOptions) => Promise<string | undefined> {
-  return async (opts) => {
-    for (const dir of (opts.searchPath ?? process.env.PATH ?? '').split(delimiter)) {
-      if (!dir || /node_modules[\\/]\.bin/.test(dir)) continue;
-      const p = join(dir, `${name}${exe}`);
-      if (await isExecutable(p)) return p;
-    }
-    return undefined;
-  };
-}
+const locateOnPath =
+  (name: string) =>
+  async (opts: ResolveBinaryOptions): Promise<string | undefined> =>
+    findOnPath(`${name}${exe}`, { searchPath: opts.searchPath, skipShims: true });
 
 /** The major version of a release (`5.1.9-0+deb12u1` → 5); undefined for git snapshots (`N-47683-g…`). */
 export function majorVersion(version: string): number | undefined {

@@ -3,13 +3,34 @@
  * installers, 7zip-bin) rely on an install script for the execute bit, and pnpm/npm do not run
  * dependency install scripts unless told to, so Kiln sets the bit itself when it resolves a binary.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import { chmod, stat } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 import { CodecError } from '../errors.ts';
 import { runProcess } from './run.ts';
 
 /** True when `p` names a command to look up on PATH rather than a file. */
 export function isBareCommand(p: string): boolean {
   return !p.includes('/') && !p.includes('\\');
+}
+
+/**
+ * The first executable file called `name` in a PATH-style list (default: this process's PATH), as a
+ * shell would find it. `skipShims` passes over node_modules/.bin folders (npm's wrapper scripts).
+ */
+export function findOnPath(name: string, opts: { searchPath?: string; skipShims?: boolean } = {}): string | undefined {
+  for (const dir of (opts.searchPath ?? process.env.PATH ?? '').split(delimiter)) {
+    if (!dir || (opts.skipShims && /node_modules[\\/]\.bin/.test(dir))) continue;
+    const p = join(dir, name);
+    try {
+      if (!statSync(p).isFile()) continue;
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
 /** Whether `p` is an existing regular file. */

@@ -2,25 +2,8 @@
  * Turns the ENGINE_MAX_* settings into the codec's engine sandbox (prlimit + setpriv from util-linux,
  * found on PATH), once per worker process, and says what applied for the start-up log and /readyz.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { configureEngineSandbox, type EngineSandbox } from '@kiln/codec';
+import { configureEngineSandbox, findOnPath, type EngineSandbox } from '@kiln/codec';
 import type { Config } from '@kiln/config';
-
-/** The first executable called `name` on `pathVar`. */
-export function findOnPath(name: string, pathVar = process.env.PATH ?? ''): string | undefined {
-  for (const dir of pathVar.split(path.delimiter)) {
-    if (!dir) continue;
-    const p = path.join(dir, name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 export interface EngineLimitsReport {
   prlimit: string | null;
@@ -35,8 +18,8 @@ export interface EngineLimitsReport {
 export function configureEngineLimits(config: Pick<Config, 'ENGINE_MAX_CPU_SECONDS' | 'ENGINE_MAX_MEMORY_MB' | 'ENGINE_MAX_FILE_MB'>, pathVar?: string): EngineLimitsReport {
   // Linux only: prlimit sets rlimits on the exec'd engine, setpriv sets PR_SET_PDEATHSIG.
   const linux = process.platform === 'linux';
-  const prlimitPath = linux ? findOnPath('prlimit', pathVar) : undefined;
-  const setprivPath = linux ? findOnPath('setpriv', pathVar) : undefined;
+  const prlimitPath = linux ? findOnPath('prlimit', { searchPath: pathVar }) : undefined;
+  const setprivPath = linux ? findOnPath('setpriv', { searchPath: pathVar }) : undefined;
   const sandbox: EngineSandbox = {
     prlimitPath,
     setprivPath,
