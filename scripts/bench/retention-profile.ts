@@ -35,25 +35,20 @@ async function timeIt(label: string, fn: () => Promise<number>) {
   const ms = performance.now() - t0;
   console.log(label, n, 'jobs', ms.toFixed(0), 'ms', (ms / n).toFixed(2), 'ms/job', 'load', (await fs.readFile('/proc/loadavg', 'utf8')).split(' ')[0]);
 }
+// main's way: per job, an UPDATE and a DELETE.
+const purgeOneByOne = async () => {
+  const jobs = await expiredJobs(pool, 100);
+  for (const j of jobs) {
+    await pool.query(`UPDATE jobs SET archive_file_id = NULL, purged_at = now() WHERE id = $1`, [j.id]);
+    await pool.query(`DELETE FROM stored_files WHERE job_id = $1`, [j.id]);
+  }
+  return jobs.length;
+};
 // main's way: 100 jobs, per job UPDATE + DELETE, without the job_files_by_output index (0001 had none).
 await c.query('DROP INDEX job_files_by_output');
-await timeIt('main (per job, no FK index), 100 jobs:', async () => {
-  const jobs = await expiredJobs(pool, 100);
-  for (const j of jobs) {
-    await pool.query(`UPDATE jobs SET archive_file_id = NULL, purged_at = now() WHERE id = $1`, [j.id]);
-    await pool.query(`DELETE FROM stored_files WHERE job_id = $1`, [j.id]);
-  }
-  return jobs.length;
-});
+await timeIt('main (per job, no FK index), 100 jobs:', purgeOneByOne);
 await c.query('CREATE INDEX job_files_by_output ON job_files (output_file_id) WHERE output_file_id IS NOT NULL');
-await timeIt('main (per job) with the FK index, 100 jobs:', async () => {
-  const jobs = await expiredJobs(pool, 100);
-  for (const j of jobs) {
-    await pool.query(`UPDATE jobs SET archive_file_id = NULL, purged_at = now() WHERE id = $1`, [j.id]);
-    await pool.query(`DELETE FROM stored_files WHERE job_id = $1`, [j.id]);
-  }
-  return jobs.length;
-});
+await timeIt('main (per job) with the FK index, 100 jobs:', purgeOneByOne);
 await timeIt('branch (batches of 200), 1000 jobs:', async () => {
   let n = 0;
   for (;;) {
