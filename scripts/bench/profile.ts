@@ -1,6 +1,6 @@
 /**
  * Where Kiln's per-job time goes, for the performance work behind `pnpm bench` (not part of it):
- *   node scripts/bench/profile.ts [--jobs N] [--cpu-prof DIR] [--in-flight N] [--size 64]
+ *   node scripts/bench/profile.ts [--jobs N] [--cpu-prof DIR] [--in-flight N] [--size 64] [--width 170]
  * Starts an embedded Postgres with pg_stat_statements, runs Kiln against it (DATABASE_URL), pushes
  * N small convert jobs through POST /api/convert + download, then prints the statements per job and
  * each process's CPU per job. With --cpu-prof the gateway and workers write V8 CPU profiles there.
@@ -18,7 +18,14 @@ import { cpuByRole, ROLES, startKiln } from './kiln-process.ts';
 import { closedLoop } from './stats.ts';
 
 const { values: a } = parseArgs({
-  options: { jobs: { type: 'string' }, 'cpu-prof': { type: 'string' }, 'in-flight': { type: 'string' }, size: { type: 'string' }, format: { type: 'string' } },
+  options: {
+    jobs: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    'in-flight': { type: 'string' },
+    size: { type: 'string' },
+    format: { type: 'string' },
+    width: { type: 'string' },
+  },
 });
 const N = Number(a.jobs ?? 200);
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-prof-pg-'));
@@ -67,7 +74,7 @@ try {
   console.log(`${N} jobs in ${(wall / 1000).toFixed(2)} s (${((N / wall) * 1000).toFixed(1)}/s)`);
   console.log(`CPU ms per job: ${ROLES.map((k) => `${k} ${((cpu1[k] - cpu0[k]) / N).toFixed(2)}`).join(', ')} (postgres not counted: external)`);
   console.log(`statements per job ${(calls / N).toFixed(1)}, exec ms per job ${(total / N).toFixed(2)}`);
-  for (const row of r.rows) console.log(`${(Number(row.calls) / N).toFixed(2).padStart(6)}/job ${String(row.total).padStart(8)} ms  ${row.query.slice(0, 170)}`);
+  for (const row of r.rows) console.log(`${(Number(row.calls) / N).toFixed(2).padStart(6)}/job ${String(row.total).padStart(8)} ms  ${row.query.slice(0, Number(a.width ?? 170))}`);
   await c.end();
 } finally {
   await kiln.stop();

@@ -5,9 +5,8 @@
  * hears KEYS_CHANGED_CHANNEL for the API-key cache (auth.ts) and JOB_EVENTS_CHANNEL for the live event
  * streams (job-events.ts), which read the job's rows when woken and never poll.
  */
-import pg from 'pg';
 import { JOB_DONE_CHANNEL, JOB_EVENTS_CHANNEL, KEYS_CHANGED_CHANNEL } from '@kiln/contracts';
-import { getJob, type JobFileWithOutput, type JobRow, type Pool } from '@kiln/db';
+import { getJob, listen, type JobFileWithOutput, type JobRow, type Pool } from '@kiln/db';
 import type { Logger } from '@kiln/config';
 
 /** A final job as its NOTIFY carried it (jobs of one file, see finishFile): what getJobWithFiles returns. */
@@ -78,30 +77,34 @@ export async function createJobWaiter(connectionString: string, pool: Pool, log:
     }
   };
 
-  const connection = await listen(connectionString, log, {
-    notice: (channel, payload) => {
-      if (channel === KEYS_CHANGED_CHANNEL) keysChanged();
-      else if (channel === JOB_EVENTS_CHANNEL) {
-        if (payload) wakeEvents(payload);
-      } else if (payload?.startsWith('{')) {
-        const n = parseNotice(payload);
-        if (n) {
-          wake(n.id, true, n.data);
-          wakeEvents(n.id);
+  const connection = await listen(
+    connectionString,
+    { channels: [JOB_DONE_CHANNEL, KEYS_CHANGED_CHANNEL, JOB_EVENTS_CHANNEL], applicationName: 'kiln-gateway-listen', warn: (m, f) => log.warn(m, f) },
+    {
+      notice: (channel, payload) => {
+        if (channel === KEYS_CHANGED_CHANNEL) keysChanged();
+        else if (channel === JOB_EVENTS_CHANNEL) {
+          if (payload) wakeEvents(payload);
+        } else if (payload?.startsWith('{')) {
+          const n = parseNotice(payload);
+          if (n) {
+            wake(n.id, true, n.data);
+            wakeEvents(n.id);
+          }
+        } else if (payload) {
+          wake(payload, true);
+          wakeEvents(payload);
         }
-      } else if (payload) {
-        wake(payload, true);
-        wakeEvents(payload);
-      }
+      },
+      up: () => {
+        keysChanged();
+        // Anything that finished while we were away: let every waiter re-check.
+        for (const id of waiters.keys()) wake(id);
+        for (const id of eventSubscribers.keys()) wakeEvents(id);
+      },
+      down: keysChanged,
     },
-    up: () => {
-      keysChanged();
-      // Anything that finished while we were away: let every waiter re-check.
-      for (const id of waiters.keys()) wake(id);
-      for (const id of eventSubscribers.keys()) wakeEvents(id);
-    },
-    down: keysChanged,
-  });
+  );
 
   const isFinal = async (jobId: string) => {
     const job = await getJob(pool, jobId);
@@ -239,68 +242,4 @@ function parseNotice(payload: string): { id: string; data?: NotifiedJob } | unde
   } catch {
     return undefined;
   }
-}
-
-interface ListenEvents {
-  notice(channel: string, payload: string | undefined): void;
-  /** The connection is (again) listening: notices from before it may have been missed. */
-  up(): void;
-  /** The connection is lost; it is being remade. */
-  down(): void;
-}
-
-/**
- * One LISTEN connection on all three channels. When it is lost it is remade a second later, and again
- * every second while the database is down, for as long as it takes; `close` ends that.
- */
-async function listen(connectionString: string, log: Logger, events: ListenEvents): Promise<{ listening(): boolean; close(): Promise<void> }> {
-  let client: pg.Client | undefined;
-  let closed = false;
-
-  const reconnect = (): void => {
-    setTimeout(
-      () =>
-        void connect().catch(() => {
-          if (!closed) reconnect();
-        }),
-      1000,
-    ).unref();
-  };
-  const connect = async (): Promise<void> => {
-    if (closed) return;
-    const c = new pg.Client({ connectionString, application_name: 'kiln-gateway-listen' });
-    c.on('notification', (n) => events.notice(n.channel, n.payload));
-    let lost = false;
-    const onLost = (why: string) => {
-      if (lost || closed) return;
-      lost = true;
-      log.warn('job listener lost its connection; reconnecting', { err: why });
-      if (client === c) client = undefined;
-      events.down();
-      reconnect();
-    };
-    c.on('error', (err) => onLost(err.message));
-    c.on('end', () => onLost('connection ended'));
-    try {
-      await c.connect();
-      await c.query(`LISTEN ${JOB_DONE_CHANNEL}; LISTEN ${KEYS_CHANGED_CHANNEL}; LISTEN ${JOB_EVENTS_CHANNEL}`);
-    } catch (err) {
-      lost = true; // the caller retries; this client's own events must not start a second chain
-      await c.end().catch(() => undefined);
-      throw err;
-    }
-    client = c;
-    events.up();
-  };
-  await connect();
-
-  return {
-    listening: () => client !== undefined,
-    async close() {
-      closed = true;
-      const c = client;
-      client = undefined;
-      await c?.end().catch(() => undefined);
-    },
-  };
 }

@@ -146,7 +146,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
   const byQueue = new Map<FileQueueName, FileTaskPayload[]>();
   for (const f of job.files) {
     const queue = queueFor(job.jobType, { kind: f.kind, tool: job.tool ?? null });
-    byQueue.set(queue, [...(byQueue.get(queue) ?? []), { jobId: job.jobId, fileId: f.fileId }]);
+    byQueue.set(queue, [...(byQueue.get(queue) ?? []), { jobId: job.jobId, fileId: f.fileId, apiKeyId: key.id, jobWebhook: job.webhookUrl !== undefined }]);
   }
   // After the replay check (a replay queues nothing), before anything is written.
   await deps.backpressure?.check(new Map([...byQueue].map(([queue, payloads]) => [queue, payloads.length])));
@@ -182,7 +182,8 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
       }
       for (const [queue, payloads] of byQueue) await deps.queue.sendMany(queue, payloads, tx);
       // The uploads this job stored; a URL source is not stored until a worker fetches it.
-      if (deps.events) {
+      // Nothing is read for an event nobody would receive (the recipient cache is sure, or says maybe).
+      if (deps.events && deps.events.recipients?.mayReceive(key.id, job.webhookUrl !== undefined, 'file.uploaded') !== false) {
         const uploads = job.files.flatMap((f, index) => (f.size !== null ? [{ index, filename: f.filename }] : []));
         await recordJobEvents(tx, deps.events, job.jobId, { kind: 'submitted', uploads });
       }

@@ -10,7 +10,7 @@ import { createMetrics } from '@kiln/metrics';
 import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore } from '@kiln/storage';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
-import { eventContext } from '@kiln/webhooks';
+import { createRecipientCache, eventContext } from '@kiln/webhooks';
 import { createApp } from './app.ts';
 import { backpressureLimits, createBackpressure } from './backpressure.ts';
 import { bootstrapKeys } from './bootstrap-keys.ts';
@@ -36,6 +36,7 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
   const store = await createBlobStore(config);
   const signer = createSigner(await loadSigningSecret(config.SIGNING_SECRET, config.dataDir));
   const waiter = await createJobWaiter(url, pool, log);
+  const recipients = await createRecipientCache(pool, url, log);
   await bootstrapKeys(pool, config.BOOTSTRAP_API_KEY, log);
   const outbound = createOutbound(outboundSettings(config));
   const metrics = createMetrics();
@@ -66,10 +67,12 @@ export async function buildDeps(config: Config): Promise<GatewayDeps & { close: 
       port: config.PORT,
       ttlSeconds: config.DOWNLOAD_URL_TTL_SECONDS,
       progressIntervalMs: config.WEBHOOK_PROGRESS_INTERVAL_MS,
+      recipients,
     }),
     close: async () => {
       await outbound.close();
       await waiter.close();
+      await recipients.close();
       await queue.stop(5000).catch(() => undefined);
       await pool.end().catch(() => undefined);
     },

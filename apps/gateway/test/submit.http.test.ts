@@ -68,7 +68,9 @@ test('submitJob writes the job and its files and queues one message per file on 
     expect(files[0].options).toEqual(j.files[0]!.options);
     const messages = (await gw.client.query(`SELECT name, data FROM pgboss.job WHERE data->>'jobId' = $1 ORDER BY data->>'fileId'`, [j.jobId])).rows;
     expect(messages).toEqual(
-      j.files.map((f) => ({ name: queueFor(jobType, f), data: { jobId: j.jobId, fileId: f.fileId } })).sort((a, b) => a.data.fileId.localeCompare(b.data.fileId)),
+      j.files
+        .map((f) => ({ name: queueFor(jobType, f), data: { jobId: j.jobId, fileId: f.fileId, apiKeyId: key.id, jobWebhook: false } }))
+        .sort((a, b) => a.data.fileId.localeCompare(b.data.fileId)),
     );
     // JPEGs: the image class's queue of the job type.
     expect(messages[0].name).toBe(jobType === 'compress' ? 'compress.image' : 'convert.image');

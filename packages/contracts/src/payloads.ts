@@ -97,7 +97,18 @@ export function queueFor(jobType: JobType, file: { kind: string | null; tool?: s
 /** Set when a worker put the task back because storage was unavailable: when that outage began for it. */
 const storageWaitSince = z.iso.datetime().optional();
 
-export const fileTaskPayload = z.object({ jobId: z.uuid(), fileId: z.uuid(), storageWaitSince });
+export const fileTaskPayload = z.object({
+  jobId: z.uuid(),
+  fileId: z.uuid(),
+  storageWaitSince,
+  /**
+   * The job's key, and whether the job has its own webhookUrl (fixed at submission): with these and
+   * the worker's webhook recipient cache, a change nobody would hear of is recorded without a
+   * transaction. Absent (older messages, re-queues): the worker asks the database, as it always may.
+   */
+  apiKeyId: z.uuid().optional(),
+  jobWebhook: z.boolean().optional(),
+});
 export type FileTaskPayload = z.infer<typeof fileTaskPayload>;
 
 export const archiveBuildPayload = z.object({ jobId: z.uuid(), storageWaitSince });
@@ -123,5 +134,7 @@ export const JOB_DONE_CHANNEL = 'kiln_job_done';
  * (payload: job id). The gateways' live event streams (GET /api/jobs/:id/events) wake on it.
  */
 export const JOB_EVENTS_CHANNEL = 'kiln_job_events';
+/** Sent by a trigger (migrations/0014) when any webhook endpoint is created, changed or deleted. */
+export const WEBHOOK_ENDPOINTS_CHANNEL = 'kiln_webhook_endpoints';
 /** Sent by a trigger (migrations/0004) when an API key is revoked, changed or deleted. */
 export const KEYS_CHANGED_CHANNEL = 'kiln_keys_changed';

@@ -17,3 +17,4 @@ export * from './worker-holds.repo.ts';
 export * from './unavailable.ts';
 export * from './job-view.ts';
 export * from './webhooks.repo.ts';
+export * from './listen.ts';

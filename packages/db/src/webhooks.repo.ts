@@ -325,3 +325,14 @@ export async function pruneWebhookHistory(db: Queryable, days: number, limit = 1
   );
   return r.rowCount ?? 0;
 }
+
+/** Every key that has an active webhook endpoint, with the event types its endpoints take (the recipient cache's load). */
+export async function activeEndpointTypes(db: Queryable): Promise<Map<string, Set<string>>> {
+  const r = await db.query<{ apiKeyId: string; types: string[] }>(
+    `SELECT api_key_id AS "apiKeyId", array_agg(DISTINCT t) AS types
+       FROM webhook_endpoints, unnest(event_types) t
+      WHERE deleted_at IS NULL AND disabled_at IS NULL
+      GROUP BY api_key_id`,
+  );
+  return new Map(r.rows.map((row) => [row.apiKeyId, new Set(row.types)]));
+}

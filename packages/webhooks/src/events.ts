@@ -12,19 +12,30 @@
 import type { JobDetail, WebhookEventType } from '@kiln/contracts';
 import { getJob, hasWebhookRecipients, insertWebhookEvent, lastWebhookEventAt, renderJobDetail, type JobRow, type Queryable, type UrlFor } from '@kiln/db';
 import type { Signer } from '@kiln/storage';
+import type { RecipientCache } from './recipients.ts';
 
 export interface EventContext {
   /** Signs the download links in `data`. */
   urlFor: UrlFor;
   /** WEBHOOK_PROGRESS_INTERVAL_MS: at most one conversion.progress per job in this interval. */
   progressIntervalMs: number;
+  /** Which keys have endpoints: lets a caller skip a change nobody would hear of (recipients.ts). */
+  recipients?: RecipientCache;
 }
 
 /** Links in webhook payloads: PUBLIC_URL (or the gateway's default address) and the download signer. */
-export function eventContext(o: { signer: Signer; publicUrl: string | undefined; port: number; ttlSeconds: number; progressIntervalMs: number }): EventContext {
+export function eventContext(o: {
+  signer: Signer;
+  publicUrl: string | undefined;
+  port: number;
+  ttlSeconds: number;
+  progressIntervalMs: number;
+  recipients?: RecipientCache;
+}): EventContext {
   const base = (o.publicUrl ?? `http://localhost:${o.port}`).replace(/\/+$/, '');
   return {
     progressIntervalMs: o.progressIntervalMs,
+    ...(o.recipients ? { recipients: o.recipients } : {}),
     urlFor: (stored) => {
       const { exp, sig } = o.signer.sign(stored.id, o.ttlSeconds);
       return `${base}/api/files/${stored.id}?exp=${exp}&sig=${sig}`;

@@ -10,3 +10,4 @@ export * from './signatures.ts';
 export * from './events.ts';
 export * from './delivery.ts';
 export * from './endpoints.ts';
+export * from './recipients.ts';

@@ -147,37 +147,41 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
    * to build needs the archive message in the same transaction, or a crash between the two would leave
    * the job waiting forever; the webhook events of the change are written in that transaction too.
    */
-  async function record(claim: FileClaim, outcome: FileOutcome): Promise<void> {
+  async function record(claim: FileClaim, outcome: FileOutcome, hearing: Hearing): Promise<void> {
     // The output is already in storage (its key is the file's own): while Postgres is briefly down,
     // retrying this write costs nothing, and finishFile is a no-op when an earlier try did commit.
-    await retryWhileDatabaseIsDown('recording the file outcome', () => recordOnce(claim, outcome), {
+    await retryWhileDatabaseIsDown('recording the file outcome', () => recordOnce(claim, outcome, hearing), {
       maxSeconds: settings.recordRetrySeconds ?? 0,
       log: deps.log.child({ jobId: claim.job.id, fileId: claim.file.id }),
     });
   }
 
-  async function recordOnce(claim: FileClaim, outcome: FileOutcome): Promise<void> {
+  async function recordOnce(claim: FileClaim, outcome: FileOutcome, hearing: Hearing): Promise<void> {
     const { id: jobId } = claim.job;
-    const after = await withTransaction(pool, async (tx) => {
-      const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
-      if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
-      if (after && deps.events) {
-        await recordJobEvents(tx, deps.events, jobId, {
-          kind: 'file_finished',
-          file: { index: claim.file.idx, filename: claim.file.filename },
-          output: outcome.ok ? outcome.output.filename : null,
-          jobFinal: after.jobFinal,
+    // Nobody to tell and no archive to queue: the finishing statement alone, no transaction.
+    const alone = !claim.job.createArchive && !mayBeHeard(hearing);
+    const after = alone
+      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL)
+      : await withTransaction(pool, async (tx) => {
+          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+          if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
+          if (after && deps.events) {
+            await recordJobEvents(tx, deps.events, jobId, {
+              kind: 'file_finished',
+              file: { index: claim.file.idx, filename: claim.file.filename },
+              output: outcome.ok ? outcome.output.filename : null,
+              jobFinal: after.jobFinal,
+            });
+          }
+          return after;
         });
-      }
-      return after;
-    });
     // Counted once, by the statement that settled the job: a duplicate message finds nothing to finish.
     if (after?.jobFinal) (after.status === 'completed' ? deps.metrics.jobsCompleted : deps.metrics.jobsFailed).inc({ type: claim.job.jobType, dialect: claim.job.dialect });
   }
 
   /** Claims the file; the claim that starts the job records conversion.started in the same transaction. */
-  async function claimAndStart(fileId: string): Promise<FileClaim | undefined> {
-    if (!deps.events) return claimFile(pool, fileId);
+  async function claimAndStart(fileId: string, hearing: Hearing): Promise<FileClaim | undefined> {
+    if (!deps.events || !mayBeHeard(hearing, 'conversion.started')) return claimFile(pool, fileId);
     const events = deps.events;
     return withTransaction(pool, async (tx) => {
       const c = await claimFile(tx, fileId);
@@ -186,7 +190,13 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     });
   }
 
-  return async function handle(payload: { jobId: string; fileId: string }, ctx: JobContext): Promise<void> {
+  /** Whether a webhook event about this job could have a recipient (the recipient cache, else maybe). */
+  function mayBeHeard(h: Hearing, type?: string): boolean {
+    if (!deps.events) return false;
+    return deps.events.recipients?.mayReceive(h.apiKeyId, h.jobWebhook, type) ?? true;
+  }
+
+  return async function handle(payload: FilePayload, ctx: JobContext): Promise<void> {
     // At most one live worker works on a file: a duplicate message (a retry pg-boss made while the
     // first attempt still runs, a reconcile re-queue) is dropped here, before anything is claimed.
     if (!(await holds.take(payload.fileId))) return;
@@ -203,15 +213,15 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     }
   };
 
-  async function handleHeld(payload: { jobId: string; fileId: string }, ctx: JobContext, release: () => Promise<void>): Promise<void> {
+  async function handleHeld(payload: FilePayload, ctx: JobContext, release: () => Promise<void>): Promise<void> {
     const log = deps.log.child({ jobId: payload.jobId, fileId: payload.fileId, attempt: ctx.retryCount + 1 });
-    const claim = await claimAndStart(payload.fileId);
+    const claim = await claimAndStart(payload.fileId, payload);
     if (!claim) {
       log.debug('file already final or job cancelled; nothing to do');
       return;
     }
     const { file } = claim;
-    const fail = (code: FileErrorCode, message: string) => record(claim, { ok: false, code, message });
+    const fail = (code: FileErrorCode, message: string) => record(claim, { ok: false, code, message }, payload);
 
     // What to do: a media tool with its options, or a conversion with the file's options.
     const tool = claim.job.tool;
@@ -313,28 +323,32 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       countAttempt();
       const storageKey = keys.output(file.jobId, file.id, result.extension);
       const { size } = await store.putFile(storageKey, result.path);
-      await record(claim, {
-        ok: true,
-        output: { storageKey, filename: outputFilename(file.filename, result.extension), mimeType: result.mimeType, size },
-        // Written through the contract's schema, which the gateway reads it back with.
-        result: fileResultSchema.parse({
-          format: result.format,
-          mimeType: result.mimeType,
-          finalSize: size,
-          savedPercent: savedPercent(src.size, size),
-          appliedQuality: result.appliedQuality,
-          width: result.width,
-          height: result.height,
-          durationSeconds: result.durationSeconds,
-          targetMet: result.targetMet,
-          targetReason: result.targetReason,
-          encodes: result.encodes,
-          notes: result.notes?.length ? result.notes : undefined,
-          engine: result.engine,
-          metadata: result.metadata,
-          storyboard: result.storyboard,
-        }),
-      });
+      await record(
+        claim,
+        {
+          ok: true,
+          output: { storageKey, filename: outputFilename(file.filename, result.extension), mimeType: result.mimeType, size },
+          // Written through the contract's schema, which the gateway reads it back with.
+          result: fileResultSchema.parse({
+            format: result.format,
+            mimeType: result.mimeType,
+            finalSize: size,
+            savedPercent: savedPercent(src.size, size),
+            appliedQuality: result.appliedQuality,
+            width: result.width,
+            height: result.height,
+            durationSeconds: result.durationSeconds,
+            targetMet: result.targetMet,
+            targetReason: result.targetReason,
+            encodes: result.encodes,
+            notes: result.notes?.length ? result.notes : undefined,
+            engine: result.engine,
+            metadata: result.metadata,
+            storyboard: result.storyboard,
+          }),
+        },
+        payload,
+      );
       log.info('file done', { ms: Date.now() - started, from: kind, to: result.format, engine, ...(work.tool ? { tool: work.tool } : {}), size });
     } catch (err) {
       // An attempt our own shutdown interrupted is not the engine's failure.
@@ -439,6 +453,10 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
 }
 
 /** A conversion (the file's options) or a media tool (its parsed options). */
+/** A file message: its ids, and what the gateway knew of who hears of the job (contracts fileTaskPayload). */
+type FilePayload = { jobId: string; fileId: string } & Hearing;
+type Hearing = { apiKeyId?: string | undefined; jobWebhook?: boolean | undefined };
+
 type Work = { tool?: undefined; options: FileOptions } | ToolWork;
 type ToolWork = { [T in CodecToolName]: { tool: T; options: ToolOptionsMap[T] } }[CodecToolName];
 

@@ -9,7 +9,7 @@ import { resolveFfmpeg, resolveFfprobe, toolOptions, type Limit, type Limits, ty
 import { createPool, findRunningEmbedded, migrate, upsertWorkerHeartbeat, type Pool } from '@kiln/db';
 import { Queue, fileQueueTimings } from '@kiln/queue';
 import { createBlobStore, createSigner, loadSigningSecret } from '@kiln/storage';
-import { deliverySettings, eventContext, startWebhookDelivery, type DeliveryLoop } from '@kiln/webhooks';
+import { createRecipientCache, deliverySettings, eventContext, startWebhookDelivery, type DeliveryLoop } from '@kiln/webhooks';
 import { createOutbound, outboundSettings } from '@kiln/outbound';
 import sharp from 'sharp';
 import type { WorkerDeps, WorkerSettings } from './file-handler.ts';
@@ -120,7 +120,9 @@ export async function startWorker(opts: {
   });
   await queue.start();
   /** A start that fails after this point closes what it opened. */
+  let closeRecipients = async (): Promise<void> => undefined;
   const abandon = async (err: unknown): Promise<never> => {
+    await closeRecipients();
     await queue.stop(1000).catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw err;
@@ -135,7 +137,10 @@ export async function startWorker(opts: {
   metrics.initJobSeries(JOB_TYPES, DIALECTS);
   const outbound = createOutbound(outboundSettings(config));
   // Webhook payloads carry signed download links, signed like the gateway's (SIGNING_SECRET).
+  const recipients = await createRecipientCache(pool, url, log).catch(abandon);
+  closeRecipients = () => recipients.close();
   const events = eventContext({
+    recipients,
     signer: createSigner(await loadSigningSecret(config.SIGNING_SECRET, config.dataDir).catch(abandon)),
     publicUrl: config.PUBLIC_URL,
     port: config.PORT,
@@ -198,6 +203,7 @@ export async function startWorker(opts: {
       await instance.stop();
       await webhooks.stop().catch((err) => log.error('webhook delivery stop failed', { err }));
       await metricsServer?.close();
+      await recipients.close();
       await pool.end().catch(() => undefined);
       await outbound.close().catch(() => undefined);
       log.info('stopped');
