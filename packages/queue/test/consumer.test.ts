@@ -1,0 +1,130 @@
+/**
+ * The queue's consumer (src/consumer.ts): one fetch loop per queue per process. What it costs in
+ * fetch statements is counted on pg-boss's own connection: every statement pg-boss sends goes
+ * through its Db's executeSql, and a fetch is the UPDATE that marks messages active.
+ */
+import crypto from 'node:crypto';
+import { QUEUES, Queue } from '../src/index.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const QUEUE = QUEUES.convertImage;
+
+/** Counts the fetch statements pg-boss sends for `name` from now on. */
+function countFetches(queue: Queue, name: string): { count: () => number } {
+  const pgb = queue.boss.getDb();
+  const original = pgb.executeSql.bind(pgb);
+  let n = 0;
+  const isFetch = (text: string) => /SET\s+state = 'active',\s+started_on =/.test(text) && text.includes(`WHERE name = '${name}'`);
+  pgb.executeSql = (text: string, values?: unknown[]) => {
+    if (isFetch(text)) n++;
+    return original(text, values);
+  };
+  return { count: () => n };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function payload() {
+  return { jobId: crypto.randomUUID(), fileId: crypto.randomUUID() };
+}
+
+test('a message sent to an idle worker with two free slots is fetched once, and a slot that finishes does not look again', async () => {
+  // A poll far longer than the test: every fetch here is one a NOTIFY (or the start) asked for.
+  const queue = await new Queue({ connectionString: db.url, retryLimit: 1, expireInSeconds: 60, idlePollSeconds: 600 }).start();
+  try {
+    const fetches = countFetches(queue, QUEUE);
+    const handled: string[] = [];
+    await queue.work(QUEUE, 2, async (p) => {
+      handled.push(p.fileId);
+    });
+    await until('the first look at the queue', () => fetches.count() >= 1);
+    const N = 8;
+    for (let i = 0; i < N; i++) {
+      const p = payload();
+      await queue.send(QUEUE, p);
+      await until(`message ${i} to be handled`, () => handled.includes(p.fileId));
+    }
+    // One fetch per message plus the look at the start (and one more if that look was still running
+    // when the first NOTIFY came). With one pg-boss worker per slot it was about three per message:
+    // the NOTIFY woke both idle slots, and the slot that ran the message asked again as soon as it
+    // finished.
+    expect(handled).toHaveLength(N);
+    expect(fetches.count()).toBeLessThanOrEqual(N + 2);
+  } finally {
+    await queue.stop(5000);
+  }
+});
+
+test('a message that arrives while no NOTIFY can be heard is found by the idle poll', async () => {
+  const queue = await new Queue({ connectionString: db.url, retryLimit: 1, expireInSeconds: 60, idlePollSeconds: 1 }).start();
+  try {
+    const handled: string[] = [];
+    await queue.work(QUEUE, 2, async (p) => {
+      handled.push(p.fileId);
+    });
+    // A message that becomes ready later (as a retry after its backoff does) sends no NOTIFY.
+    const p = payload();
+    await queue.send(QUEUE, p, undefined, { startAfterSeconds: 2 });
+    await until('the delayed message to be handled', () => handled.includes(p.fileId));
+  } finally {
+    await queue.stop(5000);
+  }
+});
+
+test('a handler that throws is retried by pg-boss, with the attempt it is on', async () => {
+  const queue = await new Queue({ connectionString: db.url, retryLimit: 2, expireInSeconds: 60, idlePollSeconds: 1 }).start();
+  try {
+    const attempts: number[] = [];
+    const p = payload();
+    await queue.work(QUEUE, 2, async (got, ctx) => {
+      if (got.fileId !== p.fileId) return;
+      attempts.push(ctx.retryCount);
+      if (ctx.retryCount === 0) throw new Error('first attempt fails');
+    });
+    await queue.send(QUEUE, p);
+    await until('the retry', () => attempts.length >= 2);
+    expect(attempts).toEqual([0, 1]);
+  } finally {
+    await queue.stop(5000);
+  }
+});
+
+test('stop waits for a running handler; one still running past the timeout is failed so pg-boss retries it', async () => {
+  const queue = await new Queue({ connectionString: db.url, retryLimit: 2, expireInSeconds: 60, idlePollSeconds: 600 }).start();
+  let release: () => void = () => undefined;
+  const p = payload();
+  let signal: AbortSignal | undefined;
+  let started = false;
+  await queue.work(QUEUE, 1, async (got, ctx) => {
+    if (got.fileId !== p.fileId) return;
+    started = true;
+    signal = ctx.signal;
+    await new Promise<void>((r) => (release = r));
+  });
+  await queue.send(QUEUE, p);
+  await until('the handler to start', () => started);
+  await queue.stop(300);
+  expect(signal?.aborted).toBe(true);
+  release();
+  const check = await new Queue({ connectionString: db.url, retryLimit: 2, expireInSeconds: 60 }).start();
+  try {
+    const r = await check.boss.getDb().executeSql(`SELECT state FROM pgboss.job WHERE name = $1 AND data->>'fileId' = $2`, [QUEUE, p.fileId]);
+    expect(r.rows.map((x: { state: string }) => x.state)).toEqual(['retry']);
+  } finally {
+    await check.stop(1000);
+  }
+});
