@@ -18,6 +18,9 @@
  * short proves the queue had nothing more ready at that moment, so a slot that finishes then does
  * not ask again.
  *
+ * Completion: a message is completed once its handler returns, in the background, with the others
+ * that returned at the same time (complete()); its slot does not wait for that statement.
+ *
  * Expiry: a message's `expireInSeconds` runs from its fetch. Nothing is fetched for a slot that is not
  * free, so every fetched message starts at once, as it did with one fetch per slot: the deadline each
  * handler gets is the one pg-boss counts.
@@ -50,6 +53,9 @@ export class Consumer {
   private wakeUp: (() => void) | undefined;
   private stopping = false;
   private loopDone: Promise<void> | undefined;
+  /** Messages whose handlers returned, waiting for their completion statement (complete()). */
+  private readonly toComplete: JobAttempt[] = [];
+  private completing: Promise<void> | undefined;
 
   constructor(o: ConsumerOptions) {
     this.o = o;
@@ -157,7 +163,8 @@ export class Consumer {
     const lost = new Promise<'lost'>((resolve) => controller.signal.addEventListener('abort', () => resolve('lost'), { once: true }));
     const handling = this.o.handler(job, controller.signal);
     try {
-      if ((await Promise.race([handling, expired, lost])) !== 'lost') await boss.complete(name, [attempt]);
+      // Not waited for: the slot is free once the handler has returned (see complete()).
+      if ((await Promise.race([handling, expired, lost])) !== 'lost') this.complete(attempt);
     } catch (err) {
       if (!controller.signal.aborted) {
         controller.abort(err);
@@ -173,6 +180,29 @@ export class Consumer {
   }
 
   /**
+   * Completes a message whose handler returned, together with any others that returned in the same
+   * turn of the event loop or while the previous completion was in flight: one statement for all of
+   * them, with no wait added. No slot waits for it: Kiln's tables are the record, so the client's
+   * answer was already sent (by the handler's own finishing statement) and the message's completion
+   * changes nothing anyone reads. Its expiry and heartbeat are minutes and seconds away, this is
+   * milliseconds. A completion that cannot be written (Postgres gone) leaves the message active:
+   * pg-boss retries it once its heartbeat is stale, and the handler finds its file already final.
+   */
+  private complete(attempt: JobAttempt): void {
+    this.toComplete.push(attempt);
+    this.completing ??= this.flushCompletions();
+  }
+
+  private async flushCompletions(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.toComplete.length) {
+      const batch = this.toComplete.splice(0);
+      await this.o.boss.complete(this.o.name, batch).catch((e: unknown) => this.o.onError(e as Error));
+    }
+    this.completing = undefined;
+  }
+
+  /**
    * Stops fetching and waits up to `timeoutMs` for the running handlers. Those still running then are
    * failed (pg-boss retries them at once rather than after their expiry) and their signals aborted.
    */
@@ -184,8 +214,7 @@ export class Consumer {
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([all.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))]);
     clearTimeout(timer);
-    if (inTime) return;
-    const left = [...this.running.values()];
+    const left = inTime ? [] : [...this.running.values()];
     if (left.length) {
       await this.o.boss
         .fail(
@@ -196,6 +225,8 @@ export class Consumer {
         .catch((e: unknown) => this.o.onError(e as Error));
       for (const r of left) r.controller.abort(new Error('worker stopped while active'));
     }
+    // The completions of what finished are written before pg-boss's pool closes.
+    await this.completing;
   }
 }
 

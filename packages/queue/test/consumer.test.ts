@@ -128,3 +128,50 @@ test('stop waits for a running handler; one still running past the timeout is fa
     await check.stop(1000);
   }
 });
+
+/** Counts pg-boss's completion statements for `name` from now on, and the messages they carried. */
+function countCompletions(queue: Queue, name: string): { statements: () => number; messages: () => number } {
+  const pgb = queue.boss.getDb();
+  const original = pgb.executeSql.bind(pgb);
+  let statements = 0;
+  let messages = 0;
+  pgb.executeSql = (text: string, values?: unknown[]) => {
+    if (/SET completed_on = \S+,\s+state = 'completed'/.test(text) && values?.[0] === name) {
+      statements++;
+      messages += (values[1] as unknown[]).length;
+    }
+    return original(text, values);
+  };
+  return { statements: () => statements, messages: () => messages };
+}
+
+test('a backlog is fetched as many at a time as slots are free, and messages that finish together are completed in one statement', async () => {
+  const queue = await new Queue({ connectionString: db.url, retryLimit: 1, expireInSeconds: 60, idlePollSeconds: 600 }).start();
+  try {
+    const fetches = countFetches(queue, QUEUE);
+    const completions = countCompletions(queue, QUEUE);
+    const waiting: (() => void)[] = [];
+    const handled: string[] = [];
+    await queue.work(QUEUE, 4, async (p) => {
+      await new Promise<void>((r) => waiting.push(r));
+      handled.push(p.fileId);
+    });
+    await until('the first look at the queue', () => fetches.count() >= 1);
+    await queue.sendMany(QUEUE, Array.from({ length: 12 }, payload));
+    // Three rounds: four messages run, then all four return at once.
+    for (let round = 0; round < 3; round++) {
+      await until(`four messages running in round ${round}`, () => waiting.length === 4);
+      for (const release of waiting.splice(0)) release();
+    }
+    await until('every message handled', () => handled.length === 12);
+    await until('every message completed', () => completions.messages() === 12);
+    // The start's look, three full fetches of four and the one that found the queue empty (one more if
+    // the start's look was still running when the NOTIFY came); with one
+    // pg-boss worker per slot it was a fetch per message and more. Each round's four completions go
+    // in one statement, where pg-boss's workers sent one each.
+    expect(fetches.count()).toBeLessThanOrEqual(6);
+    expect(completions.statements()).toBeLessThanOrEqual(3);
+  } finally {
+    await queue.stop(5000);
+  }
+});
