@@ -175,3 +175,27 @@ test('a backlog is fetched as many at a time as slots are free, and messages tha
     await queue.stop(5000);
   }
 });
+
+test("a handler running past its message's heartbeat keeps it: the consumer refreshes the heartbeat, and pg-boss retries nothing", async () => {
+  // pg-boss fails a message whose heartbeat is older than heartbeatSeconds (10 s, its least) when it
+  // supervises, here every 2 s: a handler of 13 s outlives the heartbeat unless it is refreshed.
+  const queue = await new Queue({ connectionString: db.url, retryLimit: 2, expireInSeconds: 60, heartbeatSeconds: 10, superviseIntervalSeconds: 2, idlePollSeconds: 1 }).start();
+  try {
+    const p = payload();
+    const seen: { retryCount: number; state: string; retries: number }[] = [];
+    let done = false;
+    await queue.work(QUEUE, 2, async (got, ctx) => {
+      if (got.fileId !== p.fileId) return;
+      await new Promise((r) => setTimeout(r, 13_000));
+      const r = await queue.boss.getDb().executeSql(`SELECT state, retry_count FROM pgboss.job WHERE name = $1 AND data->>'fileId' = $2`, [QUEUE, p.fileId]);
+      const row = r.rows[0] as { state: string; retry_count: number };
+      seen.push({ retryCount: ctx.retryCount, state: row.state, retries: row.retry_count });
+      done = true;
+    });
+    await queue.send(QUEUE, p);
+    await until('the long handler to end', () => done, 30_000);
+    expect(seen).toEqual([{ retryCount: 0, state: 'active', retries: 0 }]);
+  } finally {
+    await queue.stop(5000);
+  }
+}, 45_000);
