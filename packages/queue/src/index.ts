@@ -3,8 +3,10 @@
  * job catalog; payloads are validated on send and re-parsed on receipt. Our tables stay the record:
  * this is transport only. Depends on pg-boss and @kiln/contracts.
  */
+import { createHash } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import { PAYLOADS, QUEUES, type PayloadOf, type QueueName } from '@kiln/contracts';
+import { Consumer } from './consumer.ts';
 
 export { QUEUES };
 export type { QueueName, PayloadOf };
@@ -33,8 +35,17 @@ export interface QueueOptions {
   poolMax?: number;
   /** Run pg-boss maintenance (expiry, retention) in this process. Workers do; the gateway needn't. */
   supervise?: boolean;
+  /**
+   * How often an idle consumer looks for work on its own, in seconds (default 5; 2 while no NOTIFY
+   * listener could be set up). With NOTIFY working this only finds what sends none: a retry whose
+   * backoff ended, a message the supervisor expired.
+   */
+  idlePollSeconds?: number;
   onError?: (err: Error) => void;
 }
+
+/** pg-boss's NOTIFY channel for its default schema (plans.notifyChannelSql), which it does not export. */
+const PGBOSS_CHANNEL = `pgboss_${createHash('sha224').update('pgboss').digest('hex').slice(0, 24)}`;
 
 /**
  * How long a message may run, its heartbeat, and how often expiry is checked, from the settings that
@@ -86,12 +97,16 @@ export class Queue {
   private readonly opts: QueueOptions;
   private started = false;
   private stopping: Promise<void> | undefined;
+  private readonly consumers = new Map<string, Consumer[]>();
+  private listener: Promise<{ close: () => Promise<void> } | undefined> | undefined;
 
   constructor(opts: QueueOptions) {
     this.opts = opts;
     this.boss = new PgBoss({
       connectionString: opts.connectionString,
-      useListenNotify: true,
+      // pg-boss's listener only wakes pg-boss's own workers, and Kiln runs none (work() below has its
+      // consumers, which listen on the same channel themselves).
+      useListenNotify: false,
       max: opts.poolMax ?? 4,
       application_name: 'kiln-queue',
       // Kiln has no cron jobs; skipping the scheduler saves a poll loop per process.
@@ -154,31 +169,61 @@ export class Queue {
   /**
    * Runs `handler` for each message, `concurrency` at a time. A handler that throws is retried with
    * backoff up to the queue's retryLimit; handlers record permanent failures themselves and return.
+   * One consumer per call (consumer.ts): one fetch loop for the queue's slots, woken by NOTIFY.
    */
   async work<Q extends QueueName>(name: Q, concurrency: number, handler: (payload: PayloadOf<Q>, ctx: JobContext) => Promise<void>): Promise<void> {
     const schema = PAYLOADS[name];
-    // One pg-boss worker per slot, each registered on its own so it can be woken by id. pg-boss
-    // otherwise sleeps for its polling interval after every job (NOTIFY only fires on insert), which
-    // would leave a backlog idling between files; waking the slot right after a job keeps it
-    // fetching while there is work and falls back to NOTIFY + slow polling when the queue is empty.
-    for (let slot = 0; slot < concurrency; slot++) {
-      let workerId: string | undefined;
-      workerId = await this.boss.work<object>(name, { batchSize: 1, notifyPollingIntervalSeconds: 5, pollingIntervalSeconds: 2 }, async (jobs) => {
-        try {
-          for (const job of jobs) {
-            const parsed = schema.safeParse(job.data);
-            if (!parsed.success) {
-              // A malformed message can never succeed: drop it loudly rather than retry it forever.
-              console.error(JSON.stringify({ level: 'error', msg: 'dropping malformed queue message', queue: name, id: job.id, issues: parsed.error.issues }));
-              continue;
-            }
-            await handler(parsed.data as PayloadOf<Q>, { id: job.id, queue: name, retryCount: job.retryCount, retryLimit: this.opts.retryLimit, signal: job.signal });
-          }
-        } finally {
-          if (workerId) this.boss.notifyWorker(workerId);
+    const listening = await this.listen();
+    const pollMs = (this.opts.idlePollSeconds ?? (listening ? 5 : 2)) * 1000;
+    const consumer = new Consumer({
+      boss: this.boss,
+      name,
+      concurrency,
+      pollMs: () => pollMs,
+      onError: (err) => this.reportError(err),
+      handler: async (job, signal) => {
+        const parsed = schema.safeParse(job.data);
+        if (!parsed.success) {
+          // A malformed message can never succeed: drop it loudly rather than retry it forever.
+          console.error(JSON.stringify({ level: 'error', msg: 'dropping malformed queue message', queue: name, id: job.id, issues: parsed.error.issues }));
+          return;
         }
-      });
-    }
+        await handler(parsed.data as PayloadOf<Q>, { id: job.id, queue: name, retryCount: job.retryCount, retryLimit: this.opts.retryLimit, signal });
+      },
+    });
+    this.consumers.set(name, [...(this.consumers.get(name) ?? []), consumer]);
+    consumer.start();
+  }
+
+  private reportError(err: Error): void {
+    (this.opts.onError ?? ((e) => console.error(e)))(err);
+  }
+
+  /**
+   * One LISTEN connection per process, on pg-boss's channel (its payload is the queue's name), with
+   * pg-boss's own reconnecting listener. False when it could not be set up: the consumers then poll.
+   */
+  private async listen(): Promise<boolean> {
+    this.listener ??= (async () => {
+      const db = this.boss.getDb();
+      if (typeof db.listen !== 'function') return undefined;
+      try {
+        return await db.listen(
+          PGBOSS_CHANNEL,
+          (queue) => {
+            for (const c of this.consumers.get(queue) ?? []) c.notify();
+          },
+          // (Re)connected: whatever was sent while it was down was not heard.
+          () => {
+            for (const list of this.consumers.values()) for (const c of list) c.notify();
+          },
+        );
+      } catch (err) {
+        this.reportError(new Error(`LISTEN for queue wake-ups failed, polling instead: ${(err as Error).message}`));
+        return undefined;
+      }
+    })();
+    return (await this.listener) !== undefined;
   }
 
   /**
@@ -221,9 +266,18 @@ export class Queue {
     await this.boss.getQueue(QUEUES.convertFile);
   }
 
-  /** Stops taking work, waits (bounded) for running handlers, closes pg-boss's pool. Idempotent. */
+  /**
+   * Stops taking work, waits (bounded) for running handlers — those still running after `timeoutMs`
+   * are failed, so pg-boss retries them — closes the listener and pg-boss's pool. Idempotent.
+   */
   stop(timeoutMs = 30_000): Promise<void> {
-    this.stopping ??= this.started ? this.boss.stop({ graceful: true, timeout: timeoutMs, close: true }) : Promise.resolve();
+    this.stopping ??= this.started
+      ? (async () => {
+          await Promise.all([...this.consumers.values()].flat().map((c) => c.stop(timeoutMs)));
+          await (await this.listener)?.close().catch(() => undefined);
+          await this.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
+        })()
+      : Promise.resolve();
     return this.stopping;
   }
 }

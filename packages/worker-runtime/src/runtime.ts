@@ -196,8 +196,9 @@ export async function startWorker(opts: {
         log.warn('stop grace period over: aborting running files; they go back to the queue', { graceSeconds: config.WORKER_STOP_GRACE_SECONDS });
         stopController.abort(new Error('worker stopping'));
       }, graceMs);
-      // pg-boss's own deadline is a backstop past ours: handlers abort at graceMs and need a moment
-      // to kill their engines and re-queue their files.
+      // The queue's own deadline is a backstop past ours (messages still running then are failed, so
+      // pg-boss retries them): handlers abort at graceMs and need a moment to kill their engines and
+      // re-queue their files.
       await queue.stop(graceMs + 15_000).catch((err) => log.error('queue stop failed', { err }));
       clearTimeout(abortTimer);
       await instance.stop();
