@@ -832,7 +832,7 @@ function table(r: Result): string {
   if (want('latency')) lines.push(`   raw ${r.latency.rawMedianMs} ms; API p50 ${r.latency.apiMs.p50} ms, p95 ${r.latency.apiMs.p95} ms over ${r.latency.jobs} sequential jobs`);
   if (want('upload'))
     lines.push(
-      `${pad(`upload ${(r.upload.bytes / 1024 ** 2).toFixed(0)} MiB: gateway peak RSS`, 44)}${lpad(`${r.upload.gatewayPeakRssMb} MB`, 26)}${lpad(`(${r.upload.mbPerSec} MiB/s)`, 34)}  ≤ 150${mark(r.upload.gatewayPeakRssMb <= 150)}`,
+      `${pad(`upload ${(r.upload.bytes / 1024 ** 2).toFixed(0)} MiB: gateway peak RSS`, 44)}${lpad(`${r.upload.gatewayPeakRssMb} MB`, 26)}${lpad(`(${r.upload.mbPerSec} MiB/s)`, 34)}  ≤ 120${mark(r.upload.gatewayPeakRssMb <= 120)}`,
     );
   if (want('upload'))
     lines.push(
