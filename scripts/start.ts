@@ -81,11 +81,13 @@ const restarts = new Map<string, number[]>();
  * Process settings per app. The gateway streams uploads and downloads: its garbage is short-lived
  * chunks and request objects, so a 1 MiB young generation (V8's default is 16 MiB per semi-space)
  * collects it sooner, and two malloc arenas (glibc's default is 8 per core, one per busy thread) stop
- * libuv's file-system threads from each holding freed memory. Together they keep the peak RSS of a
- * 2 GiB upload near the idle figure (docs/performance.md). An operator's own MALLOC_ARENA_MAX wins.
+ * libuv's file-system threads from each holding freed memory. --expose-gc lets the upload path run
+ * a minor collection every few MiB (apps/gateway/src/upload-gc.ts), which frees the request body's
+ * chunks before V8's external-memory limit would. Together they keep the peak RSS of a 2 GiB upload
+ * near the idle figure (docs/performance.md). An operator's own MALLOC_ARENA_MAX wins.
  */
 const PROCESS: Partial<Record<App, { flags: string[]; env: Record<string, string> }>> = {
-  gateway: { flags: ['--max-semi-space-size=1'], env: { MALLOC_ARENA_MAX: '2' } },
+  gateway: { flags: ['--max-semi-space-size=1', '--expose-gc', '--v8-pool-size=1'], env: { MALLOC_ARENA_MAX: '2' } },
 };
 
 function run(app: App): void {

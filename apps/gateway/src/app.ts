@@ -16,9 +16,8 @@ import { syncRouter } from './sync.routes.ts';
 import { mediaCatalogRouter, mediaRouter } from './media.routes.ts';
 import { webhooksRouter } from './webhooks.routes.ts';
 import { rateLimitByKey } from './key-limits.ts';
-import { dashboardRouter } from './dashboard/dashboard.routes.ts';
 import { docsRouter } from './docs.routes.ts';
-import { turbofilesRouter } from './turbofiles/turbofiles.routes.ts';
+import { lazyRouter } from './lazy-router.ts';
 
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
@@ -39,8 +38,15 @@ export function createApp(deps: GatewayDeps): Express {
   api.use(mediaRouter(deps));
   api.use(webhooksRouter(deps));
   app.use('/api', api);
-  app.use('/v1', turbofilesRouter(deps));
-  app.use('/dashboard', dashboardRouter(deps));
+  // Imported by their first request (lazy-router.ts): an upload never needs them.
+  app.use(
+    '/v1',
+    lazyRouter(async () => (await import('./turbofiles/turbofiles.routes.ts')).turbofilesRouter(deps)),
+  );
+  app.use(
+    '/dashboard',
+    lazyRouter(async () => (await import('./dashboard/dashboard.routes.ts')).dashboardRouter(deps)),
+  );
   app.use(notFound);
   app.use(errorHandler());
   return app;

@@ -9,7 +9,6 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Router } from 'express';
 import { AppError } from '@kiln/contracts';
-import { openApiJson } from './openapi/openapi.document.ts';
 
 const require = createRequire(import.meta.url);
 const SWAGGER_UI_DIR = path.dirname(require.resolve('swagger-ui-dist/package.json'));
@@ -69,7 +68,10 @@ const CSP = [
 
 export function docsRouter(): Router {
   const r = Router();
-  r.get('/openapi.json', (_req, res) => {
+  r.get('/openapi.json', async (_req, res) => {
+    // Imported by the first request: the document's route schemas and zod-openapi are a few MB that
+    // an upload never needs (docs/performance.md, "Gateway memory").
+    const { openApiJson } = await import('./openapi/openapi.document.ts');
     res.set('Cache-Control', 'public, max-age=300').type('application/json').send(openApiJson());
   });
   r.get('/docs', (_req, res) => {

@@ -2,7 +2,8 @@
  * Builds the gateway's dependencies from config and starts listening. Used by main.ts and by tests
  * that want a real gateway on a real port.
  */
-import http from 'node:http';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
 import { loggerFor, type Config } from '@kiln/config';
 import { DIALECTS, JOB_TYPES } from '@kiln/contracts';
 import { createPool, findRunningEmbedded, migrate, readJobTotals } from '@kiln/db';
@@ -18,6 +19,11 @@ import type { GatewayDeps } from './deps.ts';
 import { KeyCache, StoredFileCache } from './caches.ts';
 import { createJobWaiter } from './job-waiter.ts';
 import { createSigner, loadSigningSecret } from './signing.ts';
+
+// Not `import http from 'node:http'`: an ES import of node:http reads all its exports, and its lazy
+// WebSocket/CloseEvent/MessageEvent load Node's bundled undici, about 10 MB of a process's memory
+// for nothing (docs/performance.md, "Gateway memory"). require() reads only what is used.
+const http = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export async function buildDeps(config: Config): Promise<GatewayDeps & { close: () => Promise<void> }> {
   const log = loggerFor('gateway', config);
@@ -101,7 +107,7 @@ export function answerClientError(err: NodeJS.ErrnoException & { code?: string }
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
-export async function startGateway(config: Config): Promise<{ server: http.Server; url: string; deps: GatewayDeps; stop: () => Promise<void> }> {
+export async function startGateway(config: Config): Promise<{ server: Server; url: string; deps: GatewayDeps; stop: () => Promise<void> }> {
   const deps = await buildDeps(config);
   const app = createApp(deps);
   const server = http.createServer(app);

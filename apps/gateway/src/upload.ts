@@ -15,6 +15,7 @@ import type { ApiKeyRow } from '@kiln/db';
 import { SNIFF_BYTES, sniff, type InputKind } from '@kiln/formats';
 import { isStorageUnavailable, keys, type BlobStore } from '@kiln/storage';
 import { isDiskFull, storageFull } from './errors.ts';
+import { countUploadBytes } from './upload-gc.ts';
 
 export interface UploadedFile {
   /** Position among the request's files, after ordering `files[N]` parts by N. */
@@ -41,7 +42,8 @@ export const JOB_FILE_FIELDS: FileFields = { accepts: (f) => FILE_FIELD.test(f),
 /**
  * Passes a stream through, keeping its first SNIFF_BYTES for `sniff`. `onHead` is called once with
  * them, as soon as they have passed (or at the end of a shorter stream); a throw there fails the
- * stream, so a store being written from it keeps nothing.
+ * stream, so a store being written from it keeps nothing. Every upload passes through one, so it
+ * also counts the bytes for the young-generation collections of upload-gc.ts.
  */
 export class HeadCapture extends Transform {
   head = Buffer.alloc(0);
@@ -64,6 +66,7 @@ export class HeadCapture extends Transform {
     cb(null, chunk);
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    countUploadBytes(chunk.length);
     if (this.head.length < SNIFF_BYTES) this.head = Buffer.concat([this.head, chunk.subarray(0, SNIFF_BYTES - this.head.length)]);
     if (this.head.length >= SNIFF_BYTES) this.#tell(cb, chunk);
     else cb(null, chunk);

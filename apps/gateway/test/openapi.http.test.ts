@@ -33,6 +33,9 @@ let png: Buffer;
 beforeAll(async () => {
   gw = await startTestGateway('openapi', { ADMIN_PASSWORD: 'openapi-test-password' });
   doc = (await request(gw.app).get('/openapi.json').expect(200)).body;
+  // The groups imported on their first request (lazy-router.ts): loaded now, so the walk below sees their routes.
+  const stack = (gw.app as unknown as { router: { stack: Layer[] } }).router.stack;
+  await Promise.all(stack.map((l) => (l.handle as { load?: () => Promise<unknown> } | undefined)?.load?.()));
   png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#3366ff' } })
     .png()
     .toBuffer();

@@ -43,8 +43,12 @@ const hostList = z
     return entries;
   });
 
-/** Each fragment owns one area; the docs table in README.md is generated from these descriptions. */
-export const fragments = {
+/**
+ * Each fragment owns one area; the docs table in README.md is generated from these descriptions.
+ * Built when asked for, not at import: some 150 settings' zod schemas are about 4 MB of a process's
+ * heap, needed once in `loadConfig` and then never again (docs/performance.md, "Gateway memory").
+ */
+const buildFragments = () => ({
   core: z.object({
     DATA_DIR: z
       .string()
@@ -332,22 +336,25 @@ export const fragments = {
     ENGINE_MAX_MEMORY_MB: int(8192, 0).describe('Address space of one engine child process, in MiB, set with prlimit where available (0 = no limit).'),
     ENGINE_MAX_FILE_MB: int(16384, 0).describe('Largest file one engine child process may write, in MiB, set with prlimit where available (0 = no limit).'),
   }),
-};
+});
 
-export const configSchema = fragments.core
-  .and(fragments.storage)
-  .and(fragments.gateway)
-  .and(fragments.worker)
-  .and(fragments.keys)
-  .and(fragments.turbofiles)
-  .and(fragments.fairness)
-  .and(fragments.urlImport)
-  .and(fragments.webhooks)
-  .and(fragments.observability)
-  .and(fragments.dashboard)
-  .and(fragments.events)
-  .and(fragments.workerLifecycle);
-export type RawConfig = z.infer<typeof configSchema>;
+function buildConfigSchema() {
+  const fragments = buildFragments();
+  return fragments.core
+    .and(fragments.storage)
+    .and(fragments.gateway)
+    .and(fragments.worker)
+    .and(fragments.keys)
+    .and(fragments.turbofiles)
+    .and(fragments.fairness)
+    .and(fragments.urlImport)
+    .and(fragments.webhooks)
+    .and(fragments.observability)
+    .and(fragments.dashboard)
+    .and(fragments.events)
+    .and(fragments.workerLifecycle);
+}
+export type RawConfig = z.infer<ReturnType<typeof buildConfigSchema>>;
 export interface Config extends RawConfig {
   /** DATA_DIR resolved to an absolute path. */
   dataDir: string;
@@ -370,7 +377,7 @@ function clean(env: Record<string, string | undefined>): Record<string, string> 
 }
 
 export function loadConfig(env: Record<string, string | undefined>, cwd = process.cwd()): Config {
-  const parsed = configSchema.safeParse(clean(env));
+  const parsed = buildConfigSchema().safeParse(clean(env));
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
   }
@@ -421,7 +428,7 @@ export function loggerFor(name: string, c: Config, opts: Pick<LoggerOptions, 'de
 /** Rows for the README configuration table: name, default, meaning. */
 export function describeConfig(): { name: string; default: string; meaning: string }[] {
   const rows: { name: string; default: string; meaning: string }[] = [];
-  for (const frag of Object.values(fragments)) {
+  for (const frag of Object.values(buildFragments())) {
     for (const [name, schema] of Object.entries(frag.shape)) {
       const s = schema as z.ZodType;
       let dflt = '—';

@@ -6,10 +6,11 @@
  * Every line passes through the scrubber (redact.ts) on its way out, so no API key, signature or
  * secret reaches stdout in either format.
  */
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import type { Writable } from 'node:stream';
 import { pino, stdSerializers, stdTimeFunctions, type Logger as Pino } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import { createScrubber } from './redact.ts';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -32,6 +33,13 @@ export interface LoggerOptions {
   secrets?: readonly (string | undefined)[];
 }
 
+const require = createRequire(import.meta.url);
+/**
+ * pino-pretty and its dependencies (a few MB of a process's memory) only for a process that prints
+ * for a person: one logging JSON lines to a collector never loads them.
+ */
+const loadPretty = (): typeof PinoPretty => require('pino-pretty') as typeof PinoPretty;
+
 function wrap(p: Pino): Logger {
   return {
     debug: (msg, fields) => p.debug(fields ?? {}, msg),
@@ -48,7 +56,7 @@ export function createLogger(name: string, level: Level = 'info', opts: LoggerOp
   // Synchronous writes: a line logged just before process.exit (a failed start, a stop) is never lost,
   // and a Kiln line is a few hundred bytes, so the write costs microseconds.
   const destination = usePretty
-    ? pretty({
+    ? loadPretty()({
         destination: opts.destination ?? 1,
         sync: true,
         colorize: !opts.destination && process.stdout.isTTY === true,

@@ -3,8 +3,13 @@
  * small HTTP server a worker runs on its own port (workers have no HTTP server otherwise).
  */
 import crypto from 'node:crypto';
-import http from 'node:http';
+import { createRequire } from 'node:module';
 import type { Registry } from 'prom-client';
+
+// Not `import http from 'node:http'`: an ES import of node:http reads all its exports, and its lazy
+// WebSocket/CloseEvent/MessageEvent load Node's bundled undici, about 10 MB of a process's memory
+// for nothing (docs/performance.md, "Gateway memory"). require() reads only what is used.
+const http = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 /** True when no token is configured, or the request's `Authorization: Bearer …` carries it (compared in constant time). */
 export function bearerAllows(authorization: string | undefined, token: string | undefined): boolean {

@@ -8,7 +8,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher, buildConnector } from 'undici';
 import { AllowList, classifyAddress, describeRefusal } from './address-policy.ts';
 import { OutboundError, isOutboundError, urlNotAllowed, viaRedirect } from './errors.ts';
 import { describeUrl, parseTarget } from './url-policy.ts';
@@ -183,8 +183,8 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
     }
   }
 
-  const realConnector = buildConnector({ timeout: settings.connectTimeoutMs, ...deps.tls });
-  const connector = deps.wrapConnector ? deps.wrapConnector(realConnector) : realConnector;
+  /** undici's own connector (set with the agent, below), behind the test's wrapper when there is one. */
+  let connector: Connector;
 
   /**
    * undici calls this for every new connection, with the URL's host. `host` (name:port) is passed on
@@ -212,7 +212,20 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
     );
   };
 
-  const agent = new Agent({ connect: guardedConnect, headersTimeout: settings.idleTimeoutMs, bodyTimeout: settings.idleTimeoutMs });
+  /**
+   * undici is imported with the first request, not with this module: the gateway builds an Outbound
+   * only to check URLs at submission (checkUrl connects nowhere), and undici is 8–13 MB of memory it
+   * would otherwise hold for nothing (docs/performance.md, "Gateway memory").
+   */
+  let agent: Agent | undefined;
+  let agentLoading: Promise<Agent> | undefined;
+  const agentOf = (): Promise<Agent> =>
+    (agentLoading ??= import('undici').then((undici) => {
+      const realConnector = undici.buildConnector({ timeout: settings.connectTimeoutMs, ...deps.tls });
+      connector = deps.wrapConnector ? deps.wrapConnector(realConnector) : realConnector;
+      agent = new undici.Agent({ connect: guardedConnect, headersTimeout: settings.idleTimeoutMs, bodyTimeout: settings.idleTimeoutMs });
+      return agent;
+    }));
 
   interface Exchange {
     res: Dispatcher.ResponseData;
@@ -251,7 +264,7 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
       for (let hop = 0; ; hop++) {
         let res: Dispatcher.ResponseData;
         try {
-          res = await agent.request({ origin: url.origin, path: url.pathname + url.search, method, headers, body, signal });
+          res = await (await agentOf()).request({ origin: url.origin, path: url.pathname + url.search, method, headers, body, signal });
         } catch (e) {
           const mapped = mapError(e);
           throw hop > 0 && isOutboundError(mapped) && mapped.kind === 'url_not_allowed' ? viaRedirect(mapped, describeUrl(url)) : mapped;
@@ -411,7 +424,8 @@ export function createOutbound(settings: OutboundSettings, deps: OutboundDeps = 
     },
 
     async close() {
-      if (!agent.closed && !agent.destroyed) await agent.close();
+      await agentLoading?.catch(() => undefined);
+      if (agent && !agent.closed && !agent.destroyed) await agent.close();
     },
   };
 }

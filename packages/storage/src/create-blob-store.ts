@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { BlobStore } from './blob-store.ts';
 import { LocalDiskStore } from './local-disk.ts';
-import { S3Store } from './s3.ts';
+import type { S3StoreOptions } from './s3.ts';
 
 /**
  * The settings the store is built from, by their environment names (a structural slice of
@@ -23,7 +23,7 @@ export interface StorageSettings {
 }
 
 /** The S3 driver's options from settings; exported for tests and tools that build a store by hand. */
-export function s3OptionsFrom(s: StorageSettings): ConstructorParameters<typeof S3Store>[0] {
+export function s3OptionsFrom(s: StorageSettings): S3StoreOptions {
   if (!s.S3_BUCKET) throw new Error('S3_BUCKET is required with STORAGE=s3.');
   return {
     bucket: s.S3_BUCKET,
@@ -41,11 +41,18 @@ export function s3OptionsFrom(s: StorageSettings): ConstructorParameters<typeof 
 }
 
 /**
+ * The S3 driver's module, imported when a process first needs it: the AWS SDK is the largest thing
+ * this package could load (about 10 MB of a process's memory, imported after the rest), and a
+ * process on local disk never needs it.
+ */
+const loadS3Store = async (): Promise<typeof import('./s3.ts').S3Store> => (await import('./s3.ts')).S3Store;
+
+/**
  * The one place a BlobStore is built from configuration (gateway, workers, `pnpm start`). It is
  * checked before it is returned: a missing bucket, refused credentials or an unreachable endpoint
  * reject with a StorageConfigError naming the setting.
  */
 export async function createBlobStore(s: StorageSettings): Promise<BlobStore> {
-  if (s.STORAGE === 's3') return new S3Store(s3OptionsFrom(s)).init();
+  if (s.STORAGE === 's3') return new (await loadS3Store())(s3OptionsFrom(s)).init();
   return new LocalDiskStore(path.join(s.dataDir, 'blobs')).init();
 }

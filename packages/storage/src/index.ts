@@ -6,6 +6,8 @@
  */
 export * from './blob-store.ts';
 export * from './local-disk.ts';
-export * from './s3.ts';
+// The S3 driver is not re-exported: importing it loads the AWS SDK, so it comes through
+// createBlobStore, only in a process that uses it (its own tests import s3.ts).
+export type { S3StoreOptions } from './s3.ts';
 export * from './create-blob-store.ts';
 export * from './signed-urls.ts';

@@ -11,7 +11,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { BlobNotFoundError, LocalDiskStore, S3Store, StorageConfigError, StorageUnavailableError, s3OptionsFrom, type BlobStore, type StorageSettings } from '../src/index.ts';
+import { BlobNotFoundError, LocalDiskStore, StorageConfigError, StorageUnavailableError, s3OptionsFrom, type BlobStore, type StorageSettings } from '../src/index.ts';
+import { S3Store } from '../src/s3.ts';
 import { startS3Server, type S3Server } from '../../../scripts/s3-server.ts';
 
 const MiB = 1024 * 1024;
