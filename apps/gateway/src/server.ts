@@ -3,7 +3,6 @@
  * that want a real gateway on a real port.
  */
 import type { Server } from 'node:http';
-import { createRequire } from 'node:module';
 import { loggerFor, type Config } from '@kiln/config';
 import { DIALECTS, JOB_TYPES } from '@kiln/contracts';
 import { createPool, findRunningEmbedded, migrate, readJobTotals } from '@kiln/db';
@@ -19,11 +18,7 @@ import type { GatewayDeps } from './deps.ts';
 import { KeyCache, StoredFileCache } from './caches.ts';
 import { createJobWaiter } from './job-waiter.ts';
 import { createSigner, loadSigningSecret } from './signing.ts';
-
-// Not `import http from 'node:http'`: an ES import of node:http reads all its exports, and its lazy
-// WebSocket/CloseEvent/MessageEvent load Node's bundled undici, about 10 MB of a process's memory
-// for nothing (docs/performance.md, "Gateway memory"). require() reads only what is used.
-const http = createRequire(import.meta.url)('node:http') as typeof import('node:http');
+import { http } from './node-http.ts';
 
 export async function buildDeps(config: Config): Promise<GatewayDeps & { close: () => Promise<void> }> {
   const log = loggerFor('gateway', config);

@@ -33,8 +33,8 @@ export interface ConsumerOptions {
   concurrency: number;
   /** Runs one message; a throw fails it (pg-boss retries it with backoff up to the queue's retryLimit). */
   handler: (job: Job<object>, signal: AbortSignal) => Promise<void>;
-  /** The poll interval in ms, asked each time: a backstop while NOTIFY works, the only way without. */
-  pollMs: () => number;
+  /** The poll interval in ms: a backstop while NOTIFY works, the only way without. */
+  pollMs: number;
   onError: (err: Error) => void;
 }
 
@@ -80,7 +80,7 @@ export class Consumer {
   private async loop(): Promise<void> {
     while (!this.stopping) {
       const free = this.o.concurrency - this.running.size;
-      if (free > 0 && !this.mayHaveWork && Date.now() - this.lastFetchAt >= this.o.pollMs()) this.mayHaveWork = true;
+      if (free > 0 && !this.mayHaveWork && Date.now() - this.lastFetchAt >= this.o.pollMs) this.mayHaveWork = true;
       if (free > 0 && this.mayHaveWork) {
         // Cleared before the fetch is sent: a NOTIFY that arrives while it runs may announce a message
         // committed after its snapshot, and sets it again.
@@ -119,7 +119,7 @@ export class Consumer {
       };
       this.wakeUp = done;
       if (this.running.size < this.o.concurrency) {
-        timer = setTimeout(done, Math.max(50, this.lastFetchAt + this.o.pollMs() - Date.now()));
+        timer = setTimeout(done, Math.max(50, this.lastFetchAt + this.o.pollMs - Date.now()));
         timer.unref();
       }
     });

@@ -179,7 +179,7 @@ export class Queue {
       boss: this.boss,
       name,
       concurrency,
-      pollMs: () => pollMs,
+      pollMs,
       onError: (err) => this.reportError(err),
       handler: async (job, signal) => {
         const parsed = schema.safeParse(job.data);

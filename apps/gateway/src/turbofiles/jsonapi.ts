@@ -3,18 +3,13 @@
  * body, documents (`jsonapi`, `links.self`), error objects for every failure, and cursor-page links.
  * The rest of the dialect builds resources and hands them here; nothing else writes a /v1 body.
  */
-import { createRequire } from 'node:module';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError, JSONAPI_MEDIA_TYPE, JSONAPI_VERSION, formatCursor, type Cursor, type PageRequest, type Resource } from '@kiln/contracts';
 import type { Config } from '@kiln/config';
 import type { Page } from '@kiln/db';
 import { publicBaseUrl } from '../job-responses.ts';
 import { toAppError } from '../errors.ts';
-
-// Not `import http from 'node:http'`: an ES import of node:http reads all its exports, and its lazy
-// WebSocket/CloseEvent/MessageEvent load Node's bundled undici, about 10 MB of a process's memory
-// for nothing (docs/performance.md, "Gateway memory"). require() reads only what is used.
-const http = createRequire(import.meta.url)('node:http') as typeof import('node:http');
+import { http } from '../node-http.ts';
 
 interface MediaRange {
   type: string;
