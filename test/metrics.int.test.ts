@@ -92,7 +92,10 @@ test('a backlog no worker takes shows as queue depth and age on the gateway, and
     'the gateway to show the waiting messages',
     async () => {
       const p = await gatewayPage();
-      return p.value('kiln_queue_jobs', { queue: 'convert.image', state: 'ready' }) === 2 && (p.value('kiln_queue_oldest_ready_seconds', { queue: 'convert.image' }) ?? 0) >= 1
+      // The queue gauges and the job totals are read and cached separately: wait for a page with both.
+      return p.value('kiln_queue_jobs', { queue: 'convert.image', state: 'ready' }) === 2 &&
+        (p.value('kiln_queue_oldest_ready_seconds', { queue: 'convert.image' }) ?? 0) >= 1 &&
+        p.value('kiln_jobs', { type: 'convert', dialect: 'convertly', status: 'pending' }) === 2
         ? p
         : undefined;
     },
