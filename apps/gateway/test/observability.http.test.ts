@@ -161,7 +161,11 @@ test('job totals and queue depths come from Postgres; uploads and creations are 
     'the job totals to count the new jobs',
     async () => {
       const p = parseMetricsPage((await request(app).get('/metrics')).text);
-      return p.value('kiln_jobs', { type: 'convert', dialect: 'convertly', status: 'pending' }) === 2 ? p : undefined;
+      // The job totals and the queue depths are read and cached separately: wait for a page with both.
+      return p.value('kiln_jobs', { type: 'convert', dialect: 'convertly', status: 'pending' }) === 2 &&
+        p.value('kiln_queue_jobs', { queue: 'convert.image', state: 'ready' }) === 3
+        ? p
+        : undefined;
     },
     20_000,
     250,
