@@ -45,10 +45,7 @@ test('three images: claimed together, never two in the codec at once, every outp
     }
     // Codec intervals that never overlap fit inside the span from the first claim to the last outcome.
     const span = (
-      await sql.query<{ ms: number }>(
-        `SELECT (extract(epoch FROM max(completed_at) - min(started_at)) * 1000)::float8 AS ms FROM job_files WHERE job_id = ANY($1)`,
-        [ids],
-      )
+      await sql.query<{ ms: number }>(`SELECT (extract(epoch FROM max(completed_at) - min(started_at)) * 1000)::float8 AS ms FROM job_files WHERE job_id = ANY($1)`, [ids])
     ).rows[0]!.ms;
     const codecMs = kiln
       .logs()
