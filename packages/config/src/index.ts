@@ -160,6 +160,9 @@ const buildFragments = () => ({
     COMPRESS_CONCURRENCY: int(cores, 1).describe(
       'Image files the compress worker processes at once; video/audio and documents/archives have slots of their own (COMPRESS_MEDIA_CONCURRENCY, COMPRESS_DOCUMENT_CONCURRENCY).',
     ),
+    IMAGE_OVERLAP_SLOTS: int(2, 0).describe(
+      'Image files each worker takes beyond CONVERT_CONCURRENCY / COMPRESS_CONCURRENCY, which stay the most it converts at once: the extra ones claim, fetch, store and record while the others convert, so no core waits for those round trips. 0 = each slot does both in turn.',
+    ),
     FILE_TIMEOUT_SECONDS: int(600, 1).describe('Longest a single file conversion may run.'),
     WORKER_STOP_GRACE_SECONDS: int(25, 0).describe('On SIGTERM, how long running files may finish before they are aborted (their engines killed) and queued again.'),
     JOB_RETRY_LIMIT: int(2, 0).describe('Retries (with backoff) for engine failures and timeouts; bad input is never retried.'),

@@ -58,6 +58,7 @@ import type { Logger } from '@kiln/config';
 import type { Outbound } from '@kiln/outbound';
 import type { KilnMetrics } from '@kiln/metrics';
 import { belongsElsewhere } from './class-queue-move.ts';
+import type { CodecGate } from './lifecycle/codec-gate.ts';
 import { recordJobEvents, type EventContext } from '@kiln/webhooks';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 import { SourceFetchError, fetchExtraSources, fetchUrlSource, type UrlFetchSettings } from './url-source.ts';
@@ -97,6 +98,11 @@ export interface WorkerDeps {
   instance?: WorkerInstanceHandle;
   /** Webhook events, recorded in the same transaction as each change (absent: none are recorded). */
   events?: EventContext;
+  /**
+   * Codec slots of the queues that take more messages than they convert at once (lifecycle/codec-gate.ts),
+   * by queue name; a queue without one runs the codec in every message slot.
+   */
+  codecGates?: ReadonlyMap<string, CodecGate>;
 }
 
 /** Permanent kinds are recorded on the file; transient ones are retried by pg-boss until the last attempt. */
@@ -316,10 +322,20 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         signal,
         onProgress,
       };
-      codecStarted = performance.now();
-      const result: Produced = work.tool
-        ? await runToolFor(work, { path: source.path, kind, filename: file.filename }, extras as (ToolInput & { role: string })[], scratch.dir, file.filename, common)
-        : await runConversion(work.options, kind, source.path, scratch.dir, file.filename, src.size, common);
+      // Everything up to here and after the codec is round trips; only the codec waits for a core's slot.
+      const gate = deps.codecGates?.get(ctx.queue);
+      const leaveGate = gate ? await gate.enter(signal) : undefined;
+      let result: Produced;
+      try {
+        codecStarted = performance.now();
+        result = work.tool
+          ? await runToolFor(work, { path: source.path, kind, filename: file.filename }, extras as (ToolInput & { role: string })[], scratch.dir, file.filename, common)
+          : await runConversion(work.options, kind, source.path, scratch.dir, file.filename, src.size, common);
+      } finally {
+        leaveGate?.();
+      }
+      // The engine's own time, apart from the file's whole handling (`ms`: source, a codec slot, output, record).
+      const codecMs = Math.round(performance.now() - (codecStarted ?? performance.now()));
       countAttempt();
       const storageKey = keys.output(file.jobId, file.id, result.extension);
       const { size } = await store.putFile(storageKey, result.path);
@@ -349,7 +365,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         },
         payload,
       );
-      log.info('file done', { ms: Date.now() - started, from: kind, to: result.format, engine, ...(work.tool ? { tool: work.tool } : {}), size });
+      log.info('file done', { ms: Date.now() - started, codecMs, from: kind, to: result.format, engine, ...(work.tool ? { tool: work.tool } : {}), size });
     } catch (err) {
       // An attempt our own shutdown interrupted is not the engine's failure.
       if (!deps.stopSignal?.aborted) countAttempt(isCodecError(err) ? classify(err.kind).code : 'engine_failed');

@@ -11,6 +11,7 @@
 import { FILE_QUEUES, LEGACY_FILE_QUEUES, WORK_CLASSES, type JobType, type WorkClass } from '@kiln/contracts';
 import type { Config } from '@kiln/config';
 import { createFileHandler, type WorkerDeps } from './file-handler.ts';
+import { CodecGate } from './lifecycle/codec-gate.ts';
 
 /** The concurrency setting of each (job type, class). */
 export const CONCURRENCY_SETTINGS = {
@@ -24,12 +25,27 @@ export function classConcurrency(config: Config, mode: JobType): Record<WorkClas
   return { media: config[s.media], image: config[s.image], document: config[s.document] };
 }
 
-/** Registers the file handler on every queue of `mode`'s classes, and on its legacy queue. */
+/**
+ * Registers the file handler on every queue of `mode`'s classes, and on its legacy queue. The image
+ * queue takes IMAGE_OVERLAP_SLOTS more messages than it converts at once (lifecycle/codec-gate.ts):
+ * a small image's own round trips (claim, source, output, outcome, next fetch) cost about as much
+ * wall time as its conversion, and without the extra messages a core sat idle through them. Media
+ * and documents run one engine for seconds to minutes per file; a message waiting that long for an
+ * engine would hold its expiry and its file away from other hosts, so they get none.
+ */
 export async function workFileQueues(deps: WorkerDeps, config: Config, mode: JobType): Promise<Record<WorkClass, number>> {
-  const handler = createFileHandler(deps, mode);
   const slots = classConcurrency(config, mode);
-  for (const c of WORK_CLASSES) await deps.queue.work(FILE_QUEUES[mode][c], slots[c], handler);
+  const overlap = config.IMAGE_OVERLAP_SLOTS;
+  const imageQueue = FILE_QUEUES[mode].image;
+  const codecGates = new Map(overlap > 0 ? [[imageQueue, new CodecGate(slots.image)]] : []);
+  const handler = createFileHandler({ ...deps, codecGates }, mode);
+  for (const c of WORK_CLASSES) await deps.queue.work(FILE_QUEUES[mode][c], slots[c] + (c === 'image' ? overlap : 0), handler);
   await deps.queue.work(LEGACY_FILE_QUEUES[mode], 1, handler);
-  deps.log.info('file queues', { mode, slots: Object.fromEntries(WORK_CLASSES.map((c) => [FILE_QUEUES[mode][c], slots[c]])), legacy: LEGACY_FILE_QUEUES[mode] });
+  deps.log.info('file queues', {
+    mode,
+    slots: Object.fromEntries(WORK_CLASSES.map((c) => [FILE_QUEUES[mode][c], slots[c]])),
+    imageOverlap: overlap,
+    legacy: LEGACY_FILE_QUEUES[mode],
+  });
   return slots;
 }
