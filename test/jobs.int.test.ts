@@ -2,6 +2,7 @@
  * The README's curl flow, end to end: real gateway and workers as processes, real Postgres and
  * pg-boss, real sharp. Outputs are checked by magic bytes, dimensions, orientation and pixels.
  */
+import crypto from 'node:crypto';
 import sharp from 'sharp';
 import yauzl from 'yauzl';
 import { sniff } from '@kiln/formats';
@@ -235,4 +236,31 @@ test('jobs are listed newest first with pagination', async () => {
   const completed = (await (await kiln.api('/api/jobs?status=completed&limit=100')).json()) as { jobs: { status: string }[] };
   expect(completed.jobs.every((j) => j.status === 'completed')).toBe(true);
   expect((await kiln.api('/api/jobs?limit=500')).status).toBe(400);
+});
+
+test('keyset paging: nextAfter leads through every job once; a bad or foreign cursor is a 400 naming after', async () => {
+  type Page = { jobs: { jobId: string }[]; pagination: { hasMore: boolean; nextAfter: string | null; after?: string; total: number } };
+  for (let i = 0; i < 5; i++) await submit(form([{ data: await photo(8, 8) }], { format: 'png' }));
+  const everything = (await (await kiln.api('/api/jobs?limit=100')).json()) as Page;
+  const walked: string[] = [];
+  let next: string | null = null;
+  for (let i = 0; i < 100; i++) {
+    const r = await kiln.api(`/api/jobs?limit=2${next ? `&after=${next}` : ''}`);
+    expect(r.status).toBe(200);
+    const page = (await r.json()) as Page;
+    if (next) expect(page.pagination.after).toBe(next);
+    walked.push(...page.jobs.map((j) => j.jobId));
+    expect(page.pagination.nextAfter).toBe(page.pagination.hasMore ? page.jobs.at(-1)!.jobId : null);
+    next = page.pagination.nextAfter;
+    if (!next) break;
+  }
+  expect(walked).toEqual(everything.jobs.map((j) => j.jobId));
+  expect(walked.length).toBeGreaterThanOrEqual(5);
+  for (const bad of ['nope', crypto.randomUUID()]) {
+    const r = await kiln.api(`/api/jobs?after=${bad}`);
+    expect(r.status).toBe(400);
+    const body = (await r.json()) as { code: string; error: string };
+    expect(body.code).toBe('invalid_field');
+    expect(body.error).toMatch(/^after: /);
+  }
 });

@@ -13,12 +13,14 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   offset: z.coerce.number().int().min(0).default(0),
   status: z.enum(['pending', 'processing', 'completed', 'failed']).optional(),
+  after: z.string().refine(isUuid).optional(),
 });
 /** What each query parameter accepts, for the 400 that names it. */
 const LIST_QUERY_ACCEPTS: Record<keyof z.infer<typeof listQuery>, string> = {
   limit: 'must be an integer from 1 to 100',
   offset: 'must be an integer ≥ 0',
   status: 'must be one of pending, processing, completed, failed',
+  after: "must be the jobId of a job in the listing (an earlier page's pagination.nextAfter)",
 };
 
 export function jobIdParam(req: Request): string {
@@ -47,8 +49,24 @@ export function jobsRouter(deps: GatewayDeps): Router {
       const field = String(issue.path[0] ?? 'query') as keyof typeof LIST_QUERY_ACCEPTS;
       throw new AppError('invalid_field', `${field}: ${LIST_QUERY_ACCEPTS[field] ?? LIST_QUERY_ACCEPTS.status}.`, { detail: { field } });
     }
-    const { jobs, total } = await listJobs(deps.pool, { apiKeyId: apiKeyOf(req).id, ...q.data });
-    res.json({ jobs: jobs.map(toSummary), pagination: { limit: q.data.limit, offset: q.data.offset, total, hasMore: q.data.offset + jobs.length < total } });
+    const { jobs, total, hasMore, afterFound } = await listJobs(deps.pool, { apiKeyId: apiKeyOf(req).id, ...q.data });
+    if (!afterFound) {
+      throw new AppError('invalid_field', `after: this key has no job ${q.data.after}; pass the jobId of a listed job (an earlier page's pagination.nextAfter).`, {
+        detail: { field: 'after' },
+      });
+    }
+    res.json({
+      jobs: jobs.map(toSummary),
+      pagination: {
+        limit: q.data.limit,
+        offset: q.data.offset,
+        total,
+        hasMore,
+        // Keyset paging: pass it as `after` for the next page, which then costs what the first did.
+        nextAfter: hasMore ? jobs.at(-1)!.id : null,
+        ...(q.data.after ? { after: q.data.after } : {}),
+      },
+    });
   });
 
   r.get('/jobs/:id', async (req, res) => {

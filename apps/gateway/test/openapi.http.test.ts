@@ -149,7 +149,7 @@ test('request fields: the job forms list every multipart field, each tool its op
     expect(Object.keys(body.properties)).toEqual(expect.arrayContaining([...Object.keys(TOOLS[tool].options.shape), 'file', 'sourceUrl', 'async']));
   }
   expect(doc.paths['/api/media/thumbnail'].post.requestBody.content['multipart/form-data'].schema.properties.width).toMatchObject({ type: 'integer', default: 512 });
-  expect(doc.paths['/api/jobs'].get.parameters.map((p: Doc) => p.name)).toEqual(['limit', 'offset', 'status']);
+  expect(doc.paths['/api/jobs'].get.parameters.map((p: Doc) => p.name)).toEqual(['limit', 'offset', 'status', 'after']);
 });
 
 // ---- real answers against the document ----

@@ -85,7 +85,14 @@ export const jobDetailSchema = z
 export const jobListResponseSchema = z
   .object({
     jobs: z.array(jobSummarySchema),
-    pagination: z.object({ limit: z.int(), offset: z.int(), total: z.int(), hasMore: z.boolean() }),
+    pagination: z.object({
+      limit: z.int(),
+      offset: z.int(),
+      total: z.int(),
+      hasMore: z.boolean(),
+      nextAfter: z.uuid().nullable().describe('Kiln: the last listed jobId while hasMore; pass it as `after` for the next page (keyset paging, as fast at any depth).'),
+      after: z.uuid().optional().describe('Kiln: the `after` this page was asked for.'),
+    }),
   })
   .meta({ id: 'JobListResponse' });
 

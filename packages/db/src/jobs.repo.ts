@@ -230,6 +230,13 @@ export interface ListJobsQuery {
   status?: JobStatus;
   limit: number;
   offset: number;
+  /**
+   * Keyset paging: the page starts after this job in the listing's order (newest first), and `offset`
+   * counts from there. Postgres then starts the index scan at the job instead of stepping over every
+   * entry before it, so a deep page costs what the first does. A job that is not in the listing's
+   * scope (another key's, or none) gives an empty page: `listJobs` says so with `afterFound`.
+   */
+  after?: string;
 }
 
 /**
@@ -237,12 +244,20 @@ export interface ListJobsQuery {
  * of jobs_by_key / jobs_by_key_status / jobs_by_created (migrations/0010): OFFSET skips index
  * entries, and only the page's own rows are read. `total` is read from the job totals, not counted.
  */
-export async function listJobs(db: Queryable, q: ListJobsQuery): Promise<{ jobs: JobRow[]; total: number }> {
+export async function listJobs(db: Queryable, q: ListJobsQuery): Promise<{ jobs: JobRow[]; total: number; hasMore: boolean; afterFound: boolean }> {
+  // One row more than the page: whether another page follows, without counting where this one is.
   const [rows, total] = await Promise.all([
-    db.query<JobRow>(listJobsStatement(q)),
+    db.query<JobRow>(listJobsStatement({ ...q, limit: q.limit + 1 })),
     countJobs(db, { ...(q.apiKeyId ? { apiKeyId: q.apiKeyId } : {}), ...(q.status ? { status: q.status } : {}) }),
   ]);
-  return { jobs: rows.rows, total };
+  const jobs = rows.rows.slice(0, q.limit);
+  // Only an empty page can mean the cursor was not found; one primary-key lookup tells.
+  let afterFound = true;
+  if (q.after && jobs.length === 0) {
+    const found = await db.query('SELECT 1 FROM jobs WHERE id = $1 AND ($2::uuid IS NULL OR api_key_id = $2)', [q.after, q.apiKeyId ?? null]);
+    afterFound = (found.rowCount ?? 0) > 0;
+  }
+  return { jobs, total, hasMore: rows.rows.length > q.limit, afterFound };
 }
 
 /** The statements behind listJobs, for EXPLAIN (the growth benchmark and its test check their plans). */
@@ -262,10 +277,18 @@ function listJobsStatement(q: ListJobsQuery) {
     args.push(q.status);
     where.push(`status = $${args.length}`);
   }
+  if (q.after) {
+    // The cursor's place, looked up once (an InitPlan): the index scan starts at it, in the index's
+    // own order (created_at DESC, id), so LIMIT stops after the page. Ties on created_at are ordered
+    // by id, which the second condition handles for the few entries sharing the cursor's instant.
+    args.push(q.after);
+    const cur = `(SELECT created_at FROM jobs c WHERE c.id = $${args.length}${q.apiKeyId ? ' AND c.api_key_id = $1' : ''})`;
+    where.push(`created_at <= ${cur} AND (created_at < ${cur} OR id > $${args.length})`);
+  }
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
   args.push(q.limit, q.offset);
   return named(
-    `list_jobs_${q.apiKeyId ? 'k' : ''}${q.status ? 's' : ''}`,
+    `list_jobs_${q.apiKeyId ? 'k' : ''}${q.status ? 's' : ''}${q.after ? 'a' : ''}`,
     `SELECT ${JOB_COLS}
        FROM (SELECT id, created_at FROM jobs ${w} ORDER BY created_at DESC, id LIMIT $${args.length - 1} OFFSET $${args.length}) page
        JOIN jobs j ON j.id = page.id
