@@ -243,9 +243,7 @@ export class Queue {
     if (info.notify) {
       // pg-boss's own gate (plans.insertJobs with notify): one NOTIFY, only when a message is ready
       // now; referenced from `inserted` so Postgres runs it. Sent at commit, with the messages.
-      parts.push(
-        `${alias}_notified AS (SELECT pg_notify(${notifyChannelSql(PGBOSS_SCHEMA)}, '${name}') FROM ${alias} WHERE start_after <= ${PGBOSS_SCHEMA}.job_now() LIMIT 1)`,
-      );
+      parts.push(`${alias}_notified AS (SELECT pg_notify(${notifyChannelSql(PGBOSS_SCHEMA)}, '${name}') FROM ${alias} WHERE start_after <= ${PGBOSS_SCHEMA}.job_now() LIMIT 1)`);
       count = `(SELECT count(*) FROM ${alias} WHERE (SELECT count(*) FROM ${alias}_notified) >= 0)`;
     }
     const sql = { ctes: parts.join(',\n'), inserted: count };
