@@ -112,12 +112,12 @@ export interface JobSubmission {
   /** Kiln's per-job webhook, already checked (webhooks.service.ts `jobWebhookUrlOf`): sent every event of the job. */
   webhookUrl?: string;
   /**
-   * Runs once nothing but the job's own write can refuse it, before the job can be seen or finished
-   * by anyone (not for replays, nor for a request that lost its Idempotency-Key race): the sync
-   * routes start listening for the job's end here. `files` is how many the job has. A throw refuses
-   * the job: nothing is written (or the transaction rolls back).
+   * Runs just before the job can be seen or finished by anyone: before its one statement is sent,
+   * or in its transaction just before it commits (not for replays, nor for a request that lost its
+   * Idempotency-Key race). The sync routes start listening for the job's end here. `files` is how
+   * many the job has. A throw refuses the job: nothing is written (or the transaction rolls back).
    */
-  beforeInsert?: (jobId: string, files: number) => void;
+  beforeVisible?: (jobId: string, files: number) => void;
   /**
    * Runs inside the job's transaction, just before it commits (not for replays): a dialect writes its
    * own rows with `tx`, and a throw rolls the whole job back. Giving it makes the submission a
@@ -187,12 +187,12 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
   };
   // The messages are written by the job's own statement: a job is never seen without them, nor they
   // without it, and a worker that takes one finds the job's rows there.
-  const messages = (firstParam: number) => deps.queue.insertFragment(byQueue, firstParam);
+  const messages = byQueue.size ? (firstParam: number) => deps.queue.insertFragment(byQueue, firstParam) : undefined;
   // Nothing is read for an event nobody would receive (the recipient cache is sure, or says maybe).
   const events = deps.events && deps.events.recipients?.mayReceive(key.id, job.webhookUrl !== undefined, 'file.uploaded') !== false ? deps.events : undefined;
   if (!idempotencyKey && !limitsAdmission(limits) && !events && !job.beforeCommit) {
     // Nothing else has to commit with the job: its one statement commits on its own.
-    job.beforeInsert?.(job.jobId, job.files.length);
+    job.beforeVisible?.(job.jobId, job.files.length);
     await insertJob(deps.pool, row, messages);
   } else {
     try {
@@ -210,7 +210,7 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
           await recordJobEvents(tx, events, job.jobId, { kind: 'submitted', uploads });
         }
         // Before the commit, after the claim: a request that lost its Idempotency-Key race does not get here.
-        job.beforeInsert?.(job.jobId, job.files.length);
+        job.beforeVisible?.(job.jobId, job.files.length);
         await job.beforeCommit?.(job.jobId, tx);
       });
     } catch (err) {

@@ -206,7 +206,7 @@ async function submitTool(
       files: [file],
       ...(webhookUrl ? { webhookUrl } : {}),
       // An async request does not wait, so nothing listens for its job.
-      ...(background ? {} : { beforeInsert: listen }),
+      ...(background ? {} : { beforeVisible: listen }),
     });
     // jobId is new and this request's alone: when no job took it, its whole folder goes (not only
     // the parts, which would leave an empty jobs/<id>/src behind).

@@ -33,7 +33,7 @@ export interface MultipartOptions {
   /** Runs once the body (fields included) is read, before anything is validated or created; a throw discards the upload. */
   afterUpload?: (fields: Record<string, unknown>) => void;
   /** Passed to submitJob: runs just before the new job can be seen (its insert is sent, or its transaction commits). */
-  beforeInsert?: (jobId: string, files: number) => void;
+  beforeVisible?: (jobId: string, files: number) => void;
 }
 
 export interface SubmittedUpload extends Submitted {
@@ -90,7 +90,7 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
       jobType: request.jobType,
       createArchive: request.createArchive,
       files: [...files.map((f, i) => ({ fileId: f.fileId, sourceKey: f.key, filename: f.filename, kind: f.kind ?? null, size: f.size, options: request.files[i]! })), ...fromUrls],
-      ...(opts.beforeInsert ? { beforeInsert: opts.beforeInsert } : {}),
+      ...(opts.beforeVisible ? { beforeVisible: opts.beforeVisible } : {}),
       ...(webhookUrl ? { webhookUrl } : {}),
     });
     // A replay answers with the earlier job, which has its own copy of the files.

@@ -32,7 +32,7 @@ export function syncRouter(deps: GatewayDeps): Router {
     const { created, final, notified } = await submitAndWait(deps, res, (listen) =>
       submitMultipart(deps, req, res, key, {
         jobType,
-        beforeInsert: (jobId, files) => {
+        beforeVisible: (jobId, files) => {
           // The bytes answer carries one file: refuse more before the job exists.
           if (bytes) refuseManyFiles(files);
           listen(jobId);
@@ -188,7 +188,7 @@ export async function answerSync(
 }
 
 /**
- * Submits (through `submit`, which calls `listen` from submitJob's `beforeInsert`) and waits for the
+ * Submits (through `submit`, which calls `listen` from submitJob's `beforeVisible`) and waits for the
  * job to end: at most SYNC_TIMEOUT_SECONDS, and only while the client is still there. A new job is
  * listened for before its insert is sent (or, in a transaction, commits), so its NOTIFY cannot be
  * missed and the wait needs no first look at it; a replayed one is waited on by id.
@@ -211,7 +211,7 @@ export async function submitAndWait<T extends Submitted>(
     throw err;
   }
   if (pending && !created.created) {
-    // Not this request's job after all (submitJob calls beforeInsert only for one it creates, so
+    // Not this request's job after all (submitJob calls beforeVisible only for one it creates, so
     // this is a guard): wait for the one it answers with, by id.
     pending.cancel();
     pending = undefined;

@@ -135,7 +135,7 @@ test('a submission nothing else must commit with is one statement, no transactio
   const out = await submitJob({ ...deps, pool: counted.pool }, await admitSubmission(deps, key), {
     ...j,
     // Before the statement is sent: the sync routes listen here.
-    beforeInsert: (id, files) => (before = { id, files, queries: counted.queries() }),
+    beforeVisible: (id, files) => (before = { id, files, queries: counted.queries() }),
   });
   expect(out).toEqual({ jobId: j.jobId, created: true });
   expect([counted.queries(), counted.connects()]).toEqual([1, 0]);
@@ -150,7 +150,7 @@ test('a submission nothing else must commit with is one statement, no transactio
   );
 });
 
-test('a throw in beforeInsert refuses the job before anything is written, in one statement or in a transaction', async () => {
+test('a throw in beforeVisible refuses the job before anything is written, in one statement or in a transaction', async () => {
   const key = await newKey();
   await nobodyListensTo(key);
   for (const idempotencyKey of [undefined, 'refused-1']) {
@@ -159,7 +159,7 @@ test('a throw in beforeInsert refuses the job before anything is written, in one
     await expect(
       submitJob({ ...deps, pool: counted.pool }, await admitSubmission(deps, key, idempotencyKey), {
         ...j,
-        beforeInsert: () => {
+        beforeVisible: () => {
           throw new Error('listener failed');
         },
       }),
@@ -182,7 +182,7 @@ test('a submission with an Idempotency-Key, or for a key with limits, is a trans
     const j = job('convert', 3);
     const counted = countingPool();
     let listened: string | undefined;
-    expect(await submitJob({ ...deps, pool: counted.pool }, await admitSubmission(deps, key, idempotencyKey), { ...j, beforeInsert: (id) => (listened = id) })).toEqual({
+    expect(await submitJob({ ...deps, pool: counted.pool }, await admitSubmission(deps, key, idempotencyKey), { ...j, beforeVisible: (id) => (listened = id) })).toEqual({
       jobId: j.jobId,
       created: true,
     });
