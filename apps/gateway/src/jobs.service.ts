@@ -9,8 +9,12 @@
  *   2. The caller gets its files' bytes somewhere (a multipart upload, an already-uploaded file, or
  *      nothing yet: a URL a worker fetches later), and checks what it can (checkPair, for bytes it has).
  *   3. submitJob — the key's allowed formats, the backpressure of each class of work it queues
- *      (429 queue_full while a class's backlog is past its limits, backpressure.ts), then one transaction: admission again under the key's
- *      lock, the job and file rows, the Idempotency-Key claim, one queue message per file (queueFor).
+ *      (429 queue_full while a class's backlog is past its limits, backpressure.ts), then the job and
+ *      file rows and one queue message per file (queueFor) in one statement (insertJob with the
+ *      queue's insertFragment): they commit together or not at all. That statement is the whole
+ *      submission (no transaction) unless something else must commit with it: admission again under
+ *      the key's lock (a key with limits), the Idempotency-Key claim, webhook events someone may
+ *      hear, a dialect's own rows (`beforeCommit`); then it is one statement of a transaction with them.
  *      A replay, or a lost race for the same Idempotency-Key, creates nothing and answers with the
  *      earlier job.
  *
@@ -29,16 +33,16 @@ import {
   type ToolName,
 } from '@kiln/contracts';
 import { compressTargetFor, pairRefusal, targetsFor, UNRECOGNISED_INPUT, type InputKind, type OutputFormat } from '@kiln/formats';
-import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type ExtraSource, type Pool, type Queryable } from '@kiln/db';
+import { claimIdempotencyKey, findIdempotentJob, insertJob, withTransaction, type ApiKeyRow, type ExtraSource, type NewJob, type Pool, type Queryable } from '@kiln/db';
 import type { KilnMetrics } from '@kiln/metrics';
 import type { Queue } from '@kiln/queue';
 import type { Backpressure } from './backpressure.ts';
 import { recordJobEvents, type EventContext } from '@kiln/webhooks';
-import { admitJob, checkAllowedFormats, effectiveLimits, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
+import { admitJob, checkAllowedFormats, effectiveLimits, limitsAdmission, type EffectiveLimits, type LimitsConfig } from './key-limits.ts';
 
 export interface SubmitDeps {
   pool: Pool;
-  queue: Pick<Queue, 'sendMany'>;
+  queue: Pick<Queue, 'insertFragment'>;
   config: LimitsConfig;
   /** Counts each job created, by type and dialect (absent in tests that do not look). */
   metrics?: Pick<KilnMetrics, 'jobsCreated'>;
@@ -108,8 +112,17 @@ export interface JobSubmission {
   /** Kiln's per-job webhook, already checked (webhooks.service.ts `jobWebhookUrlOf`): sent every event of the job. */
   webhookUrl?: string;
   /**
-   * Runs inside the job's transaction, just before it commits (not for replays): the sync routes start
-   * listening here; a dialect writes its own rows with `tx`, and a throw rolls the whole job back.
+   * Runs just before the job can be seen or finished by anyone: before its one statement is sent,
+   * or in its transaction just before it commits (not for replays, nor for a request that lost its
+   * Idempotency-Key race). The sync routes start listening for the job's end here. `files` is how
+   * many the job has. A throw refuses the job: nothing is written (or the transaction rolls back).
+   */
+  beforeVisible?: (jobId: string, files: number) => void;
+  /**
+   * Runs inside the job's transaction, just before it commits (not for replays): a dialect writes its
+   * own rows with `tx`, and a throw rolls the whole job back. Giving it makes the submission a
+   * transaction; without it (and without limits, an Idempotency-Key or events to record) it is one
+   * statement.
    */
   beforeCommit?: (jobId: string, tx: Queryable) => void | Promise<void>;
 }
@@ -150,48 +163,60 @@ export async function submitJob(deps: SubmitDeps, admission: Admission, job: Job
   }
   // After the replay check (a replay queues nothing), before anything is written.
   await deps.backpressure?.check(new Map([...byQueue].map(([queue, payloads]) => [queue, payloads.length])));
-  try {
-    await withTransaction(deps.pool, async (tx) => {
-      await admitJob(tx, key, limits, { lock: true });
-      await insertJob(tx, {
-        id: job.jobId,
-        apiKeyId: key.id,
-        retentionHours: key.limits.retentionHours ?? null,
-        jobType: job.jobType,
-        dialect: job.dialect ?? 'convertly',
-        createArchive: job.createArchive,
-        tool: job.tool ?? null,
-        webhookUrl: job.webhookUrl ?? null,
-        files: job.files.map((f, idx) => ({
-          id: f.fileId,
-          idx,
-          filename: f.filename,
-          sourceKey: f.sourceKey,
-          sourceKind: f.kind,
-          originalSize: f.size,
-          options: f.options,
-          sourceUrl: f.sourceUrl ?? null,
-          sourceMaxBytes: f.sourceMaxBytes ?? null,
-          extraSources: f.extraSources ?? null,
-        })),
+  const row: NewJob = {
+    id: job.jobId,
+    apiKeyId: key.id,
+    retentionHours: key.limits.retentionHours ?? null,
+    jobType: job.jobType,
+    dialect: job.dialect ?? 'convertly',
+    createArchive: job.createArchive,
+    tool: job.tool ?? null,
+    webhookUrl: job.webhookUrl ?? null,
+    files: job.files.map((f, idx) => ({
+      id: f.fileId,
+      idx,
+      filename: f.filename,
+      sourceKey: f.sourceKey,
+      sourceKind: f.kind,
+      originalSize: f.size,
+      options: f.options,
+      sourceUrl: f.sourceUrl ?? null,
+      sourceMaxBytes: f.sourceMaxBytes ?? null,
+      extraSources: f.extraSources ?? null,
+    })),
+  };
+  // The messages are written by the job's own statement: a job is never seen without them, nor they
+  // without it, and a worker that takes one finds the job's rows there.
+  const messages = byQueue.size ? (firstParam: number) => deps.queue.insertFragment(byQueue, firstParam) : undefined;
+  // Nothing is read for an event nobody would receive (the recipient cache is sure, or says maybe).
+  const events = deps.events && deps.events.recipients?.mayReceive(key.id, job.webhookUrl !== undefined, 'file.uploaded') !== false ? deps.events : undefined;
+  if (!idempotencyKey && !limitsAdmission(limits) && !events && !job.beforeCommit) {
+    // Nothing else has to commit with the job: its one statement commits on its own.
+    job.beforeVisible?.(job.jobId, job.files.length);
+    await insertJob(deps.pool, row, messages);
+  } else {
+    try {
+      await withTransaction(deps.pool, async (tx) => {
+        await admitJob(tx, key, limits, { lock: true });
+        await insertJob(tx, row, messages);
+        if (idempotencyKey) {
+          // Waits for a concurrent request holding the same key; if that one committed, ours must not.
+          const owner = await claimIdempotencyKey(tx, key.id, idempotencyKey, job.jobId);
+          if (owner !== job.jobId) throw new ClaimedElsewhere(owner);
+        }
+        // The uploads this job stored; a URL source is not stored until a worker fetches it.
+        if (events) {
+          const uploads = job.files.flatMap((f, index) => (f.size !== null ? [{ index, filename: f.filename }] : []));
+          await recordJobEvents(tx, events, job.jobId, { kind: 'submitted', uploads });
+        }
+        // Before the commit, after the claim: a request that lost its Idempotency-Key race does not get here.
+        job.beforeVisible?.(job.jobId, job.files.length);
+        await job.beforeCommit?.(job.jobId, tx);
       });
-      if (idempotencyKey) {
-        // Waits for a concurrent request holding the same key; if that one committed, ours must not.
-        const owner = await claimIdempotencyKey(tx, key.id, idempotencyKey, job.jobId);
-        if (owner !== job.jobId) throw new ClaimedElsewhere(owner);
-      }
-      for (const [queue, payloads] of byQueue) await deps.queue.sendMany(queue, payloads, tx);
-      // The uploads this job stored; a URL source is not stored until a worker fetches it.
-      // Nothing is read for an event nobody would receive (the recipient cache is sure, or says maybe).
-      if (deps.events && deps.events.recipients?.mayReceive(key.id, job.webhookUrl !== undefined, 'file.uploaded') !== false) {
-        const uploads = job.files.flatMap((f, index) => (f.size !== null ? [{ index, filename: f.filename }] : []));
-        await recordJobEvents(tx, deps.events, job.jobId, { kind: 'submitted', uploads });
-      }
-      await job.beforeCommit?.(job.jobId, tx);
-    });
-  } catch (err) {
-    if (err instanceof ClaimedElsewhere) return { jobId: err.owner, created: false };
-    throw err;
+    } catch (err) {
+      if (err instanceof ClaimedElsewhere) return { jobId: err.owner, created: false };
+      throw err;
+    }
   }
   deps.metrics?.jobsCreated.inc({ type: job.jobType, dialect: job.dialect ?? 'convertly' });
   return { jobId: job.jobId, created: true };

@@ -86,12 +86,17 @@ export async function countLoginAttempt(pool: Pool, ip: string, perMinute: numbe
   }
 }
 
+/** Whether admitJob has anything to count for this key (else it sends nothing, and needs no transaction). */
+export function limitsAdmission(limits: EffectiveLimits): boolean {
+  return limits.maxConcurrentJobs > 0 || limits.monthlyJobQuota > 0;
+}
+
 /**
  * Refuses a new job when the key is at its concurrent-jobs limit (429) or its monthly quota (402).
  * Inside the job's transaction pass `lock: true` so the count and the insert are atomic per key.
  */
 export async function admitJob(db: Queryable, key: Pick<ApiKeyRow, 'id'>, limits: EffectiveLimits, opts: { lock?: boolean } = {}): Promise<void> {
-  if (limits.maxConcurrentJobs <= 0 && limits.monthlyJobQuota <= 0) return;
+  if (!limitsAdmission(limits)) return;
   const usage = await keyUsage(db, key.id, opts);
   if (limits.monthlyJobQuota > 0 && usage.jobsThisMonth >= limits.monthlyJobQuota) {
     const resetsAt = new Date(usage.monthResetsAt).toISOString();

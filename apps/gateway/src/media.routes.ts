@@ -75,7 +75,7 @@ export function mediaRouter(deps: GatewayDeps): Router {
     const { created, final, notified } = await submitAndWait(
       deps,
       res,
-      (beforeCommit) => submitTool(deps, req, res, key, name, beforeCommit),
+      (listen) => submitTool(deps, req, res, key, name, listen),
       (c) => !c.background,
     );
     if (created.background) {
@@ -133,7 +133,7 @@ async function submitTool(
   res: Parameters<typeof submitAndWait>[1],
   key: ApiKeyRow,
   tool: ToolName,
-  beforeCommit: (jobId: string) => void,
+  listen: (jobId: string) => void,
 ): Promise<ToolSubmission> {
   const spec = TOOLS[tool];
   // A tool that takes one class of input (gif: video) is refused for a full class before its upload is read.
@@ -206,7 +206,7 @@ async function submitTool(
       files: [file],
       ...(webhookUrl ? { webhookUrl } : {}),
       // An async request does not wait, so nothing listens for its job.
-      ...(background ? {} : { beforeCommit }),
+      ...(background ? {} : { beforeVisible: listen }),
     });
     // jobId is new and this request's alone: when no job took it, its whole folder goes (not only
     // the parts, which would leave an empty jobs/<id>/src behind).

@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AppError, parseJobFields, type JobRequest, type JobType } from '@kiln/contracts';
-import type { ApiKeyRow, Queryable } from '@kiln/db';
+import type { ApiKeyRow } from '@kiln/db';
 import type { GatewayDeps } from './deps.ts';
 import { admitSubmission, checkPair, submitJob, type Submitted } from './jobs.service.ts';
 import { JOB_FILE_FIELDS, receiveUpload, uploadLimitsFor, type FileFields } from './upload.ts';
@@ -32,8 +32,8 @@ export interface MultipartOptions {
   jobType?: JobType;
   /** Runs once the body (fields included) is read, before anything is validated or created; a throw discards the upload. */
   afterUpload?: (fields: Record<string, unknown>) => void;
-  /** Passed to submitJob: runs just before the new job's transaction commits. */
-  beforeCommit?: (jobId: string, tx: Queryable) => void | Promise<void>;
+  /** Passed to submitJob: runs just before the new job can be seen (its insert is sent, or its transaction commits). */
+  beforeVisible?: (jobId: string, files: number) => void;
 }
 
 export interface SubmittedUpload extends Submitted {
@@ -90,7 +90,7 @@ export async function submitMultipart(deps: GatewayDeps, req: Request, res: Resp
       jobType: request.jobType,
       createArchive: request.createArchive,
       files: [...files.map((f, i) => ({ fileId: f.fileId, sourceKey: f.key, filename: f.filename, kind: f.kind ?? null, size: f.size, options: request.files[i]! })), ...fromUrls],
-      beforeCommit: opts.beforeCommit,
+      ...(opts.beforeVisible ? { beforeVisible: opts.beforeVisible } : {}),
       ...(webhookUrl ? { webhookUrl } : {}),
     });
     // A replay answers with the earlier job, which has its own copy of the files.

@@ -6,7 +6,7 @@
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import { AppError, fileResultExtras, requestCodeForFileError, type FileResult, type JobType, type SyncFile } from '@kiln/contracts';
-import { getJobWithFiles, markJobPurged, type ApiKeyRow, type JobFileWithOutput, type Queryable } from '@kiln/db';
+import { getJobWithFiles, markJobPurged, type ApiKeyRow, type JobFileWithOutput } from '@kiln/db';
 import { keys } from '@kiln/storage';
 import type { GatewayDeps } from './deps.ts';
 import { apiKeyOf } from './auth.ts';
@@ -29,13 +29,13 @@ export function syncRouter(deps: GatewayDeps): Router {
   const handle = (jobType: JobType) => async (req: Request, res: Response) => {
     const key = apiKeyOf(req);
     const bytes = wantsBytes(req);
-    const { created, final, notified } = await submitAndWait(deps, res, (beforeCommit) =>
+    const { created, final, notified } = await submitAndWait(deps, res, (listen) =>
       submitMultipart(deps, req, res, key, {
         jobType,
-        beforeCommit: async (jobId, tx) => {
-          // The bytes answer carries one file: refuse more before the job exists (the throw rolls it back).
-          if (bytes) await refuseManyFiles(tx, jobId);
-          beforeCommit(jobId);
+        beforeVisible: (jobId, files) => {
+          // The bytes answer carries one file: refuse more before the job exists.
+          if (bytes) refuseManyFiles(files);
+          listen(jobId);
         },
       }),
     );
@@ -65,9 +65,7 @@ function wantsBytes(req: Request): boolean {
   return /application\/octet-stream/i.test(accept) && !/application\/json|\*\/\*/i.test(accept);
 }
 
-async function refuseManyFiles(tx: Queryable, jobId: string): Promise<void> {
-  const r = await tx.query<{ n: number }>('SELECT total_files AS n FROM jobs WHERE id = $1', [jobId]);
-  const n = r.rows[0]?.n ?? 0;
+function refuseManyFiles(n: number): void {
   if (n > 1)
     throw new AppError(
       'invalid_field',
@@ -190,15 +188,15 @@ export async function answerSync(
 }
 
 /**
- * Submits (through `submit`, which passes `beforeCommit` on to submitJob) and waits for the job to
- * end: at most SYNC_TIMEOUT_SECONDS, and only while the client is still there. A new job is
- * listened for before its insert commits, so its NOTIFY cannot be missed and the wait needs no first
- * look at it; a replayed one is waited on by id.
+ * Submits (through `submit`, which calls `listen` from submitJob's `beforeVisible`) and waits for the
+ * job to end: at most SYNC_TIMEOUT_SECONDS, and only while the client is still there. A new job is
+ * listened for before its insert is sent (or, in a transaction, commits), so its NOTIFY cannot be
+ * missed and the wait needs no first look at it; a replayed one is waited on by id.
  */
 export async function submitAndWait<T extends Submitted>(
   deps: GatewayDeps,
   res: Response,
-  submit: (beforeCommit: (jobId: string) => void) => Promise<T>,
+  submit: (listen: (jobId: string) => void) => Promise<T>,
   /** False for a submission that is answered at once (a media tool's async=true). */
   shouldWait: (created: T) => boolean = () => true,
 ): Promise<{ created: T; final: boolean; notified?: NotifiedJob }> {
@@ -211,6 +209,12 @@ export async function submitAndWait<T extends Submitted>(
   } catch (err) {
     pending?.cancel();
     throw err;
+  }
+  if (pending && !created.created) {
+    // Not this request's job after all (submitJob calls beforeVisible only for one it creates, so
+    // this is a guard): wait for the one it answers with, by id.
+    pending.cancel();
+    pending = undefined;
   }
   if (!shouldWait(created)) {
     pending?.cancel();

@@ -1,7 +1,8 @@
 /**
  * The submission steps (jobs.service.ts) called directly, without Express, against a real cloned
- * database and pg-boss: admission and idempotency before any bytes, then one transaction that
- * writes the job, claims its Idempotency-Key and queues its files. No workers: jobs stay pending.
+ * database and pg-boss: admission and idempotency before any bytes, then one statement that writes
+ * the job, its files and their queue messages — alone, or in a transaction with the key's admission,
+ * the Idempotency-Key claim and a dialect's rows. No workers: jobs stay pending.
  */
 import crypto from 'node:crypto';
 import { AppError, parseJobFields, queueFor, type JobType, type KeyLimits } from '@kiln/contracts';
@@ -37,6 +38,39 @@ function job(jobType: JobType = 'convert', files = 1, fields: Record<string, str
 const count = async (sql: string, args: unknown[]) => (await gw.client.query<{ n: number }>(sql, args)).rows[0]!.n;
 const jobsOf = (key: ApiKeyRow) => count('SELECT count(*)::int AS n FROM jobs WHERE api_key_id = $1', [key.id]);
 const messagesFor = (jobId: string) => count(`SELECT count(*)::int AS n FROM pgboss.job WHERE data->>'jobId' = $1`, [jobId]);
+
+/** The gateway's pool, counting the statements sent through it and the clients taken for transactions. */
+function countingPool(): { pool: TestGateway['deps']['pool']; queries: () => number; connects: () => number } {
+  let queries = 0;
+  let connects = 0;
+  const real = deps.pool;
+  const pool = new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'query')
+        return (...args: Parameters<typeof real.query>) => {
+          queries++;
+          return (target.query as (...a: unknown[]) => unknown)(...args);
+        };
+      if (prop === 'connect')
+        return () => {
+          connects++;
+          return target.connect();
+        };
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  return { pool, queries: () => queries, connects: () => connects };
+}
+
+/** Until the webhook recipient cache is sure `key` has no endpoint (it loads once at start). */
+async function nobodyListensTo(key: ApiKeyRow): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (deps.events?.recipients?.mayReceive(key.id, false, 'file.uploaded') !== false) {
+    if (Date.now() > deadline) throw new Error('the recipient cache never loaded');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 async function refusal(p: Promise<unknown>): Promise<AppError> {
   const err = await p.then(
@@ -90,6 +124,72 @@ test('a throw just before commit leaves neither the job nor its messages', async
   ).rejects.toThrow('listener failed');
   expect(await jobsOf(key)).toBe(0);
   expect(await messagesFor(j.jobId)).toBe(0);
+});
+
+test('a submission nothing else must commit with is one statement, no transaction: the job, its files and their messages', async () => {
+  const key = await newKey();
+  await nobodyListensTo(key);
+  const j = job('convert', 2);
+  const counted = countingPool();
+  let before: { id: string; files: number; queries: number } | undefined;
+  const out = await submitJob({ ...deps, pool: counted.pool }, await admitSubmission(deps, key), {
+    ...j,
+    // Before the statement is sent: the sync routes listen here.
+    beforeVisible: (id, files) => (before = { id, files, queries: counted.queries() }),
+  });
+  expect(out).toEqual({ jobId: j.jobId, created: true });
+  expect([counted.queries(), counted.connects()]).toEqual([1, 0]);
+  expect(before).toEqual({ id: j.jobId, files: 2, queries: 0 });
+  expect(await count('SELECT total_files AS n FROM jobs WHERE id = $1', [j.jobId])).toBe(2);
+  expect(await count('SELECT count(*)::int AS n FROM job_files WHERE job_id = $1', [j.jobId])).toBe(2);
+  const messages = (await gw.client.query(`SELECT name, state, data FROM pgboss.job WHERE data->>'jobId' = $1 ORDER BY data->>'fileId'`, [j.jobId])).rows;
+  expect(messages).toEqual(
+    j.files
+      .map((f) => ({ name: 'convert.image', state: 'created', data: { jobId: j.jobId, fileId: f.fileId, apiKeyId: key.id, jobWebhook: false } }))
+      .sort((a, b) => a.data.fileId.localeCompare(b.data.fileId)),
+  );
+});
+
+test('a throw in beforeVisible refuses the job before anything is written, in one statement or in a transaction', async () => {
+  const key = await newKey();
+  await nobodyListensTo(key);
+  for (const idempotencyKey of [undefined, 'refused-1']) {
+    const j = job();
+    const counted = countingPool();
+    await expect(
+      submitJob({ ...deps, pool: counted.pool }, await admitSubmission(deps, key, idempotencyKey), {
+        ...j,
+        beforeVisible: () => {
+          throw new Error('listener failed');
+        },
+      }),
+    ).rejects.toThrow('listener failed');
+    // Without an Idempotency-Key nothing was sent at all; with one, its transaction rolled back.
+    if (!idempotencyKey) expect(counted.queries()).toBe(0);
+    expect(await jobsOf(key)).toBe(0);
+    expect(await messagesFor(j.jobId)).toBe(0);
+  }
+  expect(await count('SELECT count(*)::int AS n FROM idempotency_keys WHERE api_key_id = $1', [key.id])).toBe(0);
+});
+
+test('a submission with an Idempotency-Key, or for a key with limits, is a transaction whose job statement carries the messages', async () => {
+  for (const [limits, idempotencyKey] of [
+    [{}, 'tx-1'],
+    [{ maxConcurrentJobs: 5 }, undefined],
+  ] as const) {
+    const key = await newKey(limits);
+    await nobodyListensTo(key);
+    const j = job('convert', 3);
+    const counted = countingPool();
+    let listened: string | undefined;
+    expect(await submitJob({ ...deps, pool: counted.pool }, await admitSubmission(deps, key, idempotencyKey), { ...j, beforeVisible: (id) => (listened = id) })).toEqual({
+      jobId: j.jobId,
+      created: true,
+    });
+    expect(counted.connects()).toBe(1);
+    expect(listened).toBe(j.jobId);
+    expect(await messagesFor(j.jobId)).toBe(3);
+  }
 });
 
 test('admission refuses a key at its limit before anything is read, while a replay of its earlier job is still answered', async () => {

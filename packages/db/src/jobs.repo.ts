@@ -8,6 +8,7 @@
  * cancelled, is told by its counters and its `cancelled` flag, and the gateway words it. Only messages
  * a caller passes in are stored (a file's error, an archive that could not be built).
  */
+import { createHash } from 'node:crypto';
 import type { Dialect } from '@kiln/contracts';
 import { countJobs, countJobsStatement } from './job-totals.repo.ts';
 import { named, type PoolClient, type Queryable } from './pool.ts';
@@ -119,45 +120,76 @@ const FILE_COLS = `id, job_id AS "jobId", idx, filename, source_key AS "sourceKe
 
 const STORED_COLS = `id, job_id AS "jobId", storage_key AS "storageKey", filename, mime_type AS "mimeType", size`;
 
-export async function insertJob(db: Queryable, job: NewJob): Promise<void> {
-  // One statement for the job and all its files, however many there are.
-  await db.query(
-    named(
-      'insert_job',
-      `WITH j AS (
+/**
+ * SQL another package adds to one of our statements (the queue's messages: @kiln/queue's
+ * insertFragment), which db does not otherwise know: CTEs for the WITH list, a scalar the final SELECT
+ * evaluates, and the parameters its CTEs number from the index they were given.
+ */
+export interface SqlFragment {
+  ctes: string;
+  inserted: string;
+  values: unknown[];
+}
+
+const INSERT_JOB = `j AS (
        INSERT INTO jobs (id, api_key_id, job_type, create_archive, total_files, retention_hours, dialect, tool, webhook_url) VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10)
-       RETURNING id)
-     INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options, source_url, source_max_bytes, extra_sources)
+       RETURNING id)`;
+const INSERT_FILES = `INSERT INTO job_files (id, job_id, idx, filename, source_key, source_kind, original_size, options, source_url, source_max_bytes, extra_sources)
      SELECT f.id, j.id, f.idx, f.filename, f.source_key, f.source_kind, f.original_size, f.options, f.source_url, f.source_max_bytes, f.extra_sources
        FROM j, jsonb_to_recordset($7::jsonb) AS f(id uuid, idx int, filename text, source_key text, source_kind text, original_size bigint, options jsonb,
-                                                source_url text, source_max_bytes bigint, extra_sources jsonb)`,
-      [
-        job.id,
-        job.apiKeyId,
-        job.jobType,
-        job.createArchive,
-        job.files.length,
-        job.retentionHours ?? null,
-        JSON.stringify(
-          job.files.map((f) => ({
-            id: f.id,
-            idx: f.idx,
-            filename: f.filename,
-            source_key: f.sourceKey,
-            source_kind: f.sourceKind,
-            original_size: f.originalSize,
-            options: f.options,
-            source_url: f.sourceUrl ?? null,
-            source_max_bytes: f.sourceMaxBytes ?? null,
-            extra_sources: f.extraSources ?? null,
-          })),
-        ),
-        job.dialect ?? 'convertly',
-        job.tool ?? null,
-        job.webhookUrl ?? null,
-      ],
+                                                source_url text, source_max_bytes bigint, extra_sources jsonb)`;
+/** The first parameter index a fragment may use: insertJob's own are $1–$10. */
+const FIRST_FRAGMENT_PARAM = 11;
+
+/** Statement names of the job insert with messages, by its text (one per set of queues). */
+const withMessagesNames = new Map<string, string>();
+
+/**
+ * One statement for the job and all its files, however many there are; with `messages` (called with
+ * the first parameter index it may use), the queue's messages too, so the job, its files and its
+ * messages commit together in one round trip without a transaction (on `db` = a pool), or as one
+ * statement of the caller's transaction. Returns how many messages were inserted.
+ */
+export async function insertJob(db: Queryable, job: NewJob, messages?: (firstParam: number) => SqlFragment): Promise<number> {
+  const values = [
+    job.id,
+    job.apiKeyId,
+    job.jobType,
+    job.createArchive,
+    job.files.length,
+    job.retentionHours ?? null,
+    JSON.stringify(
+      job.files.map((f) => ({
+        id: f.id,
+        idx: f.idx,
+        filename: f.filename,
+        source_key: f.sourceKey,
+        source_kind: f.sourceKind,
+        original_size: f.originalSize,
+        options: f.options,
+        source_url: f.sourceUrl ?? null,
+        source_max_bytes: f.sourceMaxBytes ?? null,
+        extra_sources: f.extraSources ?? null,
+      })),
     ),
-  );
+    job.dialect ?? 'convertly',
+    job.tool ?? null,
+    job.webhookUrl ?? null,
+  ];
+  if (!messages) {
+    await db.query(named('insert_job', `WITH ${INSERT_JOB}\n     ${INSERT_FILES}`, values));
+    return 0;
+  }
+  const m = messages(FIRST_FRAGMENT_PARAM);
+  const text = `WITH ${INSERT_JOB},\n     files AS (${INSERT_FILES}),\n${m.ctes}\n     SELECT ${m.inserted} AS messages`;
+  let name = withMessagesNames.get(text);
+  if (!name) {
+    // The text differs only with the queues the job's files go to, so a handful of names in all.
+    name = `insert_job_messages_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+    withMessagesNames.set(text, name);
+  }
+  const r = await db.query<{ messages: string }>(named(name, text, [...values, ...m.values]));
+  return Number(r.rows[0]?.messages ?? 0);
 }
 
 /**
