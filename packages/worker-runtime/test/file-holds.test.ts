@@ -30,6 +30,8 @@ let me: RunningInstance;
 let other: RunningInstance;
 /** The hold row as each scratch folder was made: what the sweep would have found had the worker died then. */
 const seenAtScratch: { dir: string; holds: { instance_id: string; scratch_dir: string | null }[] }[] = [];
+/** The file's row and holds as each scratch folder was removed. */
+const seenAtRemoval: { status: string; holds: number }[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -60,7 +62,14 @@ function watchedStore(): BlobStore {
         const s = await target.scratch(planned);
         const holds = (await pool.query('SELECT instance_id, scratch_dir FROM worker_holds')).rows;
         seenAtScratch.push({ dir: s.dir, holds });
-        return s;
+        return {
+          dir: s.dir,
+          release: async () => {
+            const file = await pool.query<{ status: string }>('SELECT f.status FROM worker_holds h JOIN job_files f ON f.id = h.file_id WHERE h.scratch_dir = $1', [s.dir]);
+            seenAtRemoval.push({ status: file.rows[0]?.status ?? 'no hold', holds: file.rowCount ?? 0 });
+            await s.release();
+          },
+        };
       };
     },
   });
@@ -128,6 +137,7 @@ beforeAll(async () => {
 test('a converted file leaves no hold behind; while it worked, its hold named the scratch folder it had made', async () => {
   const { jobId, fileId } = await newFile(png);
   seenAtScratch.length = 0;
+  seenAtRemoval.length = 0;
   await handler()({ jobId, fileId }, ctx());
   expect(await fileRow(fileId)).toEqual({ status: 'completed', attempts: 1, error_code: null });
   expect(await holds()).toEqual([]);
@@ -137,11 +147,16 @@ test('a converted file leaves no hold behind; while it worked, its hold named th
   expect(seenAtScratch).toHaveLength(1);
   expect(seenAtScratch[0]!.holds).toEqual([{ instance_id: me.id, scratch_dir: seenAtScratch[0]!.dir }]);
   expect(path.dirname(seenAtScratch[0]!.dir)).toBe(path.join(store.root, '.tmp'));
+  // The folder went while the hold still pointed at it, before the outcome was written (the
+  // statement that writes it releases the hold): no moment where a crash would orphan it.
+  expect(seenAtRemoval).toEqual([{ status: 'processing', holds: 1 }]);
 });
 
 test('a file that fails for good leaves no hold and no scratch folder behind either', async () => {
   const { jobId, fileId } = await newFile(Buffer.concat([png.subarray(0, 40), Buffer.alloc(200, 7)]));
+  seenAtRemoval.length = 0;
   await handler()({ jobId, fileId }, ctx());
+  expect(seenAtRemoval).toEqual([{ status: 'processing', holds: 1 }]);
   expect(await fileRow(fileId)).toMatchObject({ status: 'failed', attempts: 1 });
   expect(await holds()).toEqual([]);
   expect(me.active.size).toBe(0);

@@ -134,21 +134,18 @@ test('the handler side: a duplicate message is dropped whether the holder is ano
 });
 
 test("the sweep removes a dead worker's scratch folders and re-queues the file it held, once", async () => {
-  const dead = await instance();
   const sweeper = await instance();
+  // A worker that will die mid-file: registered, then never seen again (no timers of its own here).
+  const dead = { id: crypto.randomUUID(), orphanSeconds: 20 };
+  await pool.query('INSERT INTO worker_instances (id, service, host, pid) VALUES ($1, $2, $3, 1)', [dead.id, 'test-worker', os.hostname()]);
   const { fileId } = await newFile();
-  // What a handler does: the claim takes the hold and records the scratch folder it will make.
+  // What a handler does: the claim takes the hold and records the scratch folder it will make, then makes it.
   const scratch = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-sweep-')), 'w-0123456789abcdef');
-  expect((await claimFileHeld(pool, fileId, hold(dead, scratch))).outcome).toBe('claimed');
+  expect((await claimFileHeld(pool, fileId, { instanceId: dead.id, orphanSeconds: 20, scratchDir: scratch })).outcome).toBe('claimed');
   await fs.mkdir(scratch);
   await fs.writeFile(path.join(scratch, 'partial.webp'), 'x');
-  // It dies (its row goes stale; its timers stop with it).
-  await dead.stop().catch(() => undefined);
-  await pool.query(
-    "INSERT INTO worker_instances (id, service, host, pid, seen_at) VALUES ($1, $2, $3, 1, now() - interval '1 hour') ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-    [dead.id, 'test-worker', os.hostname()],
-  );
-  await pool.query('INSERT INTO worker_holds (file_id, instance_id, scratch_dir) VALUES ($1, $2, $3) ON CONFLICT (file_id) DO NOTHING', [fileId, dead.id, scratch]);
+  // It dies: its row goes stale.
+  await age(dead.id);
   expect(await liveMessages(fileId)).toBe(0);
 
   const report = await sweeper.reconcile();
@@ -158,6 +155,35 @@ test("the sweep removes a dead worker's scratch folders and re-queues the file i
   expect((await pool.query('SELECT 1 FROM worker_instances WHERE id = $1', [dead.id])).rowCount).toBe(0);
   // A message carries it now: the next pass leaves it alone.
   expect(await sweeper.reconcile()).toMatchObject({ deadInstances: 0, requeued: 0 });
+});
+
+test('a file that goes final while its claim waits: the claim says it wrote a hold, and leaving releases it', async () => {
+  const a = await instance();
+  const { fileId } = await newFile();
+  const other = await pool.connect();
+  try {
+    // Another session finishes the file and has not committed yet.
+    await other.query('BEGIN');
+    await other.query("UPDATE job_files SET status = 'failed', error_code = 'cancelled', completed_at = now() WHERE id = $1", [fileId]);
+    const inA = fileHolds(pool, a, log);
+    expect(inA.enter(fileId)).toBe(true);
+    const claiming = inA.claim(pool, fileId, null);
+    // The claim's snapshot saw the file pending, wrote its hold and waits for the file's row.
+    for (let i = 0; i < 200; i++) {
+      const waiting = await pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH c AS%' AND datname = current_database()");
+      if (waiting.rowCount) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await other.query('COMMIT');
+    expect(await claiming).toEqual({ outcome: 'nothing', holdTaken: true });
+    expect(await held(fileId)).toHaveLength(1);
+    await inA.leave(fileId, true);
+    expect(await held(fileId)).toEqual([]);
+    expect(await fileRow(fileId)).toEqual({ status: 'failed', attempts: 0 });
+  } finally {
+    other.release();
+  }
+  await a.stop();
 });
 
 test('a file abandoned more than JOB_RETRY_LIMIT + 3 times is recorded as failed, not re-queued again', async () => {
