@@ -387,8 +387,17 @@ export async function claimFileHeld(db: Queryable, fileId: string, hold: HoldReq
        SELECT id FROM job_files
         WHERE id = $1 AND status IN ('pending', 'processing')
           AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_files.job_id AND jobs.cancelled)),
+     -- A dead holder's hold is taken over below; its scratch folder is kept on its instance's row,
+     -- where the sweep (listDeadWorkerInstances' leftover_scratch) still finds it. Run before \`h\`
+     -- (h reads it), so the instance row is locked before the hold row, in the sweep's own order.
+     d AS (
+       UPDATE worker_instances w SET leftover_scratch = array_append(w.leftover_scratch, o.scratch_dir)
+         FROM worker_holds o
+        WHERE o.file_id = $1 AND o.instance_id <> $2::uuid AND o.scratch_dir IS NOT NULL AND EXISTS (SELECT 1 FROM c)
+          AND w.id = o.instance_id AND w.seen_at <= now() - make_interval(secs => $3::int)
+       RETURNING w.id),
      h AS (
-       INSERT INTO worker_holds (file_id, instance_id, scratch_dir) SELECT id, $2::uuid, $4::text FROM c
+       INSERT INTO worker_holds (file_id, instance_id, scratch_dir) SELECT id, $2::uuid, $4::text FROM c WHERE (SELECT count(*) FROM d) >= 0
        ON CONFLICT (file_id) DO UPDATE SET instance_id = excluded.instance_id, scratch_dir = excluded.scratch_dir, held_at = now()
         WHERE worker_holds.instance_id = excluded.instance_id
            OR NOT EXISTS (SELECT 1 FROM worker_instances w

@@ -157,6 +157,26 @@ test("the sweep removes a dead worker's scratch folders and re-queues the file i
   expect(await sweeper.reconcile()).toMatchObject({ deadInstances: 0, requeued: 0 });
 });
 
+test("a dead worker's hold taken over by a claim before any sweep ran: the sweep still removes the dead worker's scratch folder", async () => {
+  const sweeper = await instance();
+  const live = await instance();
+  const dead = { id: crypto.randomUUID() };
+  await pool.query('INSERT INTO worker_instances (id, service, host, pid) VALUES ($1, $2, $3, 1)', [dead.id, 'test-worker', os.hostname()]);
+  const { fileId } = await newFile();
+  const scratch = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-sweep-')), 'w-fedcba9876543210');
+  expect((await claimFileHeld(pool, fileId, { instanceId: dead.id, orphanSeconds: 20, scratchDir: scratch })).outcome).toBe('claimed');
+  await fs.mkdir(scratch);
+  await age(dead.id);
+  // pg-boss's retry reaches a live worker first: it takes the hold over, with a folder of its own.
+  expect((await claimFileHeld(pool, fileId, hold(live, '/tmp/w-live'))).outcome).toBe('claimed');
+  expect(await held(fileId)).toEqual([{ instance_id: live.id, scratch_dir: '/tmp/w-live' }]);
+  const report = await sweeper.reconcile();
+  expect(report).toMatchObject({ deadInstances: 1, scratchRemoved: 1 });
+  await expect(fs.stat(scratch)).rejects.toThrow();
+  expect((await pool.query('SELECT 1 FROM worker_instances WHERE id = $1', [dead.id])).rowCount).toBe(0);
+  await live.stop();
+});
+
 test('a file that goes final while its claim waits: the claim says it wrote a hold, and leaving releases it', async () => {
   const a = await instance();
   const { fileId } = await newFile();
