@@ -388,8 +388,8 @@ export async function claimFileHeld(db: Queryable, fileId: string, hold: HoldReq
         WHERE id = $1 AND status IN ('pending', 'processing')
           AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_files.job_id AND jobs.cancelled)),
      -- A dead holder's hold is taken over below; its scratch folder is kept on its instance's row,
-     -- where the sweep (listDeadWorkerInstances' leftover_scratch) still finds it. Run before \`h\`
-     -- (h reads it), so the instance row is locked before the hold row, in the sweep's own order.
+     -- where the sweep (listDeadWorkerInstances' leftover_scratch) still finds it. h reads d before
+     -- it writes, so the instance row is locked before the hold row: the sweep's own order.
      d AS (
        UPDATE worker_instances w SET leftover_scratch = array_append(w.leftover_scratch, o.scratch_dir)
          FROM worker_holds o
