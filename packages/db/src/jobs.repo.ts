@@ -362,44 +362,117 @@ export interface FileClaim {
   jobStarted: boolean;
 }
 
+type ClaimRow = JobFileRow & {
+  jobStatus: JobStatus;
+  jobType: 'convert' | 'compress';
+  dialect: Dialect;
+  cancelled: boolean;
+  createArchive: boolean;
+  tool: string | null;
+  jobStarted: boolean;
+};
+
+const CLAIM_COLS = `${FILE_COLS.split(', ')
+  .map((c) => 'f.' + c.trim())
+  .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.dialect, jobs.cancelled,
+            jobs.create_archive AS "createArchive", jobs.tool, EXISTS (SELECT 1 FROM j) AS "jobStarted"`;
+
+// The claim itself, shared by both statements: attempts + 1, the job pending → processing, never a
+// file already final or of a cancelled job. `$1` is the file id; `fWhere` picks the file.
+const claimCtes = (fWhere: string) => `f AS (
+       UPDATE job_files SET status = 'processing', attempts = attempts + 1, started_at = coalesce(started_at, now())
+        WHERE ${fWhere} AND status IN ('pending', 'processing')
+          AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_files.job_id AND jobs.cancelled)
+        RETURNING *),
+     j AS (
+       UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, now())
+        WHERE id = (SELECT job_id FROM f) AND status = 'pending' RETURNING id)`;
+
+function toClaim(row: ClaimRow): FileClaim {
+  const { jobStatus, jobType, dialect, cancelled, createArchive, tool, jobStarted, ...file } = row;
+  return { file, job: { id: file.jobId, jobType, dialect, status: jobStatus, cancelled, createArchive, tool }, jobStarted };
+}
+
 /**
  * Marks a file as being processed and returns it, or undefined when there is nothing to do: the file
  * already reached a final state (a duplicate or retried message) or its job was cancelled.
  */
 export async function claimFile(db: Queryable, fileId: string): Promise<FileClaim | undefined> {
-  const r = await db.query<
-    JobFileRow & {
-      jobStatus: JobStatus;
-      jobType: 'convert' | 'compress';
-      dialect: Dialect;
-      cancelled: boolean;
-      createArchive: boolean;
-      tool: string | null;
-      jobStarted: boolean;
-    }
-  >(
+  const r = await db.query<ClaimRow>(named('claim_file', `WITH ${claimCtes('id = $1')} SELECT ${CLAIM_COLS} FROM f JOIN jobs ON jobs.id = f.job_id`, [fileId]));
+  const row = r.rows[0];
+  return row ? toClaim(row) : undefined;
+}
+
+/** The hold a claim takes in a worker process's name (worker_holds, migration 0010). */
+export interface HoldRequest {
+  instanceId: string;
+  /** WORKER_ORPHAN_SECONDS: a holder not seen for this long is dead, and its hold is taken over. */
+  orphanSeconds: number;
+  /** Where the attempt's scratch folder will be (it may not exist yet), for the sweep after a crash. */
+  scratchDir: string | null;
+}
+
+export type HeldClaim =
+  /** The hold is ours and the file is claimed. */
+  | { outcome: 'claimed'; claim: FileClaim }
+  /** Another live process holds the file: this message is a duplicate. Nothing was written. */
+  | { outcome: 'refused'; holder: string }
+  /**
+   * Nothing to claim: the file is final or its job cancelled. `holdTaken`: the file was claimable
+   * when the statement began and was finished or cancelled concurrently, after the hold was written;
+   * the caller must release that hold.
+   */
+  | { outcome: 'nothing'; holdTaken: boolean };
+
+/**
+ * claimFile and taking the file's hold for `hold.instanceId` in one statement. The hold is taken when
+ * nobody holds the file, when this instance already does, or when the holder has not been seen for
+ * `orphanSeconds` (it is dead: its hold is taken over). The claim runs only when the hold was taken,
+ * so a duplicate message for a file another live process holds changes nothing (no attempt counted),
+ * and the hold is written only for a file there is something to do for.
+ */
+export async function claimFileHeld(db: Queryable, fileId: string, hold: HoldRequest): Promise<HeldClaim> {
+  const r = await db.query<Partial<ClaimRow> & { claimable: boolean; held: boolean; holder: string | null }>(
     named(
-      'claim_file',
-      `WITH f AS (
-       UPDATE job_files SET status = 'processing', attempts = attempts + 1, started_at = coalesce(started_at, now())
+      'claim_file_held',
+      // A data-modifying CTE cannot see another's rows (one snapshot for the whole statement), so
+      // `c` decides claimability from the snapshot, `h` takes the hold only then, and the claim `f`
+      // waits for `h`'s row. `holder` reads the snapshot: a hold committed before this statement.
+      `WITH c AS (
+       SELECT id FROM job_files
         WHERE id = $1 AND status IN ('pending', 'processing')
-          AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_files.job_id AND jobs.cancelled)
-        RETURNING *),
-     j AS (
-       UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, now())
-        WHERE id = (SELECT job_id FROM f) AND status = 'pending' RETURNING id)
-     SELECT ${FILE_COLS.split(', ')
-       .map((c) => 'f.' + c.trim())
-       .join(', ')}, jobs.status AS "jobStatus", jobs.job_type AS "jobType", jobs.dialect, jobs.cancelled,
-            jobs.create_archive AS "createArchive", jobs.tool, EXISTS (SELECT 1 FROM j) AS "jobStarted"
-       FROM f JOIN jobs ON jobs.id = f.job_id`,
-      [fileId],
+          AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_files.job_id AND jobs.cancelled)),
+     -- A dead holder's hold is taken over below; its scratch folder is kept on its instance's row,
+     -- where the sweep (listDeadWorkerInstances' leftover_scratch) still finds it. h reads d before
+     -- it writes, so the instance row is locked before the hold row: the sweep's own order.
+     d AS (
+       UPDATE worker_instances w SET leftover_scratch = array_append(w.leftover_scratch, o.scratch_dir)
+         FROM worker_holds o
+        WHERE o.file_id = $1 AND o.instance_id <> $2::uuid AND o.scratch_dir IS NOT NULL AND EXISTS (SELECT 1 FROM c)
+          AND w.id = o.instance_id AND w.seen_at <= now() - make_interval(secs => $3::int)
+       RETURNING w.id),
+     h AS (
+       INSERT INTO worker_holds (file_id, instance_id, scratch_dir) SELECT id, $2::uuid, $4::text FROM c WHERE (SELECT count(*) FROM d) >= 0
+       ON CONFLICT (file_id) DO UPDATE SET instance_id = excluded.instance_id, scratch_dir = excluded.scratch_dir, held_at = now()
+        WHERE worker_holds.instance_id = excluded.instance_id
+           OR NOT EXISTS (SELECT 1 FROM worker_instances w
+                           WHERE w.id = worker_holds.instance_id AND w.seen_at > now() - make_interval(secs => $3::int))
+       RETURNING file_id),
+     ${claimCtes('id = (SELECT file_id FROM h)')}
+     SELECT ${CLAIM_COLS}, EXISTS (SELECT 1 FROM c) AS claimable, EXISTS (SELECT 1 FROM h) AS held,
+            (SELECT instance_id FROM worker_holds WHERE file_id = $1) AS holder
+       FROM (SELECT) one LEFT JOIN (f JOIN jobs ON jobs.id = f.job_id) ON true`,
+      [fileId, hold.instanceId, hold.orphanSeconds, hold.scratchDir],
     ),
   );
-  const row = r.rows[0];
-  if (!row) return undefined;
-  const { jobStatus, jobType, dialect, cancelled, createArchive, tool, jobStarted, ...file } = row;
-  return { file, job: { id: file.jobId, jobType, dialect, status: jobStatus, cancelled, createArchive, tool }, jobStarted };
+  const { claimable, held, holder, ...row } = r.rows[0]!;
+  if (row.id) return { outcome: 'claimed', claim: toClaim(row as ClaimRow) };
+  if (claimable && !held) {
+    // The holder's hold was committed after this statement's snapshot (rare): look again.
+    const again = holder ?? (await db.query<{ instance_id: string }>('SELECT instance_id FROM worker_holds WHERE file_id = $1', [fileId])).rows[0]?.instance_id;
+    return { outcome: 'refused', holder: again ?? 'unknown' };
+  }
+  return { outcome: 'nothing', holdTaken: held };
 }
 
 /**
@@ -442,6 +515,8 @@ export interface JobProgressAfter {
  * before left (READ COMMITTED re-reads a row it waited for). Returns undefined when the file was already
  * final (a duplicate or retried message): nothing changes then. `retentionHours` is the fallback for
  * jobs created without a per-key retention; `notify` names a channel told the job id when the job ends.
+ * `holder`: the worker instance whose hold on the file (claimFileHeld) this attempt ends; the hold is
+ * deleted in the same statement, whether or not the file was still to finish.
  */
 export async function finishFile(
   db: Queryable,
@@ -450,6 +525,7 @@ export async function finishFile(
   outcome: FileOutcome,
   retentionHours: number,
   notify?: string,
+  holder?: string,
 ): Promise<JobProgressAfter | undefined> {
   const ok = outcome.ok;
   const r = await db.query<{ status: JobStatus; all_done: boolean; job_final: boolean; needs_archive: boolean }>(
@@ -490,6 +566,8 @@ export async function finishFile(
                   completed_files + failed_files >= total_files AS all_done,
                   NOT cancelled AND status = 'processing' AND create_archive AND completed_files > 0
                     AND completed_files + failed_files >= total_files AS needs_archive),
+     -- The attempt's hold: the outcome is written, so the file is nobody's any more.
+     h AS (DELETE FROM worker_holds WHERE file_id = $1 AND instance_id = $13::uuid),
      -- The waiters' notice. A job of one file carries itself and its file (what getJobWithFiles
      -- returns), so the sync answer needs no read; the file row is this statement's own. Jobs of
      -- several files carry the id only: their other files may have been finished by statements that
@@ -529,6 +607,7 @@ export async function finishFile(
         ok ? null : outcome.message,
         retentionHours,
         notify ?? null,
+        holder ?? null,
       ],
     ),
   );

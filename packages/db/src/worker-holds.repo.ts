@@ -1,9 +1,11 @@
 /**
  * Worker processes and the files they hold (migration 0010). A process registers itself, refreshes
  * `seen_at` while it lives and removes itself on a clean stop; one that died without stopping is
- * found by its stale `seen_at`. A hold is taken right after a file is claimed and released when the
- * attempt ends: at most one live process holds a file, so a duplicate or retried message for a file
- * someone is still working on is skipped instead of converting it a second time beside the first.
+ * found by its stale `seen_at`. A hold is taken by the statement that claims the file
+ * (jobs.repo.ts claimFileHeld, with the attempt's scratch folder) and released by the one that
+ * records its outcome (finishFile's `holder`), or by releaseFileHold when the attempt ends another
+ * way: at most one live process holds a file, so a duplicate or retried message for a file someone
+ * is still working on is skipped instead of converting it a second time beside the first.
  */
 import { named, type Queryable } from './pool.ts';
 
@@ -49,29 +51,9 @@ export async function removeWorkerInstance(db: Queryable, id: string): Promise<v
 }
 
 /**
- * Takes the hold on a file for `instanceId`. Succeeds when nobody holds it, when this instance already
- * does, or when the holder has not been seen for `orphanSeconds` (it is dead: its hold is taken over).
- * Returns the live holder that kept it otherwise.
+ * Where the attempt's scratch folder is, so the sweep can remove it if this process dies. The claim
+ * records it already (claimFileHeld); this is for a folder made somewhere else than planned.
  */
-export async function takeFileHold(db: Queryable, fileId: string, instanceId: string, orphanSeconds: number): Promise<{ taken: true } | { taken: false; holder: string }> {
-  const r = await db.query<{ instance_id: string }>(
-    named(
-      'take_file_hold',
-      `INSERT INTO worker_holds (file_id, instance_id) VALUES ($1, $2)
-       ON CONFLICT (file_id) DO UPDATE SET instance_id = excluded.instance_id, scratch_dir = NULL, held_at = now()
-        WHERE worker_holds.instance_id = excluded.instance_id
-           OR NOT EXISTS (SELECT 1 FROM worker_instances w
-                           WHERE w.id = worker_holds.instance_id AND w.seen_at > now() - make_interval(secs => $3::int))
-       RETURNING instance_id`,
-      [fileId, instanceId, orphanSeconds],
-    ),
-  );
-  if (r.rows.length) return { taken: true };
-  const holder = await db.query<{ instance_id: string }>('SELECT instance_id FROM worker_holds WHERE file_id = $1', [fileId]);
-  return { taken: false, holder: holder.rows[0]?.instance_id ?? 'unknown' };
-}
-
-/** Where the attempt's scratch folder is, so the sweep can remove it if this process dies. */
 export async function setHoldScratch(db: Queryable, fileId: string, instanceId: string, scratchDir: string): Promise<void> {
   await db.query(named('set_hold_scratch', 'UPDATE worker_holds SET scratch_dir = $3 WHERE file_id = $1 AND instance_id = $2', [fileId, instanceId, scratchDir]));
 }

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { Readable } from 'node:stream';
 
 /**
@@ -26,8 +27,18 @@ export interface BlobStore {
   delete(keys: string[]): Promise<void>;
   /** A path engines can read. Local stores hand out the file itself; remote ones a temporary copy. */
   localPath(key: string): Promise<{ path: string; release: () => Promise<void> }>;
-  /** A fresh scratch directory for engines' outputs, removed by `release`. */
-  scratch(): Promise<{ dir: string; release: () => Promise<void> }>;
+  /**
+   * A fresh scratch directory for engines' outputs, removed by `release`. With `planned` (from
+   * `scratchPath`) that folder is created; the store may still answer with another one when it
+   * cannot (the local store falls back to the system's temporary folder): compare `dir`.
+   */
+  scratch(planned?: string): Promise<{ dir: string; release: () => Promise<void> }>;
+  /**
+   * Where a scratch folder can be made later: a new path under the store's scratch root, not yet
+   * created. The worker records it before the folder exists, in the same statement as its claim,
+   * so the sweep after a crash finds it (a path that was never created is simply not there).
+   */
+  scratchPath(): string;
   /** Cheap check that the store answers (/readyz). Rejects with StorageUnavailableError. */
   ping(): Promise<void>;
   /** Optional: a URL that lets anyone GET `key` until it expires, without passing through Kiln. */
@@ -48,6 +59,11 @@ export interface PresignPutOptions {
   /** Signed into the URL: the server refuses a body of any other length. */
   contentLength: number;
   contentType?: string;
+}
+
+/** A scratch folder's name: `w-` and 16 hex digits (the reconcile sweep removes only names of this form). */
+export function scratchName(): string {
+  return `w-${crypto.randomBytes(8).toString('hex')}`;
 }
 
 /** `open` of a key that holds nothing. */

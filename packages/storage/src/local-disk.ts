@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { assertKey, BlobNotFoundError, StorageConfigError, type BlobStore } from './blob-store.ts';
+import { assertKey, BlobNotFoundError, scratchName, StorageConfigError, type BlobStore } from './blob-store.ts';
 
 /** Blobs as plain files under one root directory (DATA_DIR/blobs). */
 export class LocalDiskStore implements BlobStore {
@@ -119,9 +119,18 @@ export class LocalDiskStore implements BlobStore {
     return { path: p, release: async () => undefined };
   }
 
-  async scratch(): Promise<{ dir: string; release: () => Promise<void> }> {
+  scratchPath(): string {
+    return path.join(this.tmpRoot, scratchName());
+  }
+
+  async scratch(planned?: string): Promise<{ dir: string; release: () => Promise<void> }> {
+    if (planned !== undefined && path.dirname(planned) !== this.tmpRoot) throw new Error(`Scratch folder ${planned} is not under ${this.tmpRoot}.`);
     // Scratch lives beside the blobs so finished outputs can be renamed into place, not copied.
-    const dir = await fsp.mkdtemp(path.join(this.tmpRoot, 'w-')).catch(() => fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-')));
+    const want = planned ?? this.scratchPath();
+    const dir = await fsp
+      .mkdir(want)
+      .then(() => want)
+      .catch(() => fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-')));
     return { dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
   }
 }

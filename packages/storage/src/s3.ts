@@ -24,7 +24,16 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { assertKey, BlobNotFoundError, StorageConfigError, StorageUnavailableError, type BlobStore, type PresignGetOptions, type PresignPutOptions } from './blob-store.ts';
+import {
+  assertKey,
+  BlobNotFoundError,
+  scratchName,
+  StorageConfigError,
+  StorageUnavailableError,
+  type BlobStore,
+  type PresignGetOptions,
+  type PresignPutOptions,
+} from './blob-store.ts';
 import { streamToS3, TooManyPartsError } from './s3-upload.ts';
 
 export interface S3StoreOptions {
@@ -312,8 +321,20 @@ export class S3Store implements BlobStore {
     return { path: file, release };
   }
 
-  async scratch(): Promise<{ dir: string; release: () => Promise<void> }> {
-    const dir = await this.tempDir();
+  scratchPath(): string {
+    // Absolute: the sweep after a crash removes only absolute paths.
+    return path.join(path.resolve(this.o.scratchRoot), scratchName());
+  }
+
+  async scratch(planned?: string): Promise<{ dir: string; release: () => Promise<void> }> {
+    let dir: string;
+    if (planned === undefined) dir = await this.tempDir();
+    else {
+      if (path.dirname(planned) !== path.resolve(this.o.scratchRoot)) throw new Error(`Scratch folder ${planned} is not under ${this.o.scratchRoot}.`);
+      await fsp.mkdir(this.o.scratchRoot, { recursive: true });
+      await fsp.mkdir(planned);
+      dir = planned;
+    }
     return { dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
   }
 

@@ -292,6 +292,20 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     expect(await d.leftovers()).toEqual([]);
   });
 
+  test('scratchPath names a folder that does not exist yet; scratch makes exactly that one', async () => {
+    const planned = d.store.scratchPath();
+    expect(path.isAbsolute(planned)).toBe(true);
+    expect(path.basename(planned)).toMatch(/^w-[0-9a-f]{16}$/);
+    expect(d.store.scratchPath()).not.toBe(planned);
+    await expect(fs.stat(planned)).rejects.toMatchObject({ code: 'ENOENT' });
+    const s = await d.store.scratch(planned);
+    expect(s.dir).toBe(planned);
+    expect((await fs.stat(planned)).isDirectory()).toBe(true);
+    await s.release();
+    await expect(d.store.scratch(path.join(os.tmpdir(), 'w-0000000000000000'))).rejects.toThrow(/is not under/);
+    expect(await d.leftovers()).toEqual([]);
+  });
+
   test('ping answers while the store is reachable', async () => {
     await expect(d.store.ping()).resolves.toBeUndefined();
   });

@@ -22,18 +22,7 @@ import {
   type ToolOptionsMap,
 } from '@kiln/contracts';
 import { compressTargetFor, INPUT_INFO, INPUT_KINDS, OUTPUT_INFO, pairRefusal, UNRECOGNISED_INPUT, type InputKind, type OutputFormat } from '@kiln/formats';
-import {
-  claimFile,
-  finishFile,
-  recordFetchedSource,
-  setFileProgress,
-  withTransaction,
-  type ExtraSource,
-  type FileClaim,
-  type FileOutcome,
-  type JobFileRow,
-  type Pool,
-} from '@kiln/db';
+import { finishFile, recordFetchedSource, setFileProgress, withTransaction, type ExtraSource, type FileClaim, type FileOutcome, type JobFileRow, type Pool } from '@kiln/db';
 import type { JobContext, Queue } from '@kiln/queue';
 import { BlobNotFoundError, isStorageUnavailable, keys, type BlobStore } from '@kiln/storage';
 import {
@@ -63,7 +52,7 @@ import { recordJobEvents, type EventContext } from '@kiln/webhooks';
 import { requeueWhileStorageIsDown } from './storage-outage.ts';
 import { SourceFetchError, fetchExtraSources, fetchUrlSource, type UrlFetchSettings } from './url-source.ts';
 import { retryWhileDatabaseIsDown } from './lifecycle/db-retry.ts';
-import { fileHolds } from './lifecycle/holds.ts';
+import { fileHolds, type HoldingClaim } from './lifecycle/holds.ts';
 import type { WorkerInstanceHandle } from './lifecycle/instance.ts';
 
 export interface WorkerSettings {
@@ -166,10 +155,11 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     const { id: jobId } = claim.job;
     // Nobody to tell and no archive to queue: the finishing statement alone, no transaction.
     const alone = !claim.job.createArchive && !mayBeHeard(hearing);
+    // The same statement deletes this attempt's hold (holds.ts): once it has committed, the file is nobody's.
     const after = alone
-      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL)
+      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL, holds.holder)
       : await withTransaction(pool, async (tx) => {
-          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL);
+          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL, holds.holder);
           if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
           if (after && deps.events) {
             await recordJobEvents(tx, deps.events, jobId, {
@@ -185,13 +175,16 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     if (after?.jobFinal) (after.status === 'completed' ? deps.metrics.jobsCompleted : deps.metrics.jobsFailed).inc({ type: claim.job.jobType, dialect: claim.job.dialect });
   }
 
-  /** Claims the file; the claim that starts the job records conversion.started in the same transaction. */
-  async function claimAndStart(fileId: string, hearing: Hearing): Promise<FileClaim | undefined> {
-    if (!deps.events || !mayBeHeard(hearing, 'conversion.started')) return claimFile(pool, fileId);
+  /**
+   * Takes the hold and claims the file (one statement); the claim that starts the job records
+   * conversion.started in the same transaction.
+   */
+  async function claimAndStart(fileId: string, scratchDir: string | null, hearing: Hearing): Promise<HoldingClaim> {
+    if (!deps.events || !mayBeHeard(hearing, 'conversion.started')) return holds.claim(pool, fileId, scratchDir);
     const events = deps.events;
     return withTransaction(pool, async (tx) => {
-      const c = await claimFile(tx, fileId);
-      if (c?.jobStarted) await recordJobEvents(tx, events, c.job.id, { kind: 'started' });
+      const c = await holds.claim(tx, fileId, scratchDir);
+      if (c.outcome === 'claimed' && c.claim.jobStarted) await recordJobEvents(tx, events, c.claim.job.id, { kind: 'started' });
       return c;
     });
   }
@@ -204,30 +197,56 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
 
   return async function handle(payload: FilePayload, ctx: JobContext): Promise<void> {
     // At most one live worker works on a file: a duplicate message (a retry pg-boss made while the
-    // first attempt still runs, a reconcile re-queue) is dropped here, before anything is claimed.
-    if (!(await holds.take(payload.fileId))) return;
-    let released = false;
-    const release = async () => {
-      if (released) return;
-      released = true;
-      await holds.release(payload.fileId);
+    // first attempt still runs, a reconcile re-queue) is dropped here or by the claim's hold, before
+    // anything is claimed.
+    if (!holds.enter(payload.fileId)) return;
+    const attempt: Attempt = {
+      // Until the claim has answered, its statement may have written a hold (it may have committed
+      // and then lost its connection): release it unless the answer says otherwise.
+      holdRow: true,
+      released: false,
+      release: async () => {
+        if (attempt.released) return;
+        attempt.released = true;
+        await holds.leave(payload.fileId, attempt.holdRow);
+      },
     };
     try {
-      await handleHeld(payload, ctx, release);
+      await handleHeld(payload, ctx, attempt);
     } finally {
-      await release();
+      await attempt.release();
     }
   };
 
-  async function handleHeld(payload: FilePayload, ctx: JobContext, release: () => Promise<void>): Promise<void> {
+  async function handleHeld(payload: FilePayload, ctx: JobContext, attempt: Attempt): Promise<void> {
+    const { release } = attempt;
     const log = deps.log.child({ jobId: payload.jobId, fileId: payload.fileId, attempt: ctx.retryCount + 1 });
-    const claim = await claimAndStart(payload.fileId, payload);
-    if (!claim) {
-      log.debug('file already final or job cancelled; nothing to do');
+    // Chosen before the claim so that the claim's statement records it with the hold (the sweep
+    // removes it if this process dies; a path not created yet is simply not there).
+    const plannedScratch = holds.holder ? store.scratchPath() : null;
+    const claimed = await claimAndStart(payload.fileId, plannedScratch, payload);
+    if (claimed.outcome !== 'claimed') {
+      attempt.holdRow = claimed.outcome === 'nothing' && claimed.holdTaken;
+      if (claimed.outcome === 'nothing') log.debug('file already final or job cancelled; nothing to do');
       return;
     }
+    const { claim } = claimed;
     const { file } = claim;
-    const fail = (code: FileErrorCode, message: string) => record(claim, { ok: false, code, message }, payload);
+    // Taken inside the try below: with remote storage, fetching the source can fail like any other step.
+    let scratch: { dir: string; release: () => Promise<void> } | undefined;
+    // The scratch folder goes before the outcome is written: that statement releases the hold that
+    // points the sweep at the folder, so a crash right after it must not leave the folder behind.
+    const dropScratch = async () => {
+      const s = scratch;
+      scratch = undefined;
+      await s?.release().catch((err: unknown) => log.warn('could not remove scratch folder', { err: (err as Error).message }));
+    };
+    const finish = async (outcome: FileOutcome) => {
+      await dropScratch();
+      await record(claim, outcome, payload);
+      attempt.holdRow = false;
+    };
+    const fail = (code: FileErrorCode, message: string) => finish({ ok: false, code, message });
 
     // What to do: a media tool with its options, or a conversion with the file's options.
     const tool = claim.job.tool;
@@ -264,8 +283,6 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     const pgBossSignal = deps.instance ? undefined : ctx.signal;
     const signals = [pgBossSignal, deps.stopSignal].filter((x): x is AbortSignal => x !== undefined);
     const signal = signals.length === 1 ? signals[0]! : AbortSignal.any(signals);
-    // Taken inside the try: with remote storage, fetching the source can fail like any other step.
-    let scratch: { dir: string; release: () => Promise<void> } | undefined;
     const held: { path: string; release: () => Promise<void> }[] = [];
     try {
       const src = await fetchSourcesOnce(file, signal);
@@ -298,8 +315,8 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         extras.push({ path: local.path, kind: ekind, filename: e.filename, role: e.role } as ToolInput & { role: string });
       }
 
-      scratch = await store.scratch();
-      await holds.scratch(file.id, scratch.dir);
+      scratch = await store.scratch(plannedScratch ?? undefined);
+      if (plannedScratch && scratch.dir !== plannedScratch) await holds.scratch(file.id, scratch.dir);
       const source = await store.localPath(file.sourceKey);
       held.push(source);
       // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0013_job_events_notify.sql): at most
@@ -339,32 +356,28 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       countAttempt();
       const storageKey = keys.output(file.jobId, file.id, result.extension);
       const { size } = await store.putFile(storageKey, result.path);
-      await record(
-        claim,
-        {
-          ok: true,
-          output: { storageKey, filename: outputFilename(file.filename, result.extension), mimeType: result.mimeType, size },
-          // Written through the contract's schema, which the gateway reads it back with.
-          result: fileResultSchema.parse({
-            format: result.format,
-            mimeType: result.mimeType,
-            finalSize: size,
-            savedPercent: savedPercent(src.size, size),
-            appliedQuality: result.appliedQuality,
-            width: result.width,
-            height: result.height,
-            durationSeconds: result.durationSeconds,
-            targetMet: result.targetMet,
-            targetReason: result.targetReason,
-            encodes: result.encodes,
-            notes: result.notes?.length ? result.notes : undefined,
-            engine: result.engine,
-            metadata: result.metadata,
-            storyboard: result.storyboard,
-          }),
-        },
-        payload,
-      );
+      await finish({
+        ok: true,
+        output: { storageKey, filename: outputFilename(file.filename, result.extension), mimeType: result.mimeType, size },
+        // Written through the contract's schema, which the gateway reads it back with.
+        result: fileResultSchema.parse({
+          format: result.format,
+          mimeType: result.mimeType,
+          finalSize: size,
+          savedPercent: savedPercent(src.size, size),
+          appliedQuality: result.appliedQuality,
+          width: result.width,
+          height: result.height,
+          durationSeconds: result.durationSeconds,
+          targetMet: result.targetMet,
+          targetReason: result.targetReason,
+          encodes: result.encodes,
+          notes: result.notes?.length ? result.notes : undefined,
+          engine: result.engine,
+          metadata: result.metadata,
+          storyboard: result.storyboard,
+        }),
+      });
       log.info('file done', { ms: Date.now() - started, codecMs, from: kind, to: result.format, engine, ...(work.tool ? { tool: work.tool } : {}), size });
     } catch (err) {
       // An attempt our own shutdown interrupted is not the engine's failure.
@@ -471,6 +484,12 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
 /** A conversion (the file's options) or a media tool (its parsed options). */
 /** A file message: its ids, and what the gateway knew of who hears of the job (contracts fileTaskPayload). */
 type FilePayload = { jobId: string; fileId: string } & Hearing;
+/** One message's attempt at its file: whether its hold row may still exist, and its one release. */
+interface Attempt {
+  holdRow: boolean;
+  released: boolean;
+  release: () => Promise<void>;
+}
 type Hearing = { apiKeyId?: string | undefined; jobWebhook?: boolean | undefined };
 
 type Work = { tool?: undefined; options: FileOptions } | ToolWork;

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@kiln/config';
-import { claimFile, createApiKey, createPool, insertJob, takeFileHold, type Pool } from '@kiln/db';
+import { claimFile, claimFileHeld, createApiKey, createPool, finishFile, insertJob, type Pool } from '@kiln/db';
 import { Queue } from '@kiln/queue';
 import { retryWhileDatabaseIsDown } from '../src/lifecycle/db-retry.ts';
 import { fileHolds } from '../src/lifecycle/holds.ts';
@@ -63,15 +63,48 @@ async function liveMessages(fileId: string): Promise<number> {
   return (await queue.liveFileIds([fileId])).has(fileId) ? 1 : 0;
 }
 
-test('a file has one live holder: a second worker is refused, and takes it over once the first is dead', async () => {
+const held = async (fileId: string) =>
+  (await pool.query<{ instance_id: string; scratch_dir: string | null }>('SELECT instance_id, scratch_dir FROM worker_holds WHERE file_id = $1', [fileId])).rows;
+const fileRow = async (fileId: string) => (await pool.query<{ status: string; attempts: number }>('SELECT status, attempts FROM job_files WHERE id = $1', [fileId])).rows[0]!;
+const hold = (i: RunningInstance, scratchDir: string | null = null) => ({ instanceId: i.id, orphanSeconds: 20, scratchDir });
+
+test('a file has one live holder: a second worker is refused without an attempt counted, and takes it over once the first is dead', async () => {
   const [a, b] = [await instance(), await instance()];
   const { fileId } = await newFile();
-  expect(await takeFileHold(pool, fileId, a.id, 20)).toEqual({ taken: true });
-  expect(await takeFileHold(pool, fileId, a.id, 20)).toEqual({ taken: true });
-  expect(await takeFileHold(pool, fileId, b.id, 20)).toEqual({ taken: false, holder: a.id });
+  expect((await claimFileHeld(pool, fileId, hold(a, '/tmp/w-a'))).outcome).toBe('claimed');
+  // The same instance again (a retry of its own): still its hold, a new attempt.
+  expect((await claimFileHeld(pool, fileId, hold(a, '/tmp/w-a2'))).outcome).toBe('claimed');
+  expect(await fileRow(fileId)).toEqual({ status: 'processing', attempts: 2 });
+  // A duplicate message in another live worker: refused, naming the holder; nothing written.
+  expect(await claimFileHeld(pool, fileId, hold(b, '/tmp/w-b'))).toEqual({ outcome: 'refused', holder: a.id });
+  expect(await fileRow(fileId)).toEqual({ status: 'processing', attempts: 2 });
+  expect(await held(fileId)).toEqual([{ instance_id: a.id, scratch_dir: '/tmp/w-a2' }]);
   await age(a.id);
-  expect(await takeFileHold(pool, fileId, b.id, 20)).toEqual({ taken: true });
+  const took = await claimFileHeld(pool, fileId, hold(b, '/tmp/w-b'));
+  expect(took.outcome).toBe('claimed');
+  expect(took.outcome === 'claimed' && took.claim.file.attempts).toBe(3);
+  expect(await held(fileId)).toEqual([{ instance_id: b.id, scratch_dir: '/tmp/w-b' }]);
   // Out of the way of the next tests' sweeps.
+  await a.stop();
+  await b.stop();
+});
+
+test('a claim with nothing to do writes no hold; the finish deletes its own hold and no other', async () => {
+  const [a, b] = [await instance(), await instance()];
+  const { jobId, fileId } = await newFile();
+  const c = await claimFileHeld(pool, fileId, hold(a));
+  expect(c.outcome).toBe('claimed');
+  const outcome = { ok: false as const, code: 'invalid_input', message: 'broken' };
+  // Another instance's id leaves a's hold alone (the delete is by file and instance)...
+  expect(await finishFile(pool, jobId, fileId, outcome, 1, undefined, b.id)).toBeDefined();
+  expect(await held(fileId)).toHaveLength(1);
+  // ...and the holder's own finish deletes it, even when the file was already final.
+  expect(await finishFile(pool, jobId, fileId, outcome, 1, undefined, a.id)).toBeUndefined();
+  expect(await held(fileId)).toEqual([]);
+  // The file is final: a late duplicate writes nothing at all.
+  expect(await claimFileHeld(pool, fileId, hold(b))).toEqual({ outcome: 'nothing', holdTaken: false });
+  expect(await held(fileId)).toEqual([]);
+  expect(await fileRow(fileId)).toEqual({ status: 'failed', attempts: 1 });
   await a.stop();
   await b.stop();
 });
@@ -81,33 +114,38 @@ test('the handler side: a duplicate message is dropped whether the holder is ano
   const { fileId } = await newFile();
   const inA = fileHolds(pool, a, log);
   const inB = fileHolds(pool, b, log);
-  expect(await inA.take(fileId)).toBe(true);
-  expect(await inA.take(fileId)).toBe(false);
-  expect(await inB.take(fileId)).toBe(false);
-  await inA.release(fileId);
+  expect(inA.enter(fileId)).toBe(true);
+  expect((await inA.claim(pool, fileId, null)).outcome).toBe('claimed');
+  expect(inA.enter(fileId)).toBe(false);
+  expect(inB.enter(fileId)).toBe(true);
+  expect(await inB.claim(pool, fileId, null)).toEqual({ outcome: 'duplicate' });
+  await inB.leave(fileId, false);
+  expect(b.active.has(fileId)).toBe(false);
+  expect(await held(fileId)).toEqual([{ instance_id: a.id, scratch_dir: null }]);
+  await inA.leave(fileId, true);
   expect(a.active.has(fileId)).toBe(false);
-  expect(await inB.take(fileId)).toBe(true);
-  await inB.release(fileId);
+  expect(await held(fileId)).toEqual([]);
+  expect(inB.enter(fileId)).toBe(true);
+  expect((await inB.claim(pool, fileId, null)).outcome).toBe('claimed');
+  await inB.leave(fileId, true);
+  expect(await fileRow(fileId)).toEqual({ status: 'processing', attempts: 2 });
   await a.stop();
   await b.stop();
 });
 
 test("the sweep removes a dead worker's scratch folders and re-queues the file it held, once", async () => {
-  const dead = await instance();
   const sweeper = await instance();
+  // A worker that will die mid-file: registered, then never seen again (no timers of its own here).
+  const dead = { id: crypto.randomUUID(), orphanSeconds: 20 };
+  await pool.query('INSERT INTO worker_instances (id, service, host, pid) VALUES ($1, $2, $3, 1)', [dead.id, 'test-worker', os.hostname()]);
   const { fileId } = await newFile();
-  // What a handler does: hold, claim (the file is 'processing'), record its scratch folder.
-  expect((await takeFileHold(pool, fileId, dead.id, 20)).taken).toBe(true);
-  expect(await claimFile(pool, fileId)).toBeDefined();
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'w-'));
-  await pool.query('UPDATE worker_holds SET scratch_dir = $2 WHERE file_id = $1', [fileId, scratch]);
-  // It dies (its row goes stale; its timers stop with it).
-  await dead.stop().catch(() => undefined);
-  await pool.query(
-    "INSERT INTO worker_instances (id, service, host, pid, seen_at) VALUES ($1, $2, $3, 1, now() - interval '1 hour') ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-    [dead.id, 'test-worker', os.hostname()],
-  );
-  await pool.query('INSERT INTO worker_holds (file_id, instance_id, scratch_dir) VALUES ($1, $2, $3) ON CONFLICT (file_id) DO NOTHING', [fileId, dead.id, scratch]);
+  // What a handler does: the claim takes the hold and records the scratch folder it will make, then makes it.
+  const scratch = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-sweep-')), 'w-0123456789abcdef');
+  expect((await claimFileHeld(pool, fileId, { instanceId: dead.id, orphanSeconds: 20, scratchDir: scratch })).outcome).toBe('claimed');
+  await fs.mkdir(scratch);
+  await fs.writeFile(path.join(scratch, 'partial.webp'), 'x');
+  // It dies: its row goes stale.
+  await age(dead.id);
   expect(await liveMessages(fileId)).toBe(0);
 
   const report = await sweeper.reconcile();
@@ -117,6 +155,55 @@ test("the sweep removes a dead worker's scratch folders and re-queues the file i
   expect((await pool.query('SELECT 1 FROM worker_instances WHERE id = $1', [dead.id])).rowCount).toBe(0);
   // A message carries it now: the next pass leaves it alone.
   expect(await sweeper.reconcile()).toMatchObject({ deadInstances: 0, requeued: 0 });
+});
+
+test("a dead worker's hold taken over by a claim before any sweep ran: the sweep still removes the dead worker's scratch folder", async () => {
+  const sweeper = await instance();
+  const live = await instance();
+  const dead = { id: crypto.randomUUID() };
+  await pool.query('INSERT INTO worker_instances (id, service, host, pid) VALUES ($1, $2, $3, 1)', [dead.id, 'test-worker', os.hostname()]);
+  const { fileId } = await newFile();
+  const scratch = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-sweep-')), 'w-fedcba9876543210');
+  expect((await claimFileHeld(pool, fileId, { instanceId: dead.id, orphanSeconds: 20, scratchDir: scratch })).outcome).toBe('claimed');
+  await fs.mkdir(scratch);
+  await age(dead.id);
+  // pg-boss's retry reaches a live worker first: it takes the hold over, with a folder of its own.
+  expect((await claimFileHeld(pool, fileId, hold(live, '/tmp/w-live'))).outcome).toBe('claimed');
+  expect(await held(fileId)).toEqual([{ instance_id: live.id, scratch_dir: '/tmp/w-live' }]);
+  const report = await sweeper.reconcile();
+  expect(report).toMatchObject({ deadInstances: 1, scratchRemoved: 1 });
+  await expect(fs.stat(scratch)).rejects.toThrow();
+  expect((await pool.query('SELECT 1 FROM worker_instances WHERE id = $1', [dead.id])).rowCount).toBe(0);
+  await live.stop();
+});
+
+test('a file that goes final while its claim waits: the claim says it wrote a hold, and leaving releases it', async () => {
+  const a = await instance();
+  const { fileId } = await newFile();
+  const other = await pool.connect();
+  try {
+    // Another session finishes the file and has not committed yet.
+    await other.query('BEGIN');
+    await other.query("UPDATE job_files SET status = 'failed', error_code = 'cancelled', completed_at = now() WHERE id = $1", [fileId]);
+    const inA = fileHolds(pool, a, log);
+    expect(inA.enter(fileId)).toBe(true);
+    const claiming = inA.claim(pool, fileId, null);
+    // The claim's snapshot saw the file pending, wrote its hold and waits for the file's row.
+    for (let i = 0; i < 200; i++) {
+      const waiting = await pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH c AS%' AND datname = current_database()");
+      if (waiting.rowCount) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await other.query('COMMIT');
+    expect(await claiming).toEqual({ outcome: 'nothing', holdTaken: true });
+    expect(await held(fileId)).toHaveLength(1);
+    await inA.leave(fileId, true);
+    expect(await held(fileId)).toEqual([]);
+    expect(await fileRow(fileId)).toEqual({ status: 'failed', attempts: 0 });
+  } finally {
+    other.release();
+  }
+  await a.stop();
 });
 
 test('a file abandoned more than JOB_RETRY_LIMIT + 3 times is recorded as failed, not re-queued again', async () => {

@@ -1,0 +1,187 @@
+/**
+ * The file handler's holds on a real Postgres, pg-boss and local store, converting real files: the
+ * claim takes the hold (with the scratch folder it will make) and the finish releases it, so nothing
+ * is left in worker_holds after a file ends, and a duplicate held by another live worker is dropped.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { createLogger, loadConfig } from '@kiln/config';
+import { queueFor } from '@kiln/contracts';
+import { claimFileHeld, createApiKey, createPool, insertJob, type Pool } from '@kiln/db';
+import { createMetrics } from '@kiln/metrics';
+import { Queue } from '@kiln/queue';
+import { keys, LocalDiskStore, type BlobStore } from '@kiln/storage';
+import { createFileHandler } from '../src/file-handler.ts';
+import { startWorkerInstance, type RunningInstance } from '../src/lifecycle/instance.ts';
+import { settingsFrom } from '../src/runtime.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+
+const log = createLogger('test', process.env.HOLDS_LOG ? 'debug' : 'error');
+let db: TestDatabase;
+let pool: Pool;
+let queue: Queue;
+let apiKeyId: string;
+let dataDir: string;
+let store: LocalDiskStore;
+let me: RunningInstance;
+let other: RunningInstance;
+/** The hold row as each scratch folder was made: what the sweep would have found had the worker died then. */
+const seenAtScratch: { dir: string; holds: { instance_id: string; scratch_dir: string | null }[] }[] = [];
+/** The file's row and holds as each scratch folder was removed. */
+const seenAtRemoval: { status: string; holds: number }[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  pool = createPool(db.url, 4);
+  queue = await new Queue({ connectionString: db.url, retryLimit: 1, expireInSeconds: 120, supervise: false }).start();
+  apiKeyId = (await createApiKey(pool, 'holds')).row.id;
+  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-holds-'));
+  store = await new LocalDiskStore(path.join(dataDir, 'blobs')).init();
+  const start = () => startWorkerInstance({ pool, queue, log, service: 'test-worker', settings: { orphanSeconds: 20, retryLimit: 1, retentionHours: 1 } });
+  me = await start();
+  other = await start();
+});
+afterAll(async () => {
+  await me?.stop();
+  await other?.stop();
+  await queue?.stop();
+  await pool?.end();
+  await db?.drop();
+  if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+});
+
+/** The local store, with a look at worker_holds each time a scratch folder has just been made. */
+function watchedStore(): BlobStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop !== 'scratch') return Reflect.get(target, prop, receiver);
+      return async (planned?: string) => {
+        const s = await target.scratch(planned);
+        const holds = (await pool.query('SELECT instance_id, scratch_dir FROM worker_holds')).rows;
+        seenAtScratch.push({ dir: s.dir, holds });
+        return {
+          dir: s.dir,
+          release: async () => {
+            const file = await pool.query<{ status: string }>('SELECT f.status FROM worker_holds h JOIN job_files f ON f.id = h.file_id WHERE h.scratch_dir = $1', [s.dir]);
+            seenAtRemoval.push({ status: file.rows[0]?.status ?? 'no hold', holds: file.rowCount ?? 0 });
+            await s.release();
+          },
+        };
+      };
+    },
+  });
+}
+
+function handler() {
+  const config = loadConfig({ DATA_DIR: dataDir });
+  return createFileHandler(
+    {
+      pool,
+      queue,
+      store: watchedStore(),
+      log,
+      metrics: createMetrics(),
+      settings: settingsFrom(config),
+      outbound: { fetchToStream: () => Promise.reject(new Error('no URL sources in this test')) },
+      instance: me,
+    },
+    'convert',
+  );
+}
+
+async function newFile(bytes: Buffer): Promise<{ jobId: string; fileId: string }> {
+  const jobId = crypto.randomUUID();
+  const fileId = crypto.randomUUID();
+  const sourceKey = keys.source(jobId, fileId);
+  await fs.mkdir(path.dirname(path.join(store.root, sourceKey)), { recursive: true });
+  await fs.writeFile(path.join(store.root, sourceKey), bytes);
+  await insertJob(pool, {
+    id: jobId,
+    apiKeyId,
+    jobType: 'convert',
+    createArchive: false,
+    files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey, sourceKind: 'png', originalSize: bytes.length, options: OPTIONS }],
+  });
+  return { jobId, fileId };
+}
+
+const OPTIONS = {
+  format: 'webp',
+  resize: 'original',
+  resizeWidth: null,
+  resizeHeight: null,
+  quality: 80,
+  autoOrient: true,
+  mono: false,
+  mode: 'quality',
+  targetBytes: null,
+  lossless: false,
+  stripMetadata: true,
+};
+const ctx = () => ({ id: crypto.randomUUID(), queue: queueFor('convert', { kind: 'png', tool: null }), retryCount: 0, retryLimit: 1, signal: new AbortController().signal });
+const holds = async () => (await pool.query('SELECT file_id, instance_id FROM worker_holds')).rows;
+const fileRow = async (fileId: string) =>
+  (await pool.query<{ status: string; attempts: number; error_code: string | null }>('SELECT status, attempts, error_code FROM job_files WHERE id = $1', [fileId])).rows[0]!;
+const scratchLeft = async () => (await fs.readdir(path.join(store.root, '.tmp'))).filter((n) => n.startsWith('w-'));
+
+let png: Buffer;
+beforeAll(async () => {
+  png = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#c04020' } })
+    .png()
+    .toBuffer();
+});
+
+test('a converted file leaves no hold behind; while it worked, its hold named the scratch folder it had made', async () => {
+  const { jobId, fileId } = await newFile(png);
+  seenAtScratch.length = 0;
+  seenAtRemoval.length = 0;
+  await handler()({ jobId, fileId }, ctx());
+  expect(await fileRow(fileId)).toEqual({ status: 'completed', attempts: 1, error_code: null });
+  expect(await holds()).toEqual([]);
+  expect(me.active.size).toBe(0);
+  expect(await scratchLeft()).toEqual([]);
+  // The sweep after a crash mid-file would have found this folder through the hold.
+  expect(seenAtScratch).toHaveLength(1);
+  expect(seenAtScratch[0]!.holds).toEqual([{ instance_id: me.id, scratch_dir: seenAtScratch[0]!.dir }]);
+  expect(path.dirname(seenAtScratch[0]!.dir)).toBe(path.join(store.root, '.tmp'));
+  // The folder went while the hold still pointed at it, before the outcome was written (the
+  // statement that writes it releases the hold): no moment where a crash would orphan it.
+  expect(seenAtRemoval).toEqual([{ status: 'processing', holds: 1 }]);
+});
+
+test('a file that fails for good leaves no hold and no scratch folder behind either', async () => {
+  const { jobId, fileId } = await newFile(Buffer.concat([png.subarray(0, 40), Buffer.alloc(200, 7)]));
+  seenAtRemoval.length = 0;
+  await handler()({ jobId, fileId }, ctx());
+  expect(seenAtRemoval).toEqual([{ status: 'processing', holds: 1 }]);
+  expect(await fileRow(fileId)).toMatchObject({ status: 'failed', attempts: 1 });
+  expect(await holds()).toEqual([]);
+  expect(me.active.size).toBe(0);
+  expect(await scratchLeft()).toEqual([]);
+});
+
+test('a duplicate message for a file another live worker holds is dropped: no attempt counted, the hold stays theirs', async () => {
+  const { jobId, fileId } = await newFile(png);
+  expect((await claimFileHeld(pool, fileId, { instanceId: other.id, orphanSeconds: 20, scratchDir: null })).outcome).toBe('claimed');
+  await handler()({ jobId, fileId }, ctx());
+  expect(await fileRow(fileId)).toEqual({ status: 'processing', attempts: 1, error_code: null });
+  expect(await holds()).toEqual([{ file_id: fileId, instance_id: other.id }]);
+  expect(me.active.size).toBe(0);
+  // Once the other worker is dead, the same message is this worker's to do.
+  await pool.query("UPDATE worker_instances SET seen_at = now() - interval '1 hour' WHERE id = $1", [other.id]);
+  await handler()({ jobId, fileId }, ctx());
+  expect(await fileRow(fileId)).toEqual({ status: 'completed', attempts: 2, error_code: null });
+  expect(await holds()).toEqual([]);
+});
+
+test('a message for a file already final writes nothing and leaves no hold', async () => {
+  const { jobId, fileId } = await newFile(png);
+  await handler()({ jobId, fileId }, ctx());
+  await handler()({ jobId, fileId }, ctx());
+  expect(await fileRow(fileId)).toEqual({ status: 'completed', attempts: 1, error_code: null });
+  expect(await holds()).toEqual([]);
+  expect(me.active.size).toBe(0);
+});
