@@ -239,7 +239,7 @@ export async function measureGrowth(mainKiln: RunningKiln, o: GrowthOptions) {
       // Every sequential scan in the two listings' plans, with the table's size: the history tables
       // (jobs, job_files, stored_files, the unfolded deltas) must never appear; job_totals holds a few
       // rows per key, which Postgres rightly reads whole when it is that small.
-      listSeqScans: await Promise.all(seqScans.map(async (x) => ({ ...x, rows: (await full.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${x.table}`)).rows[0]!.n }))),
+      listSeqScans: await seqScanSizes(full.db, seqScans),
       listSeqScansOnHistory: seqScans.filter((x) => HISTORY_TABLES.includes(x.table)).map((x) => `${x.query}: ${x.table}`),
       submitMs: {
         empty: { p50: round(p50(submitMs.empty), 2), p95: round(quantile(submitMs.empty, 0.95), 2) },
@@ -268,4 +268,11 @@ export async function measureGrowth(mainKiln: RunningKiln, o: GrowthOptions) {
     for (const d of created) await admin.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
   }
+}
+
+/** Each scanned table's size, one query at a time (one client runs one query at once). */
+async function seqScanSizes(db: pg.Client, scans: { query: string; table: string }[]): Promise<{ query: string; table: string; rows: number }[]> {
+  const out: { query: string; table: string; rows: number }[] = [];
+  for (const x of scans) out.push({ ...x, rows: (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${x.table}`)).rows[0]!.n });
+  return out;
 }
