@@ -526,12 +526,47 @@ export async function finishFile(
   retentionHours: number,
   notify?: string,
   holder?: string,
+  also?: (firstParam: number) => { ctes: string; values: unknown[] },
 ): Promise<JobProgressAfter | undefined> {
   const ok = outcome.ok;
+  // More writes of the same statement (the queue message's completion, @kiln/queue's
+  // completionFragment): data-modifying CTEs run whether or not the final SELECT reads them.
+  const extra = also?.(FINISH_FRAGMENT_PARAM);
+  const text = `WITH ${extra ? `${extra.ctes},\n     ` : ''}${FINISH_FILE}`;
+  let name = 'finish_file';
+  if (extra) {
+    name = finishNames.get(text) ?? `finish_file_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+    finishNames.set(text, name);
+  }
   const r = await db.query<{ status: JobStatus; all_done: boolean; job_final: boolean; needs_archive: boolean }>(
-    named(
-      'finish_file',
-      `WITH s AS (
+    named(name, text, [
+      fileId,
+      jobId,
+      ok ? outcome.output.storageKey : null,
+      ok ? outcome.output.filename : null,
+      ok ? outcome.output.mimeType : null,
+      ok ? outcome.output.size : null,
+      ok,
+      ok ? JSON.stringify(outcome.result) : null,
+      ok ? null : outcome.code,
+      ok ? null : outcome.message,
+      retentionHours,
+      notify ?? null,
+      holder ?? null,
+      ...(extra?.values ?? []),
+    ]),
+  );
+  const row = r.rows[0];
+  if (!row) return undefined;
+  return { allFilesDone: row.all_done, jobFinal: row.job_final, needsArchive: row.needs_archive, status: row.status };
+}
+
+/** finishFile's own parameters are $1–$13; a fragment's start here. */
+const FINISH_FRAGMENT_PARAM = 14;
+/** Statement names of finishFile with a fragment, by text (one per queue). */
+const finishNames = new Map<string, string>();
+
+const FINISH_FILE = `s AS (
        INSERT INTO stored_files (job_id, storage_key, filename, mime_type, size)
        SELECT $2::uuid, $3::text, $4::text, $5::text, $6::bigint WHERE $7::boolean
        ON CONFLICT (storage_key) DO UPDATE SET filename = EXCLUDED.filename, mime_type = EXCLUDED.mime_type, size = EXCLUDED.size
@@ -593,28 +628,7 @@ export async function finishFile(
      SELECT status, all_done, job_final AND NOT cancelled AS job_final, needs_archive,
             CASE WHEN job_final AND NOT cancelled AND $12::text IS NOT NULL THEN pg_notify($12,
               coalesce((SELECT CASE WHEN octet_length(body) < 7900 THEN body END FROM n), $2::text)) END AS notified
-       FROM j`,
-      [
-        fileId,
-        jobId,
-        ok ? outcome.output.storageKey : null,
-        ok ? outcome.output.filename : null,
-        ok ? outcome.output.mimeType : null,
-        ok ? outcome.output.size : null,
-        ok,
-        ok ? JSON.stringify(outcome.result) : null,
-        ok ? null : outcome.code,
-        ok ? null : outcome.message,
-        retentionHours,
-        notify ?? null,
-        holder ?? null,
-      ],
-    ),
-  );
-  const row = r.rows[0];
-  if (!row) return undefined;
-  return { allFilesDone: row.all_done, jobFinal: row.job_final, needsArchive: row.needs_archive, status: row.status };
-}
+       FROM j`;
 
 /** Records the job's archive (or the reason there is none) and completes the job. */
 export async function finishArchive(tx: PoolClient, jobId: string, archive: Omit<StoredFileRow, 'id' | 'jobId'> | { error: string }, retentionHours: number): Promise<boolean> {

@@ -18,8 +18,10 @@
  * short proves the queue had nothing more ready at that moment, so a slot that finishes then does
  * not ask again.
  *
- * Completion: a message is completed once its handler returns, in the background, with the others
- * that returned at the same time (complete()); its slot does not wait for that statement.
+ * Completion: a handler may complete its message in its own last statement (Queue.completionFragment:
+ * the file's outcome and the message's completion commit together) and return 'settled'. Otherwise
+ * the message is completed once its handler returns, in the background, with the others that
+ * returned at the same time (complete()); its slot does not wait for that statement.
  *
  * Expiry: a message's `expireInSeconds` runs from its fetch. Nothing is fetched for a slot that is not
  * free, so every fetched message starts at once, as it did with one fetch per slot: the deadline each
@@ -31,8 +33,11 @@ export interface ConsumerOptions {
   boss: PgBoss;
   name: string;
   concurrency: number;
-  /** Runs one message; a throw fails it (pg-boss retries it with backoff up to the queue's retryLimit). */
-  handler: (job: Job<object>, signal: AbortSignal) => Promise<void>;
+  /**
+   * Runs one message; a throw fails it (pg-boss retries it with backoff up to the queue's retryLimit).
+   * `'settled'`: the handler's own statement completed the message already (Queue.completionFragment).
+   */
+  handler: (job: Job<object>, signal: AbortSignal) => Promise<void | 'settled'>;
   /** The poll interval in ms: a backstop while NOTIFY works, the only way without. */
   pollMs: number;
   onError: (err: Error) => void;
@@ -164,7 +169,8 @@ export class Consumer {
     const handling = this.o.handler(job, controller.signal);
     try {
       // Not waited for: the slot is free once the handler has returned (see complete()).
-      if ((await Promise.race([handling, expired, lost])) !== 'lost') this.complete(attempt);
+      const outcome = await Promise.race([handling, expired, lost]);
+      if (outcome !== 'lost' && outcome !== 'settled') this.complete(attempt);
     } catch (err) {
       if (!controller.signal.aborted) {
         controller.abort(err);

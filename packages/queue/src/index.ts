@@ -8,7 +8,7 @@ import { PgBoss } from 'pg-boss';
 // pg-boss's own SQL builders (no "exports" map, so its dist files are importable), pinned to the exact
 // version in package.json: insertFragment embeds this SQL in Kiln's statements, so it must be the SQL
 // of the pg-boss that created the schema. test/insert-fragment.test.ts compares it with boss.insert.
-import { insertJobs, notifyChannelSql } from 'pg-boss/dist/plans.js';
+import { completeJobsDistributed, insertJobs, notifyChannelSql } from 'pg-boss/dist/plans.js';
 import { PAYLOADS, QUEUES, type PayloadOf, type QueueName } from '@kiln/contracts';
 import { Consumer } from './consumer.ts';
 
@@ -114,6 +114,20 @@ export interface JobContext {
   retryCount: number;
   retryLimit: number;
   signal: AbortSignal;
+  /**
+   * This message's completion as a CTE for the handler's own last statement (completionFragment), so
+   * the outcome and the message's completion commit together, in one round trip instead of two.
+   * Once a statement holding it has committed, call `settled()`: the consumer then does not complete
+   * the message again. Absent on contexts built without a queue (tests).
+   */
+  completion?: (paramIndex: number) => CompletionFragment;
+  settled?: () => void;
+}
+
+/** A message's completion as SQL for a statement of the caller's own: `ctes` for its WITH list, `values` from `paramIndex` on. */
+export interface CompletionFragment {
+  ctes: string;
+  values: unknown[];
 }
 
 export class Queue {
@@ -125,6 +139,8 @@ export class Queue {
   private listener: Promise<{ close: () => Promise<void> } | undefined> | undefined;
   /** Each queue's job table and whether its inserts NOTIFY, read at start (what pg-boss's own queue cache holds). */
   private readonly queueInfo = new Map<string, { table: string; notify: boolean }>();
+  /** completionFragment's SQL per queue and parameter index. */
+  private readonly completionSql = new Map<string, string>();
   /** insertFragment's SQL per queue and parameter index: the same text for every submission. */
   private readonly fragmentSql = new Map<string, { ctes: string; inserted: string }>();
 
@@ -251,6 +267,34 @@ export class Queue {
     return sql;
   }
 
+  /**
+   * The completion of one fetched message (its id at the retry count it was fetched with) as a CTE
+   * for the caller's statement: pg-boss's own completion UPDATE (`plans.completeJobsDistributed`,
+   * the single-table form of what boss.complete runs; neither does dependency work), fenced to that
+   * attempt as boss.complete fences it, with its parameters renumbered from `paramIndex`. A message
+   * that is no longer active under that attempt (its heartbeat was lost and pg-boss retried it) is
+   * left alone, exactly as boss.complete would leave it.
+   */
+  completionFragment(name: QueueName, attempt: { id: string; retryCount: number }, paramIndex: number): CompletionFragment {
+    const cacheKey = `complete ${name} ${paramIndex}`;
+    let sql = this.completionSql.get(cacheKey);
+    if (!sql) {
+      const info = this.queueInfo.get(name);
+      if (!info) throw new Error(`Queue ${name} is not known: start() the queue before completionFragment`);
+      if (!/^[a-z0-9_]+$/i.test(info.table)) throw new Error(`Queue ${name} (table ${info.table}): unexpected characters for SQL`);
+      const update = completeJobsDistributed(PGBOSS_SCHEMA, info.table, false, true).trim();
+      // $1 the queue's name, $2 the ids, $3 the output, $4 the id:retry_count pairs of the fence.
+      const params = [...new Set(update.match(/\$\d+/g) ?? [])].sort();
+      if (params.join(',') !== '$1,$2,$3,$4' || !/^UPDATE /.test(update) || !/RETURNING id$/.test(update)) {
+        throw new Error(`pg-boss's completion statement is not the shape completionFragment expects: is pg-boss the version packages/queue pins?`);
+      }
+      const renumbered = update.replace(/\$(\d+)/g, (_m, n: string) => `$${paramIndex + Number(n) - 1}`);
+      sql = `pgboss_done_${paramIndex} AS (${renumbered})`;
+      this.completionSql.set(cacheKey, sql);
+    }
+    return { ctes: sql, values: [name, [attempt.id], null, [`${attempt.id}:${attempt.retryCount}`]] };
+  }
+
   async send<Q extends QueueName>(name: Q, payload: PayloadOf<Q>, db?: SqlRunner, opts: { startAfterSeconds?: number } = {}): Promise<void> {
     await this.sendMany(name, [payload], db, opts);
   }
@@ -277,7 +321,20 @@ export class Queue {
           console.error(JSON.stringify({ level: 'error', msg: 'dropping malformed queue message', queue: name, id: job.id, issues: parsed.error.issues }));
           return;
         }
-        await handler(parsed.data as PayloadOf<Q>, { id: job.id, queue: name, retryCount: job.retryCount, retryLimit: this.opts.retryLimit, signal });
+        let settled = false;
+        const attempt = { id: job.id, retryCount: job.retryCount };
+        await handler(parsed.data as PayloadOf<Q>, {
+          id: job.id,
+          queue: name,
+          retryCount: job.retryCount,
+          retryLimit: this.opts.retryLimit,
+          signal,
+          completion: (paramIndex) => this.completionFragment(name, attempt, paramIndex),
+          settled: () => {
+            settled = true;
+          },
+        });
+        return settled ? 'settled' : undefined;
       },
     });
     this.consumers.set(name, [...(this.consumers.get(name) ?? []), consumer]);

@@ -142,24 +142,27 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
    * to build needs the archive message in the same transaction, or a crash between the two would leave
    * the job waiting forever; the webhook events of the change are written in that transaction too.
    */
-  async function record(claim: FileClaim, outcome: FileOutcome, hearing: Hearing): Promise<void> {
+  async function record(claim: FileClaim, outcome: FileOutcome, hearing: Hearing, ctx: JobContext): Promise<void> {
     // The output is already in storage (its key is the file's own): while Postgres is briefly down,
     // retrying this write costs nothing, and finishFile is a no-op when an earlier try did commit.
-    await retryWhileDatabaseIsDown('recording the file outcome', () => recordOnce(claim, outcome, hearing), {
+    await retryWhileDatabaseIsDown('recording the file outcome', () => recordOnce(claim, outcome, hearing, ctx), {
       maxSeconds: settings.recordRetrySeconds ?? 0,
       log: deps.log.child({ jobId: claim.job.id, fileId: claim.file.id }),
     });
   }
 
-  async function recordOnce(claim: FileClaim, outcome: FileOutcome, hearing: Hearing): Promise<void> {
+  async function recordOnce(claim: FileClaim, outcome: FileOutcome, hearing: Hearing, ctx: JobContext): Promise<void> {
     const { id: jobId } = claim.job;
     // Nobody to tell and no archive to queue: the finishing statement alone, no transaction.
     const alone = !claim.job.createArchive && !mayBeHeard(hearing);
-    // The same statement deletes this attempt's hold (holds.ts): once it has committed, the file is nobody's.
+    // The same statement deletes this attempt's hold (holds.ts): once it has committed, the file is
+    // nobody's; and it completes the queue message, so the consumer has no completion left to write.
+    const completion = ctx.completion;
+    const also = completion ? (p: number) => completion(p) : undefined;
     const after = alone
-      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL, holds.holder)
+      ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL, holds.holder, also)
       : await withTransaction(pool, async (tx) => {
-          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL, holds.holder);
+          const after = await finishFile(tx, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL, holds.holder, also);
           if (after?.needsArchive) await deps.queue.send(QUEUES.archiveBuild, { jobId }, tx);
           if (after && deps.events) {
             await recordJobEvents(tx, deps.events, jobId, {
@@ -171,6 +174,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
           }
           return after;
         });
+    ctx.settled?.();
     // Counted once, by the statement that settled the job: a duplicate message finds nothing to finish.
     if (after?.jobFinal) (after.status === 'completed' ? deps.metrics.jobsCompleted : deps.metrics.jobsFailed).inc({ type: claim.job.jobType, dialect: claim.job.dialect });
   }
@@ -243,7 +247,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     };
     const finish = async (outcome: FileOutcome) => {
       await dropScratch();
-      await record(claim, outcome, payload);
+      await record(claim, outcome, payload, ctx);
       attempt.holdRow = false;
     };
     const fail = (code: FileErrorCode, message: string) => finish({ ok: false, code, message });

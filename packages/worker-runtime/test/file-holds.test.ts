@@ -185,3 +185,31 @@ test('a message for a file already final writes nothing and leaves no hold', asy
   expect(await holds()).toEqual([]);
   expect(me.active.size).toBe(0);
 });
+
+test("the statement that records a file's outcome completes its queue message too, converted or failed for good", async () => {
+  const name = queueFor('convert', { kind: 'png', tool: null });
+  for (const bytes of [png, Buffer.concat([png.subarray(0, 40), Buffer.alloc(200, 7)])]) {
+    const { jobId, fileId } = await newFile(bytes);
+    await queue.send(name, { jobId, fileId, apiKeyId, jobWebhook: false });
+    const [msg] = await queue.boss.fetch(name, { batchSize: 1 });
+    expect(msg).toBeDefined();
+    let settled = false;
+    await handler()(
+      { jobId, fileId },
+      {
+        ...ctx(),
+        id: msg!.id,
+        queue: name,
+        completion: (p: number) => queue.completionFragment(name, { id: msg!.id, retryCount: msg!.retryCount }, p),
+        settled: () => {
+          settled = true;
+        },
+      },
+    );
+    // No consumer ran: the handler's own finishing statement completed the message.
+    expect(settled).toBe(true);
+    const state = await pool.query<{ state: string }>('SELECT state FROM pgboss.job WHERE id = $1', [msg!.id]);
+    expect(state.rows[0]!.state).toBe('completed');
+    expect((await fileRow(fileId)).status).toBe(bytes === png ? 'completed' : 'failed');
+  }
+});
