@@ -37,7 +37,7 @@ export interface ConsumerOptions {
    * Runs one message; a throw fails it (pg-boss retries it with backoff up to the queue's retryLimit).
    * `'settled'`: the handler's own statement completed the message already (Queue.completionFragment).
    */
-  handler: (job: Job<object>, signal: AbortSignal) => Promise<void | 'settled'>;
+  handler: (job: Job<object>, signal: AbortSignal) => Promise<unknown>;
   /** The poll interval in ms: a backstop while NOTIFY works, the only way without. */
   pollMs: number;
   onError: (err: Error) => void;
