@@ -8,10 +8,9 @@
  * cancelled, is told by its counters and its `cancelled` flag, and the gateway words it. Only messages
  * a caller passes in are stored (a file's error, an archive that could not be built).
  */
-import { createHash } from 'node:crypto';
 import type { Dialect } from '@kiln/contracts';
 import { countJobs, countJobsStatement } from './job-totals.repo.ts';
-import { named, type PoolClient, type Queryable } from './pool.ts';
+import { named, namedByText, type PoolClient, type Queryable } from './pool.ts';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed';
 export type FileStatus = JobStatus;
@@ -141,9 +140,6 @@ const INSERT_FILES = `INSERT INTO job_files (id, job_id, idx, filename, source_k
 /** The first parameter index a fragment may use: insertJob's own are $1–$10. */
 const FIRST_FRAGMENT_PARAM = 11;
 
-/** Statement names of the job insert with messages, by its text (one per set of queues). */
-const withMessagesNames = new Map<string, string>();
-
 /**
  * One statement for the job and all its files, however many there are; with `messages` (called with
  * the first parameter index it may use), the queue's messages too, so the job, its files and its
@@ -182,13 +178,8 @@ export async function insertJob(db: Queryable, job: NewJob, messages?: (firstPar
   }
   const m = messages(FIRST_FRAGMENT_PARAM);
   const text = `WITH ${INSERT_JOB},\n     files AS (${INSERT_FILES}),\n${m.ctes}\n     SELECT ${m.inserted} AS messages`;
-  let name = withMessagesNames.get(text);
-  if (!name) {
-    // The text differs only with the queues the job's files go to, so a handful of names in all.
-    name = `insert_job_messages_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
-    withMessagesNames.set(text, name);
-  }
-  const r = await db.query<{ messages: string }>(named(name, text, [...values, ...m.values]));
+  // The text differs only with the queues the job's files go to, so a handful of names in all.
+  const r = await db.query<{ messages: string }>(namedByText('insert_job_messages', text, [...values, ...m.values]));
   return Number(r.rows[0]?.messages ?? 0);
 }
 
@@ -533,28 +524,24 @@ export async function finishFile(
   // completionFragment): data-modifying CTEs run whether or not the final SELECT reads them.
   const extra = also?.(FINISH_FRAGMENT_PARAM);
   const text = `WITH ${extra ? `${extra.ctes},\n     ` : ''}${FINISH_FILE}`;
-  let name = 'finish_file';
-  if (extra) {
-    name = finishNames.get(text) ?? `finish_file_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
-    finishNames.set(text, name);
-  }
+  const values = [
+    fileId,
+    jobId,
+    ok ? outcome.output.storageKey : null,
+    ok ? outcome.output.filename : null,
+    ok ? outcome.output.mimeType : null,
+    ok ? outcome.output.size : null,
+    ok,
+    ok ? JSON.stringify(outcome.result) : null,
+    ok ? null : outcome.code,
+    ok ? null : outcome.message,
+    retentionHours,
+    notify ?? null,
+    holder ?? null,
+    ...(extra?.values ?? []),
+  ];
   const r = await db.query<{ status: JobStatus; all_done: boolean; job_final: boolean; needs_archive: boolean }>(
-    named(name, text, [
-      fileId,
-      jobId,
-      ok ? outcome.output.storageKey : null,
-      ok ? outcome.output.filename : null,
-      ok ? outcome.output.mimeType : null,
-      ok ? outcome.output.size : null,
-      ok,
-      ok ? JSON.stringify(outcome.result) : null,
-      ok ? null : outcome.code,
-      ok ? null : outcome.message,
-      retentionHours,
-      notify ?? null,
-      holder ?? null,
-      ...(extra?.values ?? []),
-    ]),
+    extra ? namedByText('finish_file', text, values) : named('finish_file', text, values),
   );
   const row = r.rows[0];
   if (!row) return undefined;
@@ -563,8 +550,6 @@ export async function finishFile(
 
 /** finishFile's own parameters are $1–$13; a fragment's start here. */
 const FINISH_FRAGMENT_PARAM = 14;
-/** Statement names of finishFile with a fragment, by text (one per queue). */
-const finishNames = new Map<string, string>();
 
 const FINISH_FILE = `s AS (
        INSERT INTO stored_files (job_id, storage_key, filename, mime_type, size)

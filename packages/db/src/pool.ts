@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 // bigint columns (sizes) fit comfortably in a JS number for anything Kiln stores.
@@ -17,6 +18,23 @@ let preparedStatements = true;
  */
 export function named(name: string, text: string, values: unknown[]): pg.QueryConfig {
   return preparedStatements ? { name: `kiln_${name}`, text, values } : { text, values };
+}
+
+/** Names given by namedByText, by statement text. */
+const namesByText = new Map<string, string>();
+
+/**
+ * named() for a statement assembled from parts another package adds (the queue's message or
+ * completion CTEs): the name is `prefix` and a hash of the text, so each distinct text has its own
+ * name and a name always carries the same text. The texts are few (one per set of queues).
+ */
+export function namedByText(prefix: string, text: string, values: unknown[]): pg.QueryConfig {
+  let name = namesByText.get(text);
+  if (!name) {
+    name = `${prefix}_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+    namesByText.set(text, name);
+  }
+  return named(name, text, values);
 }
 
 export function createPool(connectionString: string, max = 10, opts: { preparedStatements?: boolean; connectTimeoutSeconds?: number } = {}): pg.Pool {

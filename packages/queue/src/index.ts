@@ -8,7 +8,7 @@ import { PgBoss } from 'pg-boss';
 // pg-boss's own SQL builders (no "exports" map, so its dist files are importable), pinned to the exact
 // version in package.json: insertFragment embeds this SQL in Kiln's statements, so it must be the SQL
 // of the pg-boss that created the schema. test/insert-fragment.test.ts compares it with boss.insert.
-import { completeJobsDistributed, insertJobs, notifyChannelSql } from 'pg-boss/dist/plans.js';
+import { attemptPairs, completeJobsDistributed, insertJobs, notifyChannelSql } from 'pg-boss/dist/plans.js';
 import { PAYLOADS, QUEUES, type PayloadOf, type QueueName } from '@kiln/contracts';
 import { Consumer } from './consumer.ts';
 
@@ -241,9 +241,7 @@ export class Queue {
     const cacheKey = `${name} ${param}`;
     const cached = this.fragmentSql.get(cacheKey);
     if (cached) return cached;
-    const info = this.queueInfo.get(name);
-    if (!info) throw new Error(`Queue ${name} is not known: start() the queue before insertFragment`);
-    if (!/^[a-z0-9_.-]+$/i.test(name) || !/^[a-z0-9_]+$/i.test(info.table)) throw new Error(`Queue ${name} (table ${info.table}): unexpected characters for SQL`);
+    const info = this.queueInfoFor(name);
     const plain = insertJobs(PGBOSS_SCHEMA, { table: info.table, name, returnId: true, notify: false });
     // The statement's one parameter is its JSON recordset ($1), and it returns the ids: renumber the
     // one, and return start_after too for the NOTIFY's gate (pg-boss's notify variant returns both).
@@ -279,10 +277,7 @@ export class Queue {
     const cacheKey = `complete ${name} ${paramIndex}`;
     let sql = this.completionSql.get(cacheKey);
     if (!sql) {
-      const info = this.queueInfo.get(name);
-      if (!info) throw new Error(`Queue ${name} is not known: start() the queue before completionFragment`);
-      if (!/^[a-z0-9_]+$/i.test(info.table)) throw new Error(`Queue ${name} (table ${info.table}): unexpected characters for SQL`);
-      const update = completeJobsDistributed(PGBOSS_SCHEMA, info.table, false, true).trim();
+      const update = completeJobsDistributed(PGBOSS_SCHEMA, this.queueInfoFor(name).table, false, true).trim();
       // $1 the queue's name, $2 the ids, $3 the output, $4 the id:retry_count pairs of the fence.
       const params = [...new Set(update.match(/\$\d+/g) ?? [])].sort();
       if (params.join(',') !== '$1,$2,$3,$4' || !/^UPDATE /.test(update) || !/RETURNING id$/.test(update)) {
@@ -292,7 +287,15 @@ export class Queue {
       sql = `pgboss_done_${paramIndex} AS (${renumbered})`;
       this.completionSql.set(cacheKey, sql);
     }
-    return { ctes: sql, values: [name, [attempt.id], null, [`${attempt.id}:${attempt.retryCount}`]] };
+    return { ctes: sql, values: [name, [attempt.id], null, attemptPairs([attempt.id], [attempt.retryCount])] };
+  }
+
+  /** A queue's table and notify flag as start() read them, checked fit to be written into SQL text. */
+  private queueInfoFor(name: QueueName): { table: string; notify: boolean } {
+    const info = this.queueInfo.get(name);
+    if (!info) throw new Error(`Queue ${name} is not known: start() the queue before building SQL for it`);
+    if (!/^[a-z0-9_.-]+$/i.test(name) || !/^[a-z0-9_]+$/i.test(info.table)) throw new Error(`Queue ${name} (table ${info.table}): unexpected characters for SQL`);
+    return info;
   }
 
   async send<Q extends QueueName>(name: Q, payload: PayloadOf<Q>, db?: SqlRunner, opts: { startAfterSeconds?: number } = {}): Promise<void> {

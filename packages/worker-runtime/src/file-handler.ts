@@ -157,8 +157,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     const alone = !claim.job.createArchive && !mayBeHeard(hearing);
     // The same statement deletes this attempt's hold (holds.ts): once it has committed, the file is
     // nobody's; and it completes the queue message, so the consumer has no completion left to write.
-    const completion = ctx.completion;
-    const also = completion ? (p: number) => completion(p) : undefined;
+    const also = ctx.completion;
     const after = alone
       ? await finishFile(pool, jobId, claim.file.id, outcome, settings.retentionHours, JOB_DONE_CHANNEL, holds.holder, also)
       : await withTransaction(pool, async (tx) => {
@@ -347,8 +346,9 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       const gate = deps.codecGates?.get(ctx.queue);
       const leaveGate = gate ? await gate.enter(signal) : undefined;
       let result: Produced;
+      const codecStart = performance.now();
       try {
-        codecStarted = performance.now();
+        codecStarted = codecStart;
         result = work.tool
           ? await runToolFor(work, { path: source.path, kind, filename: file.filename }, extras as (ToolInput & { role: string })[], scratch.dir, file.filename, common)
           : await runConversion(work.options, kind, source.path, scratch.dir, file.filename, src.size, common);
@@ -356,7 +356,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         leaveGate?.();
       }
       // The engine's own time, apart from the file's whole handling (`ms`: source, a codec slot, output, record).
-      const codecMs = Math.round(performance.now() - (codecStarted ?? performance.now()));
+      const codecMs = Math.round(performance.now() - codecStart);
       countAttempt();
       const storageKey = keys.output(file.jobId, file.id, result.extension);
       const { size } = await store.putFile(storageKey, result.path);

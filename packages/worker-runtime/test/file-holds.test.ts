@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { createLogger, loadConfig } from '@kiln/config';
-import { queueFor } from '@kiln/contracts';
+import { fileOptionsFor, queueFor } from '@kiln/contracts';
 import { claimFileHeld, createApiKey, createPool, insertJob, type Pool } from '@kiln/db';
 import { createMetrics } from '@kiln/metrics';
 import { Queue } from '@kiln/queue';
@@ -108,19 +108,7 @@ async function newFile(bytes: Buffer): Promise<{ jobId: string; fileId: string }
   return { jobId, fileId };
 }
 
-const OPTIONS = {
-  format: 'webp',
-  resize: 'original',
-  resizeWidth: null,
-  resizeHeight: null,
-  quality: 80,
-  autoOrient: true,
-  mono: false,
-  mode: 'quality',
-  targetBytes: null,
-  lossless: false,
-  stripMetadata: true,
-};
+const OPTIONS = fileOptionsFor({ format: 'webp', quality: 80 });
 const ctx = () => ({ id: crypto.randomUUID(), queue: queueFor('convert', { kind: 'png', tool: null }), retryCount: 0, retryLimit: 1, signal: new AbortController().signal });
 const holds = async () => (await pool.query('SELECT file_id, instance_id FROM worker_holds')).rows;
 const fileRow = async (fileId: string) =>
