@@ -19,7 +19,7 @@ import { startWorkerInstance, type RunningInstance } from '../src/lifecycle/inst
 import { settingsFrom } from '../src/runtime.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 
-const log = createLogger('test', process.env.HOLDS_LOG ? 'debug' : 'error');
+const log = createLogger('test', 'error');
 let db: TestDatabase;
 let pool: Pool;
 let queue: Queue;
