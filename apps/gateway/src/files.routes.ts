@@ -40,11 +40,18 @@ export function filesRouter(deps: GatewayDeps): Router {
  * clients can resume), or with DOWNLOAD_REDIRECT=s3 a 302 to a short-lived presigned GET. False when
  * the blob is no longer stored (nothing has been sent then). Every signed download route ends here.
  */
+/** Whole downloads up to this size are read in one go and sent from memory; larger ones are streamed. */
+export const BUFFERED_DOWNLOAD_MAX_BYTES = 256 * 1024;
+
 export async function sendBlob(deps: Pick<GatewayDeps, 'config' | 'store'>, req: Request, res: Response, blob: Downloadable): Promise<boolean> {
-  const stat = await deps.store.stat(blob.storageKey);
+  const redirect = deps.config.DOWNLOAD_REDIRECT === 's3' && deps.store.presignGet;
+  const whole = !redirect && req.method === 'GET' && !(req.headers.range && !req.headers['if-range']);
+  // The common case, the whole file: one call gives its size and, when small, its bytes.
+  const got = whole ? await deps.store.get(blob.storageKey, BUFFERED_DOWNLOAD_MAX_BYTES) : undefined;
+  const stat = whole ? got : await deps.store.stat(blob.storageKey);
   if (!stat) return false;
-  if (deps.config.DOWNLOAD_REDIRECT === 's3' && deps.store.presignGet) {
-    const url = await deps.store.presignGet(blob.storageKey, {
+  if (redirect) {
+    const url = await redirect.call(deps.store, blob.storageKey, {
       expiresInSeconds: deps.config.S3_PRESIGN_TTL_SECONDS,
       contentDisposition: contentDisposition(blob.filename),
       contentType: blob.mimeType,
@@ -80,8 +87,12 @@ export async function sendBlob(deps: Pick<GatewayDeps, 'config' | 'store'>, req:
     res.end();
     return true;
   }
+  if (got?.bytes) {
+    res.end(got.bytes);
+    return true;
+  }
   try {
-    await pipeline(await deps.store.open(blob.storageKey, range), res);
+    await pipeline(got?.stream ?? (await deps.store.open(blob.storageKey, range)), res);
   } catch (err) {
     // The client went away mid-download (or as the last bytes left): nothing failed on our side.
     if ((err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed) return true;

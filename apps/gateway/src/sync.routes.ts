@@ -13,7 +13,7 @@ import { apiKeyOf } from './auth.ts';
 import type { NotifiedJob, PendingJob } from './job-waiter.ts';
 import { jobErrorMessage, toFileResult, urlBuilder, type UrlFor } from './job-responses.ts';
 import { submitMultipart } from './multipart-intake.ts';
-import { contentDisposition } from './files.routes.ts';
+import { BUFFERED_DOWNLOAD_MAX_BYTES, contentDisposition } from './files.routes.ts';
 import type { Submitted } from './jobs.service.ts';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
@@ -90,36 +90,38 @@ async function answerBytes(deps: GatewayDeps, res: Response, key: ApiKeyRow, job
     });
   }
   const out = f.output;
-  const stat = await deps.store.stat(out.storageKey);
-  if (!stat) throw new AppError('not_found', `The result of job ${job.id} is no longer stored.`);
+  // Without saveToStorage nothing is kept: as for the inline answer, the job is purged before the
+  // answer goes (so a client that reads the job next finds it so), which holds up to
+  // SYNC_INLINE_MAX_BYTES in memory. A stored result is held only when small.
+  const got = await deps.store.get(out.storageKey, save ? BUFFERED_DOWNLOAD_MAX_BYTES : deps.config.SYNC_INLINE_MAX_BYTES);
+  if (!got) throw new AppError('not_found', `The result of job ${job.id} is no longer stored.`);
   res.set({
     'Content-Type': out.mimeType,
-    'Content-Length': String(stat.size),
+    'Content-Length': String(got.size),
     'Content-Disposition': contentDisposition(out.filename),
     'X-Content-Type-Options': 'nosniff',
     'Cache-Control': 'no-store',
     'Kiln-Job-Id': job.id,
     ...(save ? { 'Kiln-Stored-File-Id': out.id } : {}),
   });
-  if (!save && stat.size <= deps.config.SYNC_INLINE_MAX_BYTES) {
-    // Nothing is kept: as for the inline answer, the job is purged before the answer goes, so a
-    // client that reads the job next finds it so. Up to SYNC_INLINE_MAX_BYTES is held to do that.
-    const bytes = await readAll(await deps.store.open(out.storageKey));
-    await deps.store.delete([keys.job(job.id)]);
-    await markJobPurged(deps.pool, job.id);
-    res.end(bytes);
+  if (got.bytes) {
+    if (!save) await purge(deps, job.id);
+    res.end(got.bytes);
     return;
   }
   try {
-    await pipeline(await deps.store.open(out.storageKey), res);
+    await pipeline(got.stream, res);
   } catch (err) {
     if (!((err as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed)) throw err;
   }
-  if (!save) {
-    // Larger than SYNC_INLINE_MAX_BYTES: streamed, then deleted.
-    await deps.store.delete([keys.job(job.id)]);
-    await markJobPurged(deps.pool, job.id);
-  }
+  // Larger than SYNC_INLINE_MAX_BYTES: streamed, then deleted.
+  if (!save) await purge(deps, job.id);
+}
+
+/** Nothing is kept: the job's sources and outputs go, its row stays as the record. */
+async function purge(deps: GatewayDeps, jobId: string): Promise<void> {
+  await deps.store.delete([keys.job(jobId)]);
+  await markJobPurged(deps.pool, jobId);
 }
 
 /** The notice's job when it is this key's job `jobId`, final (else the answer reads it). */
@@ -168,11 +170,7 @@ export async function answerSync(
     });
   }
   const { files, tooBigToInline } = await syncEntries(deps, rows, urlFor, save);
-  if (!save && !tooBigToInline) {
-    // Nothing is kept: sources and outputs go now, the job row stays as the record.
-    await deps.store.delete([keys.job(job.id)]);
-    await markJobPurged(deps.pool, job.id);
-  }
+  if (!save && !tooBigToInline) await purge(deps, job.id);
   res.json({
     ...extra(rows),
     files,
@@ -255,7 +253,9 @@ async function syncEntries(deps: GatewayDeps, rows: JobFileWithOutput[], urlFor:
     let downloadUrl = result.downloadUrl!;
     if (!save) {
       if (f.output.size <= deps.config.SYNC_INLINE_MAX_BYTES) {
-        const bytes = await readAll(await deps.store.open(f.output.storageKey));
+        const got = await deps.store.get(f.output.storageKey, deps.config.SYNC_INLINE_MAX_BYTES);
+        if (!got) throw new AppError('not_found', `The result of ${f.output.filename} is no longer stored.`);
+        const bytes = got.bytes ?? (await readAll(got.stream));
         downloadUrl = `data:${f.output.mimeType};base64,${bytes.toString('base64')}`;
       } else {
         tooBigToInline = true;

@@ -23,6 +23,11 @@ export interface BlobStore {
   /** Reads `key`, or the inclusive byte range of it. Rejects with BlobNotFoundError when absent. */
   open(key: string, range?: { start: number; end: number }): Promise<Readable>;
   stat(key: string): Promise<{ size: number } | undefined>;
+  /**
+   * The whole blob in one call instead of stat + open: its size, and its bytes when it holds at most
+   * `bufferUpTo` (read at once, for small results), else a stream of it. Undefined when absent.
+   */
+  get(key: string, bufferUpTo: number): Promise<WholeBlob | undefined>;
   /** Deletes each key and everything under `key/` (a job's folder). Missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
   /** A path engines can read. Local stores hand out the file itself; remote ones a temporary copy. */
@@ -46,6 +51,9 @@ export interface BlobStore {
   /** Optional: a URL that lets anyone PUT exactly `contentLength` bytes to `key` until it expires. */
   presignPut?(key: string, opts: PresignPutOptions): Promise<string>;
 }
+
+/** What `get` answers: the bytes of a small blob, or a stream of a larger one; `size` either way. */
+export type WholeBlob = { size: number; bytes: Buffer; stream?: undefined } | { size: number; bytes?: undefined; stream: Readable };
 
 export interface PresignGetOptions {
   expiresInSeconds: number;

@@ -20,6 +20,7 @@ import {
   PutObjectCommand,
   S3Client,
   paginateListObjectsV2,
+  type GetObjectCommandOutput,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -30,6 +31,7 @@ import {
   scratchName,
   StorageConfigError,
   StorageUnavailableError,
+  type WholeBlob,
   type BlobStore,
   type PresignGetOptions,
   type PresignPutOptions,
@@ -253,6 +255,29 @@ export class S3Store implements BlobStore {
       return out.Body as Readable;
     } catch (err) {
       if (classify(err).kind === 'not_found') throw new BlobNotFoundError(key);
+      throw this.unavailable(err, `read ${key}`);
+    }
+  }
+
+  async get(key: string, bufferUpTo: number): Promise<WholeBlob | undefined> {
+    const full = this.full(key);
+    let out: GetObjectCommandOutput;
+    try {
+      // One GET instead of a HEAD and a GET: its length says whether the body is read here.
+      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: full }));
+    } catch (err) {
+      if (classify(err).kind === 'not_found') return undefined;
+      throw this.unavailable(err, `read ${key}`);
+    }
+    const body = out.Body as Readable;
+    const size = out.ContentLength ?? 0;
+    if (size > bufferUpTo) return { size, stream: body };
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c as Buffer);
+      const bytes = Buffer.concat(chunks);
+      return { size: bytes.length, bytes };
+    } catch (err) {
       throw this.unavailable(err, `read ${key}`);
     }
   }

@@ -208,9 +208,27 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  test('a missing key: stat is undefined and open rejects with BlobNotFoundError', async () => {
+  test('get answers a small blob as its bytes, a larger one as a stream of them, both with the size', async () => {
+    const data = crypto.randomBytes(300_001);
+    const key = jobKey('out/g.bin');
+    await d.store.put(key, chunked(data));
+    const small = await d.store.get(key, data.length);
+    expect(small?.size).toBe(data.length);
+    expect(small?.stream).toBeUndefined();
+    expect(small?.bytes?.equals(data)).toBe(true);
+    const large = await d.store.get(key, data.length - 1);
+    expect(large?.size).toBe(data.length);
+    expect(large?.bytes).toBeUndefined();
+    expect((await readAll(large!.stream!)).equals(data)).toBe(true);
+    const empty = jobKey('out/empty.bin');
+    await d.store.put(empty, Readable.from([]));
+    expect(await d.store.get(empty, 1024)).toEqual({ size: 0, bytes: Buffer.alloc(0) });
+  });
+
+  test('a missing key: stat and get are undefined and open rejects with BlobNotFoundError', async () => {
     const key = jobKey('nothing-here');
     expect(await d.store.stat(key)).toBeUndefined();
+    expect(await d.store.get(key, 1024)).toBeUndefined();
     await expect(d.store.open(key)).rejects.toBeInstanceOf(BlobNotFoundError);
   });
 
@@ -397,6 +415,7 @@ describe('S3 only', () => {
         store.ping().catch((e: unknown) => e),
         store.stat(key).catch((e: unknown) => e),
         store.open(key).catch((e: unknown) => e),
+        store.get(key, 1 << 20).catch((e: unknown) => e),
         store.put(jobKey('src/x'), chunked(data)).catch((e: unknown) => e),
         store.delete([key]).catch((e: unknown) => e),
         store.localPath(key).catch((e: unknown) => e),
