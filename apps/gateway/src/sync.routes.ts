@@ -219,9 +219,14 @@ export async function submitAndWait<T extends Submitted>(
     return { created, final: false };
   }
   const abort = new AbortController();
-  res.on('close', () => abort.abort());
+  // Only while waiting: aborting builds a DOMException (a stack trace), which every answered
+  // request would otherwise pay for when its connection closes.
+  const gone = () => abort.abort();
+  res.once('close', gone);
   const timeoutMs = deps.config.SYNC_TIMEOUT_SECONDS * 1000;
-  const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal));
+  const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal)).finally(() =>
+    res.off('close', gone),
+  );
   const notified = final ? pending?.notified() : undefined;
   return { created, final, ...(notified ? { notified } : {}) };
 }
