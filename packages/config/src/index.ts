@@ -60,7 +60,7 @@ const buildFragments = () => ({
       'Longest a request waits for a database connection (a new one, or a free one from the pool) before it is answered 503 with Retry-After.',
     ),
     DB_PREPARED_STATEMENTS: flag(true).describe(
-      "Name Kiln's frequent queries so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).",
+      "Name Kiln's frequent queries, and the workers' pg-boss fetch, so Postgres plans each once per connection (about half their Postgres CPU). Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).",
     ),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Log verbosity; `debug` adds one access line per HTTP request.'),
     RETENTION_HOURS: z.coerce.number().positive().default(24).describe('Results and sources are deleted this long after a job ends.'),

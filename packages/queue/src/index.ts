@@ -45,6 +45,11 @@ export interface QueueOptions {
    * backoff ended, a message the supervisor expired.
    */
   idlePollSeconds?: number;
+  /**
+   * Send the consumers' fetches as named statements, parsed and planned once per connection
+   * (DB_PREPARED_STATEMENTS; default true). False behind a pooler that cannot keep prepared statements.
+   */
+  preparedStatements?: boolean;
   onError?: (err: Error) => void;
 }
 
@@ -316,6 +321,7 @@ export class Queue {
       name,
       concurrency,
       pollMs,
+      preparedStatements: this.opts.preparedStatements ?? true,
       onError: (err) => this.reportError(err),
       handler: async (job, signal) => {
         const parsed = schema.safeParse(job.data);

@@ -23,10 +23,11 @@ function countFetches(queue: Queue, name: string): { count: () => number } {
   const original = pgb.executeSql.bind(pgb);
   let n = 0;
   const isFetch = (text: string) => /SET\s+state = 'active',\s+started_on =/.test(text) && text.includes(`WHERE name = '${name}'`);
-  pgb.executeSql = (text: string, values?: unknown[]) => {
-    if (isFetch(text)) n++;
-    return original(text, values);
-  };
+  // The consumer's fetch comes as a named statement (a query config; src/consumer.ts namedFetchDb).
+  pgb.executeSql = ((q: string | { text: string }, values?: unknown[]) => {
+    if (isFetch(typeof q === 'string' ? q : q.text)) n++;
+    return original(q as string, values);
+  }) as typeof pgb.executeSql;
   return { count: () => n };
 }
 
@@ -64,6 +65,73 @@ test('a message sent to an idle worker with two free slots is fetched once, and 
     // finished.
     expect(handled).toHaveLength(N);
     expect(fetches.count()).toBeLessThanOrEqual(N + 2);
+  } finally {
+    await queue.stop(5000);
+  }
+});
+
+/** The fetch statements prepared on pg-boss's connections for `name`, with how often each was planned. */
+async function preparedFetches(queue: Queue, name: string): Promise<{ name: string; generic: number; custom: number }[]> {
+  type Client = { query: (text: string, values: unknown[]) => Promise<{ rows: { name: string; generic: number; custom: number }[] }>; release: () => void };
+  // pg-boss's Db keeps its pg Pool as `pool`.
+  const pool = (queue.boss.getDb() as unknown as { pool: { totalCount: number; connect: () => Promise<Client> } }).pool;
+  // Every connection of the pool at once: pg_prepared_statements shows only its own session's.
+  const clients = await Promise.all(Array.from({ length: pool.totalCount }, () => pool.connect()));
+  try {
+    const out: { name: string; generic: number; custom: number }[] = [];
+    for (const c of clients) {
+      const r = await c.query(
+        `SELECT name, generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements
+          WHERE statement LIKE '%SKIP LOCKED%' AND statement LIKE $1`,
+        [`%WHERE name = '${name}'%`],
+      );
+      out.push(...r.rows);
+    }
+    return out;
+  } finally {
+    for (const c of clients) c.release();
+  }
+}
+
+test("the fetch is pg-boss's SQL as a named statement: parsed once per connection and planned once, not on every fetch", async () => {
+  const queue = await new Queue({ connectionString: db.url, retryLimit: 1, expireInSeconds: 60, idlePollSeconds: 600 }).start();
+  try {
+    const fetches = countFetches(queue, QUEUE);
+    const handled: string[] = [];
+    await queue.work(QUEUE, 1, async (p) => {
+      handled.push(p.fileId);
+    });
+    await until('the first look at the queue', () => fetches.count() >= 1);
+    for (let i = 0; i < 6; i++) {
+      const p = payload();
+      await queue.send(QUEUE, p);
+      await until(`message ${i} to be handled`, () => handled.includes(p.fileId));
+    }
+    const prepared = await preparedFetches(queue, QUEUE);
+    // Sent as pg-boss sends it (text only, no parameters), each fetch was a simple query, parsed and
+    // planned anew: nothing is prepared then. Named, each connection that ran one plans it once (a
+    // statement without parameters has only a generic plan) and reuses that plan after.
+    expect(prepared.length).toBeGreaterThan(0);
+    for (const s of prepared) expect(s.name).toMatch(/^kiln_boss_[0-9a-f]{16}$/);
+    expect(prepared.reduce((n, s) => n + s.custom, 0)).toBe(0);
+    expect(prepared.reduce((n, s) => n + s.generic, 0)).toBe(fetches.count());
+    expect(fetches.count()).toBeGreaterThanOrEqual(7);
+  } finally {
+    await queue.stop(5000);
+  }
+});
+
+test('with prepared statements off (a pooler that cannot keep them), the fetch is sent as pg-boss sends it', async () => {
+  const queue = await new Queue({ connectionString: db.url, retryLimit: 1, expireInSeconds: 60, idlePollSeconds: 600, preparedStatements: false }).start();
+  try {
+    const handled: string[] = [];
+    await queue.work(QUEUE, 1, async (p) => {
+      handled.push(p.fileId);
+    });
+    const p = payload();
+    await queue.send(QUEUE, p);
+    await until('the message to be handled', () => handled.includes(p.fileId));
+    expect(await preparedFetches(queue, QUEUE)).toEqual([]);
   } finally {
     await queue.stop(5000);
   }

@@ -133,10 +133,11 @@ test("a consumer is woken by the fragment's NOTIFY, fetches its messages and com
     let looked = false;
     const pgb = queue.boss.getDb();
     const original = pgb.executeSql.bind(pgb);
-    pgb.executeSql = (text: string, values?: unknown[]) => {
-      if (/SET\s+state = 'active',\s+started_on =/.test(text)) looked = true;
-      return original(text, values);
-    };
+    // The consumer's fetch comes as a named statement (a query config; src/consumer.ts namedFetchDb).
+    pgb.executeSql = ((q: string | { text: string }, values?: unknown[]) => {
+      if (/SET\s+state = 'active',\s+started_on =/.test(typeof q === 'string' ? q : q.text)) looked = true;
+      return original(q as string, values);
+    }) as typeof pgb.executeSql;
     await queue.work(QUEUES.convertImage, 2, async (p) => {
       handled.push(p.fileId);
     });

@@ -116,6 +116,7 @@ export async function startWorker(opts: {
     retryLimit: config.JOB_RETRY_LIMIT,
     ...fileQueueTimings({ fileTimeoutSeconds: config.FILE_TIMEOUT_SECONDS, recordRetrySeconds: config.WORKER_RECORD_RETRY_SECONDS, orphanSeconds: config.WORKER_ORPHAN_SECONDS }),
     deleteAfterSeconds: config.QUEUE_HISTORY_SECONDS,
+    preparedStatements: config.DB_PREPARED_STATEMENTS,
     onError: (err) => log.error('queue error', { err }),
   });
   await queue.start();
