@@ -1,9 +1,11 @@
 /**
  * Where Kiln's per-job time goes, for the performance work behind `pnpm bench` (not part of it):
- *   node scripts/bench/profile.ts [--jobs N] [--cpu-prof DIR] [--in-flight N] [--size 64] [--width 170]
+ *   node scripts/bench/profile.ts [--jobs N] [--files 1] [--cpu-prof DIR] [--in-flight N] [--size 64] [--width 170]
  * Starts an embedded Postgres with pg_stat_statements, runs Kiln against it (DATABASE_URL), pushes
  * N small convert jobs through POST /api/convert + download, then prints the statements per job and
  * each process's CPU per job. With --cpu-prof the gateway and workers write V8 CPU profiles there.
+ * With --files F > 1 each job carries F copies of the image and nothing is downloaded (the `batch`
+ * figure's big jobs), and the figures are per file.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -12,7 +14,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import sharp from 'sharp';
 import { startEmbedded } from '@kiln/db';
-import { convertViaApi, multipart } from './client.ts';
+import { convertManyViaApi, convertViaApi, multipart, multipartFiles } from './client.ts';
 import { makePhoto } from './corpus.ts';
 import { cpuByRole, ROLES, startKiln } from './kiln-process.ts';
 import { closedLoop } from './stats.ts';
@@ -25,6 +27,7 @@ const { values: a } = parseArgs({
     size: { type: 'string' },
     format: { type: 'string' },
     width: { type: 'string' },
+    files: { type: 'string' },
   },
 });
 const N = Number(a.jobs ?? 200);
@@ -46,6 +49,17 @@ try {
     .toBuffer();
   const form = multipart({ format: a.format ?? 'webp', saveToStorage: 'true' }, { data: img, filename: 'tiny.png' });
   for (let i = 0; i < 10; i++) await convertViaApi(kiln.url, kiln.key, form);
+  const files = Number(a.files ?? 1);
+  const many =
+    files > 1
+      ? multipartFiles(
+          { format: a.format ?? 'webp', saveToStorage: 'true' },
+          Array.from({ length: files }, (_, i) => ({ data: img, filename: `tiny-${i}.png` })),
+        )
+      : undefined;
+  if (many) await convertManyViaApi(kiln.url, kiln.key, many, files);
+  // Per file: with --files, N jobs of F files each.
+  const units = N * files;
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
@@ -53,10 +67,11 @@ try {
   const cpu0 = cpuByRole(kiln.supervisorPid);
   const t0 = performance.now();
   await closedLoop(
-    Array.from({ length: N }, () => form),
-    Number(a['in-flight'] ?? 4),
+    Array.from({ length: N }, () => many ?? form),
+    Number(a['in-flight'] ?? (many ? 1 : 4)),
     async (f) => {
-      await convertViaApi(kiln.url, kiln.key, f);
+      if (many) await convertManyViaApi(kiln.url, kiln.key, f, files);
+      else await convertViaApi(kiln.url, kiln.key, f);
     },
   );
   const wall = performance.now() - t0;
@@ -71,10 +86,12 @@ try {
     calls += Number(row.calls);
     total += row.total;
   }
-  console.log(`${N} jobs in ${(wall / 1000).toFixed(2)} s (${((N / wall) * 1000).toFixed(1)}/s)`);
-  console.log(`CPU ms per job: ${ROLES.map((k) => `${k} ${((cpu1[k] - cpu0[k]) / N).toFixed(2)}`).join(', ')} (postgres not counted: external)`);
-  console.log(`statements per job ${(calls / N).toFixed(1)}, exec ms per job ${(total / N).toFixed(2)}`);
-  for (const row of r.rows) console.log(`${(Number(row.calls) / N).toFixed(2).padStart(6)}/job ${String(row.total).padStart(8)} ms  ${row.query.slice(0, Number(a.width ?? 170))}`);
+  const per = files > 1 ? 'file' : 'job';
+  console.log(`${N} jobs${files > 1 ? ` of ${files} files` : ''} in ${(wall / 1000).toFixed(2)} s (${((units / wall) * 1000).toFixed(1)} ${per}s/s)`);
+  console.log(`CPU ms per ${per}: ${ROLES.map((k) => `${k} ${((cpu1[k] - cpu0[k]) / units).toFixed(2)}`).join(', ')} (postgres not counted: external)`);
+  console.log(`statements per ${per} ${(calls / units).toFixed(1)}, exec ms per ${per} ${(total / units).toFixed(2)}`);
+  for (const row of r.rows)
+    console.log(`${(Number(row.calls) / units).toFixed(2).padStart(6)}/${per} ${String(row.total).padStart(8)} ms  ${row.query.slice(0, Number(a.width ?? 170))}`);
   await c.end();
 } finally {
   await kiln.stop();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { assertKey, BlobNotFoundError, scratchName, StorageConfigError, type BlobStore } from './blob-store.ts';
+import { removeScratchDir, removeScratchFile } from './scratch-removal.ts';
 
 /** Blobs as plain files under one root directory (DATA_DIR/blobs). */
 export class LocalDiskStore implements BlobStore {
@@ -70,24 +71,37 @@ export class LocalDiskStore implements BlobStore {
     return { size };
   }
 
-  async putFile(key: string, localPath: string): Promise<{ size: number }> {
+  async putFile(key: string, localPath: string, opts: { size?: number } = {}): Promise<{ size: number }> {
     const dest = this.file(key);
-    await fsp.mkdir(path.dirname(dest), { recursive: true });
     try {
-      await fsp.rename(localPath, dest);
+      // The key's folder is there for every file of a job but its first: rename first, and make the
+      // folder only when the rename says it is missing (one call per file instead of three).
+      await this.renameInto(localPath, dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
       // Copied beside the blobs first and renamed into place, so a partial copy is never visible under `key`.
       const tmp = this.tmpName();
       try {
         await fsp.copyFile(localPath, tmp);
-        await fsp.rename(tmp, dest);
+        await this.renameInto(tmp, dest);
       } finally {
         await fsp.rm(tmp, { force: true });
       }
       await fsp.rm(localPath, { force: true });
     }
-    return { size: (await fsp.stat(dest)).size };
+    return { size: opts.size ?? (await fsp.stat(dest)).size };
+  }
+
+  /** rename, making the destination's folder when it is missing. */
+  private async renameInto(from: string, dest: string): Promise<void> {
+    try {
+      await fsp.rename(from, dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // ENOENT is also what a missing `from` gives: then the second rename fails the same way.
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await fsp.rename(from, dest);
+    }
   }
 
   async open(key: string, range?: { start: number; end: number }): Promise<Readable> {
@@ -131,6 +145,12 @@ export class LocalDiskStore implements BlobStore {
       .mkdir(want)
       .then(() => want)
       .catch(() => fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-')));
-    return { dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
+    return { dir, release: () => removeScratchDir(dir) };
+  }
+
+  async scratchFile(planned?: string): Promise<{ path: string; release: () => Promise<void> }> {
+    if (planned !== undefined && path.dirname(planned) !== this.tmpRoot) throw new Error(`Scratch file ${planned} is not under ${this.tmpRoot}.`);
+    const file = planned ?? this.scratchPath();
+    return { path: file, release: () => removeScratchFile(file) };
   }
 }
