@@ -29,8 +29,13 @@ export interface BlobStore {
   stat(key: string): Promise<{ size: number } | undefined>;
   /** Deletes each key and everything under `key/` (a job's folder). Missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
-  /** A path engines can read. Local stores hand out the file itself; remote ones a temporary copy. */
-  localPath(key: string): Promise<{ path: string; release: () => Promise<void> }>;
+  /**
+   * A path engines can read. Local stores hand out the file itself; remote ones a temporary copy.
+   * Rejects with BlobNotFoundError when absent, unless `unchecked`: a caller that finds out anyway (the
+   * engine fails to open a missing file, and the caller then asks `stat`) spares the local store its
+   * `access`; a remote store fetches the copy, and rejects, as always.
+   */
+  localPath(key: string, opts?: { unchecked?: boolean }): Promise<{ path: string; release: () => Promise<void> }>;
   /**
    * A fresh scratch directory for engines' outputs, removed by `release`. With `planned` (from
    * `scratchPath`) that folder is created; the store may still answer with another one when it

@@ -62,8 +62,7 @@ export class LocalDiskStore implements BlobStore {
       // A 1 MiB buffer instead of 16 KiB: uploads arrive in small pieces, and letting them gather
       // means one writev per ~1 MiB instead of a write (and a stream pause/resume) per piece.
       await pipeline(source, fs.createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }));
-      await fsp.mkdir(path.dirname(dest), { recursive: true });
-      await fsp.rename(tmp, dest);
+      await this.renameInto(tmp, dest);
     } catch (err) {
       await fsp.rm(tmp, { force: true });
       throw err;
@@ -74,8 +73,6 @@ export class LocalDiskStore implements BlobStore {
   async putFile(key: string, localPath: string, opts: { size?: number } = {}): Promise<{ size: number }> {
     const dest = this.file(key);
     try {
-      // The key's folder is there for every file of a job but its first: rename first, and make the
-      // folder only when the rename says it is missing (one call per file instead of three).
       await this.renameInto(localPath, dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
@@ -92,7 +89,11 @@ export class LocalDiskStore implements BlobStore {
     return { size: opts.size ?? (await fsp.stat(dest)).size };
   }
 
-  /** rename, making the destination's folder when it is missing. */
+  /**
+   * rename, making the destination's folder when it is missing. The key's folder is there for every
+   * file of a job but its first (`src/` for uploads, `out/` for results): rename first, and make the
+   * folder only when the rename says it is missing (one call per file instead of three).
+   */
   private async renameInto(from: string, dest: string): Promise<void> {
     try {
       await fsp.rename(from, dest);
@@ -125,8 +126,9 @@ export class LocalDiskStore implements BlobStore {
     await Promise.all(keys.map((k) => fsp.rm(this.file(k), { force: true, recursive: true })));
   }
 
-  async localPath(key: string): Promise<{ path: string; release: () => Promise<void> }> {
+  async localPath(key: string, opts: { unchecked?: boolean } = {}): Promise<{ path: string; release: () => Promise<void> }> {
     const p = this.file(key);
+    if (opts.unchecked) return { path: p, release: async () => undefined };
     await fsp.access(p, fs.constants.R_OK).catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? new BlobNotFoundError(key) : err;
     });

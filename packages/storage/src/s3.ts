@@ -301,7 +301,7 @@ export class S3Store implements BlobStore {
     return fsp.mkdtemp(path.join(this.o.scratchRoot, 'w-'));
   }
 
-  async localPath(key: string): Promise<{ path: string; release: () => Promise<void> }> {
+  async localPath(key: string, _opts?: { unchecked?: boolean }): Promise<{ path: string; release: () => Promise<void> }> {
     const dir = await this.tempDir();
     const release = () => fsp.rm(dir, { recursive: true, force: true });
     const file = path.join(dir, 'blob');

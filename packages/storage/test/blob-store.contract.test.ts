@@ -312,6 +312,10 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     const local = await d.store.localPath(key);
     expect((await fs.readFile(local.path)).equals(data)).toBe(true);
     await local.release();
+    // Unchecked (the caller asks stat itself should the engine fail): the same readable file.
+    const unchecked = await d.store.localPath(key, { unchecked: true });
+    expect((await fs.readFile(unchecked.path)).equals(data)).toBe(true);
+    await unchecked.release();
     expect(await d.store.stat(key)).toEqual({ size: data.length });
     expect(await d.leftovers()).toEqual([]);
     await expect(d.store.localPath(jobKey('missing'))).rejects.toBeInstanceOf(BlobNotFoundError);

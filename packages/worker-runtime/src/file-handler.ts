@@ -291,6 +291,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     const signals = [pgBossSignal, deps.stopSignal].filter((x): x is AbortSignal => x !== undefined);
     const signal = signals.length === 1 ? signals[0]! : AbortSignal.any(signals);
     const held: { path: string; release: () => Promise<void> }[] = [];
+    let sourceHanded = false;
     try {
       const src = await fetchSourcesOnce(file, signal);
       const subject = file.sourceUrl ? `The fetched file ("${file.filename}")` : `The file ("${file.filename}")`;
@@ -335,8 +336,11 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         if (plannedScratch && into.dir !== plannedScratch) await holds.scratch(file.id, into.dir);
       }
       scratch = into;
-      const source = await store.localPath(file.sourceKey);
+      // Unchecked: the engine opens it at once; should that fail, the catch below asks whether the
+      // blob is gone (an access per file fewer on local disk).
+      const source = await store.localPath(file.sourceKey, { unchecked: true });
       held.push(source);
+      sourceHanded = true;
       // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0013_job_events_notify.sql): at most
       // one per PROGRESS_MIN_INTERVAL_MS per file, and only when the percentage moved.
       const onProgress = (f: number) => {
@@ -401,7 +405,14 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         }),
       });
       log.info('file done', { ms: Date.now() - started, codecMs, from: kind, to: result.format, engine, ...(work.tool ? { tool: work.tool } : {}), size });
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
+      // The engine was handed the source unchecked: failing on a blob that is no longer there is not
+      // the engine's failure, nor the file's.
+      if (sourceHanded && isCodecError(err) && (await store.stat(file.sourceKey).catch(() => ({ size: -1 }))) === undefined) {
+        codecStarted = undefined;
+        err = new BlobNotFoundError(file.sourceKey);
+      }
       // An attempt our own shutdown interrupted is not the engine's failure.
       if (!deps.stopSignal?.aborted) countAttempt(isCodecError(err) ? classify(err.kind).code : 'engine_failed');
       const queueName = queueFor(claim.job.jobType, { kind: file.sourceKind, tool });

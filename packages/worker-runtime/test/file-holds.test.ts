@@ -208,6 +208,17 @@ test.each([
   expect(await scratchLeft()).toEqual([]);
 });
 
+test('a source blob gone from storage fails the file as gone, not as an image that could not be decoded', async () => {
+  const { jobId, fileId } = await newFile(png);
+  await fs.rm(path.join(store.root, keys.source(jobId, fileId)));
+  await handler()({ jobId, fileId }, ctx());
+  const row = (await pool.query<{ status: string; error_code: string; error_message: string }>('SELECT status, error_code, error_message FROM job_files WHERE id = $1', [fileId]))
+    .rows[0];
+  expect(row).toEqual({ status: 'failed', error_code: 'engine_failed', error_message: 'The uploaded file is no longer in storage; submit the job again.' });
+  expect(await holds()).toEqual([]);
+  expect(await scratchLeft()).toEqual([]);
+});
+
 test('a duplicate message for a file another live worker holds is dropped: no attempt counted, the hold stays theirs', async () => {
   const { jobId, fileId } = await newFile(png);
   expect((await claimFileHeld(pool, fileId, { instanceId: other.id, orphanSeconds: 20, scratchDir: null })).outcome).toBe('claimed');
