@@ -14,6 +14,7 @@ export class LocalDiskStore implements BlobStore {
   readonly root: string;
   readonly location: Record<string, string>;
   private readonly tmpRoot: string;
+  private readonly making = new Map<string, Promise<void>>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -95,14 +96,34 @@ export class LocalDiskStore implements BlobStore {
    * folder only when the rename says it is missing (one call per file instead of three).
    */
   private async renameInto(from: string, dest: string): Promise<void> {
+    // Another part is making this folder right now: wait for it rather than fail a rename first.
+    const making = this.making.get(path.dirname(dest));
+    if (making) await making.catch(() => undefined);
     try {
       await fsp.rename(from, dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       // ENOENT is also what a missing `from` gives: then the second rename fails the same way.
-      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await this.makeDir(path.dirname(dest));
       await fsp.rename(from, dest);
     }
+  }
+
+  /**
+   * mkdir -p, shared by the calls that want the same folder at once: a request's parts are written
+   * side by side and reach their renames together, before the first has made the job's folder.
+   * Remembered only while it runs (a folder may be removed afterwards: a job deleted).
+   */
+  private makeDir(dir: string): Promise<void> {
+    let making = this.making.get(dir);
+    if (!making) {
+      making = fsp
+        .mkdir(dir, { recursive: true })
+        .then(() => undefined)
+        .finally(() => this.making.delete(dir));
+      this.making.set(dir, making);
+    }
+    return making;
   }
 
   async open(key: string, range?: { start: number; end: number }): Promise<Readable> {

@@ -222,6 +222,14 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     expect(await d.leftovers()).toEqual([]);
   });
 
+  test("a request's parts written side by side into a job's new folder all land", async () => {
+    const job = crypto.randomUUID();
+    const names = Array.from({ length: 40 }, (_, i) => `jobs/${job}/src/${i}`);
+    await Promise.all(names.map((k) => d.store.put(k, Readable.from([Buffer.from(k)]))));
+    for (const k of names) expect((await d.stored(k))?.toString()).toBe(k);
+    expect(await d.leftovers()).toEqual([]);
+  });
+
   test('scratchFile names a file that does not exist yet; putFile takes it with its known size; release removes one left behind', async () => {
     const planned = d.store.scratchPath();
     const s = await d.store.scratchFile(planned);
