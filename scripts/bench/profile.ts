@@ -1,14 +1,15 @@
 /**
  * Where Kiln's per-job time goes, for the performance work behind `pnpm bench` (not part of it):
- *   node scripts/bench/profile.ts [--jobs N] [--cpu-prof DIR] [--in-flight N] [--size 64] [--width 170]
+ *   node scripts/bench/profile.ts [--jobs N] [--files 1] [--cpu-prof DIR] [--in-flight N] [--size 64] [--width 170]
  *     [--detail] [--pg name=value ...] [--pg-log FILE]
  * Starts an embedded Postgres with pg_stat_statements, runs Kiln against it (DATABASE_URL), pushes
  * N small convert jobs through POST /api/convert + download, then prints the statements per job and
  * each process's CPU per job (the embedded server's too). With --cpu-prof the gateway and workers
- * write V8 CPU profiles there. --detail adds each statement's planning (with
- * `--pg pg_stat_statements.track_planning=on`), buffers and WAL per job, and each table's updates
- * with how many were HOT; --pg passes a setting to the server (auto_explain, log_statement, …) and
- * --pg-log writes the server's log to FILE.
+ * write V8 CPU profiles there. With --files F > 1 each job carries F copies of the image and nothing
+ * is downloaded (the `batch` figure's big jobs), and the figures are per file. --detail adds each
+ * statement's planning (with `--pg pg_stat_statements.track_planning=on`), buffers and WAL per job,
+ * and each table's updates with how many were HOT; --pg passes a setting to the server
+ * (auto_explain, log_statement, …) and --pg-log writes the server's log to FILE.
  */
 import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -18,7 +19,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import sharp from 'sharp';
 import { startEmbedded } from '@kiln/db';
-import { convertViaApi, multipart } from './client.ts';
+import { convertManyViaApi, convertViaApi, multipart, multipartFiles } from './client.ts';
 import { makePhoto } from './corpus.ts';
 import { cpuByRole, ROLES, startKiln } from './kiln-process.ts';
 import { closedLoop } from './stats.ts';
@@ -34,6 +35,7 @@ const { values: a } = parseArgs({
     pg: { type: 'string', multiple: true },
     'pg-log': { type: 'string' },
     detail: { type: 'boolean' },
+    files: { type: 'string' },
   },
 });
 const N = Number(a.jobs ?? 200);
@@ -56,6 +58,17 @@ try {
     .toBuffer();
   const form = multipart({ format: a.format ?? 'webp', saveToStorage: 'true' }, { data: img, filename: 'tiny.png' });
   for (let i = 0; i < 10; i++) await convertViaApi(kiln.url, kiln.key, form);
+  const files = Number(a.files ?? 1);
+  const many =
+    files > 1
+      ? multipartFiles(
+          { format: a.format ?? 'webp', saveToStorage: 'true' },
+          Array.from({ length: files }, (_, i) => ({ data: img, filename: `tiny-${i}.png` })),
+        )
+      : undefined;
+  if (many) await convertManyViaApi(kiln.url, kiln.key, many, files);
+  // Per file: with --files, N jobs of F files each.
+  const units = N * files;
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
@@ -68,10 +81,11 @@ try {
   const pg0 = cpuByRole(process.pid).postgres;
   const t0 = performance.now();
   await closedLoop(
-    Array.from({ length: N }, () => form),
-    Number(a['in-flight'] ?? 4),
+    Array.from({ length: N }, () => many ?? form),
+    Number(a['in-flight'] ?? (many ? 1 : 4)),
     async (f) => {
-      await convertViaApi(kiln.url, kiln.key, f);
+      if (many) await convertManyViaApi(kiln.url, kiln.key, f, files);
+      else await convertViaApi(kiln.url, kiln.key, f);
     },
   );
   const wall = performance.now() - t0;
@@ -90,17 +104,18 @@ try {
     total += row.total;
     if (row.toplevel) top += row.total;
   }
-  console.log(`${N} jobs in ${(wall / 1000).toFixed(2)} s (${((N / wall) * 1000).toFixed(1)}/s)`);
-  console.log(`CPU ms per job: ${ROLES.map((k) => `${k} ${((k === 'postgres' ? pg1 - pg0 : cpu1[k] - cpu0[k]) / N).toFixed(2)}`).join(', ')}`);
+  const per = files > 1 ? 'file' : 'job';
+  console.log(`${N} jobs${files > 1 ? ` of ${files} files` : ''} in ${(wall / 1000).toFixed(2)} s (${((units / wall) * 1000).toFixed(1)} ${per}s/s)`);
+  console.log(`CPU ms per ${per}: ${ROLES.map((k) => `${k} ${((k === 'postgres' ? pg1 - pg0 : cpu1[k] - cpu0[k]) / units).toFixed(2)}`).join(', ')}`);
   // exec ms counts a nested statement (a foreign-key check, a trigger's insert) inside its top-level one
   // and again on its own line; the top-level figure counts each once.
-  console.log(`statements per job ${(calls / N).toFixed(1)}, exec ms per job ${(total / N).toFixed(2)} (top-level ${(top / N).toFixed(2)})`);
-  const perJob = (v: string | number) => (Number(v) / N).toFixed(1);
+  console.log(`statements per ${per} ${(calls / units).toFixed(1)}, exec ms per ${per} ${(total / units).toFixed(2)} (top-level ${(top / units).toFixed(2)})`);
+  const perUnit = (v: string | number) => (Number(v) / units).toFixed(1);
   for (const row of r.rows)
     console.log(
-      `${(Number(row.calls) / N).toFixed(2).padStart(6)}/job ${String(row.total).padStart(8)} ms  ${
+      `${(Number(row.calls) / units).toFixed(2).padStart(6)}/${per} ${String(row.total).padStart(8)} ms  ${
         a.detail
-          ? `${(Number(row.plans) / N).toFixed(2)} plans ${String(row.plan).padStart(6)} ms, per job ${perJob(row.hit)} hit ${perJob(row.dirtied)} dirtied ${perJob(row.wal)} WAL bytes  `
+          ? `${(Number(row.plans) / units).toFixed(2)} plans ${String(row.plan).padStart(6)} ms, per ${per} ${perUnit(row.hit)} hit ${perUnit(row.dirtied)} dirtied ${perUnit(row.wal)} WAL bytes  `
           : ''
       }${row.query.slice(0, Number(a.width ?? 170))}`,
     );

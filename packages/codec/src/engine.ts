@@ -119,7 +119,15 @@ export interface Engine {
   name: string;
   accepts(kind: InputKind, format: OutputFormat): boolean;
   run(req: ConvertRequest, deadline: Deadline): Promise<ConvertResult>;
+  /**
+   * Only for an engine that writes nothing but its output file: the same conversion, written at
+   * `output`, a path the caller chose (convertToFile). The caller then needs no folder for it.
+   */
+  runToFile?(req: FileConvertRequest, output: string, deadline: Deadline): Promise<ConvertResult>;
 }
+
+/** A conversion written at a path of the caller's (convertToFile): no folder is given, none is written in. */
+export type FileConvertRequest = Omit<ConvertRequest, 'outputDir'>;
 
 /**
  * The dispatcher's signature. Engines that convert other files on the way (the archive batch engine

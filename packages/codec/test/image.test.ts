@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { sniff } from '@kiln/formats';
-import { convertImage, targetSize, CodecError } from '../src/index.ts';
-import { limitsWith } from './helpers/limits.ts';
+import { convertImage, convertToFile, targetSize, CodecError, writesOnlyOutput } from '../src/index.ts';
+import { LIMITS, limitsWith, timeout } from './helpers/limits.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -77,4 +77,47 @@ test('garbage fails with invalid_input and leaves no output behind', async () =>
   expect(err).toBeInstanceOf(CodecError);
   expect((err as CodecError).kind).toBe('invalid_input');
   await expect(fs.stat(out)).rejects.toThrow();
+});
+
+describe('convertToFile: a conversion that writes nothing but its output', () => {
+  const req = (input: string, format: 'webp' | 'avif' | 'pdf', inputKind: 'png' | 'jpg' = 'png') => ({
+    input,
+    inputKind,
+    format,
+    quality: 82,
+    autoOrient: true,
+    stripMetadata: true,
+    lossless: false,
+    mono: false,
+    limits: LIMITS,
+    engines: {},
+    animation: { maxFps: 15, maxWidth: 480 },
+    avifEffort: 2,
+    timeout: timeout(60),
+  });
+
+  test('one sharp encode qualifies; a PDF page (intermediates) and an archive do not', () => {
+    expect(writesOnlyOutput('png', 'webp')).toBe(true);
+    expect(writesOnlyOutput('jpg', 'avif')).toBe(true);
+    expect(writesOnlyOutput('png', 'pdf')).toBe(false);
+    expect(writesOnlyOutput('zip', 'webp')).toBe(false);
+  });
+
+  test('the output is written at the given path, without an extension, in the asked format; nothing else is written', async () => {
+    const src = await fixture('direct.png', 120, 80, (s) => s.png());
+    const out = await fs.mkdtemp(path.join(dir, 'direct-'));
+    const target = path.join(out, 'w-0123456789abcdef');
+    const r = await convertToFile(req(src, 'webp'), target);
+    expect(r).toMatchObject({ path: target, format: 'webp', engine: 'sharp', width: 120, height: 80 });
+    expect(sniff(await fs.readFile(target))).toBe('webp');
+    expect(r.size).toBe((await fs.stat(target)).size);
+    expect(await fs.readdir(out)).toEqual(['w-0123456789abcdef']);
+  });
+
+  test('any other conversion is refused before it starts', async () => {
+    const src = await fixture('direct-pdf.png', 20, 20, (s) => s.png());
+    const target = path.join(dir, 'w-fedcba9876543210');
+    await expect(convertToFile(req(src, 'pdf'), target)).rejects.toThrow(/writes more than its output/);
+    await expect(fs.stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });

@@ -18,8 +18,12 @@ export interface BlobStore {
    * no unfinished multipart upload).
    */
   put(key: string, source: Readable): Promise<{ size: number }>;
-  /** Stores a finished local file at `key` and consumes it (the local file is gone afterwards). */
-  putFile(key: string, localPath: string): Promise<{ size: number }>;
+  /**
+   * Stores a finished local file at `key` and consumes it (the local file is gone afterwards).
+   * `size`: the file's size when the caller knows it for certain (sharp reports what it wrote), which
+   * spares the local store a `stat`; the answer is that size.
+   */
+  putFile(key: string, localPath: string, opts?: { size?: number }): Promise<{ size: number }>;
   /** Reads `key`, or the inclusive byte range of it. Rejects with BlobNotFoundError when absent. */
   open(key: string, range?: { start: number; end: number }): Promise<Readable>;
   stat(key: string): Promise<{ size: number } | undefined>;
@@ -30,8 +34,13 @@ export interface BlobStore {
   get(key: string, bufferUpTo: number): Promise<WholeBlob | undefined>;
   /** Deletes each key and everything under `key/` (a job's folder). Missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
-  /** A path engines can read. Local stores hand out the file itself; remote ones a temporary copy. */
-  localPath(key: string): Promise<{ path: string; release: () => Promise<void> }>;
+  /**
+   * A path engines can read. Local stores hand out the file itself; remote ones a temporary copy.
+   * Rejects with BlobNotFoundError when absent, unless `unchecked`: a caller that finds out anyway (the
+   * engine fails to open a missing file, and the caller then asks `stat`) spares the local store its
+   * `access`; a remote store fetches the copy, and rejects, as always.
+   */
+  localPath(key: string, opts?: { unchecked?: boolean }): Promise<{ path: string; release: () => Promise<void> }>;
   /**
    * A fresh scratch directory for engines' outputs, removed by `release`. With `planned` (from
    * `scratchPath`) that folder is created; the store may still answer with another one when it
@@ -39,9 +48,16 @@ export interface BlobStore {
    */
   scratch(planned?: string): Promise<{ dir: string; release: () => Promise<void> }>;
   /**
-   * Where a scratch folder can be made later: a new path under the store's scratch root, not yet
-   * created. The worker records it before the folder exists, in the same statement as its claim,
-   * so the sweep after a crash finds it (a path that was never created is simply not there).
+   * A path for one file an engine writes (the output of a conversion that writes nothing else), to
+   * be handed to `putFile`: `planned` (from `scratchPath`), or a new one. Nothing is created, so this
+   * costs no file system call; `release` removes the file if it is still there (after a failure).
+   */
+  scratchFile(planned?: string): Promise<{ path: string; release: () => Promise<void> }>;
+  /**
+   * Where a scratch folder (or a scratch file: `scratchFile`) can be made later: a new path under the
+   * store's scratch root, not yet created. The worker records it before anything exists there, in the
+   * same statement as its claim, so the sweep after a crash finds it (a path that was never created
+   * is simply not there).
    */
   scratchPath(): string;
   /** Cheap check that the store answers (/readyz). Rejects with StorageUnavailableError. */

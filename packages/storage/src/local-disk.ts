@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { assertKey, BlobNotFoundError, scratchName, StorageConfigError, type BlobStore, type WholeBlob } from './blob-store.ts';
+import { removeScratchDir, removeScratchFile } from './scratch-removal.ts';
 
 /** Blobs as plain files under one root directory (DATA_DIR/blobs). */
 export class LocalDiskStore implements BlobStore {
@@ -13,6 +14,7 @@ export class LocalDiskStore implements BlobStore {
   readonly root: string;
   readonly location: Record<string, string>;
   private readonly tmpRoot: string;
+  private readonly making = new Map<string, Promise<void>>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -61,8 +63,7 @@ export class LocalDiskStore implements BlobStore {
       // A 1 MiB buffer instead of 16 KiB: uploads arrive in small pieces, and letting them gather
       // means one writev per ~1 MiB instead of a write (and a stream pause/resume) per piece.
       await pipeline(source, fs.createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }));
-      await fsp.mkdir(path.dirname(dest), { recursive: true });
-      await fsp.rename(tmp, dest);
+      await this.renameInto(tmp, dest);
     } catch (err) {
       await fsp.rm(tmp, { force: true });
       throw err;
@@ -70,24 +71,59 @@ export class LocalDiskStore implements BlobStore {
     return { size };
   }
 
-  async putFile(key: string, localPath: string): Promise<{ size: number }> {
+  async putFile(key: string, localPath: string, opts: { size?: number } = {}): Promise<{ size: number }> {
     const dest = this.file(key);
-    await fsp.mkdir(path.dirname(dest), { recursive: true });
     try {
-      await fsp.rename(localPath, dest);
+      await this.renameInto(localPath, dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
       // Copied beside the blobs first and renamed into place, so a partial copy is never visible under `key`.
       const tmp = this.tmpName();
       try {
         await fsp.copyFile(localPath, tmp);
-        await fsp.rename(tmp, dest);
+        await this.renameInto(tmp, dest);
       } finally {
         await fsp.rm(tmp, { force: true });
       }
       await fsp.rm(localPath, { force: true });
     }
-    return { size: (await fsp.stat(dest)).size };
+    return { size: opts.size ?? (await fsp.stat(dest)).size };
+  }
+
+  /**
+   * rename, making the destination's folder when it is missing. The key's folder is there for every
+   * file of a job but its first (`src/` for uploads, `out/` for results): rename first, and make the
+   * folder only when the rename says it is missing (one call per file instead of three).
+   */
+  private async renameInto(from: string, dest: string): Promise<void> {
+    // Another part is making this folder right now: wait for it rather than fail a rename first.
+    const making = this.making.get(path.dirname(dest));
+    if (making) await making.catch(() => undefined);
+    try {
+      await fsp.rename(from, dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // ENOENT is also what a missing `from` gives: then the second rename fails the same way.
+      await this.makeDir(path.dirname(dest));
+      await fsp.rename(from, dest);
+    }
+  }
+
+  /**
+   * mkdir -p, shared by the calls that want the same folder at once: a request's parts are written
+   * side by side and reach their renames together, before the first has made the job's folder.
+   * Remembered only while it runs (a folder may be removed afterwards: a job deleted).
+   */
+  private makeDir(dir: string): Promise<void> {
+    let making = this.making.get(dir);
+    if (!making) {
+      making = fsp
+        .mkdir(dir, { recursive: true })
+        .then(() => undefined)
+        .finally(() => this.making.delete(dir));
+      this.making.set(dir, making);
+    }
+    return making;
   }
 
   async open(key: string, range?: { start: number; end: number }): Promise<Readable> {
@@ -142,8 +178,9 @@ export class LocalDiskStore implements BlobStore {
     await Promise.all(keys.map((k) => fsp.rm(this.file(k), { force: true, recursive: true })));
   }
 
-  async localPath(key: string): Promise<{ path: string; release: () => Promise<void> }> {
+  async localPath(key: string, opts: { unchecked?: boolean } = {}): Promise<{ path: string; release: () => Promise<void> }> {
     const p = this.file(key);
+    if (opts.unchecked) return { path: p, release: async () => undefined };
     await fsp.access(p, fs.constants.R_OK).catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? new BlobNotFoundError(key) : err;
     });
@@ -162,6 +199,12 @@ export class LocalDiskStore implements BlobStore {
       .mkdir(want)
       .then(() => want)
       .catch(() => fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-')));
-    return { dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
+    return { dir, release: () => removeScratchDir(dir) };
+  }
+
+  async scratchFile(planned?: string): Promise<{ path: string; release: () => Promise<void> }> {
+    if (planned !== undefined && path.dirname(planned) !== this.tmpRoot) throw new Error(`Scratch file ${planned} is not under ${this.tmpRoot}.`);
+    const file = planned ?? this.scratchPath();
+    return { path: file, release: () => removeScratchFile(file) };
   }
 }

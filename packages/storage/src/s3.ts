@@ -37,6 +37,7 @@ import {
   type PresignPutOptions,
 } from './blob-store.ts';
 import { streamToS3, TooManyPartsError } from './s3-upload.ts';
+import { removeScratchDir, removeScratchFile } from './scratch-removal.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -241,7 +242,7 @@ export class S3Store implements BlobStore {
     return { size: await this.upload(key, source) };
   }
 
-  async putFile(key: string, localPath: string): Promise<{ size: number }> {
+  async putFile(key: string, localPath: string, _opts?: { size?: number }): Promise<{ size: number }> {
     assertKey(key);
     const size = await this.upload(key, fs.createReadStream(localPath, { highWaterMark: 1 << 20 }));
     await fsp.rm(localPath, { force: true });
@@ -325,7 +326,7 @@ export class S3Store implements BlobStore {
     return fsp.mkdtemp(path.join(this.o.scratchRoot, 'w-'));
   }
 
-  async localPath(key: string): Promise<{ path: string; release: () => Promise<void> }> {
+  async localPath(key: string, _opts?: { unchecked?: boolean }): Promise<{ path: string; release: () => Promise<void> }> {
     const dir = await this.tempDir();
     const release = () => fsp.rm(dir, { recursive: true, force: true });
     const file = path.join(dir, 'blob');
@@ -360,7 +361,15 @@ export class S3Store implements BlobStore {
       await fsp.mkdir(planned);
       dir = planned;
     }
-    return { dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
+    return { dir, release: () => removeScratchDir(dir) };
+  }
+
+  async scratchFile(planned?: string): Promise<{ path: string; release: () => Promise<void> }> {
+    if (planned !== undefined && path.dirname(planned) !== path.resolve(this.o.scratchRoot)) throw new Error(`Scratch file ${planned} is not under ${this.o.scratchRoot}.`);
+    const file = planned ?? this.scratchPath();
+    // As scratch does: the root is made again if someone removed it (the upload costs far more).
+    await fsp.mkdir(this.o.scratchRoot, { recursive: true });
+    return { path: file, release: () => removeScratchFile(file) };
   }
 
   async presignGet(key: string, opts: PresignGetOptions): Promise<string> {

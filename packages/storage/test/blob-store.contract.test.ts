@@ -208,6 +208,51 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  test("putFile makes the key's folder for a job's first file and puts the next ones beside it", async () => {
+    const job = crypto.randomUUID();
+    for (const name of ['a.webp', 'b.webp']) {
+      const file = path.join(tmp, `finished-${crypto.randomUUID()}`);
+      await fs.writeFile(file, name);
+      expect(await d.store.putFile(`jobs/${job}/out/${name}`, file)).toEqual({ size: name.length });
+      expect((await d.stored(`jobs/${job}/out/${name}`))?.toString()).toBe(name);
+    }
+    const missing = path.join(tmp, `never-written-${crypto.randomUUID()}`);
+    await expect(d.store.putFile(`jobs/${job}/out/c.webp`, missing)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await d.store.stat(`jobs/${job}/out/c.webp`)).toBeUndefined();
+    expect(await d.leftovers()).toEqual([]);
+  });
+
+  test("a request's parts written side by side into a job's new folder all land", async () => {
+    const job = crypto.randomUUID();
+    const names = Array.from({ length: 40 }, (_, i) => `jobs/${job}/src/${i}`);
+    await Promise.all(names.map((k) => d.store.put(k, Readable.from([Buffer.from(k)]))));
+    for (const k of names) expect((await d.stored(k))?.toString()).toBe(k);
+    expect(await d.leftovers()).toEqual([]);
+  });
+
+  test('scratchFile names a file that does not exist yet; putFile takes it with its known size; release removes one left behind', async () => {
+    const planned = d.store.scratchPath();
+    const s = await d.store.scratchFile(planned);
+    expect(s.path).toBe(planned);
+    // Nothing is made for it.
+    await expect(fs.stat(planned)).rejects.toMatchObject({ code: 'ENOENT' });
+    const data = crypto.randomBytes(70_000);
+    await fs.writeFile(s.path, data);
+    const key = jobKey('out/direct.webp');
+    expect(await d.store.putFile(key, s.path, { size: data.length })).toEqual({ size: data.length });
+    expect((await d.stored(key))?.equals(data)).toBe(true);
+    await expect(fs.stat(s.path)).rejects.toMatchObject({ code: 'ENOENT' });
+    await s.release();
+    // A failed attempt leaves its partial output: release removes it.
+    const left = await d.store.scratchFile();
+    expect(path.basename(left.path)).toMatch(/^w-[0-9a-f]{16}$/);
+    await fs.writeFile(left.path, 'partial');
+    await left.release();
+    await expect(fs.stat(left.path)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await d.leftovers()).toEqual([]);
+    await expect(d.store.scratchFile(path.join(os.tmpdir(), 'w-0000000000000000'))).rejects.toThrow(/is not under/);
+  });
+
   test('get answers a small blob as its bytes, a larger one as a stream of them, both with the size', async () => {
     const data = crypto.randomBytes(300_001);
     const key = jobKey('out/g.bin');
@@ -293,6 +338,10 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     const local = await d.store.localPath(key);
     expect((await fs.readFile(local.path)).equals(data)).toBe(true);
     await local.release();
+    // Unchecked (the caller asks stat itself should the engine fail): the same readable file.
+    const unchecked = await d.store.localPath(key, { unchecked: true });
+    expect((await fs.readFile(unchecked.path)).equals(data)).toBe(true);
+    await unchecked.release();
     expect(await d.store.stat(key)).toEqual({ size: data.length });
     expect(await d.leftovers()).toEqual([]);
     await expect(d.store.localPath(jobKey('missing'))).rejects.toBeInstanceOf(BlobNotFoundError);

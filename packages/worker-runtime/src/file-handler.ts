@@ -29,6 +29,7 @@ import {
   CODEC_TOOLS,
   compress,
   convert,
+  convertToFile,
   engineNameFor,
   isCodecError,
   runTool,
@@ -36,12 +37,13 @@ import {
   type CodecToolName,
   type CodecToolOptions,
   type CompressResult,
-  type ConvertRequest,
+  type FileConvertRequest,
   type EnginePaths,
   type Limit,
   type Limits,
   type ToolInput,
   type ToolResult,
+  writesOnlyOutput,
 } from '@kiln/codec';
 import type { Logger } from '@kiln/config';
 import type { Outbound } from '@kiln/outbound';
@@ -236,9 +238,11 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     const { claim } = claimed;
     const { file } = claim;
     // Taken inside the try below: with remote storage, fetching the source can fail like any other step.
-    let scratch: { dir: string; release: () => Promise<void> } | undefined;
-    // The scratch folder goes before the outcome is written: that statement releases the hold that
-    // points the sweep at the folder, so a crash right after it must not leave the folder behind.
+    // A folder for the engine to write in, or (a conversion that writes nothing but its output) the
+    // path of that one file, which putFile then moves into place.
+    let scratch: Scratch | undefined;
+    // The scratch folder (or file) goes before the outcome is written: that statement releases the hold
+    // that points the sweep at it, so a crash right after it must not leave it behind.
     const dropScratch = async () => {
       const s = scratch;
       scratch = undefined;
@@ -287,6 +291,7 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     const signals = [pgBossSignal, deps.stopSignal].filter((x): x is AbortSignal => x !== undefined);
     const signal = signals.length === 1 ? signals[0]! : AbortSignal.any(signals);
     const held: { path: string; release: () => Promise<void> }[] = [];
+    let sourceHanded = false;
     try {
       const src = await fetchSourcesOnce(file, signal);
       const subject = file.sourceUrl ? `The fetched file ("${file.filename}")` : `The file ("${file.filename}")`;
@@ -318,10 +323,24 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         extras.push({ path: local.path, kind: ekind, filename: e.filename, role: e.role } as ToolInput & { role: string });
       }
 
-      scratch = await store.scratch(plannedScratch ?? undefined);
-      if (plannedScratch && scratch.dir !== plannedScratch) await holds.scratch(file.id, scratch.dir);
-      const source = await store.localPath(file.sourceKey);
+      // One sharp encode writes only its output: no folder for it (a mkdir and an rmdir fewer per
+      // file); it is written at the planned path itself, so the hold names it all the same.
+      const target = work.tool ? undefined : (work.options.format ?? compressTargetFor(kind));
+      const direct = mode === 'convert' && target !== undefined && writesOnlyOutput(kind, target);
+      let into: Scratch;
+      if (direct) {
+        const f = await store.scratchFile(plannedScratch ?? undefined);
+        into = { file: f.path, release: f.release };
+      } else {
+        into = await store.scratch(plannedScratch ?? undefined);
+        if (plannedScratch && into.dir !== plannedScratch) await holds.scratch(file.id, into.dir);
+      }
+      scratch = into;
+      // Unchecked: the engine opens it at once; should that fail, the catch below asks whether the
+      // blob is gone (an access per file fewer on local disk).
+      const source = await store.localPath(file.sourceKey, { unchecked: true });
       held.push(source);
+      sourceHanded = true;
       // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0013_job_events_notify.sql): at most
       // one per PROGRESS_MIN_INTERVAL_MS per file, and only when the percentage moved.
       const onProgress = (f: number) => {
@@ -350,8 +369,8 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       try {
         codecStarted = codecStart;
         result = work.tool
-          ? await runToolFor(work, { path: source.path, kind, filename: file.filename }, extras as (ToolInput & { role: string })[], scratch.dir, file.filename, common)
-          : await runConversion(work.options, kind, source.path, scratch.dir, file.filename, src.size, common);
+          ? await runToolFor(work, { path: source.path, kind, filename: file.filename }, extras as (ToolInput & { role: string })[], folderOf(into), file.filename, common)
+          : await runConversion(work.options, kind, source.path, into, file.filename, src.size, common);
       } finally {
         leaveGate?.();
       }
@@ -359,7 +378,10 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       const codecMs = Math.round(performance.now() - codecStart);
       countAttempt();
       const storageKey = keys.output(file.jobId, file.id, result.extension);
-      const { size } = await store.putFile(storageKey, result.path);
+      // sharp's size is the file's own (it stats what it wrote): the store need not look again.
+      const { size } = await store.putFile(storageKey, result.path, into.file !== undefined ? { size: result.size } : {});
+      // The scratch file was the output, moved into place now: nothing is left to remove.
+      if (into.file !== undefined) scratch = undefined;
       await finish({
         ok: true,
         output: { storageKey, filename: outputFilename(file.filename, result.extension), mimeType: result.mimeType, size },
@@ -383,7 +405,14 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         }),
       });
       log.info('file done', { ms: Date.now() - started, codecMs, from: kind, to: result.format, engine, ...(work.tool ? { tool: work.tool } : {}), size });
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
+      // The engine was handed the source unchecked: failing on a blob that is no longer there is not
+      // the engine's failure, nor the file's.
+      if (sourceHanded && isCodecError(err) && (await store.stat(file.sourceKey).catch(() => ({ size: -1 }))) === undefined) {
+        codecStarted = undefined;
+        err = new BlobNotFoundError(file.sourceKey);
+      }
       // An attempt our own shutdown interrupted is not the engine's failure.
       if (!deps.stopSignal?.aborted) countAttempt(isCodecError(err) ? classify(err.kind).code : 'engine_failed');
       const queueName = queueFor(claim.job.jobType, { kind: file.sourceKind, tool });
@@ -421,15 +450,17 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
     }
   }
 
-  /** A conversion or compression of one file, as before tools existed. */
-  async function runConversion(o: FileOptions, kind: InputKind, input: string, outputDir: string, filename: string, originalSize: number, common: Common): Promise<Produced> {
+  /**
+   * A conversion or compression of one file, as before tools existed: into a folder (`dir`), or
+   * written at `file` (a conversion that writes nothing but its output: writesOnlyOutput).
+   */
+  async function runConversion(o: FileOptions, kind: InputKind, input: string, into: Scratch, filename: string, originalSize: number, common: Common): Promise<Produced> {
     // The refusal check above made sure a compress job without a format has a target.
     const target = (o.format ?? compressTargetFor(kind))!;
     const box = resolveResize(o, settings.presets);
-    const req: ConvertRequest = {
+    const req: FileConvertRequest = {
       input,
       inputKind: kind,
-      outputDir,
       filename,
       format: target,
       quality: o.quality,
@@ -441,9 +472,11 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       ...common,
     };
     const result: CompressResult =
-      mode === 'compress'
-        ? await compress({ ...req, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize })
-        : await convert(req);
+      into.file !== undefined
+        ? await convertToFile(req, into.file)
+        : mode === 'compress'
+          ? await compress({ ...req, outputDir: into.dir, ...(o.format ? { format: o.format } : { format: undefined }), mode: o.mode, targetBytes: o.targetBytes, originalSize })
+          : await convert({ ...req, outputDir: into.dir });
     // An archive converted entry by entry comes back as a zip whatever the target: name it by what it is.
     const extension = OUTPUT_INFO[(result.format in OUTPUT_INFO ? result.format : target) as OutputFormat].extension;
     return { ...result, extension };
@@ -495,6 +528,8 @@ interface Attempt {
   release: () => Promise<void>;
 }
 type Hearing = { apiKeyId?: string | undefined; jobWebhook?: boolean | undefined };
+/** Where an attempt's engine writes: a folder of its own, or the one path of a conversion that writes nothing but its output. */
+type Scratch = ({ dir: string; file?: undefined } | { file: string; dir?: undefined }) & { release: () => Promise<void> };
 
 type Work = { tool?: undefined; options: FileOptions } | ToolWork;
 type ToolWork = { [T in CodecToolName]: { tool: T; options: ToolOptionsMap[T] } }[CodecToolName];
@@ -506,6 +541,12 @@ type ToolWork = { [T in CodecToolName]: { tool: T; options: ToolOptionsMap[T] } 
 type Misfits = { [T in CodecToolName]: ToolOptionsMap[T] extends CodecToolOptions<T> ? never : T }[CodecToolName];
 const contractFitsCodec: [Misfits] extends [never] ? true : Misfits = true;
 void contractFitsCodec;
+
+/** A media tool always gets a folder (only a plain conversion may write straight into a file). */
+function folderOf(s: Scratch): string {
+  if (s.dir === undefined) throw new Error('A media tool was given a scratch file instead of a folder.');
+  return s.dir;
+}
 
 const isCodecTool = (name: ToolName): name is CodecToolName => name in CODEC_TOOLS;
 

@@ -28,9 +28,12 @@ let dataDir: string;
 let store: LocalDiskStore;
 let me: RunningInstance;
 let other: RunningInstance;
-/** The hold row as each scratch folder was made: what the sweep would have found had the worker died then. */
-const seenAtScratch: { dir: string; holds: { instance_id: string; scratch_dir: string | null }[] }[] = [];
-/** The file's row and holds as each scratch folder was removed. */
+/**
+ * The hold row as each scratch folder was made (or each scratch file handed out, before the engine
+ * wrote it): what the sweep would have found had the worker died then.
+ */
+const seenAtScratch: { dir: string; kind: 'folder' | 'file'; holds: { instance_id: string; scratch_dir: string | null }[] }[] = [];
+/** The file's row and holds as each scratch folder was removed (or each scratch file left scratch: moved into place, or removed). */
 const seenAtRemoval: { status: string; holds: number }[] = [];
 
 beforeAll(async () => {
@@ -53,29 +56,61 @@ afterAll(async () => {
   if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
 });
 
-/** The local store, with a look at worker_holds each time a scratch folder has just been made. */
+/**
+ * The local store, with a look at worker_holds each time a scratch folder has just been made or a
+ * scratch file handed out, and each time one goes (a scratch file also goes by putFile).
+ */
 function watchedStore(): BlobStore {
+  const scratchFiles = new Set<string>();
+  const seeRemoval = async (dir: string) => {
+    const file = await pool.query<{ status: string }>('SELECT f.status FROM worker_holds h JOIN job_files f ON f.id = h.file_id WHERE h.scratch_dir = $1', [dir]);
+    seenAtRemoval.push({ status: file.rows[0]?.status ?? 'no hold', holds: file.rowCount ?? 0 });
+  };
+  const seeScratch = async (dir: string, kind: 'folder' | 'file') => {
+    const holds = (await pool.query('SELECT instance_id, scratch_dir FROM worker_holds')).rows;
+    seenAtScratch.push({ dir, kind, holds });
+  };
   return new Proxy(store, {
     get(target, prop, receiver) {
-      if (prop !== 'scratch') return Reflect.get(target, prop, receiver);
-      return async (planned?: string) => {
-        const s = await target.scratch(planned);
-        const holds = (await pool.query('SELECT instance_id, scratch_dir FROM worker_holds')).rows;
-        seenAtScratch.push({ dir: s.dir, holds });
-        return {
-          dir: s.dir,
-          release: async () => {
-            const file = await pool.query<{ status: string }>('SELECT f.status FROM worker_holds h JOIN job_files f ON f.id = h.file_id WHERE h.scratch_dir = $1', [s.dir]);
-            seenAtRemoval.push({ status: file.rows[0]?.status ?? 'no hold', holds: file.rowCount ?? 0 });
-            await s.release();
-          },
+      if (prop === 'scratch') {
+        return async (planned?: string) => {
+          const s = await target.scratch(planned);
+          await seeScratch(s.dir, 'folder');
+          return {
+            dir: s.dir,
+            release: async () => {
+              await seeRemoval(s.dir);
+              await s.release();
+            },
+          };
         };
-      };
+      }
+      if (prop === 'scratchFile') {
+        return async (planned?: string) => {
+          const s = await target.scratchFile(planned);
+          await seeScratch(s.path, 'file');
+          scratchFiles.add(s.path);
+          return {
+            path: s.path,
+            release: async () => {
+              if (scratchFiles.delete(s.path)) await seeRemoval(s.path);
+              await s.release();
+            },
+          };
+        };
+      }
+      if (prop === 'putFile') {
+        return async (key: string, local: string, opts?: { size?: number }) => {
+          if (scratchFiles.delete(local)) await seeRemoval(local);
+          return target.putFile(key, local, opts);
+        };
+      }
+      return Reflect.get(target, prop, receiver);
     },
   });
 }
 
-function handler() {
+function handler(mode: 'convert' | 'compress' = 'convert') {
   const config = loadConfig({ DATA_DIR: dataDir });
   return createFileHandler(
     {
@@ -88,11 +123,11 @@ function handler() {
       outbound: { fetchToStream: () => Promise.reject(new Error('no URL sources in this test')) },
       instance: me,
     },
-    'convert',
+    mode,
   );
 }
 
-async function newFile(bytes: Buffer): Promise<{ jobId: string; fileId: string }> {
+async function newFile(bytes: Buffer, options = OPTIONS): Promise<{ jobId: string; fileId: string }> {
   const jobId = crypto.randomUUID();
   const fileId = crypto.randomUUID();
   const sourceKey = keys.source(jobId, fileId);
@@ -103,7 +138,7 @@ async function newFile(bytes: Buffer): Promise<{ jobId: string; fileId: string }
     apiKeyId,
     jobType: 'convert',
     createArchive: false,
-    files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey, sourceKind: 'png', originalSize: bytes.length, options: OPTIONS }],
+    files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey, sourceKind: 'png', originalSize: bytes.length, options }],
   });
   return { jobId, fileId };
 }
@@ -114,6 +149,12 @@ const holds = async () => (await pool.query('SELECT file_id, instance_id FROM wo
 const fileRow = async (fileId: string) =>
   (await pool.query<{ status: string; attempts: number; error_code: string | null }>('SELECT status, attempts, error_code FROM job_files WHERE id = $1', [fileId])).rows[0]!;
 const scratchLeft = async () => (await fs.readdir(path.join(store.root, '.tmp'))).filter((n) => n.startsWith('w-'));
+const outputOf = async (fileId: string) =>
+  (
+    await pool.query<{ storage_key: string; size: string }>('SELECT s.storage_key, s.size FROM job_files f JOIN stored_files s ON s.id = f.output_file_id WHERE f.id = $1', [
+      fileId,
+    ])
+  ).rows[0]!;
 
 let png: Buffer;
 beforeAll(async () => {
@@ -122,32 +163,59 @@ beforeAll(async () => {
     .toBuffer();
 });
 
-test('a converted file leaves no hold behind; while it worked, its hold named the scratch folder it had made', async () => {
-  const { jobId, fileId } = await newFile(png);
+test.each([
+  // One sharp encode writes only its output: straight at the planned path, a file, which putFile moves into place.
+  ['png → webp', 'file', 'convert', OPTIONS, /\.webp$/],
+  // A PDF page has intermediates (the page's raster, its folder): a folder of its own.
+  ['png → pdf', 'folder', 'convert', fileOptionsFor({ format: 'pdf', quality: 80 }), /\.pdf$/],
+  // Compression may encode several times: a folder, whatever the engine.
+  ['png compressed to webp', 'folder', 'compress', fileOptionsFor({ format: 'webp', quality: 80 }), /\.webp$/],
+] as const)('a converted file (%s) leaves no hold behind; while it worked, its hold named its scratch %s', async (_what, kind, mode, options, ext) => {
+  const { jobId, fileId } = await newFile(png, options);
   seenAtScratch.length = 0;
   seenAtRemoval.length = 0;
-  await handler()({ jobId, fileId }, ctx());
+  await handler(mode)({ jobId, fileId }, ctx());
   expect(await fileRow(fileId)).toEqual({ status: 'completed', attempts: 1, error_code: null });
   expect(await holds()).toEqual([]);
   expect(me.active.size).toBe(0);
   expect(await scratchLeft()).toEqual([]);
-  // The sweep after a crash mid-file would have found this folder through the hold.
-  expect(seenAtScratch).toHaveLength(1);
-  expect(seenAtScratch[0]!.holds).toEqual([{ instance_id: me.id, scratch_dir: seenAtScratch[0]!.dir }]);
+  // The sweep after a crash mid-file would have found this folder (or file) through the hold.
+  expect(seenAtScratch).toEqual([{ dir: expect.any(String), kind, holds: [{ instance_id: me.id, scratch_dir: seenAtScratch[0]?.dir }] }]);
   expect(path.dirname(seenAtScratch[0]!.dir)).toBe(path.join(store.root, '.tmp'));
-  // The folder went while the hold still pointed at it, before the outcome was written (the
-  // statement that writes it releases the hold): no moment where a crash would orphan it.
+  // The folder (or the file, moved into place) went while the hold still pointed at it, before the
+  // outcome was written (the statement that writes it releases the hold): no moment where a crash
+  // would orphan it.
   expect(seenAtRemoval).toEqual([{ status: 'processing', holds: 1 }]);
+  // The output is where its row says, of the size the row says.
+  const out = await outputOf(fileId);
+  expect(out.storage_key).toMatch(ext);
+  expect((await fs.stat(path.join(store.root, out.storage_key))).size).toBe(Number(out.size));
 });
 
-test('a file that fails for good leaves no hold and no scratch folder behind either', async () => {
-  const { jobId, fileId } = await newFile(Buffer.concat([png.subarray(0, 40), Buffer.alloc(200, 7)]));
+test.each([
+  ['png → webp', 'file', 'convert', OPTIONS],
+  ['png → pdf', 'folder', 'convert', fileOptionsFor({ format: 'pdf', quality: 80 })],
+] as const)('a file that fails for good (%s) leaves no hold and no scratch %s behind either', async (_what, kind, mode, options) => {
+  const { jobId, fileId } = await newFile(Buffer.concat([png.subarray(0, 40), Buffer.alloc(200, 7)]), options);
+  seenAtScratch.length = 0;
   seenAtRemoval.length = 0;
-  await handler()({ jobId, fileId }, ctx());
+  await handler(mode)({ jobId, fileId }, ctx());
+  expect(seenAtScratch.map((s) => s.kind)).toEqual([kind]);
   expect(seenAtRemoval).toEqual([{ status: 'processing', holds: 1 }]);
   expect(await fileRow(fileId)).toMatchObject({ status: 'failed', attempts: 1 });
   expect(await holds()).toEqual([]);
   expect(me.active.size).toBe(0);
+  expect(await scratchLeft()).toEqual([]);
+});
+
+test('a source blob gone from storage fails the file as gone, not as an image that could not be decoded', async () => {
+  const { jobId, fileId } = await newFile(png);
+  await fs.rm(path.join(store.root, keys.source(jobId, fileId)));
+  await handler()({ jobId, fileId }, ctx());
+  const row = (await pool.query<{ status: string; error_code: string; error_message: string }>('SELECT status, error_code, error_message FROM job_files WHERE id = $1', [fileId]))
+    .rows[0];
+  expect(row).toEqual({ status: 'failed', error_code: 'engine_failed', error_message: 'The uploaded file is no longer in storage; submit the job again.' });
+  expect(await holds()).toEqual([]);
   expect(await scratchLeft()).toEqual([]);
 });
 

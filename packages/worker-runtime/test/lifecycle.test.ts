@@ -133,17 +133,24 @@ test('the handler side: a duplicate message is dropped whether the holder is ano
   await b.stop();
 });
 
-test("the sweep removes a dead worker's scratch folders and re-queues the file it held, once", async () => {
+test.each([
+  ['folder', 'w-0123456789abcdef'],
+  // A conversion that writes only its output writes it at the planned path itself (BlobStore.scratchFile).
+  ['file', 'w-0123456789abcdee'],
+])("the sweep removes a dead worker's scratch %s and re-queues the file it held, once", async (kind, name) => {
   const sweeper = await instance();
   // A worker that will die mid-file: registered, then never seen again (no timers of its own here).
   const dead = { id: crypto.randomUUID(), orphanSeconds: 20 };
   await pool.query('INSERT INTO worker_instances (id, service, host, pid) VALUES ($1, $2, $3, 1)', [dead.id, 'test-worker', os.hostname()]);
   const { fileId } = await newFile();
-  // What a handler does: the claim takes the hold and records the scratch folder it will make, then makes it.
-  const scratch = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-sweep-')), 'w-0123456789abcdef');
+  // What a handler does: the claim takes the hold and records the scratch path it will use, then
+  // makes the folder there and writes in it, or writes its one output file there.
+  const scratch = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-sweep-')), name);
   expect((await claimFileHeld(pool, fileId, { instanceId: dead.id, orphanSeconds: 20, scratchDir: scratch })).outcome).toBe('claimed');
-  await fs.mkdir(scratch);
-  await fs.writeFile(path.join(scratch, 'partial.webp'), 'x');
+  if (kind === 'folder') {
+    await fs.mkdir(scratch);
+    await fs.writeFile(path.join(scratch, 'partial.webp'), 'x');
+  } else await fs.writeFile(scratch, 'partial');
   // It dies: its row goes stale.
   await age(dead.id);
   expect(await liveMessages(fileId)).toBe(0);

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { ANIMATION_OUTPUTS, isOneOf, OUTPUT_INFO, type RasterFormat } from '@kiln/formats';
 import { CodecError, limitExceeded } from '../errors.ts';
-import type { ConvertRequest, Limits, OutputFacts, ResizeSpec } from '../engine.ts';
+import type { FileConvertRequest, Limits, OutputFacts, ResizeSpec } from '../engine.ts';
 import { targetSize } from './resize.ts';
 
 /** The limits a raster decode is held to: its decoded pixels (width × height × frames). */
@@ -50,7 +50,7 @@ export function sharpError(err: unknown, limits: ImageLimits): CodecError {
  * The options a conversion request implies for one sharp encode of `input` into `output`.
  * `autoOrient` is false for intermediates we made, which are upright already.
  */
-export function requestedImage(req: ConvertRequest, input: string, output: string, format: RasterFormat, autoOrient = req.autoOrient): ImageConvertOptions {
+export function requestedImage(req: FileConvertRequest, input: string, output: string, format: RasterFormat, autoOrient = req.autoOrient): ImageConvertOptions {
   return {
     input,
     output,

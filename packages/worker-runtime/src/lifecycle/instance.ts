@@ -8,7 +8,7 @@
  * 2. The engines it ran die with it: the process runner starts each one under
  *    `setpriv --pdeathsig KILL` (codec, process/sandbox.ts), so the kernel kills them.
  * 3. This sweep, at start and every WORKER_ORPHAN_SECONDS / 2 in every worker (one at a time, under an
- *    advisory lock): an instance not seen for WORKER_ORPHAN_SECONDS is dead; its scratch folders are
+ *    advisory lock): an instance not seen for WORKER_ORPHAN_SECONDS is dead; its scratch folders (and files) are
  *    removed and its holds dropped. Then any file still 'processing' that no live worker holds and no
  *    queue message carries (its retries were used up by crashes, or its last outcome could not be
  *    written) is queued again — or, after too many attempts, recorded as failed, so a file that kills
@@ -152,11 +152,15 @@ export async function startWorkerInstance(opts: { pool: Pool; queue: Queue; log:
   };
 }
 
-/** A dead worker's scratch folder: only the ones the blob stores create (`w-…`, `kiln-…`), never anything else. */
+/**
+ * A dead worker's scratch folder, or its scratch file (a conversion that wrote straight into the
+ * planned path: BlobStore.scratchFile): only names the blob stores make (`w-…`, `kiln-…`), never
+ * anything else.
+ */
 async function removeScratch(dir: string): Promise<boolean> {
   if (!path.isAbsolute(dir) || !/^(w-|kiln-)[A-Za-z0-9]+$/.test(path.basename(dir))) return false;
-  const exists = await fs.stat(dir).then(
-    (s) => s.isDirectory(),
+  const exists = await fs.lstat(dir).then(
+    (s) => s.isDirectory() || s.isFile(),
     () => false,
   );
   if (!exists) return false;
