@@ -1,0 +1,117 @@
+/**
+ * A memory-reducing collection once the gateway goes quiet after load. Under a sustained stream of
+ * small requests the 1 MiB young generation (scripts/start.ts) promotes many short-lived request
+ * objects, V8 grows the old generation to hold them, and after its mark-compacts the emptied pages
+ * stay in V8's page pool: 6,000 small sync jobs left the gateway at ~200 MB of RSS against ~107 MB
+ * idle, with 26 MB of it live. Only a memory-reducing collection compacts those pages and unmaps
+ * the pool. V8 starts one by itself (its memory reducer) at the first of its 8 s ticks that finds
+ * the allocation rate low, i.e. 8–16 s after the load ends; `gc()` from --expose-gc is an ordinary
+ * mark-compact that refills the pool instead (measured: RSS unchanged).
+ *
+ * So: every GATEWAY_IDLE_GC_SECONDS, if the event loop was under IDLE_UTILIZATION busy over that
+ * whole period and the RSS has grown by IDLE_GC_GROWTH_BYTES since the lowest it was seen (or since
+ * the last such collection), ask V8 for a low-memory collection — through the in-process inspector's
+ * HeapProfiler.collectGarbage, which is Isolate::LowMemoryNotification (two or three reducing
+ * mark-compacts and the pool's release; ~60–90 ms on a 26 MB live heap). Measured: RSS 182 → 102 MB
+ * a second after 2,000 jobs (docs/performance.md). No cost per request: the check reads two numbers
+ * once per period.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** An event loop busier than this over a whole period is not idle (5 %: a few requests a second). */
+export const IDLE_UTILIZATION = 0.05;
+/** RSS growth, since the last collection or the lowest reading, that is worth a collection. */
+export const IDLE_GC_GROWTH_BYTES = 16 * 1024 * 1024;
+
+export interface IdleCollectionEvent {
+  rssBefore: number;
+  rssAfter: number;
+  ms: number;
+}
+
+export interface IdleCollectorOptions {
+  growthBytes?: number;
+  /** Runs the collection; by default lowMemoryCollection(). */
+  collect?: () => Promise<void>;
+  /** The process's RSS in bytes; by default process.memoryUsage.rss(). */
+  rss?: () => number;
+  /** The event loop's utilisation (0–1) since the previous call; by default from performance.eventLoopUtilization. */
+  utilization?: () => number;
+  onCollect?: (e: IdleCollectionEvent) => void;
+  onError?: (err: unknown) => void;
+}
+
+/** The decision, without a timer: `tick()` is one period's look (and its collection, when due). */
+export function createIdleCollector(opts: IdleCollectorOptions = {}): { tick: () => Promise<boolean> } {
+  const growth = opts.growthBytes ?? IDLE_GC_GROWTH_BYTES;
+  const collect = opts.collect ?? lowMemoryCollection;
+  const rss = opts.rss ?? (() => process.memoryUsage.rss());
+  const utilization = opts.utilization ?? eventLoopUtilization();
+  let floor = rss();
+  let running = false;
+  return {
+    tick: async () => {
+      const busy = utilization() > IDLE_UTILIZATION;
+      const now = rss();
+      if (now < floor) floor = now;
+      if (running || busy || now - floor < growth) return false;
+      running = true;
+      const t0 = performance.now();
+      try {
+        await collect();
+        const after = rss();
+        // Whatever did not come back is the new floor: no second collection until it grows again.
+        floor = after;
+        opts.onCollect?.({ rssBefore: now, rssAfter: after, ms: performance.now() - t0 });
+      } catch (err) {
+        floor = now;
+        opts.onError?.(err);
+      } finally {
+        // The collection's own time is not load.
+        utilization();
+        running = false;
+      }
+      return true;
+    },
+  };
+}
+
+/** Looks every `seconds` (0 = never); the timer does not keep the process alive. */
+export function startIdleCollection(seconds: number, opts: IdleCollectorOptions = {}): { stop: () => void } {
+  if (seconds <= 0) return { stop: () => undefined };
+  const collector = createIdleCollector(opts);
+  const timer = setInterval(() => void collector.tick(), seconds * 1000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+function eventLoopUtilization(): () => number {
+  let last = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const u = performance.eventLoopUtilization(now, last).utilization;
+    last = now;
+    return u;
+  };
+}
+
+/**
+ * Isolate::LowMemoryNotification, which JavaScript reaches only through the inspector protocol: an
+ * in-process session (no port, no --inspect; no domain is enabled, so it observes nothing) asks
+ * HeapProfiler.collectGarbage. The session is opened once and never closed: V8 answers from inside
+ * its collection task while holding the agent's lock, and closing a session destroys its agent,
+ * which takes that lock — a gateway whose session was closed right after an answer deadlocked (seen
+ * in the benchmark's S3 upload). Without a close there is nothing to take the lock out of turn.
+ */
+let session: import('node:inspector').Session | undefined;
+
+export async function lowMemoryCollection(): Promise<void> {
+  if (!session) {
+    const { Session } = await import('node:inspector');
+    const s = new Session();
+    s.connect();
+    session = s;
+  }
+  const open = session;
+  await new Promise<void>((resolve, reject) => open.post('HeapProfiler.collectGarbage', (err) => (err ? reject(err) : resolve())));
+}
