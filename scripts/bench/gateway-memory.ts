@@ -4,8 +4,9 @@
  *   node scripts/bench/gateway-memory.ts [--jobs 6000] [--in-flight 8] [--idle-seconds 10] [--upload-mb 2048]
  * Starts Kiln as the benchmark does, reads the gateway's RSS (/proc/<pid>/status) and V8 heap
  * (its /metrics) at start, every 1,000 small sync jobs (64×64 PNG → webp, POST /api/convert + GET
- * of the link), then each second while idle, then samples RSS every 50 ms during one streamed upload
- * as the bench's `upload` figure does. Any Kiln setting in the environment is passed through.
+ * of the link), then each second while idle, times 10 sequential jobs, then samples RSS every 50 ms
+ * during one streamed upload as the bench's `upload` figure does. Any Kiln setting in the
+ * environment is passed through; with LOG_LEVEL=debug the gateway's idle collections are printed.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -32,7 +33,11 @@ const UPLOAD_BYTES = Math.round(Number(a['upload-mb'] ?? 2048) * 1024 * 1024);
 const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-gwmem-'));
 const tiny = await tinyImage(scratch);
 const form = multipart({ format: 'webp', saveToStorage: 'true' }, { data: await fs.readFile(tiny.path), filename: 'tiny.png' });
-const kiln = await startKiln({ env: process.env.MAX_UPLOAD_BYTES ? {} : { MAX_UPLOAD_BYTES: String(UPLOAD_BYTES + (1 << 20)) } });
+// The gateway's own line for each idle collection (at LOG_LEVEL=debug), as it happens.
+const onLog = (line: string) => {
+  if (line.includes('"msg":"idle collection')) console.log(`        gateway: ${line}`);
+};
+const kiln = await startKiln({ onLog, env: process.env.MAX_UPLOAD_BYTES ? {} : { MAX_UPLOAD_BYTES: String(UPLOAD_BYTES + (1 << 20)) } });
 const t0 = performance.now();
 const secs = () => ((performance.now() - t0) / 1000).toFixed(1).padStart(6);
 
@@ -76,6 +81,10 @@ try {
   }
   await line(`idle ${IDLE_SECONDS} s`);
   console.log(`gateway CPU while idle: ${(cpuByRole(kiln.supervisorPid).gateway - idleCpu0).toFixed(0)} ms over ${IDLE_SECONDS} s`);
+  // The first requests after the idle period: what a collection there costs the next client.
+  const after: number[] = [];
+  for (let i = 0; i < 10; i++) after.push((await convertViaApi(kiln.url, kiln.key, form)).completedMs);
+  console.log(`first 10 sequential jobs after the idle period: ${after.map((ms) => ms.toFixed(0)).join(', ')} ms`);
   const baseline = rssMb(gw) ?? NaN;
   let peak = baseline;
   const sampler = setInterval(() => {

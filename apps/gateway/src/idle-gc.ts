@@ -12,13 +12,13 @@
  * whole period and the RSS has grown by IDLE_GC_GROWTH_BYTES since the lowest it was seen (or since
  * the last such collection), ask V8 for a low-memory collection — through the in-process inspector's
  * HeapProfiler.collectGarbage, which is Isolate::LowMemoryNotification (two or three reducing
- * mark-compacts and the pool's release; ~60–90 ms on a 26 MB live heap). Measured: RSS 182 → 102 MB
- * a second after 2,000 jobs (docs/performance.md). No cost per request: the check reads two numbers
- * once per period.
+ * mark-compacts and the pool's release; 60–90 ms on a 26 MB live heap). Measured with
+ * scripts/bench/gateway-memory.ts: 6,000 jobs, then RSS 189–205 → 106–108 MB within 2 s of the
+ * load's end (docs/performance.md). No cost per request: the check reads two numbers once a period.
  */
 import { performance } from 'node:perf_hooks';
 
-/** An event loop busier than this over a whole period is not idle (5 %: a few requests a second). */
+/** An event loop busier than this over a whole period is not idle (5 %: about ten small requests a second). */
 export const IDLE_UTILIZATION = 0.05;
 /** RSS growth, since the last collection or the lowest reading, that is worth a collection. */
 export const IDLE_GC_GROWTH_BYTES = 16 * 1024 * 1024;
@@ -100,8 +100,9 @@ function eventLoopUtilization(): () => number {
  * in-process session (no port, no --inspect; no domain is enabled, so it observes nothing) asks
  * HeapProfiler.collectGarbage. The session is opened once and never closed: V8 answers from inside
  * its collection task while holding the agent's lock, and closing a session destroys its agent,
- * which takes that lock — a gateway whose session was closed right after an answer deadlocked (seen
- * in the benchmark's S3 upload). Without a close there is nothing to take the lock out of turn.
+ * which takes that lock. Closed in the answer, the process deadlocks at once; closed on the next
+ * turn of the event loop, a benchmark's gateway still deadlocked there once (docs/performance.md).
+ * Without a close nothing takes that lock but the collection itself.
  */
 let session: import('node:inspector').Session | undefined;
 
