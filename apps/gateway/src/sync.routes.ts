@@ -224,9 +224,7 @@ export async function submitAndWait<T extends Submitted>(
   const gone = () => abort.abort();
   res.once('close', gone);
   const timeoutMs = deps.config.SYNC_TIMEOUT_SECONDS * 1000;
-  const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal)).finally(() =>
-    res.off('close', gone),
-  );
+  const final = await (pending ? pending.wait(timeoutMs, abort.signal) : deps.waiter.wait(created.jobId, timeoutMs, abort.signal)).finally(() => res.off('close', gone));
   const notified = final ? pending?.notified() : undefined;
   return { created, final, ...(notified ? { notified } : {}) };
 }
