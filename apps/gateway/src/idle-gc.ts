@@ -12,7 +12,7 @@
  * whole period and the RSS has grown by IDLE_GC_GROWTH_BYTES since the lowest it was seen (or since
  * the last such collection), ask V8 for a low-memory collection — through the in-process inspector's
  * HeapProfiler.collectGarbage, which is Isolate::LowMemoryNotification (two or three reducing
- * mark-compacts and the pool's release; 60–90 ms on a 26 MB live heap). Measured with
+ * mark-compacts and the pool's release; 60–120 ms on a 26 MB live heap). Measured with
  * scripts/bench/gateway-memory.ts: 6,000 jobs, then RSS 189–205 → 106–108 MB within 2 s of the
  * load's end (docs/performance.md). No cost per request: the check reads two numbers once a period.
  */
