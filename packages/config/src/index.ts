@@ -152,6 +152,9 @@ const buildFragments = () => ({
     SYNC_INLINE_MAX_BYTES: int(25 * 1024 * 1024, 1).describe('Largest result returned inline as a data: URL by the sync endpoints.'),
     DOWNLOAD_URL_TTL_SECONDS: int(3600, 60).describe('Lifetime of signed download URLs.'),
     BOOTSTRAP_API_KEY: optStr.describe('Makes sure this API key exists at start-up (for automation).'),
+    GATEWAY_IDLE_GC_SECONDS: int(1, 0).describe(
+      "After this many seconds of an idle event loop, following 16 MB or more of growth of the gateway's RSS, one memory-reducing garbage collection gives the memory of a burst of requests back to the system (0 = leave it to V8, which does so 8–16 s after the burst).",
+    ),
   }),
   worker: z.object({
     CONVERT_CONCURRENCY: int(cores, 1).describe(
