@@ -5,7 +5,8 @@ import path from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { sniff } from '@kiln/formats';
 import { convertImage, convertToFile, targetSize, CodecError, writesOnlyOutput } from '../src/index.ts';
-import { LIMITS, limitsWith, timeout } from './helpers/limits.ts';
+import { limitsWith } from './helpers/limits.ts';
+import { request } from './helpers/request.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -80,21 +81,11 @@ test('garbage fails with invalid_input and leaves no output behind', async () =>
 });
 
 describe('convertToFile: a conversion that writes nothing but its output', () => {
-  const req = (input: string, format: 'webp' | 'avif' | 'pdf', inputKind: 'png' | 'jpg' = 'png') => ({
-    input,
-    inputKind,
-    format,
-    quality: 82,
-    autoOrient: true,
-    stripMetadata: true,
-    lossless: false,
-    mono: false,
-    limits: LIMITS,
-    engines: {},
-    animation: { maxFps: 15, maxWidth: 480 },
-    avifEffort: 2,
-    timeout: timeout(60),
-  });
+  // The worker's defaults (helpers/request.ts), without the folder convertToFile does not take.
+  const req = (input: string, format: 'webp' | 'pdf') => {
+    const { outputDir: _none, ...r } = request(input, 'png', format, dir);
+    return r;
+  };
 
   test('one sharp encode qualifies; a PDF page (intermediates) and an archive do not', () => {
     expect(writesOnlyOutput('png', 'webp')).toBe(true);

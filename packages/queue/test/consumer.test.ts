@@ -43,6 +43,15 @@ function payload() {
   return { jobId: crypto.randomUUID(), fileId: crypto.randomUUID() };
 }
 
+/** Sends `n` messages one at a time, each only once the previous one is in `handled`. */
+async function sendOneByOne(queue: Queue, n: number, handled: string[]): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const p = payload();
+    await queue.send(QUEUE, p);
+    await until(`message ${i} to be handled`, () => handled.includes(p.fileId));
+  }
+}
+
 test('a message sent to an idle worker with two free slots is fetched once, and a slot that finishes does not look again', async () => {
   // A poll far longer than the test: every fetch here is one a NOTIFY (or the start) asked for.
   const queue = await new Queue({ connectionString: db.url, retryLimit: 1, expireInSeconds: 60, idlePollSeconds: 600 }).start();
@@ -54,11 +63,7 @@ test('a message sent to an idle worker with two free slots is fetched once, and 
     });
     await until('the first look at the queue', () => fetches.count() >= 1);
     const N = 8;
-    for (let i = 0; i < N; i++) {
-      const p = payload();
-      await queue.send(QUEUE, p);
-      await until(`message ${i} to be handled`, () => handled.includes(p.fileId));
-    }
+    await sendOneByOne(queue, N, handled);
     // One fetch per message plus the look at the start (and one more if that look was still running
     // when the first NOTIFY came). With one pg-boss worker per slot it was about three per message:
     // the NOTIFY woke both idle slots, and the slot that ran the message asked again as soon as it
@@ -102,11 +107,7 @@ test("the fetch is pg-boss's SQL as a named statement: parsed once per connectio
       handled.push(p.fileId);
     });
     await until('the first look at the queue', () => fetches.count() >= 1);
-    for (let i = 0; i < 6; i++) {
-      const p = payload();
-      await queue.send(QUEUE, p);
-      await until(`message ${i} to be handled`, () => handled.includes(p.fileId));
-    }
+    await sendOneByOne(queue, 6, handled);
     const prepared = await preparedFetches(queue, QUEUE);
     // Sent as pg-boss sends it (text only, no parameters), each fetch was a simple query, parsed and
     // planned anew: nothing is prepared then. Named, each connection that ran one plans it once (a
@@ -128,9 +129,7 @@ test('with prepared statements off (a pooler that cannot keep them), the fetch i
     await queue.work(QUEUE, 1, async (p) => {
       handled.push(p.fileId);
     });
-    const p = payload();
-    await queue.send(QUEUE, p);
-    await until('the message to be handled', () => handled.includes(p.fileId));
+    await sendOneByOne(queue, 1, handled);
     expect(await preparedFetches(queue, QUEUE)).toEqual([]);
   } finally {
     await queue.stop(5000);
