@@ -18,10 +18,10 @@ import { loadConfig } from '@kiln/config';
 import { findRunningEmbedded } from '@kiln/db';
 import { convertImage, createDeadline, resolveFfmpeg, resolveFfprobe, runProcess, transcodeMedia, type ImageConvertOptions, type ImageLimits } from '@kiln/codec';
 import { codecLimits, limitFrom } from '@kiln/worker-runtime';
-import { ApiError, convertBytesViaApi, convertManyViaApi, convertViaApi, multipart, multipartFiles, request, streamUpload } from './bench/client.ts';
+import { ApiError, convertBytesViaApi, convertManyViaApi, convertViaApi, multipart, multipartFiles, request } from './bench/client.ts';
 import { measureGrowth } from './bench/growth.ts';
 import { defaultCorpus, readCorpus, tinyImage, type CorpusImage } from './bench/corpus.ts';
-import { cpuByRole, kilnTree, rssMb, startKiln, ROLES, type Role, type RunningKiln } from './bench/kiln-process.ts';
+import { cpuByRole, kilnTree, startKiln, uploadSamplingRss, ROLES, type Role, type RunningKiln } from './bench/kiln-process.ts';
 import { closedLoop, median, Progress, quantile, round, spread, type Spread } from './bench/stats.ts';
 import { startS3Server } from './s3-server.ts';
 
@@ -700,21 +700,9 @@ async function measure(
 async function uploadPeak(kiln: RunningKiln, bytes: number, label: string) {
   const gatewayPid = kiln.pidOf('gateway');
   if (!gatewayPid) throw new Error('gateway process not found');
-  const baselineRss = rssMb(gatewayPid) ?? NaN;
-  let peakRss = baselineRss;
-  const sampler = setInterval(() => {
-    const v = rssMb(gatewayPid);
-    if (v !== undefined && v > peakRss) peakRss = v;
-  }, 50);
-  let upload: Awaited<ReturnType<typeof streamUpload>>;
-  try {
-    upload = await streamUpload(kiln.url, kiln.key, bytes, { format: 'webp' }, (sent) =>
-      progress.update(label, `${(sent / 1024 ** 2).toFixed(0)}/${(bytes / 1024 ** 2).toFixed(0)} MiB, gateway RSS peak ${peakRss.toFixed(0)} MB`),
-    );
-    await new Promise((r) => setTimeout(r, 200));
-  } finally {
-    clearInterval(sampler);
-  }
+  const { upload, baselineRss, peakRss } = await uploadSamplingRss(kiln.url, kiln.key, gatewayPid, bytes, (sent, peak) =>
+    progress.update(label, `${(sent / 1024 ** 2).toFixed(0)}/${(bytes / 1024 ** 2).toFixed(0)} MiB, gateway RSS peak ${peak.toFixed(0)} MB`),
+  );
   if (upload.status !== 200) throw new Error(`${label} answered ${upload.status}: ${upload.body.toString('utf8').slice(0, 500)}`);
   const jobId = (JSON.parse(upload.body.toString('utf8')) as { jobId: string }).jobId;
   return { peakRss, baselineRss, seconds: upload.seconds, jobId };

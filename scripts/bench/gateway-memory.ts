@@ -12,9 +12,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { convertViaApi, multipart, request, streamUpload } from './client.ts';
+import { convertViaApi, multipart, request } from './client.ts';
 import { tinyImage } from './corpus.ts';
-import { rssMb, startKiln, cpuByRole } from './kiln-process.ts';
+import { rssMb, startKiln, cpuByRole, uploadSamplingRss } from './kiln-process.ts';
 import { closedLoop } from './stats.ts';
 
 const { values: a } = parseArgs({
@@ -85,15 +85,7 @@ try {
   const after: number[] = [];
   for (let i = 0; i < 10; i++) after.push((await convertViaApi(kiln.url, kiln.key, form)).completedMs);
   console.log(`first 10 sequential jobs after the idle period: ${after.map((ms) => ms.toFixed(0)).join(', ')} ms`);
-  const baseline = rssMb(gw) ?? NaN;
-  let peak = baseline;
-  const sampler = setInterval(() => {
-    const v = rssMb(gw);
-    if (v !== undefined && v > peak) peak = v;
-  }, 50);
-  const up = await streamUpload(kiln.url, kiln.key, UPLOAD_BYTES, { format: 'webp' });
-  await new Promise((r) => setTimeout(r, 200));
-  clearInterval(sampler);
+  const { upload: up, baselineRss: baseline, peakRss: peak } = await uploadSamplingRss(kiln.url, kiln.key, gw, UPLOAD_BYTES);
   console.log(
     `upload ${(UPLOAD_BYTES / 1024 ** 2).toFixed(0)} MiB: HTTP ${up.status} in ${up.seconds.toFixed(1)} s; gateway RSS baseline ${baseline.toFixed(1)} MB, peak ${peak.toFixed(1)} MB`,
   );

@@ -11,6 +11,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../lib/free-port.ts';
+import { streamUpload } from './client.ts';
 
 export type Role = 'supervisor' | 'gateway' | 'convert-worker' | 'compress-worker' | 'postgres' | 'other';
 export const ROLES: Role[] = ['supervisor', 'gateway', 'convert-worker', 'compress-worker', 'postgres', 'other'];
@@ -116,6 +117,32 @@ export function rssMb(pid: number): number | undefined {
     return m ? Number(m[1]) / 1024 : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Streams one upload of `bytes` (client.ts streamUpload, field format=webp) while sampling `pid`'s
+ * RSS every 50 ms, until 200 ms after the answer: its RSS before and its peak, in MB.
+ */
+export async function uploadSamplingRss(
+  base: string,
+  key: string,
+  pid: number,
+  bytes: number,
+  onProgress?: (sentBytes: number, peakRssMb: number) => void,
+): Promise<{ upload: Awaited<ReturnType<typeof streamUpload>>; baselineRss: number; peakRss: number }> {
+  const baselineRss = rssMb(pid) ?? NaN;
+  let peakRss = baselineRss;
+  const sampler = setInterval(() => {
+    const v = rssMb(pid);
+    if (v !== undefined && v > peakRss) peakRss = v;
+  }, 50);
+  try {
+    const upload = await streamUpload(base, key, bytes, { format: 'webp' }, onProgress && ((sent) => onProgress(sent, peakRss)));
+    await new Promise((r) => setTimeout(r, 200));
+    return { upload, baselineRss, peakRss };
+  } finally {
+    clearInterval(sampler);
   }
 }
 
