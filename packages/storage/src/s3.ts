@@ -271,7 +271,12 @@ export class S3Store implements BlobStore {
       throw this.unavailable(err, `read ${key}`);
     }
     const body = out.Body as Readable;
-    const size = out.ContentLength ?? 0;
+    // A server that sends no length (S3 always does) is asked for it: the body is never read whole on trust.
+    const size = out.ContentLength ?? (await this.stat(key))?.size;
+    if (size === undefined) {
+      body.destroy();
+      return undefined;
+    }
     if (size > bufferUpTo) return { size, stream: body };
     try {
       const chunks: Buffer[] = [];
