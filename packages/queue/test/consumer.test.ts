@@ -115,7 +115,11 @@ test("the fetch is pg-boss's SQL as a named statement: parsed once per connectio
     expect(prepared.length).toBeGreaterThan(0);
     for (const s of prepared) expect(s.name).toMatch(/^kiln_boss_[0-9a-f]{16}$/);
     expect(prepared.reduce((n, s) => n + s.custom, 0)).toBe(0);
-    expect(prepared.reduce((n, s) => n + s.generic, 0)).toBe(fetches.count());
+    // At most one generic-plan execution per fetch, and some: pg-boss's pool may have closed an idle
+    // connection meanwhile, and its session's counts went with it, so equality cannot be asked for.
+    const generic = prepared.reduce((n, s) => n + s.generic, 0);
+    expect(generic).toBeGreaterThan(0);
+    expect(generic).toBeLessThanOrEqual(fetches.count());
     expect(fetches.count()).toBeGreaterThanOrEqual(7);
   } finally {
     await queue.stop(5000);
