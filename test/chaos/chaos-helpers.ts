@@ -28,8 +28,8 @@ export async function longVideo(seconds = 40): Promise<{ bytes: Buffer; ffprobe:
 }
 
 /** Running processes named `name` whose command line mentions `needle` (a Kiln's DATA_DIR), with their parent pid. */
-export async function processesOf(name: string, needle: string): Promise<{ pid: number; ppid: number }[]> {
-  const found: { pid: number; ppid: number }[] = [];
+export async function processesOf(name: string, needle: string): Promise<{ pid: number; ppid: number; startTime: string }[]> {
+  const found: { pid: number; ppid: number; startTime: string }[] = [];
   for (const entry of await fs.readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const argv = await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').then(
@@ -37,12 +37,31 @@ export async function processesOf(name: string, needle: string): Promise<{ pid: 
       () => [],
     );
     if (!argv[0] || path.basename(argv[0]) !== name || !argv.some((a) => a.includes(needle))) continue;
-    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (after[0] === 'Z') continue;
-    found.push({ pid: Number(entry), ppid: Number(after[1]) });
+    const stat = await processStat(Number(entry));
+    if (!stat || stat.state === 'Z') continue;
+    found.push({ pid: Number(entry), ppid: stat.ppid, startTime: stat.startTime });
   }
   return found;
+}
+
+/** A process's state, parent and start time (clock ticks since boot) from /proc/PID/stat; undefined once it is reaped. */
+async function processStat(pid: number): Promise<{ state: string; ppid: number; startTime: string } | undefined> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (!stat) return undefined;
+  // Fields after the command name (which may hold spaces): state is field 3, ppid 4, starttime 22.
+  const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: after[0]!, ppid: Number(after[1]), startTime: after[19]! };
+}
+
+/**
+ * Whether the process `p` (found by processesOf) has ended: reaped, a zombie or dead (Z, X), or its
+ * pid now names another process (another start time). A process that is exiting has released its
+ * memory (its cmdline reads empty) before its state turns Z, so "no longer listed by processesOf"
+ * alone is not the end yet.
+ */
+export async function hasEnded(p: { pid: number; startTime: string }): Promise<boolean> {
+  const s = await processStat(p.pid);
+  return !s || s.state === 'Z' || s.state === 'X' || s.startTime !== p.startTime;
 }
 
 /** The scratch folders (`w-…`) a local-disk Kiln has open under DATA_DIR/blobs/.tmp. */
