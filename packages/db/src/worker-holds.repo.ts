@@ -109,6 +109,22 @@ export async function listUnheldProcessingFiles(db: Queryable, orphanSeconds: nu
   return r.rows;
 }
 
+/**
+ * Jobs waiting for their archive (createArchive, every file final, still 'processing'): the reconcile
+ * sweep settles those whose archive.build message is gone (its retries used up by crashes, expiries
+ * or a long storage outage), which would otherwise wait forever. Few jobs are processing at any time;
+ * jobs_active_by_key (a partial index on them) keeps this off the history.
+ */
+export async function listJobsAwaitingArchive(db: Queryable, limit = 500): Promise<string[]> {
+  const r = await db.query<{ id: string }>(
+    `SELECT id FROM jobs
+      WHERE status = 'processing' AND create_archive AND NOT cancelled AND completed_files + failed_files >= total_files
+      LIMIT $1`,
+    [limit],
+  );
+  return r.rows.map((row) => row.id);
+}
+
 /** Runs `fn` only if no other process is running it now (a transaction-scoped advisory lock). */
 export async function tryWithSweepLock<T>(client: Queryable, fn: () => Promise<T>): Promise<T | undefined> {
   // 0x6b696c6e = 'kiln': one fixed key for the reconcile sweep.

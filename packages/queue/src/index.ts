@@ -416,6 +416,20 @@ export class Queue {
     return new Set((r.rows as { fileId: string }[]).map((row) => row.fileId));
   }
 
+  /**
+   * Of these job ids, the ones a live archive.build message carries (queued, waiting for a retry, or
+   * running): the reconcile sweep settles a job still waiting for its archive only when none does.
+   */
+  async liveArchiveJobIds(jobIds: string[]): Promise<Set<string>> {
+    if (!jobIds.length) return new Set();
+    const r = await this.boss.getDb().executeSql(
+      `SELECT DISTINCT j.data->>'jobId' AS "jobId" FROM pgboss.job j
+        WHERE j.name = $1 AND j.state IN ('created', 'retry', 'active') AND j.data->>'jobId' = ANY($2::text[])`,
+      [QUEUES.archiveBuild, jobIds],
+    );
+    return new Set((r.rows as { jobId: string }[]).map((row) => row.jobId));
+  }
+
   /** Cheap liveness check for /readyz: pg-boss's own pool can reach its schema. */
   async ping(): Promise<void> {
     await this.boss.getQueue(QUEUES.convertFile);

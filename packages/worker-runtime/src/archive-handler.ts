@@ -10,6 +10,9 @@ import { requeueWhileStorageIsDown } from './storage-outage.ts';
 
 export { QUEUES };
 
+/** The job's error message when its archive could not be built (the handler's last attempt, or the reconcile sweep). */
+export const ARCHIVE_FAILED_MESSAGE = 'The archive of results could not be built; the files are still available one by one.';
+
 export function createArchiveHandler(deps: WorkerDeps) {
   return async function handle(payload: { jobId: string; storageWaitSince?: string | undefined }, ctx: JobContext): Promise<void> {
     try {
@@ -44,7 +47,7 @@ export function createArchiveHandler(deps: WorkerDeps) {
       } catch (err) {
         // Storage being down is not the archive's fault: let the caller queue it again.
         if (isStorageUnavailable(err) || ctx.retryCount < ctx.retryLimit) throw err;
-        outcome = { error: 'The archive of results could not be built; the files are still available one by one.' };
+        outcome = { error: ARCHIVE_FAILED_MESSAGE };
       }
       const settled = await withTransaction(deps.pool, async (tx) => {
         const done = await finishArchive(tx, job.id, outcome, deps.settings.retentionHours);

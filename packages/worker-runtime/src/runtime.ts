@@ -155,6 +155,7 @@ export async function startWorker(opts: {
     log,
     service: opts.service,
     settings: { orphanSeconds: config.WORKER_ORPHAN_SECONDS, retryLimit: config.JOB_RETRY_LIMIT, retentionHours: config.RETENTION_HOURS },
+    events,
   }).catch(abandon);
   const deps: WorkerDeps = { pool, queue, store, log, metrics, settings: settingsFrom(config), outbound, stopSignal: stopController.signal, instance, events };
   // Before any work is taken: a port that is already in use stops the start with the setting's name.

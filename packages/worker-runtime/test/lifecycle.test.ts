@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@kiln/config';
 import { claimFile, claimFileHeld, createApiKey, createPool, finishFile, insertJob, type Pool } from '@kiln/db';
-import { Queue } from '@kiln/queue';
+import { QUEUES, Queue } from '@kiln/queue';
 import { retryWhileDatabaseIsDown } from '../src/lifecycle/db-retry.ts';
 import { fileHolds } from '../src/lifecycle/holds.ts';
 import { startWorkerInstance, type RunningInstance } from '../src/lifecycle/instance.ts';
@@ -223,6 +223,40 @@ test('a file abandoned more than JOB_RETRY_LIMIT + 3 times is recorded as failed
   expect(row).toMatchObject({ status: 'failed', error_code: 'engine_failed' });
   expect(row.error_message).toMatch(/stopped before finishing 5 times/);
   expect((await pool.query('SELECT status FROM jobs WHERE id = $1', [jobId])).rows[0].status).toBe('failed');
+});
+
+test('a job waiting for an archive no message will build is completed without it; one whose message is live is left alone', async () => {
+  const sweeper = await instance();
+  const archiveJob = async () => {
+    const jobId = crypto.randomUUID();
+    const fileId = crypto.randomUUID();
+    await insertJob(pool, {
+      id: jobId,
+      apiKeyId,
+      jobType: 'convert',
+      createArchive: true,
+      files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey: `jobs/${jobId}/src/${fileId}`, sourceKind: 'png', originalSize: 10, options: { format: 'webp' } }],
+    });
+    await claimFile(pool, fileId);
+    const output = { storageKey: `jobs/${jobId}/out/${fileId}.webp`, filename: 'a.webp', mimeType: 'image/webp', size: 5 };
+    const after = await finishFile(pool, jobId, fileId, { ok: true, output, result: {} }, 1);
+    expect(after).toMatchObject({ needsArchive: true, jobFinal: false, status: 'processing' });
+    return jobId;
+  };
+  const jobRow = async (id: string) => (await pool.query('SELECT status, archive_file_id, error_message, expires_at FROM jobs WHERE id = $1', [id])).rows[0];
+  // Its archive.build message used up its retries (or was lost): nothing will ever build it.
+  const orphan = await archiveJob();
+  // This one's message is queued: its build is still to come.
+  const queued = await archiveJob();
+  await queue.send(QUEUES.archiveBuild, { jobId: queued });
+
+  const report = await sweeper.reconcile();
+  expect(report.archivesAbandoned).toBe(1);
+  expect(await jobRow(orphan)).toMatchObject({ status: 'completed', archive_file_id: null, error_message: expect.stringMatching(/archive of results could not be built/) });
+  expect((await jobRow(orphan)).expires_at).not.toBeNull();
+  expect(await jobRow(queued)).toMatchObject({ status: 'processing', error_message: null });
+  // Settled once: the next pass finds nothing more to do.
+  expect((await sweeper.reconcile()).archivesAbandoned).toBe(0);
 });
 
 describe('retryWhileDatabaseIsDown', () => {

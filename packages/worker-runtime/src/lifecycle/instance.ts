@@ -12,7 +12,10 @@
  *    removed and its holds dropped. Then any file still 'processing' that no live worker holds and no
  *    queue message carries (its retries were used up by crashes, or its last outcome could not be
  *    written) is queued again — or, after too many attempts, recorded as failed, so a file that kills
- *    every worker that touches it cannot loop forever.
+ *    every worker that touches it cannot loop forever. And a job still waiting for its archive whose
+ *    archive.build message is gone (its retries used up: a zip that killed its workers, a storage
+ *    outage longer than STORAGE_RETRY_MAX_SECONDS) is completed without one, as the archive handler's
+ *    last attempt completes it: its files stay available one by one.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -20,7 +23,9 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { JOB_DONE_CHANNEL, QUEUES, queueFor } from '@kiln/contracts';
 import {
+  finishArchive,
   finishFile,
+  listJobsAwaitingArchive,
   listDeadWorkerInstances,
   listUnheldProcessingFiles,
   registerWorkerInstance,
@@ -34,6 +39,9 @@ import {
 } from '@kiln/db';
 import type { Logger } from '@kiln/config';
 import type { Queue } from '@kiln/queue';
+import { recordJobEvents, type EventContext } from '@kiln/webhooks';
+import { ARCHIVE_FAILED_MESSAGE } from '../archive-handler.ts';
+import { notifyJobDone } from '../file-handler.ts';
 
 export interface InstanceSettings {
   /** WORKER_ORPHAN_SECONDS */
@@ -63,13 +71,23 @@ export interface ReconcileReport {
   scratchRemoved: number;
   requeued: number;
   failed: number;
+  /** Jobs completed without their archive: nothing was left to build it. */
+  archivesAbandoned: number;
 }
 
 /** Attempts past JOB_RETRY_LIMIT the sweep still re-queues before failing the file (shutdown re-queues also count attempts). */
 const EXTRA_ATTEMPTS = 3;
 
-export async function startWorkerInstance(opts: { pool: Pool; queue: Queue; log: Logger; service: string; settings: InstanceSettings }): Promise<RunningInstance> {
-  const { pool, queue, log, settings } = opts;
+export async function startWorkerInstance(opts: {
+  pool: Pool;
+  queue: Queue;
+  log: Logger;
+  service: string;
+  settings: InstanceSettings;
+  /** Webhook events of what the sweep settles (absent: none are recorded). */
+  events?: EventContext;
+}): Promise<RunningInstance> {
+  const { pool, queue, log, settings, events } = opts;
   const me = { id: crypto.randomUUID(), service: opts.service, host: os.hostname(), pid: process.pid };
   const active = new Set<string>();
   await registerWorkerInstance(pool, me);
@@ -82,7 +100,7 @@ export async function startWorkerInstance(opts: { pool: Pool; queue: Queue; log:
   };
 
   const reconcile = async (): Promise<ReconcileReport> => {
-    const report: ReconcileReport = { deadInstances: 0, scratchRemoved: 0, requeued: 0, failed: 0 };
+    const report: ReconcileReport = { deadInstances: 0, scratchRemoved: 0, requeued: 0, failed: 0, archivesAbandoned: 0 };
     await withTransaction(pool, (tx) =>
       tryWithSweepLock(tx, async () => {
         for (const dead of await listDeadWorkerInstances(tx, settings.orphanSeconds)) {
@@ -108,6 +126,17 @@ export async function startWorkerInstance(opts: { pool: Pool; queue: Queue; log:
           }
           report.deadInstances++;
           log.warn('worker presumed dead: released its files', facts);
+        }
+        const awaiting = await listJobsAwaitingArchive(tx);
+        const building = await queue.liveArchiveJobIds(awaiting);
+        for (const jobId of awaiting) {
+          if (building.has(jobId)) continue;
+          // No-op when the archive was recorded after the list was read (its handler committed first).
+          if (!(await finishArchive(tx, jobId, { error: ARCHIVE_FAILED_MESSAGE }, settings.retentionHours))) continue;
+          await notifyJobDone(tx, jobId);
+          if (events) await recordJobEvents(tx, events, jobId, { kind: 'archive_done' });
+          report.archivesAbandoned++;
+          log.error('job waiting for an archive no message will build: completed without it', { jobId });
         }
         const unheld = await listUnheldProcessingFiles(tx, settings.orphanSeconds);
         if (!unheld.length) return;
