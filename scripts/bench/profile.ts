@@ -1,7 +1,7 @@
 /**
  * Where Kiln's per-job time goes, for the performance work behind `pnpm bench` (not part of it):
  *   node scripts/bench/profile.ts [--jobs N] [--files 1] [--cpu-prof DIR] [--in-flight N] [--size 64] [--width 170]
- *     [--detail] [--pg name=value ...] [--pg-log FILE]
+ *     [--detail] [--pg name=value ...] [--pg-log FILE] [--input FILE] [--field name=value ...]
  * Starts an embedded Postgres with pg_stat_statements, runs Kiln against it (DATABASE_URL), pushes
  * N small convert jobs through POST /api/convert + download, then prints the statements per job and
  * each process's CPU per job (the embedded server's too). With --cpu-prof the gateway and workers
@@ -9,7 +9,9 @@
  * is downloaded (the `batch` figure's big jobs), and the figures are per file. --detail adds each
  * statement's planning (with `--pg pg_stat_statements.track_planning=on`), buffers and WAL per job,
  * and each table's updates with how many were HOT; --pg passes a setting to the server
- * (auto_explain, log_statement, …) and --pg-log writes the server's log to FILE.
+ * (auto_explain, log_statement, …) and --pg-log writes the server's log to FILE. --input sends that
+ * file instead of the generated PNG (a corpus photo, for `image.medium`'s per-megabyte costs), and
+ * --field adds or replaces a form field (`--field resize=width --field resizeWidth=1280`).
  */
 import { appendFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -36,6 +38,8 @@ const { values: a } = parseArgs({
     'pg-log': { type: 'string' },
     detail: { type: 'boolean' },
     files: { type: 'string' },
+    input: { type: 'string' },
+    field: { type: 'string', multiple: true },
   },
 });
 const N = Number(a.jobs ?? 200);
@@ -52,17 +56,25 @@ if (a['cpu-prof']) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(
 const kiln = await startKiln({ env });
 try {
   const size = Number(a.size ?? 64);
-  const img = await sharp(await makePhoto(Math.max(size, 256), Math.max(size, 256), 7))
-    .resize(size, size)
-    .png()
-    .toBuffer();
-  const form = multipart({ format: a.format ?? 'webp', saveToStorage: 'true' }, { data: img, filename: 'tiny.png' });
+  const img = a.input
+    ? await fs.readFile(a.input)
+    : await sharp(await makePhoto(Math.max(size, 256), Math.max(size, 256), 7))
+        .resize(size, size)
+        .png()
+        .toBuffer();
+  const fields: Record<string, string> = { format: a.format ?? 'webp', saveToStorage: 'true' };
+  for (const f of a.field ?? []) {
+    const at = f.indexOf('=');
+    if (at < 1) throw new Error(`--field wants name=value, not ${f}`);
+    fields[f.slice(0, at)] = f.slice(at + 1);
+  }
+  const form = multipart(fields, { data: img, filename: a.input ? path.basename(a.input) : 'tiny.png' });
   for (let i = 0; i < 10; i++) await convertViaApi(kiln.url, kiln.key, form);
   const files = Number(a.files ?? 1);
   const many =
     files > 1
       ? multipartFiles(
-          { format: a.format ?? 'webp', saveToStorage: 'true' },
+          fields,
           Array.from({ length: files }, (_, i) => ({ data: img, filename: `tiny-${i}.png` })),
         )
       : undefined;
