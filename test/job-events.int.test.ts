@@ -12,6 +12,7 @@ import pg from 'pg';
 import { sniff } from '@kiln/formats';
 import { resolveFfmpeg } from '@kiln/codec';
 import { parseEventId } from '@kiln/contracts';
+import { createApiKey } from '@kiln/db';
 import { form, freePort, spawnApp, startKiln, stopProcess, until, type Kiln } from './helpers/kiln.ts';
 import { photo } from './helpers/images.ts';
 import { openSse, type SseEvent, type SseStream } from './helpers/sse.ts';
@@ -47,7 +48,8 @@ beforeAll(async () => {
       LOG_LEVEL: 'info',
       LOG_FORMAT: 'json',
       DB_POOL_MAX: '3',
-      EVENTS_MAX_STREAMS: '1',
+      EVENTS_MAX_STREAMS: '2',
+      EVENTS_MAX_STREAMS_PER_KEY: '1',
     },
     (text) => {
       logB = (logB + text).slice(-50_000);
@@ -69,6 +71,21 @@ const events = async (base: string, jobId: string, headers: Record<string, strin
   const s = await openSse(`${base}/api/jobs/${jobId}/events`, { ...auth(), ...headers });
   opened.push(s);
   return s;
+};
+/** A new API key of its own (another client). */
+const otherKey = async (): Promise<string> => {
+  const c = new pg.Client({ connectionString: kiln.db.url });
+  await c.connect();
+  try {
+    return (await createApiKey(c, 'another client')).key;
+  } finally {
+    await c.end();
+  }
+};
+const submitAs = async (key: string, files: { data: Buffer; filename: string }[], format: string): Promise<string> => {
+  const r = await fetch(`${kiln.url}/api/jobs`, { method: 'POST', headers: { Authorization: `Bearer ${key}` }, body: form(files, { format }) });
+  expect(r.status).toBe(200);
+  return ((await r.json()) as { jobId: string }).jobId;
 };
 const submit = async (files: { data: Buffer; filename: string }[], format: string): Promise<string> => {
   const r = await kiln.api('/api/jobs', { method: 'POST', body: form(files, { format }) });
@@ -119,18 +136,34 @@ describe('while no worker runs', () => {
     expect(names(s.events)).toEqual(['snapshot', 'progress', 'failed']);
   });
 
-  it("refuses a stream past the gateway's EVENTS_MAX_STREAMS with 503 and the setting's name", async () => {
+  it("refuses a key's stream past EVENTS_MAX_STREAMS_PER_KEY with 429, and any stream past the gateway's EVENTS_MAX_STREAMS with 503, each naming its setting", async () => {
     const jobId = await submit([{ data: await photo(64, 48, { format: 'png' }), filename: 'a.png' }], 'webp');
     const first = await events(urlB, jobId);
     await first.next('the snapshot', (e) => e.event === 'snapshot');
-    const refused = await fetch(`${urlB}/api/jobs/${jobId}/events`, { headers: auth() });
+    // The same key's second stream: its own limit (1 here), while the gateway has room for one more.
+    const perKey = await fetch(`${urlB}/api/jobs/${jobId}/events`, { headers: auth() });
+    expect(perKey.status).toBe(429);
+    expect(perKey.headers.get('retry-after')).toBe('5');
+    const perKeyBody = (await perKey.json()) as { code: string; error: string; detail: { limit: string } };
+    expect(perKeyBody.code).toBe('rate_limited');
+    expect(perKeyBody.detail.limit).toBe('EVENTS_MAX_STREAMS_PER_KEY');
+    expect(perKeyBody.error).toMatch(/1 live event streams.*EVENTS_MAX_STREAMS_PER_KEY/);
+    // Another key's stream takes the gateway's last place; a third key then meets the gateway's limit.
+    const other = await otherKey();
+    const otherJob = await submitAs(other, [{ data: await photo(64, 48, { format: 'png' }), filename: 'b.png' }], 'webp');
+    const second = await openSse(`${urlB}/api/jobs/${otherJob}/events`, { Authorization: `Bearer ${other}` });
+    opened.push(second);
+    await second.next('the snapshot', (e) => e.event === 'snapshot');
+    const third = await otherKey();
+    const refused = await fetch(`${urlB}/api/jobs/${jobId}/events`, { headers: { Authorization: `Bearer ${third}` } });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('5');
     const body = (await refused.json()) as { code: string; error: string };
     expect(body.code).toBe('unavailable');
-    expect(body.error).toMatch(/1 live event streams.*EVENTS_MAX_STREAMS/);
+    expect(body.error).toMatch(/2 live event streams.*EVENTS_MAX_STREAMS/);
     first.close();
-    // The closed stream's place is free again.
+    second.close();
+    // The closed streams' places are free again, the key's own included.
     await until('the stream slot to be released', async () => {
       const again = await events(urlB, jobId);
       const ok = again.status === 200;
@@ -138,6 +171,7 @@ describe('while no worker runs', () => {
       return ok;
     });
     await kiln.api(`/api/jobs/${jobId}`, { method: 'DELETE' });
+    await fetch(`${kiln.url}/api/jobs/${otherJob}`, { method: 'DELETE', headers: { Authorization: `Bearer ${other}` } });
   });
 
   it('answers 404 for a job that is not there and 401 without a key, before any stream starts', async () => {

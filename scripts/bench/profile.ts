@@ -103,7 +103,19 @@ try {
   const wall = performance.now() - t0;
   const cpu1 = cpuByRole(kiln.supervisorPid);
   const pg1 = cpuByRole(process.pid).postgres;
-  const r = await c.query<{ calls: string; rows: string; total: number; mean: number; query: string; toplevel: boolean; plan: number; plans: string; hit: string; dirtied: string; wal: string }>(
+  const r = await c.query<{
+    calls: string;
+    rows: string;
+    total: number;
+    mean: number;
+    query: string;
+    toplevel: boolean;
+    plan: number;
+    plans: string;
+    hit: string;
+    dirtied: string;
+    wal: string;
+  }>(
     `SELECT calls, rows, round(total_exec_time::numeric, 1)::float AS total, round(mean_exec_time::numeric, 3)::float AS mean, regexp_replace(query, '\\s+', ' ', 'g') AS query,
             toplevel, round(total_plan_time::numeric, 1)::float AS plan, plans, shared_blks_hit AS hit, shared_blks_dirtied AS dirtied, wal_bytes AS wal
        FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC LIMIT 40`,

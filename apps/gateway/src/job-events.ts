@@ -29,10 +29,14 @@ function progressOf(s: JobState): JobProgressEvent {
   };
 }
 
+/** Open streams by API key, per gateway (its waiter): EVENTS_MAX_STREAMS_PER_KEY. */
+const streamsByKey = new WeakMap<object, Map<string, number>>();
+
 /**
  * Streams job `jobId` to `res`. `read` returns the job and its files as the caller may see them
  * (undefined: not found, or not theirs), and is called once before the response starts, so a job that
- * does not exist answers 404 like GET /api/jobs/:id.
+ * does not exist answers 404 like GET /api/jobs/:id. `apiKeyId`: whose stream it is, counted against
+ * EVENTS_MAX_STREAMS_PER_KEY (the dashboard's operator streams are not).
  */
 export async function streamJobEvents(
   deps: Pick<GatewayDeps, 'config' | 'pool' | 'signer' | 'storedFiles' | 'waiter' | 'log'>,
@@ -40,6 +44,7 @@ export async function streamJobEvents(
   res: Response,
   jobId: string,
   read: () => Promise<JobState | undefined>,
+  apiKeyId?: string,
 ): Promise<void> {
   const max = deps.config.EVENTS_MAX_STREAMS;
   if (deps.waiter.jobEventSubscribers() >= max)
@@ -51,6 +56,32 @@ export async function streamJobEvents(
         headers: { 'Retry-After': '5' },
       },
     );
+  let byKey = streamsByKey.get(deps.waiter);
+  if (!byKey) {
+    byKey = new Map();
+    streamsByKey.set(deps.waiter, byKey);
+  }
+  const perKey = deps.config.EVENTS_MAX_STREAMS_PER_KEY;
+  if (apiKeyId !== undefined && (byKey.get(apiKeyId) ?? 0) >= perKey)
+    throw new AppError(
+      'rate_limited',
+      `This API key already holds ${perKey} live event streams on this gateway, the limit per key (EVENTS_MAX_STREAMS_PER_KEY); close one, retry in a few seconds, or ask the operator to raise EVENTS_MAX_STREAMS_PER_KEY.`,
+      {
+        detail: { limit: 'EVENTS_MAX_STREAMS_PER_KEY', max: perKey },
+        headers: { 'Retry-After': '5' },
+      },
+    );
+  // Counted from here until the stream ends, however it ends (a 404, a failed read, the client leaving).
+  const counts = byKey;
+  let counted = apiKeyId !== undefined;
+  if (apiKeyId !== undefined) counts.set(apiKeyId, (counts.get(apiKeyId) ?? 0) + 1);
+  const uncount = () => {
+    if (!counted || apiKeyId === undefined) return;
+    counted = false;
+    const n = (counts.get(apiKeyId) ?? 1) - 1;
+    if (n > 0) counts.set(apiKeyId, n);
+    else counts.delete(apiKeyId);
+  };
 
   let closed = false;
   let dirty = false;
@@ -61,6 +92,7 @@ export async function streamJobEvents(
   function end(): void {
     if (closed) return;
     closed = true;
+    uncount();
     unsubscribe();
     clearInterval(heartbeat);
     res.end();
@@ -78,17 +110,21 @@ export async function streamJobEvents(
   try {
     first = await read();
   } catch (err) {
+    uncount();
     unsubscribe();
     throw err;
   }
   if (!first) {
+    uncount();
     unsubscribe();
     throw new AppError('not_found', `No job ${jobId}.`);
   }
 
-  if (closed) return; // the gateway began stopping meanwhile
+  if (closed) return; // the gateway began stopping meanwhile (end() uncounted it)
   const urlFor: UrlFor = urlBuilder(deps, req);
   res.on('close', end);
+  // The client may have left during the first read: its 'close' came before the listener.
+  if (res.closed) return end();
 
   res.status(200).set({
     'Content-Type': 'text/event-stream; charset=utf-8',

@@ -80,7 +80,7 @@ export function jobsRouter(deps: GatewayDeps): Router {
   r.get('/jobs/:id/events', async (req, res) => {
     const id = jobIdParam(req);
     const keyId = apiKeyOf(req).id;
-    await streamJobEvents(deps, req, res, id, () => getJobWithFiles(deps.pool, id, keyId));
+    await streamJobEvents(deps, req, res, id, () => getJobWithFiles(deps.pool, id, keyId), keyId);
   });
 
   r.delete('/jobs/:id', async (req, res) => {

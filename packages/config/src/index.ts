@@ -325,6 +325,9 @@ const buildFragments = () => ({
     EVENTS_MAX_STREAMS: int(1000, 1).describe(
       'Most live event streams (GET /api/jobs/:id/events and the dashboard job page) one gateway holds open at once; one more is answered 503 with Retry-After.',
     ),
+    EVENTS_MAX_STREAMS_PER_KEY: int(100, 1).describe(
+      'Most live event streams (GET /api/jobs/:id/events) one API key holds open on one gateway at once, so one client cannot take every EVENTS_MAX_STREAMS place; one more is answered 429 with Retry-After.',
+    ),
     EVENTS_HEARTBEAT_SECONDS: int(15, 1).describe('How often an idle live event stream gets a comment line, so proxies and load balancers keep it open.'),
   }),
   /** Worker processes' lifecycle: crash recovery, recycling, and the resource limits of engine child processes (docs/reliability.md). */

@@ -207,7 +207,7 @@ export const convertlyDocs: RouteDoc[] = [
     query: z.object({ lastEventId: z.string().optional().describe('The same as the Last-Event-ID header, for clients that cannot set headers.') }),
     headers: z.object({ 'Last-Event-ID': z.string().optional().describe('The id of the last event received: resume after it instead of starting with a snapshot.') }),
     responses: { 200: { description: 'The event stream', contentType: 'text/event-stream', schema: jobEventFrameSchema } },
-    errors: ['not_found', 'unavailable'],
+    errors: ['not_found', 'rate_limited', 'unavailable'],
   },
   {
     method: 'delete',
