@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import pg from 'pg';
 import { sniff } from '@kiln/formats';
 import { resolveFfmpeg } from '@kiln/codec';
 import { download, form, freePort, spawnApp, startKiln, stopProcess, until, waitForJob, type JobDetailJson, type Kiln } from './helpers/kiln.ts';
@@ -137,6 +138,39 @@ test('an upload streams into a multipart upload as it arrives, and a client that
   expect(await s3.objects()).toEqual(objectsBefore);
   expect(await fs.readdir(path.join(kiln.dataDir, 'scratch')).catch(() => [])).toEqual([]);
 }, 60_000);
+
+test("a file's local source copy is made inside the scratch folder its hold names, so a crash's sweep removes it too; nothing is left after", async () => {
+  const submitted = await kiln.api('/api/jobs', { method: 'POST', body: form([{ data: clip, filename: 'clip.mp4' }], { format: 'webm' }) });
+  expect(submitted.status).toBe(200);
+  const { jobId } = (await submitted.json()) as { jobId: string };
+  const scratchRoot = path.join(kiln.dataDir, 'scratch');
+  // While ffmpeg runs: the copy of the source, inside a w- folder.
+  const copy = await until(
+    'the source copy to be in a scratch folder',
+    async () => {
+      for (const dir of await fs.readdir(scratchRoot).catch(() => [] as string[])) {
+        const names = await fs.readdir(path.join(scratchRoot, dir)).catch(() => [] as string[]);
+        if (names.some((n) => n.startsWith('src-'))) return path.join(scratchRoot, dir);
+      }
+      return undefined;
+    },
+    60_000,
+    20,
+  );
+  const db = new pg.Client({ connectionString: kiln.db.url });
+  await db.connect();
+  try {
+    const holds = (await db.query<{ scratch_dir: string }>('SELECT scratch_dir FROM worker_holds WHERE file_id IN (SELECT id FROM job_files WHERE job_id = $1)', [jobId])).rows;
+    expect(holds.map((h) => h.scratch_dir)).toEqual([copy]);
+    // Nothing else under the scratch root that no hold names.
+    const all = (await db.query<{ scratch_dir: string }>('SELECT scratch_dir FROM worker_holds')).rows.map((h) => h.scratch_dir);
+    for (const entry of await fs.readdir(scratchRoot)) expect(all).toContain(path.join(scratchRoot, entry));
+  } finally {
+    await db.end();
+  }
+  expect((await waitForJob(kiln, jobId, 120_000)).status).toBe('completed');
+  expect(await fs.readdir(scratchRoot)).toEqual([]);
+}, 180_000);
 
 test('/readyz names the storage driver and bucket, and says whether the bucket answers', async () => {
   const r = await fetch(`${kiln.url}/readyz`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });

@@ -38,9 +38,12 @@ export interface BlobStore {
    * A path engines can read. Local stores hand out the file itself; remote ones a temporary copy.
    * Rejects with BlobNotFoundError when absent, unless `unchecked`: a caller that finds out anyway (the
    * engine fails to open a missing file, and the caller then asks `stat`) spares the local store its
-   * `access`; a remote store fetches the copy, and rejects, as always.
+   * `access`; a remote store fetches the copy, and rejects, as always. `under`: a scratch folder of
+   * this store's (`scratch`) the copy is made in, so that whatever removes that folder — the caller's
+   * release, or the sweep after a crash, which knows the folder from the worker's hold — removes the
+   * copy too; without it the copy gets a folder of its own. The local store makes no copy and ignores it.
    */
-  localPath(key: string, opts?: { unchecked?: boolean }): Promise<{ path: string; release: () => Promise<void> }>;
+  localPath(key: string, opts?: { unchecked?: boolean; under?: string }): Promise<{ path: string; release: () => Promise<void> }>;
   /**
    * A fresh scratch directory for engines' outputs, removed by `release`. With `planned` (from
    * `scratchPath`) that folder is created; the store may still answer with another one when it

@@ -178,7 +178,7 @@ export class LocalDiskStore implements BlobStore {
     await Promise.all(keys.map((k) => fsp.rm(this.file(k), { force: true, recursive: true })));
   }
 
-  async localPath(key: string, opts: { unchecked?: boolean } = {}): Promise<{ path: string; release: () => Promise<void> }> {
+  async localPath(key: string, opts: { unchecked?: boolean; under?: string } = {}): Promise<{ path: string; release: () => Promise<void> }> {
     const p = this.file(key);
     if (opts.unchecked) return { path: p, release: async () => undefined };
     await fsp.access(p, fs.constants.R_OK).catch((err: NodeJS.ErrnoException) => {

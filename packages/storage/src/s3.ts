@@ -331,10 +331,21 @@ export class S3Store implements BlobStore {
     return fsp.mkdtemp(path.join(this.o.scratchRoot, 'w-'));
   }
 
-  async localPath(key: string, _opts?: { unchecked?: boolean }): Promise<{ path: string; release: () => Promise<void> }> {
-    const dir = await this.tempDir();
-    const release = () => fsp.rm(dir, { recursive: true, force: true });
-    const file = path.join(dir, 'blob');
+  async localPath(key: string, opts: { unchecked?: boolean; under?: string } = {}): Promise<{ path: string; release: () => Promise<void> }> {
+    let file: string;
+    let release: () => Promise<void>;
+    if (opts.under !== undefined) {
+      // Only one of this store's own scratch folders: a copy is never written anywhere else.
+      if (!path.isAbsolute(opts.under) || path.dirname(opts.under) !== path.resolve(this.o.scratchRoot)) {
+        throw new Error(`Scratch folder ${opts.under} is not under ${this.o.scratchRoot}.`);
+      }
+      file = path.join(opts.under, `src-${crypto.randomBytes(8).toString('hex')}`);
+      release = () => fsp.rm(file, { force: true });
+    } else {
+      const dir = await this.tempDir();
+      release = () => fsp.rm(dir, { recursive: true, force: true });
+      file = path.join(dir, 'blob');
+    }
     try {
       const body = await this.open(key);
       let bodyError: unknown;

@@ -348,6 +348,24 @@ describe.each(drivers)('BlobStore contract: %s', (_name, make) => {
     expect(await d.leftovers()).toEqual([]);
   });
 
+  test('localPath under a scratch folder: a copy (if any) is made inside it, so removing the folder removes it; never under any other folder', async () => {
+    const data = crypto.randomBytes(300 * 1024);
+    const key = jobKey('src/for-tool');
+    await d.store.put(key, chunked(data));
+    const scratch = await d.store.scratch(d.store.scratchPath());
+    const local = await d.store.localPath(key, { unchecked: true, under: scratch.dir });
+    expect((await fs.readFile(local.path)).equals(data)).toBe(true);
+    // The local store hands out the blob itself; a remote one copies into the folder and nowhere else.
+    if (d.store.kind === 's3') expect(path.dirname(local.path)).toBe(scratch.dir);
+    else expect(path.dirname(local.path)).not.toBe(scratch.dir);
+    await scratch.release();
+    await local.release();
+    expect(await d.store.stat(key)).toEqual({ size: data.length });
+    expect(await d.leftovers()).toEqual([]);
+    if (d.store.kind === 's3') await expect(d.store.localPath(key, { under: tmp })).rejects.toThrow(/is not under/);
+    expect(await d.leftovers()).toEqual([]);
+  });
+
   test('scratch gives a fresh writable folder that release removes', async () => {
     const a = await d.store.scratch();
     const b = await d.store.scratch();

@@ -33,7 +33,8 @@ export function createArchiveHandler(deps: WorkerDeps) {
     try {
       const entries = [];
       for (const f of files) {
-        const p = await deps.store.localPath(f.output!.storageKey);
+        // Copied (remote storage) into the archive's own scratch folder: its release removes them all.
+        const p = await deps.store.localPath(f.output!.storageKey, { under: scratch.dir });
         held.push(p);
         entries.push({ path: p.path, name: f.output!.filename });
       }

@@ -312,21 +312,19 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         return;
       }
       if (!work.tool) engine = engineNameFor(mode, kind, work.options.format ?? compressTargetFor(kind));
-      const extras: ToolInput[] = [];
       for (const e of src.extras) {
         const ekind = asKind(e.kind ?? null);
         const esubject = `${e.role === 'overlay' ? 'The watermark image' : 'A page'} ("${e.filename}")`;
         if (!ekind) return fail('unsupported_format', `${esubject} ${UNRECOGNISED_INPUT}`);
         if (!['image', 'vector'].includes(INPUT_INFO[ekind].family)) return fail('unsupported_format', `${esubject} is ${ekind}; it must be an image.`);
-        const local = await store.localPath(e.key);
-        held.push(local);
-        extras.push({ path: local.path, kind: ekind, filename: e.filename, role: e.role } as ToolInput & { role: string });
       }
 
       // One sharp encode writes only its output: no folder for it (a mkdir and an rmdir fewer per
-      // file); it is written at the planned path itself, so the hold names it all the same.
+      // file); it is written at the planned path itself, so the hold names it all the same. A remote
+      // store copies the sources to local disk: those copies go in the attempt's scratch folder, which
+      // the hold names (so the sweep after a crash removes them with it), and so it needs one.
       const target = work.tool ? undefined : (work.options.format ?? compressTargetFor(kind));
-      const direct = mode === 'convert' && target !== undefined && writesOnlyOutput(kind, target);
+      const direct = store.kind === 'local' && mode === 'convert' && target !== undefined && writesOnlyOutput(kind, target);
       let into: Scratch;
       if (direct) {
         const f = await store.scratchFile(plannedScratch ?? undefined);
@@ -336,9 +334,15 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         if (plannedScratch && into.dir !== plannedScratch) await holds.scratch(file.id, into.dir);
       }
       scratch = into;
+      const extras: ToolInput[] = [];
+      for (const e of src.extras) {
+        const local = await store.localPath(e.key, { under: into.dir });
+        held.push(local);
+        extras.push({ path: local.path, kind: asKind(e.kind ?? null)!, filename: e.filename, role: e.role } as ToolInput & { role: string });
+      }
       // Unchecked: the engine opens it at once; should that fail, the catch below asks whether the
       // blob is gone (an access per file fewer on local disk).
-      const source = await store.localPath(file.sourceKey, { unchecked: true });
+      const source = await store.localPath(file.sourceKey, { unchecked: true, under: into.dir });
       held.push(source);
       sourceHanded = true;
       // Each write wakes every gateway's live streams (a trigger NOTIFYs, migrations/0013_job_events_notify.sql): at most
