@@ -59,19 +59,63 @@ export function toAppError(err: unknown, req: Request, log: Logger): AppError {
   });
 }
 
+/** How much of a refused request's unread body is read (and thrown away) before the answer, at most. */
+export const REFUSED_BODY_DRAIN_BYTES = 64 * 1024 * 1024;
+/** And for how long at most. */
+export const REFUSED_BODY_DRAIN_MS = 5000;
+
+/**
+ * Reads and discards what is left of a refused request's body (bounded by REFUSED_BODY_DRAIN_BYTES
+ * and REFUSED_BODY_DRAIN_MS) before its error is answered. A request refused before its body was
+ * read (a bad key or link on an upload, a route that does not exist) would otherwise be answered and
+ * its connection closed with the client's bytes still arriving: the server's TCP stack then resets
+ * the connection, and the client's discards the answer it had not read yet — the client sees
+ * ECONNRESET instead of the sentence saying what was wrong. (nginx's "lingering close" solves the
+ * same problem.) A body past the bounds is left: that client may still miss the answer.
+ */
+export function drainUnreadBody(req: Request): Promise<void> {
+  if (req.complete || req.destroyed || req.readableEnded) return Promise.resolve();
+  // Whatever was reading it (a parser, a store's write) has failed: what is left is only to be thrown away.
+  req.unpipe();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', done);
+      req.off('close', done);
+      req.off('error', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > REFUSED_BODY_DRAIN_BYTES) done();
+    };
+    const timer = setTimeout(done, REFUSED_BODY_DRAIN_MS);
+    timer.unref();
+    req.on('data', onData);
+    req.once('end', done);
+    req.once('close', done);
+    req.once('error', done);
+    req.resume();
+  });
+}
+
 /** Logs through the request's own logger (request-context.ts), so each line carries its request id. */
 export function errorHandler() {
-  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  return async (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toAppError(err, req, req.log);
     if (res.headersSent) {
       res.destroy();
       return;
     }
+    await drainUnreadBody(req);
     if (e.headers) res.set(e.headers);
     res.status(e.status).json(e.toBody());
   };
 }
 
-export function notFound(req: Request, res: Response) {
+export async function notFound(req: Request, res: Response) {
+  await drainUnreadBody(req);
   res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; GET /docs (or GET /openapi.json) lists every route.`).toBody());
 }

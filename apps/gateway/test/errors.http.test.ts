@@ -1,4 +1,6 @@
 /** The error catalog at the HTTP edge: statuses and bodies for failures that aren't field errors. */
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createLogger, loadConfig } from '@kiln/config';
 import { createPool } from '@kiln/db';
@@ -35,4 +37,39 @@ test('liveness answers without touching the database', async () => {
   const res = await request(app).get('/healthz');
   expect(res.status).toBe(200);
   await pool.end();
+});
+
+test('a request refused before its body is read is answered once its body has arrived (read and thrown away), so the connection is not reset under the client', async () => {
+  const { app, pool } = appWithDeadDatabase();
+  const server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const { port } = server.address() as AddressInfo;
+    // Refused before a byte of the 3 MiB body is read: an upload without a key, a route that does not exist.
+    const body = Buffer.alloc(3 * 1024 * 1024, 7);
+    const half = body.length / 2;
+    const answers: string[] = [];
+    for (const target of ['POST /api/jobs', 'PUT /nope', 'POST /api/convert']) {
+      const sock = net.connect(port, '127.0.0.1');
+      await once(sock, 'connect');
+      const got: Buffer[] = [];
+      const ended = new Promise<string>((resolve) => {
+        sock.on('data', (c: Buffer) => got.push(c));
+        sock.on('error', (err: NodeJS.ErrnoException) => resolve(`${err.code}: ${Buffer.concat(got).toString('latin1')}`));
+        sock.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
+      });
+      sock.write(`${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: ${body.length}\r\n\r\n`);
+      await new Promise<void>((resolve) => sock.write(body.subarray(0, half), () => resolve()));
+      // Half the body sent: no answer yet (answering now and closing with the rest still arriving
+      // is what resets connections), and the connection is still open for the rest.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(Buffer.concat(got).length).toBe(0);
+      await new Promise<void>((resolve, reject) => sock.write(body.subarray(half), (err) => (err ? reject(err) : resolve())));
+      answers.push(await ended);
+    }
+    expect(answers.map((a) => a.slice(0, 12))).toEqual(['HTTP/1.1 401', 'HTTP/1.1 404', 'HTTP/1.1 401']);
+  } finally {
+    server.close();
+    await pool.end();
+  }
 });

@@ -8,7 +8,7 @@ import { AppError, JSONAPI_MEDIA_TYPE, JSONAPI_VERSION, formatCursor, type Curso
 import type { Config } from '@kiln/config';
 import type { Page } from '@kiln/db';
 import { publicBaseUrl } from '../job-responses.ts';
-import { toAppError } from '../errors.ts';
+import { drainUnreadBody, toAppError } from '../errors.ts';
 import { http } from '../node-http.ts';
 
 interface MediaRange {
@@ -134,7 +134,7 @@ export function errorObject(e: AppError, requestId: string | undefined): ErrorOb
 
 /** The /v1 error handler: anything thrown becomes `{jsonapi, errors:[…]}`, with the same statuses as Convertly's. */
 export function jsonApiErrors(config: Pick<Config, 'TURBOFILES_MAX_BODY_BYTES'>) {
-  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  return async (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const type = (err as { type?: unknown } | null)?.type;
     const e =
       type === 'entity.too.large'
@@ -154,6 +154,7 @@ export function jsonApiErrors(config: Pick<Config, 'TURBOFILES_MAX_BODY_BYTES'>)
       res.destroy();
       return;
     }
+    await drainUnreadBody(req);
     if (e.headers) res.set(e.headers);
     sendDocument(res, e.status, { errors: [errorObject(e, req.requestId)] });
   };
