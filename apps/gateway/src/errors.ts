@@ -66,15 +66,18 @@ export const REFUSED_BODY_DRAIN_MS = 5000;
 
 /**
  * Reads and discards what is left of a refused request's body (bounded by REFUSED_BODY_DRAIN_BYTES
- * and REFUSED_BODY_DRAIN_MS) before its error is answered. A request refused before its body was
+ * and REFUSED_BODY_DRAIN_MS) before its error is answered, when the connection closes after the
+ * answer (the client sent `Connection: close`, or HTTP/1.0). A request refused before its body was
  * read (a bad key or link on an upload, a route that does not exist) would otherwise be answered and
  * its connection closed with the client's bytes still arriving: the server's TCP stack then resets
- * the connection, and the client's discards the answer it had not read yet — the client sees
- * ECONNRESET instead of the sentence saying what was wrong. (nginx's "lingering close" solves the
- * same problem.) A body past the bounds is left: that client may still miss the answer.
+ * the connection, and the client can lose the answer it had not read yet — it sees ECONNRESET
+ * instead of the sentence saying what was wrong. (nginx's "lingering close" solves the same
+ * problem.) On a keep-alive connection Node answers at once and reads the rest itself, keeping the
+ * connection, which is better for the client: nothing is done then. A body past the bounds is
+ * left: that client may still miss the answer.
  */
-export function drainUnreadBody(req: Request): Promise<void> {
-  if (req.complete || req.destroyed || req.readableEnded) return Promise.resolve();
+export function drainUnreadBody(req: Request, res: Response): Promise<void> {
+  if (res.shouldKeepAlive || req.complete || req.destroyed || req.readableEnded) return Promise.resolve();
   // Whatever was reading it (a parser, a store's write) has failed: what is left is only to be thrown away.
   req.unpipe();
   return new Promise((resolve) => {
@@ -109,13 +112,13 @@ export function errorHandler() {
       res.destroy();
       return;
     }
-    await drainUnreadBody(req);
+    await drainUnreadBody(req, res);
     if (e.headers) res.set(e.headers);
     res.status(e.status).json(e.toBody());
   };
 }
 
 export async function notFound(req: Request, res: Response) {
-  await drainUnreadBody(req);
+  await drainUnreadBody(req, res);
   res.status(404).json(new AppError('not_found', `No route ${req.method} ${req.path}; GET /docs (or GET /openapi.json) lists every route.`).toBody());
 }

@@ -8,6 +8,12 @@ import { createMetrics } from '@kiln/metrics';
 import { createApp } from '../src/app.ts';
 import type { GatewayDeps } from '../src/deps.ts';
 
+/** Polls `check` every 10 ms for up to 5 s. */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(check()).toBe(true);
+}
+
 function appWithDeadDatabase() {
   // Port 1 on loopback: nothing listens, so every query fails with ECONNREFUSED.
   const pool = createPool('postgres://kiln:x@127.0.0.1:1/kiln', 1);
@@ -39,7 +45,7 @@ test('liveness answers without touching the database', async () => {
   await pool.end();
 });
 
-test('a request refused before its body is read is answered once its body has arrived (read and thrown away), so the connection is not reset under the client', async () => {
+test('a request refused before its body is read: on a closing connection answered once the body has arrived (read and thrown away), so the connection is not reset under the client; on a keep-alive one at once', async () => {
   const { app, pool } = appWithDeadDatabase();
   const server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -68,6 +74,22 @@ test('a request refused before its body is read is answered once its body has ar
       answers.push(await ended);
     }
     expect(answers.map((a) => a.slice(0, 12))).toEqual(['HTTP/1.1 401', 'HTTP/1.1 404', 'HTTP/1.1 401']);
+
+    // Keep-alive: answered at once (the client may stop sending), the rest read by Node itself, and the
+    // connection still serves the next request.
+    const sock = net.connect(port, '127.0.0.1');
+    await once(sock, 'connect');
+    let got = '';
+    sock.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    const closed = once(sock, 'close');
+    sock.write(`POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: ${body.length}\r\n\r\n`);
+    await new Promise<void>((resolve) => sock.write(body.subarray(0, half), () => resolve()));
+    await until(() => got.includes('\r\n\r\n'));
+    expect(got.slice(0, 12)).toBe('HTTP/1.1 401');
+    sock.write(body.subarray(half));
+    sock.write('GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    await closed;
+    expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 401', 'HTTP/1.1 404']);
   } finally {
     server.close();
     await pool.end();

@@ -154,7 +154,7 @@ export function jsonApiErrors(config: Pick<Config, 'TURBOFILES_MAX_BODY_BYTES'>)
       res.destroy();
       return;
     }
-    await drainUnreadBody(req);
+    await drainUnreadBody(req, res);
     if (e.headers) res.set(e.headers);
     sendDocument(res, e.status, { errors: [errorObject(e, req.requestId)] });
   };
