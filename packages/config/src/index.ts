@@ -275,7 +275,9 @@ const buildFragments = () => ({
       .describe('A webhook delivery still failing this long after its event is marked failed (retry it by hand with POST /api/webhooks/deliveries/:id/retry).'),
     WEBHOOK_TIMEOUT_SECONDS: int(10, 1).describe('Longest a webhook receiver may take to answer one delivery; a slower answer counts as a failed attempt.'),
     WEBHOOK_CONCURRENCY: int(4, 0).describe('Webhook deliveries each worker process sends at once; 0 = this worker sends none.'),
-    WEBHOOK_POLL_MS: int(500, 50).describe('How often an idle worker looks for webhook deliveries that are due.'),
+    WEBHOOK_POLL_MS: int(5000, 50).describe(
+      'The longest an idle worker waits before looking for webhook deliveries that are due: a backstop, as new deliveries wake it (NOTIFY) and it wakes itself when the next retry is due.',
+    ),
     WEBHOOK_PROGRESS_INTERVAL_MS: int(1000, 0).describe(
       'At most one conversion.progress event per job in this interval (a file finishing within it sends none; the final event still follows).',
     ),

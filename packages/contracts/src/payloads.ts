@@ -136,5 +136,7 @@ export const JOB_DONE_CHANNEL = 'kiln_job_done';
 export const JOB_EVENTS_CHANNEL = 'kiln_job_events';
 /** Sent by a trigger (migrations/0014) when any webhook endpoint is created, changed or deleted. */
 export const WEBHOOK_ENDPOINTS_CHANNEL = 'kiln_webhook_endpoints';
+/** Sent by triggers (migrations/0015) at the commit of a statement that leaves a webhook delivery due now: the workers' delivery loops wake on it. */
+export const WEBHOOK_DELIVERIES_CHANNEL = 'kiln_webhook_deliveries';
 /** Sent by a trigger (migrations/0004) when an API key is revoked, changed or deleted. */
 export const KEYS_CHANGED_CHANNEL = 'kiln_keys_changed';

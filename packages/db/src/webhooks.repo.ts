@@ -196,6 +196,27 @@ export async function claimWebhookDeliveries(db: Queryable, limit: number, lease
   return r.rows;
 }
 
+/**
+ * For the delivery loop's sleep: when the next delivery becomes due that is not due yet (the earliest
+ * future retry, or the end of the earliest lease of one being sent: its worker may die), undefined
+ * when there is none; and whether one is due already that the last claim did not take (it waits
+ * behind an earlier event of its job to the same receiver, or another worker has it locked).
+ */
+export async function nextWebhookDue(db: Queryable): Promise<{ at: Date | undefined; dueNow: boolean }> {
+  const r = await db.query<{ at: Date | null; due_now: boolean }>(
+    named(
+      'webhook_next_due',
+      `SELECT LEAST(
+         (SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > now()),
+         (SELECT min(lease_until) FROM webhook_deliveries WHERE status = 'delivering' AND lease_until > now())) AS at,
+         EXISTS (SELECT 1 FROM webhook_deliveries WHERE status IN ('pending', 'delivering') AND next_attempt_at <= now()
+                    AND (status = 'pending' OR lease_until <= now())) AS due_now`,
+      [],
+    ),
+  );
+  return { at: r.rows[0]?.at ?? undefined, dueNow: r.rows[0]?.due_now ?? false };
+}
+
 export type DeliveryOutcome =
   | { status: 'succeeded'; httpStatus: number; preview: string }
   | { status: 'retry'; httpStatus: number | null; preview: string | null; error: string; nextAttemptAt: Date }

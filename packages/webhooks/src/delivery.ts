@@ -14,6 +14,7 @@ import type { Logger } from '@kiln/config';
 import {
   claimWebhookDeliveries,
   disableWebhookEndpoint,
+  nextWebhookDue,
   failOpenDeliveries,
   finishWebhookDelivery,
   getWebhookEndpoint,
@@ -30,7 +31,7 @@ import { signatureHeaders } from './signatures.ts';
 export interface DeliverySettings {
   /** WEBHOOK_CONCURRENCY: deliveries in flight at once in this process (0 = none). */
   concurrency: number;
-  /** WEBHOOK_POLL_MS */
+  /** WEBHOOK_POLL_MS: the longest an idle loop sleeps (new deliveries wake it, due times end its sleep). */
   pollMs: number;
   /** WEBHOOK_RETRY_BASE_MS */
   retryBaseMs: number;
@@ -68,6 +69,9 @@ export interface DeliveryDeps {
   settings: DeliverySettings;
 }
 
+/** Wakes the loop: deliveries were queued (the recipient cache's WEBHOOK_DELIVERIES_CHANNEL notices). */
+export type DeliveryWakeUp = () => void;
+
 /** The wait before attempt `attempts + 1`: base · 2^(attempts−1), plus up to 20 % jitter. */
 export function retryDelayMs(baseMs: number, attempts: number, random = Math.random): number {
   const exp = baseMs * 2 ** Math.max(0, Math.min(attempts - 1, 30));
@@ -80,10 +84,14 @@ export function envelopeBody(d: Pick<ClaimedDelivery, 'eventId' | 'eventType' | 
 }
 
 const PREVIEW_BYTES = 1024;
+/** An idle delivery loop's sleep when something is due but was not claimable, or a query failed. */
+const RECHECK_MS = 1000;
 
 export interface DeliveryLoop {
   /** Stops claiming; waits (bounded by the request timeout) for deliveries in flight. */
   stop(): Promise<void>;
+  /** New deliveries may be due: look now (a notice from whichever process queued them). */
+  wake: DeliveryWakeUp;
 }
 
 export function startWebhookDelivery(deps: DeliveryDeps): DeliveryLoop {
@@ -93,14 +101,43 @@ export function startWebhookDelivery(deps: DeliveryDeps): DeliveryLoop {
   const inflight = new Set<Promise<void>>();
   let running = settings.concurrency > 0;
   let wake: (() => void) | undefined;
+  // A wake-up that came while the loop was not asleep (a claim in flight): the next nap is skipped.
+  let poked = false;
   const nap = (ms: number) =>
     new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      wake = () => {
+      if (poked) {
+        poked = false;
+        return r();
+      }
+      const done = () => {
         clearTimeout(t);
+        if (wake === done) wake = undefined;
         r();
       };
+      const t = setTimeout(done, ms);
+      wake = done;
     });
+  const poke = () => {
+    if (wake) wake();
+    else poked = true;
+  };
+  /**
+   * How long an idle loop sleeps: until the next retry or lease end it knows of, at most pollMs.
+   * Deliveries queued meanwhile wake it (poke) — the poll is only a backstop for a lost notice. One
+   * due already that the claim did not take (waiting behind an earlier event, or locked by another
+   * worker's claim) is looked at again within a second; so is everything after a failed query.
+   */
+  const idleNap = async (): Promise<void> => {
+    let ms = Math.min(settings.pollMs, RECHECK_MS);
+    try {
+      const next = await nextWebhookDue(deps.pool);
+      ms = next.dueNow ? Math.min(settings.pollMs, RECHECK_MS) : settings.pollMs;
+      if (next.at) ms = Math.min(ms, Math.max(10, next.at.getTime() - Date.now()));
+    } catch {
+      // Postgres is away: the claim's failure is logged; look again soon.
+    }
+    await nap(ms);
+  };
 
   async function signerFor(d: ClaimedDelivery): Promise<{ format: WebhookFormat; secrets: string[] } | { gone: string }> {
     const now = Date.now();
@@ -210,18 +247,19 @@ export function startWebhookDelivery(deps: DeliveryDeps): DeliveryLoop {
           .catch((err) => log.error('webhook delivery error; it is retried when its lease runs out', { err, deliveryId: d.id }))
           .finally(() => {
             inflight.delete(p);
-            wake?.();
+            poke();
           });
         inflight.add(p);
       }
-      if (claimed.length < free) await nap(settings.pollMs);
+      if (claimed.length < free) await idleNap();
     }
   })();
 
   return {
+    wake: poke,
     async stop() {
       running = false;
-      wake?.();
+      poke();
       await loop;
       // Bounded: each request has its own timeout.
       await Promise.allSettled([...inflight]);

@@ -11,8 +11,11 @@
  * therefore receives the events of job changes made after its creation reached the processes — the
  * NOTIFY's delivery, milliseconds — as a check inside each change's transaction, which cannot see an
  * endpoint committed after its snapshot either, would.
+ *
+ * In a worker the same LISTEN connection also carries the delivery outbox's notices
+ * (WEBHOOK_DELIVERIES_CHANNEL, `deliveries`): one connection per process for both, not two.
  */
-import { WEBHOOK_ENDPOINTS_CHANNEL } from '@kiln/contracts';
+import { WEBHOOK_DELIVERIES_CHANNEL, WEBHOOK_ENDPOINTS_CHANNEL } from '@kiln/contracts';
 import { activeEndpointTypes, listen, type Listener, type Pool } from '@kiln/db';
 import type { Logger } from '@kiln/config';
 
@@ -26,7 +29,11 @@ export interface RecipientCache {
   close(): Promise<void>;
 }
 
-export async function createRecipientCache(pool: Pool, connectionString: string, log: Logger): Promise<RecipientCache> {
+/**
+ * `deliveries`: called when deliveries were queued (by any process) and when the connection is
+ * (again) listening, as notices may have been missed meanwhile.
+ */
+export async function createRecipientCache(pool: Pool, connectionString: string, log: Logger, o: { deliveries?: () => void } = {}): Promise<RecipientCache> {
   let known: Map<string, Set<string>> | undefined;
   // Bumped by every notice: a load that began before the latest notice is not trusted.
   let generation = 0;
@@ -45,10 +52,20 @@ export async function createRecipientCache(pool: Pool, connectionString: string,
 
   listener = await listen(
     connectionString,
-    { channels: [WEBHOOK_ENDPOINTS_CHANNEL], applicationName: 'kiln-webhook-recipients', warn: (m, f) => log.warn(m, f) },
     {
-      notice: reload,
-      up: reload,
+      channels: o.deliveries ? [WEBHOOK_ENDPOINTS_CHANNEL, WEBHOOK_DELIVERIES_CHANNEL] : [WEBHOOK_ENDPOINTS_CHANNEL],
+      applicationName: 'kiln-webhook-recipients',
+      warn: (m, f) => log.warn(m, f),
+    },
+    {
+      notice: (channel) => {
+        if (channel === WEBHOOK_DELIVERIES_CHANNEL) o.deliveries?.();
+        else reload();
+      },
+      up: () => {
+        reload();
+        o.deliveries?.();
+      },
       down: () => {
         generation++;
         known = undefined;

@@ -138,7 +138,9 @@ export async function startWorker(opts: {
   metrics.initJobSeries(JOB_TYPES, DIALECTS);
   const outbound = createOutbound(outboundSettings(config));
   // Webhook payloads carry signed download links, signed like the gateway's (SIGNING_SECRET).
-  const recipients = await createRecipientCache(pool, url, log).catch(abandon);
+  // Its LISTEN connection also wakes this worker's delivery loop when deliveries are queued anywhere.
+  let wakeDeliveries: (() => void) | undefined;
+  const recipients = await createRecipientCache(pool, url, log, { deliveries: () => wakeDeliveries?.() }).catch(abandon);
   closeRecipients = () => recipients.close();
   const events = eventContext({
     recipients,
@@ -172,6 +174,7 @@ export async function startWorker(opts: {
   await opts.register(deps, config);
   // Both workers deliver webhooks from the outbox (docs/webhooks.md).
   const webhooks: DeliveryLoop = startWebhookDelivery({ pool, outbound, log: log.child({ component: 'webhooks' }), metrics, settings: deliverySettings(config) });
+  wakeDeliveries = webhooks.wake;
   log.info('worker ready', {
     storage: { driver: store.kind, ...store.location },
     metrics: metricsServer ? `http://${config.HOST}:${metricsServer.port}/metrics` : `off (${opts.metricsPort}=0)`,
