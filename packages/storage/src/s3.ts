@@ -336,10 +336,9 @@ export class S3Store implements BlobStore {
     let release: () => Promise<void>;
     if (opts.under !== undefined) {
       // Only one of this store's own scratch folders: a copy is never written anywhere else.
-      if (!path.isAbsolute(opts.under) || path.dirname(opts.under) !== path.resolve(this.o.scratchRoot)) {
-        throw new Error(`Scratch folder ${opts.under} is not under ${this.o.scratchRoot}.`);
-      }
-      file = path.join(opts.under, `src-${crypto.randomBytes(8).toString('hex')}`);
+      const under = path.resolve(opts.under);
+      if (path.dirname(under) !== path.resolve(this.o.scratchRoot)) throw new Error(`Scratch folder ${opts.under} is not under ${this.o.scratchRoot}.`);
+      file = path.join(under, `src-${crypto.randomBytes(8).toString('hex')}`);
       release = () => fsp.rm(file, { force: true });
     } else {
       const dir = await this.tempDir();
