@@ -32,6 +32,19 @@ function progressOf(s: JobState): JobProgressEvent {
 /** Open streams by API key, per gateway (its waiter): EVENTS_MAX_STREAMS_PER_KEY. */
 const streamsByKey = new WeakMap<object, Map<string, number>>();
 
+/** Takes one of `apiKeyId`'s stream places on this gateway; the answer gives it back (once, however often called). */
+function takeStreamPlace(counts: Map<string, number>, apiKeyId: string): () => void {
+  counts.set(apiKeyId, (counts.get(apiKeyId) ?? 0) + 1);
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    const n = (counts.get(apiKeyId) ?? 1) - 1;
+    if (n > 0) counts.set(apiKeyId, n);
+    else counts.delete(apiKeyId);
+  };
+}
+
 /**
  * Streams job `jobId` to `res`. `read` returns the job and its files as the caller may see them
  * (undefined: not found, or not theirs), and is called once before the response starts, so a job that
@@ -72,16 +85,7 @@ export async function streamJobEvents(
       },
     );
   // Counted from here until the stream ends, however it ends (a 404, a failed read, the client leaving).
-  const counts = byKey;
-  let counted = apiKeyId !== undefined;
-  if (apiKeyId !== undefined) counts.set(apiKeyId, (counts.get(apiKeyId) ?? 0) + 1);
-  const uncount = () => {
-    if (!counted || apiKeyId === undefined) return;
-    counted = false;
-    const n = (counts.get(apiKeyId) ?? 1) - 1;
-    if (n > 0) counts.set(apiKeyId, n);
-    else counts.delete(apiKeyId);
-  };
+  const uncount = apiKeyId === undefined ? () => undefined : takeStreamPlace(byKey, apiKeyId);
 
   let closed = false;
   let dirty = false;

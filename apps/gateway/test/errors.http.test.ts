@@ -7,12 +7,7 @@ import { createPool } from '@kiln/db';
 import { createMetrics } from '@kiln/metrics';
 import { createApp } from '../src/app.ts';
 import type { GatewayDeps } from '../src/deps.ts';
-
-/** Polls `check` every 10 ms for up to 5 s. */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(check()).toBe(true);
-}
+import { until } from '../../../test/helpers/kiln.ts';
 
 function appWithDeadDatabase() {
   // Port 1 on loopback: nothing listens, so every query fails with ECONNREFUSED.
@@ -84,7 +79,7 @@ test('a request refused before its body is read: on a closing connection answere
     const closed = once(sock, 'close');
     sock.write(`POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: ${body.length}\r\n\r\n`);
     await new Promise<void>((resolve) => sock.write(body.subarray(0, half), () => resolve()));
-    await until(() => got.includes('\r\n\r\n'));
+    await until('the answer while the body is still arriving', async () => got.includes('\r\n\r\n'), 5000, 10);
     expect(got.slice(0, 12)).toBe('HTTP/1.1 401');
     sock.write(body.subarray(half));
     sock.write('GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');

@@ -406,28 +406,27 @@ export class Queue {
    * Of these file ids, the ones a message still carries (queued, waiting for a retry, or running):
    * the reconcile sweep re-queues a file left 'processing' only when nothing will deliver it again.
    */
-  async liveFileIds(fileIds: string[]): Promise<Set<string>> {
-    if (!fileIds.length) return new Set();
-    const r = await this.boss.getDb().executeSql(
-      `SELECT DISTINCT j.data->>'fileId' AS "fileId" FROM pgboss.job j
-        WHERE j.name = ANY($1::text[]) AND j.state IN ('created', 'retry', 'active') AND j.data->>'fileId' = ANY($2::text[])`,
-      [Object.values(QUEUES), fileIds],
-    );
-    return new Set((r.rows as { fileId: string }[]).map((row) => row.fileId));
+  liveFileIds(fileIds: string[]): Promise<Set<string>> {
+    return this.liveIds(Object.values(QUEUES), 'fileId', fileIds);
   }
 
   /**
    * Of these job ids, the ones a live archive.build message carries (queued, waiting for a retry, or
    * running): the reconcile sweep settles a job still waiting for its archive only when none does.
    */
-  async liveArchiveJobIds(jobIds: string[]): Promise<Set<string>> {
-    if (!jobIds.length) return new Set();
+  liveArchiveJobIds(jobIds: string[]): Promise<Set<string>> {
+    return this.liveIds([QUEUES.archiveBuild], 'jobId', jobIds);
+  }
+
+  /** Of `ids`, those that the payload field `field` of a live message (queued, retrying, running) on `queues` carries. */
+  private async liveIds(queues: QueueName[], field: 'fileId' | 'jobId', ids: string[]): Promise<Set<string>> {
+    if (!ids.length) return new Set();
     const r = await this.boss.getDb().executeSql(
-      `SELECT DISTINCT j.data->>'jobId' AS "jobId" FROM pgboss.job j
-        WHERE j.name = $1 AND j.state IN ('created', 'retry', 'active') AND j.data->>'jobId' = ANY($2::text[])`,
-      [QUEUES.archiveBuild, jobIds],
+      `SELECT DISTINCT j.data->>$3 AS id FROM pgboss.job j
+        WHERE j.name = ANY($1::text[]) AND j.state IN ('created', 'retry', 'active') AND j.data->>$3 = ANY($2::text[])`,
+      [queues, ids, field],
     );
-    return new Set((r.rows as { jobId: string }[]).map((row) => row.jobId));
+    return new Set((r.rows as { id: string }[]).map((row) => row.id));
   }
 
   /** Cheap liveness check for /readyz: pg-boss's own pool can reach its schema. */

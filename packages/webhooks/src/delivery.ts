@@ -69,9 +69,6 @@ export interface DeliveryDeps {
   settings: DeliverySettings;
 }
 
-/** Wakes the loop: deliveries were queued (the recipient cache's WEBHOOK_DELIVERIES_CHANNEL notices). */
-export type DeliveryWakeUp = () => void;
-
 /** The wait before attempt `attempts + 1`: base · 2^(attempts−1), plus up to 20 % jitter. */
 export function retryDelayMs(baseMs: number, attempts: number, random = Math.random): number {
   const exp = baseMs * 2 ** Math.max(0, Math.min(attempts - 1, 30));
@@ -90,8 +87,8 @@ const RECHECK_MS = 1000;
 export interface DeliveryLoop {
   /** Stops claiming; waits (bounded by the request timeout) for deliveries in flight. */
   stop(): Promise<void>;
-  /** New deliveries may be due: look now (a notice from whichever process queued them). */
-  wake: DeliveryWakeUp;
+  /** New deliveries may be due: look now (the recipient cache's WEBHOOK_DELIVERIES_CHANNEL notices, from whichever process queued them). */
+  wake: () => void;
 }
 
 export function startWebhookDelivery(deps: DeliveryDeps): DeliveryLoop {
@@ -128,10 +125,11 @@ export function startWebhookDelivery(deps: DeliveryDeps): DeliveryLoop {
    * worker's claim) is looked at again within a second; so is everything after a failed query.
    */
   const idleNap = async (): Promise<void> => {
-    let ms = Math.min(settings.pollMs, RECHECK_MS);
+    const recheck = Math.min(settings.pollMs, RECHECK_MS);
+    let ms = recheck;
     try {
       const next = await nextWebhookDue(deps.pool);
-      ms = next.dueNow ? Math.min(settings.pollMs, RECHECK_MS) : settings.pollMs;
+      ms = next.dueNow ? recheck : settings.pollMs;
       if (next.at) ms = Math.min(ms, Math.max(10, next.at.getTime() - Date.now()));
     } catch {
       // Postgres is away: the claim's failure is logged; look again soon.

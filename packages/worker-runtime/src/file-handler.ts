@@ -312,11 +312,13 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
         return;
       }
       if (!work.tool) engine = engineNameFor(mode, kind, work.options.format ?? compressTargetFor(kind));
+      const extraKinds: InputKind[] = [];
       for (const e of src.extras) {
         const ekind = asKind(e.kind ?? null);
         const esubject = `${e.role === 'overlay' ? 'The watermark image' : 'A page'} ("${e.filename}")`;
         if (!ekind) return fail('unsupported_format', `${esubject} ${UNRECOGNISED_INPUT}`);
         if (!['image', 'vector'].includes(INPUT_INFO[ekind].family)) return fail('unsupported_format', `${esubject} is ${ekind}; it must be an image.`);
+        extraKinds.push(ekind);
       }
 
       // One sharp encode writes only its output: no folder for it (a mkdir and an rmdir fewer per
@@ -335,10 +337,10 @@ export function createFileHandler(deps: WorkerDeps, mode: 'convert' | 'compress'
       }
       scratch = into;
       const extras: ToolInput[] = [];
-      for (const e of src.extras) {
+      for (const [i, e] of src.extras.entries()) {
         const local = await store.localPath(e.key, { under: into.dir });
         held.push(local);
-        extras.push({ path: local.path, kind: asKind(e.kind ?? null)!, filename: e.filename, role: e.role } as ToolInput & { role: string });
+        extras.push({ path: local.path, kind: extraKinds[i]!, filename: e.filename, role: e.role } as ToolInput & { role: string });
       }
       // Unchecked: the engine opens it at once; should that fail, the catch below asks whether the
       // blob is gone (an access per file fewer on local disk).

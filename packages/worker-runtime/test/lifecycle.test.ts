@@ -41,14 +41,14 @@ async function instance(): Promise<RunningInstance> {
   return i;
 }
 
-async function newFile(): Promise<{ jobId: string; fileId: string }> {
+async function newFile(opts: { createArchive?: boolean } = {}): Promise<{ jobId: string; fileId: string }> {
   const jobId = crypto.randomUUID();
   const fileId = crypto.randomUUID();
   await insertJob(pool, {
     id: jobId,
     apiKeyId,
     jobType: 'convert',
-    createArchive: false,
+    createArchive: opts.createArchive ?? false,
     files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey: `jobs/${jobId}/src/${fileId}`, sourceKind: 'png', originalSize: 10, options: { format: 'webp' } }],
   });
   return { jobId, fileId };
@@ -228,15 +228,7 @@ test('a file abandoned more than JOB_RETRY_LIMIT + 3 times is recorded as failed
 test('a job waiting for an archive no message will build is completed without it; one whose message is live is left alone', async () => {
   const sweeper = await instance();
   const archiveJob = async () => {
-    const jobId = crypto.randomUUID();
-    const fileId = crypto.randomUUID();
-    await insertJob(pool, {
-      id: jobId,
-      apiKeyId,
-      jobType: 'convert',
-      createArchive: true,
-      files: [{ id: fileId, idx: 0, filename: 'a.png', sourceKey: `jobs/${jobId}/src/${fileId}`, sourceKind: 'png', originalSize: 10, options: { format: 'webp' } }],
-    });
+    const { jobId, fileId } = await newFile({ createArchive: true });
     await claimFile(pool, fileId);
     const output = { storageKey: `jobs/${jobId}/out/${fileId}.webp`, filename: 'a.webp', mimeType: 'image/webp', size: 5 };
     const after = await finishFile(pool, jobId, fileId, { ok: true, output, result: {} }, 1);
